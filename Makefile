@@ -1,0 +1,36 @@
+# The two commands: `make demo` and `make test`. See README.md.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: demo test venv lint messages clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py migrate --noinput -v0
+	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py seed_demo
+	@echo "Portail : http://127.0.0.1:$(PORT)/  (Ctrl-C pour arrêter)"
+	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+test:
+	@bash scripts/test
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+messages: venv
+	$(BIN)/python manage.py makemessages -l en --no-obsolete --ignore ".venv/*" --ignore "var/*"
+	$(BIN)/python manage.py compilemessages --ignore ".venv/*"
+
+clean:
+	rm -rf $(VENV) var

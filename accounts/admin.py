@@ -1,0 +1,170 @@
+"""Staff tools for accounts: search by RPPS, Adeli, INS or name; status and identity actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts import services
+from accounts.models import ActivationLink, FormerAdeli, PatientIdentity, ProfessionalIdentity, User
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=gettext_lazy("Motif"), widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class RppsForm(forms.Form):
+    rpps = forms.CharField(label=gettext_lazy("Nouveau numéro RPPS (11 chiffres)"), max_length=20)
+
+
+def _intermediate(
+    modeladmin: admin.ModelAdmin,  # type: ignore[type-arg]
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    *,
+    form: forms.Form,
+    title: str,
+    action: str,
+) -> TemplateResponse:
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "queryset": queryset,
+        "action": action,
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "admin/accounts/action_form.html", context)
+
+
+def _with_reason(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[User], action: str, title: str, apply: Any
+) -> HttpResponse | None:
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if not form.is_valid():
+        return _intermediate(modeladmin, request, queryset, form=form, title=title, action=action)
+    done = 0
+    for user in queryset:
+        try:
+            apply(user, reason=form.cleaned_data["reason"], by=request.user)
+            done += 1
+        except services.AccountError as exc:
+            modeladmin.message_user(request, f"{user} : {exc}", messages.ERROR)
+    modeladmin.message_user(request, _("%(n)d compte(s) mis à jour.") % {"n": done}, messages.SUCCESS)
+    return None
+
+
+class ProfessionalInline(admin.StackedInline):
+    model = ProfessionalIdentity
+    fk_name = "user"
+    extra = 0
+    can_delete = False
+    readonly_fields = ["id_type", "id_number", "national_id", "eligibility_override_by", "eligibility_override_at"]
+
+
+class PatientInline(admin.StackedInline):
+    model = PatientIdentity
+    extra = 0
+    can_delete = False
+    readonly_fields = ["ins"]
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    list_display = ["username", "last_name", "first_name", "kind", "status", "last_login"]
+    list_filter = ["kind", "status", "is_staff"]
+    search_fields = [
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "professional__id_number",
+        "professional__national_id",
+        "professional__former_adeli__adeli",
+        "patient__ins",
+        "patient__birth_name",
+    ]
+    readonly_fields = ["status", "status_reason", "status_changed_at", "status_changed_by", "last_login", "date_joined"]
+    fieldsets = [
+        (None, {"fields": ["username", "kind", "first_name", "last_name", "email"]}),
+        (gettext_lazy("Statut"), {"fields": ["status", "status_reason", "status_changed_at", "status_changed_by"]}),
+        (gettext_lazy("Droits"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (gettext_lazy("Dates"), {"fields": ["last_login", "date_joined"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["username", "kind", "password1", "password2"]}),
+    ]
+    inlines = [ProfessionalInline, PatientInline]
+    actions = ["suspend", "reactivate", "close", "switch_adeli_to_rpps", "issue_activation_link"]
+
+    @admin.action(description=gettext_lazy("Suspendre (motif obligatoire)"))
+    def suspend(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+        return _with_reason(self, request, queryset, "suspend", _("Suspendre des comptes"), services.suspend_account)
+
+    @admin.action(description=gettext_lazy("Clôturer (motif obligatoire)"))
+    def close(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+        return _with_reason(self, request, queryset, "close", _("Clôturer des comptes"), services.close_account)
+
+    @admin.action(description=gettext_lazy("Réactiver"))
+    def reactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            try:
+                services.reactivate_account(user, by=request.user)  # type: ignore[arg-type]
+            except services.AccountError as exc:
+                self.message_user(request, f"{user} : {exc}", messages.ERROR)
+
+    @admin.action(description=gettext_lazy("Passer d'Adeli à RPPS"))
+    def switch_adeli_to_rpps(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Choisissez un seul compte."), messages.ERROR)
+            return None
+        user = queryset.get()
+        form = RppsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                services.switch_to_rpps(user.professional, form.cleaned_data["rpps"], by=request.user)  # type: ignore[arg-type]
+            except (services.AccountError, ProfessionalIdentity.DoesNotExist) as exc:
+                form.add_error("rpps", str(exc) or _("Ce compte n'est pas celui d'un professionnel."))
+            else:
+                self.message_user(request, _("Numéro RPPS enregistré ; l'ancien numéro Adeli reste accepté pendant la transition."), messages.SUCCESS)
+                return None
+        return _intermediate(self, request, queryset, form=form, title=_("Passer d'Adeli à RPPS"), action="switch_adeli_to_rpps")
+
+    @admin.action(description=gettext_lazy("Émettre un lien d'activation"))
+    def issue_activation_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            try:
+                path = services.issue_activation_link(user, by=request.user)  # type: ignore[arg-type]
+            except services.AccountError as exc:
+                self.message_user(request, f"{user} : {exc}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                _("Lien pour %(user)s (valable une fois, transmettez-le par un canal sûr) : %(url)s")
+                % {"user": user, "url": request.build_absolute_uri(path)},
+                messages.WARNING,
+            )
+
+
+@admin.register(FormerAdeli)
+class FormerAdeliAdmin(admin.ModelAdmin):
+    list_display = ["adeli", "identity", "switched_at", "accepted_until"]
+    search_fields = ["adeli", "identity__id_number"]
+
+
+@admin.register(ActivationLink)
+class ActivationLinkAdmin(admin.ModelAdmin):
+    list_display = ["user", "purpose", "created_at", "expires_at", "used_at", "created_by"]
+    readonly_fields = ["user", "purpose", "created_at", "expires_at", "used_at", "created_by"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,145 @@
+"""The demo trust space. Demo secrets live here and only here, never in settings."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from django.db import transaction
+
+from accounts import services
+from accounts.models import PatientIdentity, ProfessionalIdentity, User
+from mailboxes.models import HostedDomain
+from mssante.lib.identifiers import INS_OID_DEMO, make_ins, make_rpps
+
+DOMAINS = [
+    ("hopital-demo.mssante.fr", "Centre hospitalier de démonstration", HostedDomain.Kind.PROFESSIONAL),
+    ("cabinet-demo.mssante.fr", "Maison de santé de démonstration", HostedDomain.Kind.PROFESSIONAL),
+]
+
+
+@dataclass
+class DemoAccount:
+    key: str
+    kind: str
+    identifier: str
+    password: str
+    totp_hex: str
+    first_name: str
+    last_name: str
+    email: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def totp_secret(self) -> str:
+        return base64.b32encode(bytes.fromhex(self.totp_hex)).decode().rstrip("=")
+
+
+ACCOUNTS = [
+    DemoAccount(
+        "doctor", "professional", make_rpps("1010000123"), "Demo-Medecin-2026!",
+        "3132333435363738393031323334353637383930", "Claire", "Martin", "claire.martin@example.org",
+        {"profession": ("G15", "10"), "specialty": ("SM54", "Médecine générale"), "domain": 0},
+    ),
+    DemoAccount(
+        "nurse", "professional", "751234567", "Demo-Infirmier-2026!",
+        "4a4b4c4d4e4f50515253545556575859606162ab", "Julien", "Dupont", "julien.dupont@example.org",
+        {"profession": ("G15", "60"), "specialty": ("", ""), "domain": 1},
+    ),
+    DemoAccount(
+        "pharmacist", "professional", make_rpps("1020000456"), "Demo-Pharmacien-2026!",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "Sophie", "Bernard", "sophie.bernard@example.org",
+        {"profession": ("G15", "21"), "specialty": ("", ""), "domain": 1},
+    ),
+    DemoAccount(
+        "patient", "patient", make_ins(2, 1985, 4, "75", "056", 123), "Demo-Patient-2026!",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c", "Marie", "Durand", "marie.durand@example.org",
+        {"birth_date": date(1985, 4, 17), "sex": "F", "first_names": "Marie Louise", "birth_place": "75156"},
+    ),
+    DemoAccount(
+        "staff", "staff", "admin", "Demo-Equipe-2026!",
+        "00112233445566778899aabbccddeeff00112233", "Alex", "Support", "support@example.org",
+    ),
+]
+
+BACKUP_CODES = {a.key: [f"{a.key[:3]}{i:05d}" for i in range(1, 11)] for a in ACCOUNTS}
+
+
+def _user(account: DemoAccount) -> User:
+    if account.kind == "professional":
+        national = ("8" if len(account.identifier) == 11 else "0") + account.identifier
+        user = User.objects.filter(username=national).first()
+        if user is None:
+            table, code = account.extra["profession"]
+            user = services.create_professional(
+                identifier=account.identifier,
+                first_name=account.first_name,
+                last_name=account.last_name,
+                profession_code=code,
+                profession_table=table,
+                specialty_code=account.extra["specialty"][0],
+                specialty_label=account.extra["specialty"][1],
+                email=account.email,
+            )
+        return user
+    if account.kind == "patient":
+        user = User.objects.filter(username=account.identifier).first()
+        if user is None:
+            user = services.create_patient(
+                ins=account.identifier,
+                oid=INS_OID_DEMO,
+                birth_name=account.last_name.upper(),
+                first_names=account.extra["first_names"],
+                birth_date=account.extra["birth_date"],
+                sex=account.extra["sex"],
+                birth_place=account.extra["birth_place"],
+                email=account.email,
+                qualified=True,
+            )
+        return user
+    user, _ = User.objects.get_or_create(
+        username=account.identifier,
+        defaults={"kind": User.Kind.STAFF, "is_staff": True, "is_superuser": True},
+    )
+    user.first_name, user.last_name, user.email = account.first_name, account.last_name, account.email
+    user.save()
+    return user
+
+
+@transaction.atomic
+def seed() -> list[dict[str, Any]]:
+    """Create (or bring back to its initial state) the demo trust space; return the logins."""
+    for name, description, kind in DOMAINS:
+        HostedDomain.objects.update_or_create(name=name, defaults={"description": description, "kind": kind})
+    out = []
+    for account in ACCOUNTS:
+        user = _user(account)
+        if user.status != User.Status.ACTIVE:
+            user.status, user.status_reason = User.Status.ACTIVE, ""
+        user.set_password(account.password)
+        user.save()
+        services.set_known_totp(user, secret_hex=account.totp_hex, backup_codes=BACKUP_CODES[account.key])
+        out.append(
+            {
+                "key": account.key,
+                "kind": account.kind,
+                "identifier": account.identifier,
+                "password": account.password,
+                "totp_secret": account.totp_secret,
+                "name": f"{account.first_name} {account.last_name}",
+                "backup_codes": BACKUP_CODES[account.key],
+            }
+        )
+    return out
+
+
+def professional_identity(key: str) -> ProfessionalIdentity:
+    account = next(a for a in ACCOUNTS if a.key == key)
+    return ProfessionalIdentity.objects.get(id_number=account.identifier)
+
+
+def patient_identity() -> PatientIdentity:
+    account = next(a for a in ACCOUNTS if a.key == "patient")
+    return PatientIdentity.objects.get(ins=account.identifier)

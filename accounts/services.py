@@ -1,0 +1,359 @@
+"""Every write on accounts and identities: validated, audited, in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import ActivationLink, FormerAdeli, PatientIdentity, ProfessionalIdentity, User
+from charter import audit
+from mssante.lib import identifiers as ids
+from mssante.lib import professions
+
+
+class AccountError(Exception):
+    """A request a user or staff member can get wrong; the message is shown to them."""
+
+
+# --- Creating accounts ----------------------------------------------------------------
+
+
+def _profession(code: str, table: str) -> professions.Profession:
+    found = professions.lookup(code, table)
+    if found is None:
+        raise AccountError(_("Profession inconnue : %(table)s %(code)s.") % {"table": table, "code": code})
+    return found
+
+
+@transaction.atomic
+def create_professional(
+    *,
+    identifier: str,
+    first_name: str,
+    last_name: str,
+    profession_code: str,
+    profession_table: str = "G15",
+    specialty_code: str = "",
+    specialty_label: str = "",
+    email: str = "",
+    by: User | None = None,
+) -> User:
+    """Create a professional account from an RPPS or Adeli number (no password yet)."""
+    try:
+        pid = ids.parse_professional_id(identifier)
+    except ids.IdentifierError as exc:
+        raise AccountError(str(exc)) from None
+    if User.objects.filter(username=pid.national_id).exists():
+        raise AccountError(_("Un compte existe déjà pour l'identifiant %(id)s.") % {"id": pid.number})
+    profession = _profession(profession_code, profession_table)
+    user = User(
+        username=pid.national_id,
+        kind=User.Kind.PROFESSIONAL,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+    )
+    user.set_unusable_password()
+    user.save()
+    ProfessionalIdentity.objects.create(
+        user=user,
+        id_type=pid.kind,
+        id_number=pid.number,
+        national_id=pid.national_id,
+        profession_table=profession.table,
+        profession_code=profession.code,
+        profession_label=profession.label,
+        category=profession.category,
+        specialty_code=specialty_code,
+        specialty_label=specialty_label,
+    )
+    audit.record("account.created", actor=by, obj=user, kind=user.kind)
+    return user
+
+
+@transaction.atomic
+def create_patient(
+    *,
+    ins: str,
+    oid: str,
+    birth_name: str,
+    first_names: str,
+    birth_date: date,
+    sex: str,
+    birth_place: str = "",
+    email: str = "",
+    qualified: bool = False,
+    by: User | None = None,
+) -> User:
+    """Create a patient account from a qualified (or not yet qualified) INS."""
+    try:
+        matricule = ids.parse_ins(ins).matricule
+    except ids.IdentifierError as exc:
+        raise AccountError(str(exc)) from None
+    if User.objects.filter(username=matricule).exists():
+        raise AccountError(_("Un compte patient existe déjà pour ce matricule INS."))
+    user = User(
+        username=matricule,
+        kind=User.Kind.PATIENT,
+        first_name=first_names.split()[0] if first_names else "",
+        last_name=birth_name,
+        email=email,
+    )
+    user.set_unusable_password()
+    user.save()
+    PatientIdentity.objects.create(
+        user=user,
+        ins=matricule,
+        oid=oid,
+        birth_name=birth_name,
+        first_names=first_names,
+        birth_date=birth_date,
+        sex=sex,
+        birth_place=birth_place,
+        qualified=qualified,
+    )
+    audit.record("account.created", actor=by, obj=user, kind=user.kind)
+    return user
+
+
+# --- Eligibility ----------------------------------------------------------------------
+
+
+def is_eligible(identity: ProfessionalIdentity) -> bool:
+    """Whether the law allows this professional to hold a mailbox (or staff decided so)."""
+    return identity.eligibility_override or professions.eligible(
+        identity.profession_code, identity.profession_table
+    )
+
+
+@transaction.atomic
+def override_eligibility(identity: ProfessionalIdentity, *, reason: str, by: User) -> None:
+    """Staff grant a mailbox to a professional the tables do not make eligible."""
+    if not reason.strip():
+        raise AccountError(_("Un motif est obligatoire pour accorder une dérogation."))
+    identity.eligibility_override = True
+    identity.eligibility_override_reason = reason.strip()
+    identity.eligibility_override_by = by
+    identity.eligibility_override_at = timezone.now()
+    identity.save()
+    audit.record("account.eligibility_override", actor=by, obj=identity.user, reason=reason.strip())
+
+
+# --- Status ---------------------------------------------------------------------------
+
+
+def _set_status(user: User, status: str, *, reason: str, by: User | None, action: str) -> None:
+    user.status = status
+    user.status_reason = reason
+    user.status_changed_at = timezone.now()
+    user.status_changed_by = by
+    user.save(update_fields=["status", "status_reason", "status_changed_at", "status_changed_by"])
+    audit.record(action, actor=by, obj=user, reason=reason)
+
+
+@transaction.atomic
+def suspend_account(user: User, *, reason: str, by: User | None) -> None:
+    """Suspend an account: it can no longer log in or send."""
+    if not reason.strip():
+        raise AccountError(_("Un motif est obligatoire pour suspendre un compte."))
+    if user.status == User.Status.CLOSED:
+        raise AccountError(_("Ce compte est clôturé."))
+    _set_status(user, User.Status.SUSPENDED, reason=reason.strip(), by=by, action="account.suspended")
+
+
+@transaction.atomic
+def reactivate_account(user: User, *, by: User | None, reason: str = "") -> None:
+    """Lift a suspension."""
+    if user.status == User.Status.CLOSED:
+        raise AccountError(_("Un compte clôturé ne peut pas être réactivé."))
+    _set_status(user, User.Status.ACTIVE, reason=reason.strip(), by=by, action="account.reactivated")
+
+
+@transaction.atomic
+def close_account(user: User, *, reason: str, by: User | None) -> None:
+    """Close an account for good (the reason is shown to its holder)."""
+    if not reason.strip():
+        raise AccountError(_("Un motif est obligatoire pour clôturer un compte."))
+    _set_status(user, User.Status.CLOSED, reason=reason.strip(), by=by, action="account.closed")
+
+
+# --- Adeli → RPPS ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def switch_to_rpps(identity: ProfessionalIdentity, rpps: str, *, by: User | None) -> FormerAdeli:
+    """Move a professional from Adeli to RPPS, keeping the same account and everything it holds.
+
+    The former Adeli number stays valid at login for ADELI_TRANSITION_MONTHS.
+    """
+    if identity.id_type != ProfessionalIdentity.IdType.ADELI:
+        raise AccountError(_("Ce professionnel est déjà identifié par son numéro RPPS."))
+    try:
+        pid = ids.parse_professional_id(rpps)
+    except ids.IdentifierError as exc:
+        raise AccountError(str(exc)) from None
+    if pid.kind != "rpps":
+        raise AccountError(_("Le nouveau numéro doit être un RPPS (11 chiffres)."))
+    if User.objects.filter(username=pid.national_id).exists():
+        raise AccountError(_("Le numéro RPPS %(rpps)s est déjà attribué à un autre compte.") % {"rpps": pid.number})
+    identity = ProfessionalIdentity.objects.select_for_update().get(pk=identity.pk)
+    former_number = identity.id_number
+    identity.id_type = ProfessionalIdentity.IdType.RPPS
+    identity.id_number = pid.number
+    identity.national_id = pid.national_id
+    identity.save()
+    user = identity.user
+    user.username = pid.national_id
+    user.save(update_fields=["username"])
+    now = timezone.now()
+    former = FormerAdeli.objects.create(
+        identity=identity,
+        adeli=former_number,
+        switched_at=now,
+        accepted_until=now + timedelta(days=30 * settings.ADELI_TRANSITION_MONTHS),
+    )
+    audit.record("account.adeli_to_rpps", actor=by, obj=user, adeli=former_number, rpps=pid.number)
+    return former
+
+
+# --- Activation links -----------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def issue_activation_link(user: User, *, by: User | None) -> str:
+    """Create a single-use link (72 h) and return its URL path; the token is never stored."""
+    if user.status != User.Status.ACTIVE:
+        raise AccountError(_("Ce compte n'est pas actif : aucun lien ne peut être émis."))
+    # Earlier links stop working: only the latest one given to the user counts.
+    ActivationLink.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
+    token = secrets.token_urlsafe(32)
+    purpose = (
+        ActivationLink.Purpose.RESET if user.has_usable_password() else ActivationLink.Purpose.ACTIVATION
+    )
+    ActivationLink.objects.create(
+        user=user,
+        token_hash=_hash(token),
+        purpose=purpose,
+        expires_at=timezone.now() + timedelta(hours=settings.ACTIVATION_LINK_HOURS),
+        created_by=by,
+    )
+    audit.record("account.activation_link_issued", actor=by, obj=user)
+    return f"/activation/{token}/"
+
+
+def find_activation_link(token: str) -> ActivationLink:
+    """The link a token designates, or AccountError saying why it cannot be used."""
+    link = ActivationLink.objects.select_related("user").filter(token_hash=_hash(token)).first()
+    if link is None:
+        raise AccountError(_("Ce lien d'activation n'est pas valide."))
+    if link.used_at is not None:
+        raise AccountError(_("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe."))
+    if link.expires_at <= timezone.now():
+        raise AccountError(_("Ce lien d'activation a expiré. Demandez-en un nouveau à l'équipe."))
+    if link.user.status != User.Status.ACTIVE:
+        raise AccountError(_("Ce compte n'est pas actif."))
+    return link
+
+
+# --- Second factor --------------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    """A fresh TOTP key (hex, as django-otp stores it), kept in the session until confirmed."""
+    return secrets.token_hex(20)
+
+
+def _totp(secret_hex: str) -> TOTP:
+    return TOTP(bytes.fromhex(secret_hex), step=30, t0=0, digits=6)
+
+
+def verify_pending_totp(secret_hex: str, code: str) -> bool:
+    """Check a code against a secret not yet saved (enrolment)."""
+    code = "".join(code.split())
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
+        return False
+    return _totp(secret_hex).verify(int(code), tolerance=1)
+
+
+@dataclass
+class Enrolment:
+    device: TOTPDevice
+    backup_codes: list[str]
+
+
+def _enrol(user: User, secret_hex: str) -> Enrolment:
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    # last_t: the code just used to confirm must not be accepted again at login.
+    device = TOTPDevice.objects.create(
+        user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1,
+        last_t=_totp(secret_hex).t(),
+    )
+    static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
+    codes = [StaticToken.random_token() for _ in range(settings.OTP_BACKUP_CODES)]
+    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
+    return Enrolment(device, codes)
+
+
+@transaction.atomic
+def enrol_totp(user: User, *, secret_hex: str, code: str, request: HttpRequest | None = None) -> Enrolment:
+    """Confirm a TOTP device with a first code and create the backup codes."""
+    if not verify_pending_totp(secret_hex, code):
+        raise AccountError(_("Code incorrect. Vérifiez l'heure de votre téléphone et recommencez."))
+    enrolment = _enrol(user, secret_hex)
+    audit.record("account.otp_enrolled", actor=user, obj=user, request=request)
+    return enrolment
+
+
+@transaction.atomic
+def activate_account(
+    link: ActivationLink, *, password: str, secret_hex: str, code: str, request: HttpRequest | None = None
+) -> Enrolment:
+    """Set the password and enrol the device in one go: a failure leaves the account untouched."""
+    link = ActivationLink.objects.select_for_update().get(pk=link.pk)
+    if not link.is_usable:
+        raise AccountError(_("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe."))
+    user = link.user
+    enrolment = enrol_totp(user, secret_hex=secret_hex, code=code, request=request)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    link.used_at = timezone.now()
+    link.save(update_fields=["used_at"])
+    audit.record("account.activated", actor=user, obj=user, request=request)
+    return enrolment
+
+
+@transaction.atomic
+def change_password(user: User, *, new_password: str, request: HttpRequest | None = None) -> None:
+    """Change the password of a logged-in user (old password checked by the form)."""
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    audit.record("account.password_changed", actor=user, obj=user, request=request)
+
+
+def set_known_totp(user: User, *, secret_hex: str, backup_codes: list[str]) -> None:
+    """Enrol a device with a given secret (demo data only: secrets the README can print)."""
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    TOTPDevice.objects.create(user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1)
+    static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
+    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in backup_codes])
+
+
+def login_expired(started: datetime) -> bool:
+    return timezone.now() - started > timedelta(minutes=settings.LOGIN_STEP_MINUTES)

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from accounts.views import activation, login
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("connexion/", login.login_view, name="login"),
+    path("connexion/code/", login.code_view, name="login_code"),
+    path("connexion/enrolement/", login.enrol_view, name="login_enrol"),
+    path("connexion/codes-de-secours/", login.backup_codes_view, name="backup_codes"),
+    path("deconnexion/", login.logout_view, name="logout"),
+    path("activation/<str:token>/", activation.activation_view, name="activation"),
+    path("compte/mot-de-passe/", activation.password_change_view, name="password_change"),
+]

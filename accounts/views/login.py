@@ -1,0 +1,239 @@
+"""Login in two steps: identifier + password, then a one-time code (or enrolment)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from axes.handlers.proxy import AxesProxyHandler
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout, user_login_failed
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp import match_token
+
+from accounts import services
+from accounts.forms import CodeForm, LoginForm
+from accounts.identity import login_key
+from accounts.models import User
+from accounts.views.enrolment import enrolment_context
+from charter import audit
+
+PENDING = "login_pending"
+BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
+
+
+def lockout_message() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return _(
+        "Trop d'essais infructueux : cet identifiant est bloqué pendant %(minutes)d minutes. "
+        "Réessayez plus tard ou contactez le support."
+    ) % {"minutes": minutes}
+
+
+def lockout_response(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """What django-axes answers once the identifier is locked: the login page with the reason."""
+    form = LoginForm(request.POST or None)
+    form.is_valid()
+    return render(request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429)
+
+
+def _next_url(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return ""
+
+
+def landing_url(user: User) -> str:
+    if user.kind == User.Kind.PATIENT:
+        return reverse("patient_home")
+    if user.kind == User.Kind.STAFF:
+        return reverse("admin:index")
+    return reverse("webmail_home")
+
+
+def _status_message(user: User) -> str:
+    if user.status == User.Status.SUSPENDED:
+        text = _("Votre compte est suspendu.")
+    else:
+        text = _("Votre compte est clôturé.")
+    if user.status_reason:
+        text += " " + _("Motif : %(reason)s") % {"reason": user.status_reason}
+    return text
+
+
+def _pending(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
+    state = request.session.get(PENDING)
+    if not state:
+        return None
+    started = datetime.fromtimestamp(state["at"], tz=timezone.get_current_timezone())
+    if services.login_expired(started):
+        request.session.pop(PENDING, None)
+        return None
+    user = User.objects.filter(pk=state["uid"], status=User.Status.ACTIVE).first()
+    if user is None:
+        request.session.pop(PENDING, None)
+        return None
+    return user, state
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Step 1: identifier and password."""
+    if request.user.is_authenticated and request.user.is_verified():
+        return redirect(_next_url(request) or landing_url(request.user))
+    form = LoginForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "next": _next_url(request)}
+    if request.method == "POST" and form.is_valid():
+        identifier = form.cleaned_data["identifier"]
+        credentials = {"username": identifier}
+        if AxesProxyHandler.is_locked(request, credentials):
+            context["locked"] = lockout_message()
+            return render(request, "accounts/login.html", context, status=429)
+        user = authenticate(request, username=identifier, password=form.cleaned_data["password"])
+        if user is None:
+            audit.record("login.failed", request=request, step="password")
+            context["error"] = _(BAD_CREDENTIALS)
+            return render(request, "accounts/login.html", context, status=200)
+        if user.status != User.Status.ACTIVE:
+            audit.record("login.refused", actor=user, obj=user, request=request, status=user.status)
+            context["refused"] = _status_message(user)
+            return render(request, "accounts/login.html", context, status=403)
+        request.session.cycle_key()
+        former = getattr(user, "via_former_adeli", None)
+        request.session[PENDING] = {
+            "uid": user.pk,
+            "at": time.time(),
+            "key": login_key(identifier).key,
+            "next": _next_url(request),
+            "former_adeli_until": former.accepted_until.isoformat() if former else "",
+        }
+        if user.totpdevice_set.filter(confirmed=True).exists():
+            return redirect("accounts:login_code")
+        return redirect("accounts:login_enrol")
+    return render(request, "accounts/login.html", context)
+
+
+def _finish(request: HttpRequest, user: User, device: Any, state: dict[str, Any]) -> HttpResponse:
+    request.session.pop(PENDING, None)
+    login(request, user, backend="accounts.backends.IdentifierBackend")
+    otp_login(request, device)
+    request.session["last_seen"] = time.time()
+    audit.record("login.succeeded", actor=user, obj=user, request=request)
+    if state.get("former_adeli_until"):
+        until = datetime.fromisoformat(state["former_adeli_until"])
+        messages.warning(
+            request,
+            _(
+                "Vous vous êtes connecté avec votre ancien numéro Adeli, accepté jusqu'au %(date)s. "
+                "Utilisez désormais votre numéro RPPS %(rpps)s."
+            )
+            % {"date": date_format(until, "j F Y"), "rpps": user.professional.id_number},
+        )
+    return redirect(state.get("next") or landing_url(user))
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def code_view(request: HttpRequest) -> HttpResponse:
+    """Step 2: the one-time code (TOTP or a backup code, each usable once)."""
+    pending = _pending(request)
+    if pending is None:
+        messages.info(request, _("Votre connexion a expiré : recommencez."))
+        return redirect("accounts:login")
+    user, state = pending
+    form = CodeForm(request.POST or None)
+    context: dict[str, Any] = {"form": form, "pending_user": user}
+    if request.method == "POST" and form.is_valid():
+        credentials = {"username": state["key"]}
+        if AxesProxyHandler.is_locked(request, credentials):
+            request.session.pop(PENDING, None)
+            form = LoginForm()
+            return render(
+                request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429
+            )
+        device = match_token(user, form.cleaned_data["code"])
+        if device is None:
+            # Counted by django-axes like a wrong password, so guessing codes locks too.
+            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+            audit.record("login.failed", actor=user, obj=user, request=request, step="code")
+            if AxesProxyHandler.is_locked(request, credentials):
+                request.session.pop(PENDING, None)
+                return render(
+                    request,
+                    "accounts/login.html",
+                    {"form": LoginForm(), "locked": lockout_message()},
+                    status=429,
+                )
+            context["error"] = _("Code incorrect ou déjà utilisé.")
+            return render(request, "accounts/code.html", context)
+        return _finish(request, user, device, state)
+    return render(request, "accounts/code.html", context)
+
+
+@never_cache
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def enrol_view(request: HttpRequest) -> HttpResponse:
+    """First login without a device: enrol a TOTP application, then show the backup codes."""
+    pending = _pending(request)
+    if pending is None:
+        return redirect("accounts:login")
+    user, state = pending
+    if user.totpdevice_set.filter(confirmed=True).exists():
+        return redirect("accounts:login_code")
+    secret = request.session.get("enrol_secret") or services.new_totp_secret()
+    request.session["enrol_secret"] = secret
+    form = CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            enrolment = services.enrol_totp(
+                user, secret_hex=secret, code=form.cleaned_data["code"], request=request
+            )
+        except services.AccountError as exc:
+            form.add_error("code", str(exc))
+        else:
+            request.session.pop("enrol_secret", None)
+            request.session["backup_codes"] = enrolment.backup_codes
+            _finish(request, user, enrolment.device, state)
+            return redirect("accounts:backup_codes")
+    context = {"form": form, **enrolment_context(user, secret)}
+    return render(request, "accounts/enrol.html", context)
+
+
+@never_cache
+def backup_codes_view(request: HttpRequest) -> HttpResponse:
+    """The backup codes, shown once right after enrolment."""
+    codes = request.session.pop("backup_codes", None)
+    if not codes or not request.user.is_authenticated:
+        return redirect("home")
+    return render(
+        request,
+        "accounts/backup_codes.html",
+        {"codes": codes, "continue_url": landing_url(request.user)},
+    )
+
+
+@require_POST
+@csrf_protect
+def logout_view(request: HttpRequest) -> HttpResponseRedirect:
+    if request.user.is_authenticated:
+        audit.record("logout", actor=request.user, obj=request.user, request=request)
+    logout(request)
+    messages.success(request, _("Vous êtes déconnecté."))
+    return redirect("accounts:login")

@@ -1,0 +1,1 @@
+"""The professional directory (organisations and mailbox entries) lives here."""

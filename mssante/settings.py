@@ -1,0 +1,228 @@
+"""Settings of the MSSanté portal, read from the environment.
+
+With no environment at all this is the embedded default: SQLite under var/,
+tasks run in-process, e-mail printed on the console, a master key generated on
+first run under var/. Production sets DATABASE_URL, CELERY_BROKER_URL and the
+other variables documented in .env.example and docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.utils.translation import gettext_lazy as _
+
+from mssante import envconf as conf
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+if (BASE_DIR / ".env").exists() and not conf.boolean("MSSANTE_IGNORE_DOTENV", False):
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+VAR_DIR = Path(conf.string("MSSANTE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Core -------------------------------------------------------------------
+DEBUG = conf.boolean("DEBUG", False)
+SECRET_KEY = conf.string("SECRET_KEY") or conf.secret_file(
+    VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = conf.str_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = conf.str_list("CSRF_TRUSTED_ORIGINS", [])
+SITE_URL = conf.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+OPERATOR_NAME = conf.string("OPERATOR_NAME", "Messagerie sécurisée de santé")
+
+INSTALLED_APPS = [
+    "mssante.apps.PortalAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "django_otp.plugins.otp_email",
+    "axes",
+    "django_htmx",
+    "dsfr",
+    "mssante",
+    "accounts",
+    "mailboxes",
+    "directory",
+    "charter",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.middleware.SessionGuardMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "mssante.urls"
+WSGI_APPLICATION = "mssante.wsgi.application"
+ASGI_APPLICATION = "mssante.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "mssante.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+DATABASES = {
+    "default": conf.database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'mssante.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while the in-process worker writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = conf.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["TEST"] = {"NAME": conf.string("DATABASE_TEST_NAME", "") or None}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Identity -----------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.IdentifierBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+SESSION_IDLE_MINUTES = conf.integer("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = conf.integer("SESSION_MAX_HOURS", 12, minimum=1) * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = SITE_URL.startswith("https://")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LOGIN_STEP_MINUTES = conf.integer("LOGIN_STEP_MINUTES", 10, minimum=1)
+ACTIVATION_LINK_HOURS = conf.integer("ACTIVATION_LINK_HOURS", 72, minimum=1)
+ADELI_TRANSITION_MONTHS = conf.integer("ADELI_TRANSITION_MONTHS", 12, minimum=0)
+OTP_BACKUP_CODES = 10
+
+OTP_TOTP_ISSUER = OPERATOR_NAME
+OTP_EMAIL_SUBJECT = "Votre code de connexion"
+OTP_EMAIL_TOKEN_VALIDITY = 600
+
+AXES_FAILURE_LIMIT = conf.integer("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=conf.integer("LOGIN_LOCK_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_USERNAME_CALLABLE = "accounts.backends.axes_username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.views.login.lockout_response"
+AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False
+
+# --- Internationalisation -----------------------------------------------------------
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", _("Français")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files and blobs ---------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = conf.boolean("STATIC_FROM_FINDERS", True)
+BLOB_ROOT = Path(conf.string("BLOB_ROOT", str(VAR_DIR / "blobs")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "blobs": {
+        "BACKEND": conf.string("BLOB_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": {"location": str(BLOB_ROOT)}
+        if not conf.is_set("BLOB_STORAGE")
+        else {},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+MSSANTE_MASTER_KEYS = conf.master_keys("MSSANTE_MASTER_KEYS", VAR_DIR)
+
+# --- Tasks --------------------------------------------------------------------
+CELERY_BROKER_URL = conf.url("CELERY_BROKER_URL", "", schemes=("redis", "rediss", "amqp", "memory"))
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- E-mail (notifications, activation links) ---------------------------------------
+_EMAIL_SCHEMES = ("smtp", "smtps", "submission", "consolemail", "dummymail", "memorymail")
+vars().update(
+    environ.Env.email_url_config(conf.url("EMAIL_URL", "consolemail://", schemes=_EMAIL_SCHEMES))
+)
+DEFAULT_FROM_EMAIL = conf.string("DEFAULT_FROM_EMAIL", "ne-pas-repondre@localhost")
+
+# --- Security headers ---------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+if conf.boolean("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging: never message content, only ids ------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": conf.string("LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}},
+}
+
+# django-otp's own throttling would make a correct code fail for seconds after a
+# typo; the lockout above (django-axes, counting code failures too) replaces it.
+OTP_TOTP_THROTTLE_FACTOR = 0
+OTP_STATIC_THROTTLE_FACTOR = 0
+LOGIN_URL_PATH = "/connexion/"
+
+# The lock is on the identifier (the issue's rule: 5 failures lock it 15 minutes),
+# whatever the IP: axes warns that rotating IPs could bypass an IP lock, which we do not use.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from mssante import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("", include("accounts.urls")),
+    path("messagerie/", include("mailboxes.urls")),
+    path("patient/", views.patient_home, name="patient_home"),
+    path("langue/", set_language, name="set_language"),
+    path("sante/", views.health, name="health"),
+    path("admin/", admin.site.urls),
+]
+

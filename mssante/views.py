@@ -1,0 +1,26 @@
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+
+from accounts.views.login import landing_url
+from mssante.access import verified_required
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Send each user to their space, or to the login page."""
+    if request.user.is_authenticated and request.user.is_verified():  # type: ignore[union-attr]
+        return redirect(landing_url(request.user))  # type: ignore[arg-type]
+    return redirect("accounts:login")
+
+
+@verified_required("patient")
+def patient_home(request: HttpRequest) -> HttpResponse:
+    """The patient space shell (filled by the patient space issue)."""
+    return render(request, "patient/home.html")
+
+
+def health(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})

@@ -1,0 +1,93 @@
+"""Factories and personas used across the tests."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date
+
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import services
+from accounts.models import User
+from mssante.lib.identifiers import make_ins, make_rpps
+
+PASSWORD = "Un-mot-de-passe-solide-42"
+_seq = itertools.count(1)
+
+
+def rpps() -> str:
+    return make_rpps(f"10{next(_seq):08d}")
+
+
+def adeli() -> str:
+    return f"75{next(_seq):07d}"
+
+
+def ins() -> str:
+    n = next(_seq)
+    return make_ins(1 + n % 2, 1970 + n % 40, 1 + n % 12, "69", "123", n % 1000)
+
+
+def professional(
+    *,
+    identifier: str | None = None,
+    first_name: str = "Camille",
+    last_name: str = "Lefèvre",
+    profession: str = "10",
+    password: str | None = PASSWORD,
+    enrol: bool = True,
+) -> User:
+    user = services.create_professional(
+        identifier=identifier or rpps(),
+        first_name=first_name,
+        last_name=last_name,
+        profession_code=profession,
+    )
+    return _finish(user, password, enrol)
+
+
+def patient(*, matricule: str | None = None, password: str | None = PASSWORD, enrol: bool = True) -> User:
+    user = services.create_patient(
+        ins=matricule or ins(),
+        oid="1.2.250.1.213.1.4.10",
+        birth_name="MOREAU",
+        first_names="Lucie Anne",
+        birth_date=date(1990, 5, 2),
+        sex="F",
+        qualified=True,
+        email="lucie@example.org",
+    )
+    return _finish(user, password, enrol)
+
+
+def staff(*, username: str = "equipe", password: str | None = PASSWORD, enrol: bool = True) -> User:
+    user = User.objects.create_user(
+        username=username, kind=User.Kind.STAFF, is_staff=True, is_superuser=True, password=password
+    )
+    return _finish(user, password, enrol)
+
+
+def _finish(user: User, password: str | None, enrol: bool) -> User:
+    if password:
+        user.set_password(password)
+        user.save()
+    if enrol:
+        TOTPDevice.objects.create(user=user, name="app", key=f"{user.pk:040x}", confirmed=True, tolerance=1)
+    return user
+
+
+def code_for(user: User) -> str:
+    """The current TOTP code of a user's device."""
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return f"{totp(device.bin_key):06d}"
+
+
+@dataclass
+class Personas:
+    owner: User
+    delegate: User
+    outsider: User
+    patient: User
+    staff: User
