@@ -1,8 +1,14 @@
-"""Hosted domains, mailboxes and messages."""
+"""Hosted domains, mailboxes, messages, entries (one per mailbox and message) and deliveries."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -29,6 +35,274 @@ class HostedDomain(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.name = self.name.strip().lower().rstrip(".")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
+
+
+class Mailbox(models.Model):
+    """A mailbox (BAL). Its address and type never change once created."""
+
+    class Kind(models.TextChoices):
+        PERSONAL = "PER", _("Nominative")
+        ORGANISATIONAL = "ORG", _("Organisationnelle")
+        APPLICATIVE = "APP", _("Applicative")
+        PATIENT = "PAT", _("Patient")
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CLOSED = "closed", _("Fermée")
+
+    address = models.CharField(_("adresse"), max_length=254, unique=True)
+    domain = models.ForeignKey(HostedDomain, on_delete=models.PROTECT, related_name="mailboxes")
+    kind = models.CharField(_("type"), max_length=3, choices=Kind.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("titulaire"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mailboxes",
+        help_text=_("Le professionnel (BAL nominative) ou le patient."),
+    )
+    responsible = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("responsable"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="responsible_for",
+        help_text=_("Le professionnel responsable (BAL organisationnelle ou applicative)."),
+    )
+    display_name = models.CharField(_("nom affiché"), max_length=200, blank=True)
+    liste_rouge = models.BooleanField(
+        _("liste rouge"), default=False, help_text=_("Non publiée dans l'annuaire.")
+    )
+    status = models.CharField(
+        _("statut"), max_length=8, choices=Status.choices, default=Status.ACTIVE
+    )
+    quota_bytes = models.BigIntegerField(_("quota (octets)"), default=5 * 1024**3)
+    created_at = models.DateTimeField(_("créée le"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("boîte aux lettres")
+        verbose_name_plural = _("boîtes aux lettres")
+        ordering = ["address"]
+
+    def __str__(self) -> str:
+        return self.address
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            before = Mailbox.objects.filter(pk=self.pk).values("address", "kind").first()
+            if before and (before["address"] != self.address or before["kind"] != self.kind):
+                raise ValidationError(
+                    _("L'adresse et le type d'une boîte aux lettres ne changent jamais.")
+                )
+        super().save(*args, **kwargs)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Folder(models.Model):
+    """A folder of a mailbox: the five system folders and those the user creates."""
+
+    class Role(models.TextChoices):
+        INBOX = "inbox", _("Boîte de réception")
+        SENT = "sent", _("Envoyés")
+        DRAFTS = "drafts", _("Brouillons")
+        TRASH = "trash", _("Corbeille")
+        ARCHIVE = "archive", _("Archives")
+        CUSTOM = "custom", _("Dossier")
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="folders")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.CUSTOM)
+    name = models.CharField(_("nom"), max_length=100)
+
+    class Meta:
+        verbose_name = _("dossier")
+        verbose_name_plural = _("dossiers")
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "name"], name="unique_folder_name"),
+            models.UniqueConstraint(
+                fields=["mailbox", "role"],
+                condition=~models.Q(role="custom"),
+                name="unique_system_folder",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Message(models.Model):
+    """One message, immutable once submitted. The raw MIME lives encrypted in the blob store.
+
+    Listing metadata is kept in clear columns (see docs/decisions.md): bodies
+    and attachments exist only inside the encrypted blob.
+    """
+
+    class ScanStatus(models.TextChoices):
+        PENDING = "pending", _("En attente d'analyse")
+        CLEAN = "clean", _("Analysé, sain")
+        INFECTED = "infected", _("Infecté, en quarantaine")
+        NOT_SCANNED = "not_scanned", _("Non analysé")
+
+    class Origin(models.TextChoices):
+        WEB = "web", _("Webmail")
+        API = "api", _("API")
+        SMTP = "smtp", _("SMTP")
+        CLI = "cli", _("Ligne de commande")
+        SYSTEM = "system", _("Système")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    message_id = models.CharField(_("Message-ID"), max_length=255, db_index=True)
+    thread_key = models.CharField(max_length=255, db_index=True)
+    in_reply_to = models.CharField(max_length=255, blank=True)
+    sender_mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="sent_messages"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_addr = models.CharField(_("expéditeur"), max_length=254)
+    from_name = models.CharField(max_length=200, blank=True)
+    sender_addr = models.CharField(_("envoyé par"), max_length=254, blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    to_addrs = models.JSONField(_("destinataires"), default=list)
+    cc_addrs = models.JSONField(_("copie"), default=list)
+    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    date = models.DateTimeField(_("date"))
+    size = models.PositiveIntegerField(_("taille"))
+    attachments = models.JSONField(
+        _("pièces jointes"), default=list, help_text=_("Noms, types et tailles, jamais le contenu.")
+    )
+    patient_ins = models.CharField(_("INS du patient"), max_length=15, blank=True, db_index=True)
+    conversation_closed = models.BooleanField(_("conversation close"), default=False)
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.WEB)
+    scan_status = models.CharField(
+        max_length=12, choices=ScanStatus.choices, default=ScanStatus.PENDING
+    )
+    blob_name = models.CharField(max_length=200, unique=True)
+    key_id = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+
+    def __str__(self) -> str:
+        return self.message_id
+
+    @property
+    def has_attachments(self) -> bool:
+        return bool(self.attachments)
+
+
+class Entry(models.Model):
+    """A message as one mailbox sees it: its folder and flags (one per mailbox and message)."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="entries")
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="entries")
+    folder = models.ForeignKey(Folder, on_delete=models.PROTECT, related_name="entries")
+    seen = models.BooleanField(_("lu"), default=False)
+    flagged = models.BooleanField(_("suivi"), default=False)
+    answered = models.BooleanField(_("répondu"), default=False)
+    received_at = models.DateTimeField(_("reçu le"), default=timezone.now)
+    previous_folder = models.ForeignKey(
+        Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("message d'une boîte")
+        verbose_name_plural = _("messages des boîtes")
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "message"], name="unique_entry"),
+        ]
+        indexes = [
+            # Keyset pagination, newest first, inside one folder.
+            models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_page"),
+            models.Index(fields=["folder", "seen"], name="entry_folder_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id}:{self.message_id}"
+
+
+class Delivery(models.Model):
+    """One recipient of one message. This table is the outbox: Celery only triggers work on it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("En file d'attente")
+        SCANNING = "scanning", _("En cours d'analyse")
+        DELIVERED = "delivered", _("Distribué")
+        DEFERRED = "deferred", _("Différé")
+        BOUNCED = "bounced", _("Non distribué")
+        REFUSED = "refused", _("Refusé")
+        QUARANTINED = "quarantined", _("En quarantaine")
+
+    DONE = (Status.DELIVERED, Status.BOUNCED, Status.REFUSED, Status.QUARANTINED)
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    recipient = models.CharField(_("destinataire"), max_length=254)
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    remote = models.BooleanField(default=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("distribution")
+        verbose_name_plural = _("distributions")
+        constraints = [
+            models.UniqueConstraint(fields=["message", "recipient"], name="unique_delivery"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.recipient} ({self.status})"
+
+
+class Draft(models.Model):
+    """A message being written. Body and attachments are sealed like messages."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="drafts")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    subject = models.CharField(max_length=998, blank=True)
+    key_id = models.CharField(max_length=32, blank=True)
+    wrapped_key = models.BinaryField(null=True, blank=True)
+    sealed = models.BinaryField(
+        null=True, blank=True, help_text=_("To, cc, body and reply headers, encrypted (JSON).")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("brouillon")
+        verbose_name_plural = _("brouillons")
+
+    def __str__(self) -> str:
+        return self.subject or f"#{self.pk}"
+
+
+class DraftAttachment(models.Model):
+    """An uploaded file waiting in a draft; its bytes are an encrypted blob."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=127)
+    size = models.PositiveIntegerField()
+    blob_name = models.CharField(max_length=200, unique=True)
+    key_id = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+
+    def __str__(self) -> str:
+        return self.filename

@@ -226,3 +226,16 @@ LOGIN_URL_PATH = "/connexion/"
 # The lock is on the identifier (the rule: 5 failures lock it 15 minutes),
 # whatever the IP: axes warns that rotating IPs could bypass an IP lock, which we do not use.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# --- Messaging (mailboxes) ------------------------------------------------------------
+MESSAGE_MAX_BYTES = conf.integer("MESSAGE_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+MESSAGE_MAX_ATTACHMENTS = conf.integer("MESSAGE_MAX_ATTACHMENTS", 20, minimum=0)
+MESSAGES_PER_PAGE = 50
+DELIVERY_SWEEP_SECONDS = conf.integer("DELIVERY_SWEEP_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-deliveries": {"task": "mailboxes.tasks.sweep", "schedule": DELIVERY_SWEEP_SECONDS},
+}
+
+# --- Directory ------------------------------------------------------------------------
+
+# --- Charter --------------------------------------------------------------------------
