@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import services
 from accounts.models import ActivationLink, FormerAdeli, PatientIdentity, ProfessionalIdentity, User
+from mssante.access import current_user
 
 
 class ReasonForm(forms.Form):
@@ -26,7 +27,7 @@ class RppsForm(forms.Form):
 
 
 def _intermediate(
-    modeladmin: admin.ModelAdmin,  # type: ignore[type-arg]
+    modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
     queryset: QuerySet[Any],
     *,
@@ -46,7 +47,12 @@ def _intermediate(
 
 
 def _with_reason(
-    modeladmin: Any, request: HttpRequest, queryset: QuerySet[User], action: str, title: str, apply: Any
+    modeladmin: Any,
+    request: HttpRequest,
+    queryset: QuerySet[User],
+    action: str,
+    title: str,
+    apply: Any,
 ) -> HttpResponse | None:
     form = ReasonForm(request.POST if "apply" in request.POST else None)
     if not form.is_valid():
@@ -54,11 +60,13 @@ def _with_reason(
     done = 0
     for user in queryset:
         try:
-            apply(user, reason=form.cleaned_data["reason"], by=request.user)
+            apply(user, reason=form.cleaned_data["reason"], by=current_user(request))
             done += 1
         except services.AccountError as exc:
             modeladmin.message_user(request, f"{user} : {exc}", messages.ERROR)
-    modeladmin.message_user(request, _("%(n)d compte(s) mis à jour.") % {"n": done}, messages.SUCCESS)
+    modeladmin.message_user(
+        request, _("%(n)d compte(s) mis à jour.") % {"n": done}, messages.SUCCESS
+    )
     return None
 
 
@@ -67,7 +75,13 @@ class ProfessionalInline(admin.StackedInline):
     fk_name = "user"
     extra = 0
     can_delete = False
-    readonly_fields = ["id_type", "id_number", "national_id", "eligibility_override_by", "eligibility_override_at"]
+    readonly_fields = [
+        "id_type",
+        "id_number",
+        "national_id",
+        "eligibility_override_by",
+        "eligibility_override_at",
+    ]
 
 
 class PatientInline(admin.StackedInline):
@@ -92,11 +106,24 @@ class PortalUserAdmin(UserAdmin):
         "patient__ins",
         "patient__birth_name",
     ]
-    readonly_fields = ["status", "status_reason", "status_changed_at", "status_changed_by", "last_login", "date_joined"]
+    readonly_fields = [
+        "status",
+        "status_reason",
+        "status_changed_at",
+        "status_changed_by",
+        "last_login",
+        "date_joined",
+    ]
     fieldsets = [
         (None, {"fields": ["username", "kind", "first_name", "last_name", "email"]}),
-        (gettext_lazy("Statut"), {"fields": ["status", "status_reason", "status_changed_at", "status_changed_by"]}),
-        (gettext_lazy("Droits"), {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]}),
+        (
+            gettext_lazy("Statut"),
+            {"fields": ["status", "status_reason", "status_changed_at", "status_changed_by"]},
+        ),
+        (
+            gettext_lazy("Droits"),
+            {"fields": ["is_active", "is_staff", "is_superuser", "groups", "user_permissions"]},
+        ),
         (gettext_lazy("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [
@@ -107,22 +134,28 @@ class PortalUserAdmin(UserAdmin):
 
     @admin.action(description=gettext_lazy("Suspendre (motif obligatoire)"))
     def suspend(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
-        return _with_reason(self, request, queryset, "suspend", _("Suspendre des comptes"), services.suspend_account)
+        return _with_reason(
+            self, request, queryset, "suspend", _("Suspendre des comptes"), services.suspend_account
+        )
 
     @admin.action(description=gettext_lazy("Clôturer (motif obligatoire)"))
     def close(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
-        return _with_reason(self, request, queryset, "close", _("Clôturer des comptes"), services.close_account)
+        return _with_reason(
+            self, request, queryset, "close", _("Clôturer des comptes"), services.close_account
+        )
 
     @admin.action(description=gettext_lazy("Réactiver"))
     def reactivate(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             try:
-                services.reactivate_account(user, by=request.user)  # type: ignore[arg-type]
+                services.reactivate_account(user, by=current_user(request))
             except services.AccountError as exc:
                 self.message_user(request, f"{user} : {exc}", messages.ERROR)
 
     @admin.action(description=gettext_lazy("Passer d'Adeli à RPPS"))
-    def switch_adeli_to_rpps(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
+    def switch_adeli_to_rpps(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> HttpResponse | None:
         if queryset.count() != 1:
             self.message_user(request, _("Choisissez un seul compte."), messages.ERROR)
             return None
@@ -130,25 +163,44 @@ class PortalUserAdmin(UserAdmin):
         form = RppsForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
             try:
-                services.switch_to_rpps(user.professional, form.cleaned_data["rpps"], by=request.user)  # type: ignore[arg-type]
+                services.switch_to_rpps(
+                    user.professional, form.cleaned_data["rpps"], by=current_user(request)
+                )
             except (services.AccountError, ProfessionalIdentity.DoesNotExist) as exc:
-                form.add_error("rpps", str(exc) or _("Ce compte n'est pas celui d'un professionnel."))
+                form.add_error(
+                    "rpps", str(exc) or _("Ce compte n'est pas celui d'un professionnel.")
+                )
             else:
-                self.message_user(request, _("Numéro RPPS enregistré ; l'ancien numéro Adeli reste accepté pendant la transition."), messages.SUCCESS)
+                self.message_user(
+                    request,
+                    _(
+                        "Numéro RPPS enregistré ; l'ancien numéro Adeli reste accepté pendant la transition."
+                    ),
+                    messages.SUCCESS,
+                )
                 return None
-        return _intermediate(self, request, queryset, form=form, title=_("Passer d'Adeli à RPPS"), action="switch_adeli_to_rpps")
+        return _intermediate(
+            self,
+            request,
+            queryset,
+            form=form,
+            title=_("Passer d'Adeli à RPPS"),
+            action="switch_adeli_to_rpps",
+        )
 
     @admin.action(description=gettext_lazy("Émettre un lien d'activation"))
     def issue_activation_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             try:
-                path = services.issue_activation_link(user, by=request.user)  # type: ignore[arg-type]
+                path = services.issue_activation_link(user, by=current_user(request))
             except services.AccountError as exc:
                 self.message_user(request, f"{user} : {exc}", messages.ERROR)
                 continue
             self.message_user(
                 request,
-                _("Lien pour %(user)s (valable une fois, transmettez-le par un canal sûr) : %(url)s")
+                _(
+                    "Lien pour %(user)s (valable une fois, transmettez-le par un canal sûr) : %(url)s"
+                )
                 % {"user": user, "url": request.build_absolute_uri(path)},
                 messages.WARNING,
             )

@@ -21,7 +21,7 @@ class IdentifierBackend(ModelBackend):
     refuses them, so an existing session ends at the next request.
     """
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self,
         request: HttpRequest | None,
         username: str | None = None,
@@ -48,7 +48,7 @@ class IdentifierBackend(ModelBackend):
         user = super().get_user(user_id)
         if user is not None and user.status != User.Status.ACTIVE:
             return None
-        return user  # type: ignore[return-value]
+        return user
 
 
 def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:

@@ -15,7 +15,11 @@ from mailboxes.models import HostedDomain
 from mssante.lib.identifiers import INS_OID_DEMO, make_ins, make_rpps
 
 DOMAINS = [
-    ("hopital-demo.mssante.fr", "Centre hospitalier de démonstration", HostedDomain.Kind.PROFESSIONAL),
+    (
+        "hopital-demo.mssante.fr",
+        "Centre hospitalier de démonstration",
+        HostedDomain.Kind.PROFESSIONAL,
+    ),
     ("cabinet-demo.mssante.fr", "Maison de santé de démonstration", HostedDomain.Kind.PROFESSIONAL),
 ]
 
@@ -39,28 +43,63 @@ class DemoAccount:
 
 ACCOUNTS = [
     DemoAccount(
-        "doctor", "professional", make_rpps("1010000123"), "Demo-Medecin-2026!",
-        "3132333435363738393031323334353637383930", "Claire", "Martin", "claire.martin@example.org",
+        "doctor",
+        "professional",
+        make_rpps("1010000123"),
+        "Demo-Medecin-2026!",
+        "3132333435363738393031323334353637383930",
+        "Claire",
+        "Martin",
+        "claire.martin@example.org",
         {"profession": ("G15", "10"), "specialty": ("SM54", "Médecine générale"), "domain": 0},
     ),
     DemoAccount(
-        "nurse", "professional", "751234567", "Demo-Infirmier-2026!",
-        "4a4b4c4d4e4f50515253545556575859606162ab", "Julien", "Dupont", "julien.dupont@example.org",
+        "nurse",
+        "professional",
+        "751234567",
+        "Demo-Infirmier-2026!",
+        "4a4b4c4d4e4f50515253545556575859606162ab",
+        "Julien",
+        "Dupont",
+        "julien.dupont@example.org",
         {"profession": ("G15", "60"), "specialty": ("", ""), "domain": 1},
     ),
     DemoAccount(
-        "pharmacist", "professional", make_rpps("1020000456"), "Demo-Pharmacien-2026!",
-        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678", "Sophie", "Bernard", "sophie.bernard@example.org",
+        "pharmacist",
+        "professional",
+        make_rpps("1020000456"),
+        "Demo-Pharmacien-2026!",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+        "Sophie",
+        "Bernard",
+        "sophie.bernard@example.org",
         {"profession": ("G15", "21"), "specialty": ("", ""), "domain": 1},
     ),
     DemoAccount(
-        "patient", "patient", make_ins(2, 1985, 4, "75", "056", 123), "Demo-Patient-2026!",
-        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c", "Marie", "Durand", "marie.durand@example.org",
-        {"birth_date": date(1985, 4, 17), "sex": "F", "first_names": "Marie Louise", "birth_place": "75156"},
+        "patient",
+        "patient",
+        make_ins(2, 1985, 4, "75", "056", 123),
+        "Demo-Patient-2026!",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c",
+        "Marie",
+        "Durand",
+        "marie.durand@example.org",
+        {
+            "birth_date": date(1985, 4, 17),
+            "sex": "F",
+            "first_names": "Marie Louise",
+            "birth_place": "75156",
+        },
     ),
     DemoAccount(
-        "staff", "staff", "admin", "Demo-Equipe-2026!",
-        "00112233445566778899aabbccddeeff00112233", "Alex", "Support", "support@example.org",
+        "staff",
+        "staff",
+        "admin",
+        "Demo-Equipe-2026!",
+        "00112233445566778899aabbccddeeff00112233",
+        "Alex",
+        "Support",
+        "support@example.org",
     ),
 ]
 
@@ -103,7 +142,11 @@ def _user(account: DemoAccount) -> User:
         username=account.identifier,
         defaults={"kind": User.Kind.STAFF, "is_staff": True, "is_superuser": True},
     )
-    user.first_name, user.last_name, user.email = account.first_name, account.last_name, account.email
+    user.first_name, user.last_name, user.email = (
+        account.first_name,
+        account.last_name,
+        account.email,
+    )
     user.save()
     return user
 
@@ -112,7 +155,9 @@ def _user(account: DemoAccount) -> User:
 def seed() -> list[dict[str, Any]]:
     """Create (or bring back to its initial state) the demo trust space; return the logins."""
     for name, description, kind in DOMAINS:
-        HostedDomain.objects.update_or_create(name=name, defaults={"description": description, "kind": kind})
+        HostedDomain.objects.update_or_create(
+            name=name, defaults={"description": description, "kind": kind}
+        )
     out = []
     for account in ACCOUNTS:
         user = _user(account)
@@ -120,7 +165,9 @@ def seed() -> list[dict[str, Any]]:
             user.status, user.status_reason = User.Status.ACTIVE, ""
         user.set_password(account.password)
         user.save()
-        services.set_known_totp(user, secret_hex=account.totp_hex, backup_codes=BACKUP_CODES[account.key])
+        services.set_known_totp(
+            user, secret_hex=account.totp_hex, backup_codes=BACKUP_CODES[account.key]
+        )
         out.append(
             {
                 "key": account.key,

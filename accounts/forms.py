@@ -29,7 +29,7 @@ class LoginForm(forms.Form):
             login_key(value)
         except IdentifierError as exc:
             # Only the form of the number is judged here, never whether it exists.
-            raise forms.ValidationError(_(str(exc))) from None  # noqa: INT001
+            raise forms.ValidationError(_(str(exc))) from None
         return value
 
 

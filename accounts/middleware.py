@@ -27,13 +27,15 @@ class SessionGuardMiddleware:
                 logout(request)
                 messages.info(
                     request,
-                    _("Votre session a expiré après %(minutes)d minutes d'inactivité. Reconnectez-vous.")
+                    _(
+                        "Votre session a expiré après %(minutes)d minutes d'inactivité. Reconnectez-vous."
+                    )
                     % {"minutes": settings.SESSION_IDLE_MINUTES},
                 )
-                response = redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
                 if getattr(request, "htmx", False):
                     response = HttpResponse(status=204)
                     response["HX-Redirect"] = settings.LOGIN_URL_PATH
-                return response
+                    return response
+                return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
             request.session["last_seen"] = now
         return self.get_response(request)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractUser, UserManager
+from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -37,8 +37,6 @@ class User(AbstractUser):
         related_name="+",
     )
     # AbstractUser.email is the personal address used for notifications and links.
-
-    objects = UserManager()
 
     class Meta:
         verbose_name = _("compte")
@@ -80,7 +78,9 @@ class ProfessionalIdentity(models.Model):
     category = models.CharField(_("catégorie"), max_length=32, blank=True)
     specialty_code = models.CharField(_("code savoir-faire"), max_length=16, blank=True)
     specialty_label = models.CharField(_("spécialité"), max_length=120, blank=True)
-    eligibility_override = models.BooleanField(_("éligibilité accordée par l'équipe"), default=False)
+    eligibility_override = models.BooleanField(
+        _("éligibilité accordée par l'équipe"), default=False
+    )
     eligibility_override_reason = models.TextField(_("motif de la dérogation"), blank=True)
     eligibility_override_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -32,7 +32,9 @@ class AccountError(Exception):
 def _profession(code: str, table: str) -> professions.Profession:
     found = professions.lookup(code, table)
     if found is None:
-        raise AccountError(_("Profession inconnue : %(table)s %(code)s.") % {"table": table, "code": code})
+        raise AccountError(
+            _("Profession inconnue : %(table)s %(code)s.") % {"table": table, "code": code}
+        )
     return found
 
 
@@ -55,7 +57,9 @@ def create_professional(
     except ids.IdentifierError as exc:
         raise AccountError(str(exc)) from None
     if User.objects.filter(username=pid.national_id).exists():
-        raise AccountError(_("Un compte existe déjà pour l'identifiant %(id)s.") % {"id": pid.number})
+        raise AccountError(
+            _("Un compte existe déjà pour l'identifiant %(id)s.") % {"id": pid.number}
+        )
     profession = _profession(profession_code, profession_table)
     user = User(
         username=pid.national_id,
@@ -169,7 +173,9 @@ def suspend_account(user: User, *, reason: str, by: User | None) -> None:
         raise AccountError(_("Un motif est obligatoire pour suspendre un compte."))
     if user.status == User.Status.CLOSED:
         raise AccountError(_("Ce compte est clôturé."))
-    _set_status(user, User.Status.SUSPENDED, reason=reason.strip(), by=by, action="account.suspended")
+    _set_status(
+        user, User.Status.SUSPENDED, reason=reason.strip(), by=by, action="account.suspended"
+    )
 
 
 @transaction.atomic
@@ -177,7 +183,9 @@ def reactivate_account(user: User, *, by: User | None, reason: str = "") -> None
     """Lift a suspension."""
     if user.status == User.Status.CLOSED:
         raise AccountError(_("Un compte clôturé ne peut pas être réactivé."))
-    _set_status(user, User.Status.ACTIVE, reason=reason.strip(), by=by, action="account.reactivated")
+    _set_status(
+        user, User.Status.ACTIVE, reason=reason.strip(), by=by, action="account.reactivated"
+    )
 
 
 @transaction.atomic
@@ -206,7 +214,9 @@ def switch_to_rpps(identity: ProfessionalIdentity, rpps: str, *, by: User | None
     if pid.kind != "rpps":
         raise AccountError(_("Le nouveau numéro doit être un RPPS (11 chiffres)."))
     if User.objects.filter(username=pid.national_id).exists():
-        raise AccountError(_("Le numéro RPPS %(rpps)s est déjà attribué à un autre compte.") % {"rpps": pid.number})
+        raise AccountError(
+            _("Le numéro RPPS %(rpps)s est déjà attribué à un autre compte.") % {"rpps": pid.number}
+        )
     identity = ProfessionalIdentity.objects.select_for_update().get(pk=identity.pk)
     former_number = identity.id_number
     identity.id_type = ProfessionalIdentity.IdType.RPPS
@@ -243,7 +253,9 @@ def issue_activation_link(user: User, *, by: User | None) -> str:
     ActivationLink.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
     token = secrets.token_urlsafe(32)
     purpose = (
-        ActivationLink.Purpose.RESET if user.has_usable_password() else ActivationLink.Purpose.ACTIVATION
+        ActivationLink.Purpose.RESET
+        if user.has_usable_password()
+        else ActivationLink.Purpose.ACTIVATION
     )
     ActivationLink.objects.create(
         user=user,
@@ -262,7 +274,9 @@ def find_activation_link(token: str) -> ActivationLink:
     if link is None:
         raise AccountError(_("Ce lien d'activation n'est pas valide."))
     if link.used_at is not None:
-        raise AccountError(_("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe."))
+        raise AccountError(
+            _("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe.")
+        )
     if link.expires_at <= timezone.now():
         raise AccountError(_("Ce lien d'activation a expiré. Demandez-en un nouveau à l'équipe."))
     if link.user.status != User.Status.ACTIVE:
@@ -301,7 +315,11 @@ def _enrol(user: User, secret_hex: str) -> Enrolment:
     StaticDevice.objects.filter(user=user).delete()
     # last_t: the code just used to confirm must not be accepted again at login.
     device = TOTPDevice.objects.create(
-        user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1,
+        user=user,
+        name="Application",
+        key=secret_hex,
+        confirmed=True,
+        tolerance=1,
         last_t=_totp(secret_hex).t(),
     )
     static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
@@ -311,7 +329,9 @@ def _enrol(user: User, secret_hex: str) -> Enrolment:
 
 
 @transaction.atomic
-def enrol_totp(user: User, *, secret_hex: str, code: str, request: HttpRequest | None = None) -> Enrolment:
+def enrol_totp(
+    user: User, *, secret_hex: str, code: str, request: HttpRequest | None = None
+) -> Enrolment:
     """Confirm a TOTP device with a first code and create the backup codes."""
     if not verify_pending_totp(secret_hex, code):
         raise AccountError(_("Code incorrect. Vérifiez l'heure de votre téléphone et recommencez."))
@@ -322,12 +342,19 @@ def enrol_totp(user: User, *, secret_hex: str, code: str, request: HttpRequest |
 
 @transaction.atomic
 def activate_account(
-    link: ActivationLink, *, password: str, secret_hex: str, code: str, request: HttpRequest | None = None
+    link: ActivationLink,
+    *,
+    password: str,
+    secret_hex: str,
+    code: str,
+    request: HttpRequest | None = None,
 ) -> Enrolment:
     """Set the password and enrol the device in one go: a failure leaves the account untouched."""
     link = ActivationLink.objects.select_for_update().get(pk=link.pk)
     if not link.is_usable:
-        raise AccountError(_("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe."))
+        raise AccountError(
+            _("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe.")
+        )
     user = link.user
     enrolment = enrol_totp(user, secret_hex=secret_hex, code=code, request=request)
     user.set_password(password)
@@ -350,7 +377,9 @@ def set_known_totp(user: User, *, secret_hex: str, backup_codes: list[str]) -> N
     """Enrol a device with a given secret (demo data only: secrets the README can print)."""
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
-    TOTPDevice.objects.create(user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1)
+    TOTPDevice.objects.create(
+        user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1
+    )
     static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
     StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in backup_codes])
 

@@ -1,4 +1,4 @@
-"""The charter of the trust space: the audit journal (and, later, liste blanche and reports)."""
+"""The charter of the trust space: the audit journal, the liste blanche."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class AuditEvent(models.Model):
         verbose_name=_("auteur"),
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # DO_NOTHING, not SET_NULL: actor_id is part of the hashed content, so
+        # deleting a user must leave the journal untouched (the label keeps the name).
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,
     )
@@ -40,3 +42,27 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.actor_label}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed record of a purged prefix of the journal.
+
+    The first remaining event points at ``last_hash``; the HMAC proves the
+    checkpoint itself was written by the application, so verification can
+    start from it instead of from the genesis hash.
+    """
+
+    created_at = models.DateTimeField(_("date"))
+    last_event_id = models.BigIntegerField(_("dernier événement purgé"), unique=True)
+    last_hash = models.CharField(_("empreinte du dernier événement purgé"), max_length=64)
+    purged_count = models.PositiveIntegerField(_("événements purgés"))
+    cutoff = models.DateTimeField(_("purgé avant le"))
+    signature = models.CharField(_("signature"), max_length=64)
+
+    class Meta:
+        verbose_name = _("point de contrôle du journal")
+        verbose_name_plural = _("points de contrôle du journal")
+        ordering = ["-last_event_id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} ≤ {self.last_event_id}"

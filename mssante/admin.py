@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
+
+from mssante.access import is_verified
 
 
 class PortalAdminSite(OTPAdminSite):
@@ -20,10 +24,15 @@ class PortalAdminSite(OTPAdminSite):
         return bool(
             user.is_active
             and user.is_staff
-            and user.is_verified()  # type: ignore[union-attr]
+            and is_verified(user)
             and getattr(user, "status", "active") == "active"
         )
 
-    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:  # type: ignore[override]
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         # One login for everyone: the portal's own, with its lockout and code step.
-        return redirect_to_login(request.get_full_path())
+        target = request.GET.get("next") or reverse("admin:index", current_app=self.name)
+        if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+            target = reverse("admin:index", current_app=self.name)
+        if self.has_permission(request):
+            return HttpResponseRedirect(target)
+        return redirect_to_login(target)

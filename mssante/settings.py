@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from mssante import envconf as conf
@@ -170,9 +171,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "blobs": {
         "BACKEND": conf.string("BLOB_STORAGE", "django.core.files.storage.FileSystemStorage"),
-        "OPTIONS": {"location": str(BLOB_ROOT)}
-        if not conf.is_set("BLOB_STORAGE")
-        else {},
+        "OPTIONS": {"location": str(BLOB_ROOT)} if not conf.is_set("BLOB_STORAGE") else {},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -235,7 +234,76 @@ DELIVERY_SWEEP_SECONDS = conf.integer("DELIVERY_SWEEP_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "sweep-deliveries": {"task": "mailboxes.tasks.sweep", "schedule": DELIVERY_SWEEP_SECONDS},
 }
+# A delivery or scan not done this long after its last enqueueing is enqueued again
+# by the sweeper (a lost broker message delays a message by about this much).
+DELIVERY_RETRY_SECONDS = conf.integer("DELIVERY_RETRY_SECONDS", 60, minimum=5)
 
 # --- Directory ------------------------------------------------------------------------
 
 # --- Charter --------------------------------------------------------------------------
+# Audit journal: events older than this are purged, leaving a signed checkpoint.
+AUDIT_RETENTION_DAYS = conf.integer("AUDIT_RETENTION_DAYS", 365, minimum=1)
+# Signs purge checkpoints; empty = derived from SECRET_KEY (set it to rotate SECRET_KEY freely).
+AUDIT_CHECKPOINT_KEY = conf.string("AUDIT_CHECKPOINT_KEY", "")
+# The national liste blanche: where the scheduled refresh reads it (empty = no refresh),
+# and the largest share of domains (percent) an import may remove without --force.
+LISTE_BLANCHE_URL = conf.string(
+    "LISTE_BLANCHE_URL", "https://espacedeconfiance.mssante.fr/listeblanchemssante.xml"
+)
+if LISTE_BLANCHE_URL and not LISTE_BLANCHE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("LISTE_BLANCHE_URL : l'URL doit commencer par https://.")
+LISTE_BLANCHE_MAX_REMOVAL = conf.integer("LISTE_BLANCHE_MAX_REMOVAL", 10, minimum=0)
+LISTE_BLANCHE_REFRESH_HOURS = conf.integer("LISTE_BLANCHE_REFRESH_HOURS", 24, minimum=1)
+LISTE_BLANCHE_MAX_BYTES = conf.integer("LISTE_BLANCHE_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
+# clamd: "host:port" or a Unix socket path; empty = scanning off (messages say "non analysé").
+CLAMD_ADDRESS = conf.string("CLAMD_ADDRESS", "")
+CLAMD_TIMEOUT = conf.integer("CLAMD_TIMEOUT", 30, minimum=1)
+# Attachment policy and the recipient limit of the charter.
+ATTACHMENT_MAX_BYTES = conf.integer("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+BLOCKED_EXTENSIONS = [
+    ext.lower().lstrip(".")
+    for ext in conf.str_list(
+        "BLOCKED_EXTENSIONS",
+        # Windows executables and installers, scripts run by a double click, Java archives.
+        [
+            "exe",
+            "dll",
+            "bat",
+            "cmd",
+            "com",
+            "scr",
+            "pif",
+            "cpl",
+            "msi",
+            "msp",
+            "mst",
+            "js",
+            "jse",
+            "vbs",
+            "vbe",
+            "wsf",
+            "wsh",
+            "hta",
+            "ps1",
+            "psm1",
+            "jar",
+            "lnk",
+            "reg",
+            "sh",
+            "app",
+            "apk",
+            "scf",
+            "inf",
+            "gadget",
+        ],
+    )
+]
+MAX_RECIPIENTS = conf.integer("MAX_RECIPIENTS", 40, minimum=1)
+CELERY_BEAT_SCHEDULE["purge-audit-journal"] = {
+    "task": "charter.tasks.purge_audit_journal",
+    "schedule": 24 * 3600,
+}
+CELERY_BEAT_SCHEDULE["refresh-liste-blanche"] = {
+    "task": "charter.tasks.refresh_liste_blanche",
+    "schedule": LISTE_BLANCHE_REFRESH_HOURS * 3600,
+}

@@ -13,4 +13,3 @@ urlpatterns = [
     path("sante/", views.health, name="health"),
     path("admin/", admin.site.urls),
 ]
-

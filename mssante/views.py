@@ -3,13 +3,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from accounts.views.login import landing_url
-from mssante.access import verified_required
+from mssante.access import current_user, is_verified, verified_required
 
 
 def home(request: HttpRequest) -> HttpResponse:
     """Send each user to their space, or to the login page."""
-    if request.user.is_authenticated and request.user.is_verified():  # type: ignore[union-attr]
-        return redirect(landing_url(request.user))  # type: ignore[arg-type]
+    if is_verified(request.user):
+        return redirect(landing_url(current_user(request)))
     return redirect("accounts:login")
 
 

@@ -9,121 +9,374 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('username', models.CharField(error_messages={'unique': 'A user with that username already exists.'}, help_text='Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.', max_length=150, unique=True, validators=[django.contrib.auth.validators.UnicodeUsernameValidator()], verbose_name='username')),
-                ('first_name', models.CharField(blank=True, max_length=150, verbose_name='first name')),
-                ('last_name', models.CharField(blank=True, max_length=150, verbose_name='last name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email address')),
-                ('is_staff', models.BooleanField(default=False, help_text='Designates whether the user can log into this admin site.', verbose_name='staff status')),
-                ('is_active', models.BooleanField(default=True, help_text='Designates whether this user should be treated as active. Unselect this instead of deleting accounts.', verbose_name='active')),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now, verbose_name='date joined')),
-                ('kind', models.CharField(choices=[('professional', 'Professionnel'), ('patient', 'Patient'), ('staff', "Équipe de l'opérateur")], max_length=16, verbose_name='type de compte')),
-                ('status', models.CharField(choices=[('active', 'Actif'), ('suspended', 'Suspendu'), ('closed', 'Clôturé')], default='active', max_length=16, verbose_name='statut')),
-                ('status_reason', models.TextField(blank=True, verbose_name='motif du statut')),
-                ('status_changed_at', models.DateTimeField(blank=True, null=True, verbose_name='statut modifié le')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('status_changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='statut modifié par')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                (
+                    "username",
+                    models.CharField(
+                        error_messages={"unique": "A user with that username already exists."},
+                        help_text="Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+                        max_length=150,
+                        unique=True,
+                        validators=[django.contrib.auth.validators.UnicodeUsernameValidator()],
+                        verbose_name="username",
+                    ),
+                ),
+                (
+                    "first_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="first name"),
+                ),
+                (
+                    "last_name",
+                    models.CharField(blank=True, max_length=150, verbose_name="last name"),
+                ),
+                (
+                    "email",
+                    models.EmailField(blank=True, max_length=254, verbose_name="email address"),
+                ),
+                (
+                    "is_staff",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates whether the user can log into this admin site.",
+                        verbose_name="staff status",
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Designates whether this user should be treated as active. Unselect this instead of deleting accounts.",
+                        verbose_name="active",
+                    ),
+                ),
+                (
+                    "date_joined",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="date joined"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("professional", "Professionnel"),
+                            ("patient", "Patient"),
+                            ("staff", "Équipe de l'opérateur"),
+                        ],
+                        max_length=16,
+                        verbose_name="type de compte",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Actif"),
+                            ("suspended", "Suspendu"),
+                            ("closed", "Clôturé"),
+                        ],
+                        default="active",
+                        max_length=16,
+                        verbose_name="statut",
+                    ),
+                ),
+                ("status_reason", models.TextField(blank=True, verbose_name="motif du statut")),
+                (
+                    "status_changed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="statut modifié le"),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "status_changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="statut modifié par",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'compte',
-                'verbose_name_plural': 'comptes',
+                "verbose_name": "compte",
+                "verbose_name_plural": "comptes",
             },
             managers=[
-                ('objects', django.contrib.auth.models.UserManager()),
+                ("objects", django.contrib.auth.models.UserManager()),
             ],
         ),
         migrations.CreateModel(
-            name='ActivationLink',
+            name="ActivationLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('purpose', models.CharField(choices=[('activation', 'Activation du compte'), ('reset', 'Réinitialisation')], max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='activation_links', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[
+                            ("activation", "Activation du compte"),
+                            ("reset", "Réinitialisation"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="activation_links",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': "lien d'activation",
-                'verbose_name_plural': "liens d'activation",
+                "verbose_name": "lien d'activation",
+                "verbose_name_plural": "liens d'activation",
             },
         ),
         migrations.CreateModel(
-            name='PatientIdentity',
+            name="PatientIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ins', models.CharField(max_length=15, unique=True, verbose_name='matricule INS')),
-                ('oid', models.CharField(choices=[('1.2.250.1.213.1.4.8', 'INS-NIR'), ('1.2.250.1.213.1.4.9', 'INS-NIA'), ('1.2.250.1.213.1.4.10', 'INS de test'), ('1.2.250.1.213.1.4.11', 'INS de démonstration')], default='1.2.250.1.213.1.4.8', max_length=32, verbose_name='OID')),
-                ('birth_name', models.CharField(max_length=100, verbose_name='nom de naissance')),
-                ('first_names', models.CharField(max_length=200, verbose_name='prénoms')),
-                ('used_name', models.CharField(blank=True, max_length=100, verbose_name='nom utilisé')),
-                ('birth_date', models.DateField(verbose_name='date de naissance')),
-                ('sex', models.CharField(choices=[('F', 'Féminin'), ('M', 'Masculin')], max_length=1, verbose_name='sexe')),
-                ('birth_place', models.CharField(blank=True, max_length=5, verbose_name='lieu de naissance (code INSEE)')),
-                ('qualified', models.BooleanField(default=False, verbose_name='INS qualifiée')),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='patient', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ins", models.CharField(max_length=15, unique=True, verbose_name="matricule INS")),
+                (
+                    "oid",
+                    models.CharField(
+                        choices=[
+                            ("1.2.250.1.213.1.4.8", "INS-NIR"),
+                            ("1.2.250.1.213.1.4.9", "INS-NIA"),
+                            ("1.2.250.1.213.1.4.10", "INS de test"),
+                            ("1.2.250.1.213.1.4.11", "INS de démonstration"),
+                        ],
+                        default="1.2.250.1.213.1.4.8",
+                        max_length=32,
+                        verbose_name="OID",
+                    ),
+                ),
+                ("birth_name", models.CharField(max_length=100, verbose_name="nom de naissance")),
+                ("first_names", models.CharField(max_length=200, verbose_name="prénoms")),
+                (
+                    "used_name",
+                    models.CharField(blank=True, max_length=100, verbose_name="nom utilisé"),
+                ),
+                ("birth_date", models.DateField(verbose_name="date de naissance")),
+                (
+                    "sex",
+                    models.CharField(
+                        choices=[("F", "Féminin"), ("M", "Masculin")],
+                        max_length=1,
+                        verbose_name="sexe",
+                    ),
+                ),
+                (
+                    "birth_place",
+                    models.CharField(
+                        blank=True, max_length=5, verbose_name="lieu de naissance (code INSEE)"
+                    ),
+                ),
+                ("qualified", models.BooleanField(default=False, verbose_name="INS qualifiée")),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="patient",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'identité patient',
-                'verbose_name_plural': 'identités patient',
+                "verbose_name": "identité patient",
+                "verbose_name_plural": "identités patient",
             },
         ),
         migrations.CreateModel(
-            name='ProfessionalIdentity',
+            name="ProfessionalIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('id_type', models.CharField(choices=[('rpps', 'RPPS'), ('adeli', 'Adeli')], max_length=8, verbose_name="type d'identifiant")),
-                ('id_number', models.CharField(max_length=11, verbose_name='numéro')),
-                ('national_id', models.CharField(max_length=12, unique=True, verbose_name='identifiant national')),
-                ('profession_table', models.CharField(default='G15', max_length=8, verbose_name='nomenclature')),
-                ('profession_code', models.CharField(max_length=8, verbose_name='code profession')),
-                ('profession_label', models.CharField(max_length=120, verbose_name='profession')),
-                ('category', models.CharField(blank=True, max_length=32, verbose_name='catégorie')),
-                ('specialty_code', models.CharField(blank=True, max_length=16, verbose_name='code savoir-faire')),
-                ('specialty_label', models.CharField(blank=True, max_length=120, verbose_name='spécialité')),
-                ('eligibility_override', models.BooleanField(default=False, verbose_name="éligibilité accordée par l'équipe")),
-                ('eligibility_override_reason', models.TextField(blank=True, verbose_name='motif de la dérogation')),
-                ('eligibility_override_at', models.DateTimeField(blank=True, null=True)),
-                ('eligibility_override_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='professional', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "id_type",
+                    models.CharField(
+                        choices=[("rpps", "RPPS"), ("adeli", "Adeli")],
+                        max_length=8,
+                        verbose_name="type d'identifiant",
+                    ),
+                ),
+                ("id_number", models.CharField(max_length=11, verbose_name="numéro")),
+                (
+                    "national_id",
+                    models.CharField(
+                        max_length=12, unique=True, verbose_name="identifiant national"
+                    ),
+                ),
+                (
+                    "profession_table",
+                    models.CharField(default="G15", max_length=8, verbose_name="nomenclature"),
+                ),
+                ("profession_code", models.CharField(max_length=8, verbose_name="code profession")),
+                ("profession_label", models.CharField(max_length=120, verbose_name="profession")),
+                ("category", models.CharField(blank=True, max_length=32, verbose_name="catégorie")),
+                (
+                    "specialty_code",
+                    models.CharField(blank=True, max_length=16, verbose_name="code savoir-faire"),
+                ),
+                (
+                    "specialty_label",
+                    models.CharField(blank=True, max_length=120, verbose_name="spécialité"),
+                ),
+                (
+                    "eligibility_override",
+                    models.BooleanField(
+                        default=False, verbose_name="éligibilité accordée par l'équipe"
+                    ),
+                ),
+                (
+                    "eligibility_override_reason",
+                    models.TextField(blank=True, verbose_name="motif de la dérogation"),
+                ),
+                ("eligibility_override_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "eligibility_override_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="professional",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'identité professionnelle',
-                'verbose_name_plural': 'identités professionnelles',
+                "verbose_name": "identité professionnelle",
+                "verbose_name_plural": "identités professionnelles",
             },
         ),
         migrations.CreateModel(
-            name='FormerAdeli',
+            name="FormerAdeli",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('adeli', models.CharField(max_length=9, unique=True, verbose_name='ancien numéro Adeli')),
-                ('switched_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='passage au RPPS le')),
-                ('accepted_until', models.DateTimeField(verbose_name="accepté à la connexion jusqu'au")),
-                ('identity', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='former_adeli', to='accounts.professionalidentity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "adeli",
+                    models.CharField(max_length=9, unique=True, verbose_name="ancien numéro Adeli"),
+                ),
+                (
+                    "switched_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, verbose_name="passage au RPPS le"
+                    ),
+                ),
+                (
+                    "accepted_until",
+                    models.DateTimeField(verbose_name="accepté à la connexion jusqu'au"),
+                ),
+                (
+                    "identity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="former_adeli",
+                        to="accounts.professionalidentity",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'ancien numéro Adeli',
-                'verbose_name_plural': 'anciens numéros Adeli',
+                "verbose_name": "ancien numéro Adeli",
+                "verbose_name_plural": "anciens numéros Adeli",
             },
         ),
         migrations.AddConstraint(
-            model_name='professionalidentity',
-            constraint=models.UniqueConstraint(fields=('id_type', 'id_number'), name='unique_professional_id'),
+            model_name="professionalidentity",
+            constraint=models.UniqueConstraint(
+                fields=("id_type", "id_number"), name="unique_professional_id"
+            ),
         ),
     ]

@@ -50,7 +50,9 @@ def test_it_accepts_the_national_id_and_spaces():
 
 def test_it_gives_the_same_message_for_unknown_identifier_and_wrong_password():
     doctor = f.professional()
-    wrong_password = password_step(Client(), doctor.professional.id_number, "pas-le-bon-mot-de-passe")
+    wrong_password = password_step(
+        Client(), doctor.professional.id_number, "pas-le-bon-mot-de-passe"
+    )
     unknown = password_step(Client(), f.rpps())
     assert wrong_password.status_code == unknown.status_code == 200
     assert wrong_password.context["error"] == unknown.context["error"]
@@ -131,12 +133,17 @@ def test_wrong_codes_count_towards_the_lock():
     client = Client()
     password_step(client, doctor.username)
     for _ in range(5):
-        response = client.post(CODE, {"code": "999999" if f.code_for(doctor) != "999999" else "888888"})
+        response = client.post(
+            CODE, {"code": "999999" if f.code_for(doctor) != "999999" else "888888"}
+        )
     assert response.status_code == 429
     assert password_step(Client(), doctor.username).status_code == 429
 
 
-@pytest.mark.parametrize(("action", "word"), [(services.suspend_account, "suspendu"), (services.close_account, "clôturé")])
+@pytest.mark.parametrize(
+    ("action", "word"),
+    [(services.suspend_account, "suspendu"), (services.close_account, "clôturé")],
+)
 def test_a_suspended_or_closed_account_is_told_why_after_a_correct_password(action, word):
     doctor = f.professional()
     action(doctor, reason="Envois non sollicités répétés", by=None)
@@ -212,9 +219,23 @@ def test_password_change_requires_the_current_password():
     doctor = f.professional()
     client = Client()
     full_login(client, doctor)
-    bad = client.post("/compte/mot-de-passe/", {"old_password": "faux", "new_password1": "Nouveau-secret-2026!", "new_password2": "Nouveau-secret-2026!"})
+    bad = client.post(
+        "/compte/mot-de-passe/",
+        {
+            "old_password": "faux",
+            "new_password1": "Nouveau-secret-2026!",
+            "new_password2": "Nouveau-secret-2026!",
+        },
+    )
     assert bad.status_code == 200
-    ok = client.post("/compte/mot-de-passe/", {"old_password": f.PASSWORD, "new_password1": "Nouveau-secret-2026!", "new_password2": "Nouveau-secret-2026!"})
+    ok = client.post(
+        "/compte/mot-de-passe/",
+        {
+            "old_password": f.PASSWORD,
+            "new_password1": "Nouveau-secret-2026!",
+            "new_password2": "Nouveau-secret-2026!",
+        },
+    )
     assert ok.status_code == 302
     doctor.refresh_from_db()
     assert doctor.check_password("Nouveau-secret-2026!")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
-from django.contrib.auth import update_session_auth_hash
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -21,9 +20,9 @@ from accounts import services
 from accounts.forms import PasswordSetForm
 from accounts.views.enrolment import enrolment_context
 from accounts.views.login import landing_url
-from mssante.access import verified_required
+from mssante.access import current_user, verified_required
 
-SESSION_SECRET = "activation_secret"
+SESSION_SECRET = "activation_secret"  # noqa: S105 (a session key name, not a secret)
 
 
 @never_cache
@@ -73,10 +72,13 @@ def activation_view(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def password_change_view(request: HttpRequest) -> HttpResponse:
     """Change the password while logged in (the current one is asked)."""
-    form = PasswordChangeForm(request.user, request.POST or None)
+    user = current_user(request)
+    form = PasswordChangeForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.change_password(request.user, new_password=form.cleaned_data["new_password1"], request=request)
-        update_session_auth_hash(request, request.user)
+        services.change_password(
+            user, new_password=form.cleaned_data["new_password1"], request=request
+        )
+        update_session_auth_hash(request, user)
         messages.success(request, _("Votre mot de passe a été modifié."))
-        return redirect(landing_url(request.user))
+        return redirect(landing_url(user))
     return render(request, "accounts/password_change.html", {"form": form})

@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp import match_token
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
 from accounts.forms import CodeForm, LoginForm
@@ -29,6 +30,7 @@ from accounts.identity import login_key
 from accounts.models import User
 from accounts.views.enrolment import enrolment_context
 from charter import audit
+from mssante.access import current_user, is_verified
 
 PENDING = "login_pending"
 BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
@@ -46,12 +48,16 @@ def lockout_response(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRes
     """What django-axes answers once the identifier is locked: the login page with the reason."""
     form = LoginForm(request.POST or None)
     form.is_valid()
-    return render(request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429)
+    return render(
+        request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429
+    )
 
 
 def _next_url(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, request.is_secure()
+    ):
         return target
     return ""
 
@@ -94,8 +100,8 @@ def _pending(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     """Step 1: identifier and password."""
-    if request.user.is_authenticated and request.user.is_verified():
-        return redirect(_next_url(request) or landing_url(request.user))
+    if is_verified(request.user):
+        return redirect(_next_url(request) or landing_url(current_user(request)))
     form = LoginForm(request.POST or None)
     context: dict[str, Any] = {"form": form, "next": _next_url(request)}
     if request.method == "POST" and form.is_valid():
@@ -122,7 +128,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             "next": _next_url(request),
             "former_adeli_until": former.accepted_until.isoformat() if former else "",
         }
-        if user.totpdevice_set.filter(confirmed=True).exists():
+        if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
             return redirect("accounts:login_code")
         return redirect("accounts:login_enrol")
     return render(request, "accounts/login.html", context)
@@ -163,9 +169,11 @@ def code_view(request: HttpRequest) -> HttpResponse:
         credentials = {"username": state["key"]}
         if AxesProxyHandler.is_locked(request, credentials):
             request.session.pop(PENDING, None)
-            form = LoginForm()
             return render(
-                request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429
+                request,
+                "accounts/login.html",
+                {"form": LoginForm(), "locked": lockout_message()},
+                status=429,
             )
         device = match_token(user, form.cleaned_data["code"])
         if device is None:
@@ -195,7 +203,7 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
     if pending is None:
         return redirect("accounts:login")
     user, state = pending
-    if user.totpdevice_set.filter(confirmed=True).exists():
+    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
         return redirect("accounts:login_code")
     secret = request.session.get("enrol_secret") or services.new_totp_secret()
     request.session["enrol_secret"] = secret
@@ -220,12 +228,12 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
 def backup_codes_view(request: HttpRequest) -> HttpResponse:
     """The backup codes, shown once right after enrolment."""
     codes = request.session.pop("backup_codes", None)
-    if not codes or not request.user.is_authenticated:
+    if not codes or not is_verified(request.user):
         return redirect("home")
     return render(
         request,
         "accounts/backup_codes.html",
-        {"codes": codes, "continue_url": landing_url(request.user)},
+        {"codes": codes, "continue_url": landing_url(current_user(request))},
     )
 
 

@@ -7,16 +7,22 @@ from accounts.models import ProfessionalIdentity
 
 
 class Command(BaseCommand):
-    help = "Passe un professionnel de son numéro Adeli à son numéro RPPS (même compte, mêmes boîtes)."
+    help = (
+        "Passe un professionnel de son numéro Adeli à son numéro RPPS (même compte, mêmes boîtes)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("adeli")
         parser.add_argument("rpps")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        identity = ProfessionalIdentity.objects.filter(id_type="adeli", id_number=options["adeli"].strip()).first()
+        identity = ProfessionalIdentity.objects.filter(
+            id_type="adeli", id_number=options["adeli"].strip()
+        ).first()
         if identity is None:
-            raise CommandError(f"Aucun professionnel n'est identifié par le numéro Adeli {options['adeli']}.")
+            raise CommandError(
+                f"Aucun professionnel n'est identifié par le numéro Adeli {options['adeli']}."
+            )
         try:
             former = services.switch_to_rpps(identity, options["rpps"], by=None)
         except services.AccountError as exc:
