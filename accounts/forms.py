@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import password_validation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.identity import login_key
@@ -29,7 +30,7 @@ class LoginForm(forms.Form):
             login_key(value)
         except IdentifierError as exc:
             # Only the form of the number is judged here, never whether it exists.
-            raise forms.ValidationError(_(str(exc))) from None
+            raise forms.ValidationError(gettext(str(exc))) from None
         return value
 
 

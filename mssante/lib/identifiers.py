@@ -42,15 +42,23 @@ __all__ = [
     "parse_professional_id",
 ]
 
-PROFESSIONAL_ID_INVALID: Final = (
+def gettext_noop(message: str) -> str:
+    """Marks a message for the translation catalogue (makemessages) without importing Django.
+
+    The Django layer translates ``str(error)`` with gettext at display time.
+    """
+    return message
+
+
+PROFESSIONAL_ID_INVALID: Final = gettext_noop(
     "Identifiant invalide : un numéro RPPS compte 11 chiffres, un numéro Adeli 9 chiffres."
 )
-INS_BAD_FORMAT: Final = (
+INS_BAD_FORMAT: Final = gettext_noop(
     "Le matricule INS compte 15 caractères : 13 pour le numéro et 2 pour la clé."
 )
-INS_BAD_SEX: Final = "Le matricule INS commence par 1, 2, 3, 4, 7 ou 8."
-INS_BAD_KEY: Final = "La clé du matricule INS est incorrecte."
-FINESS_INVALID: Final = (
+INS_BAD_SEX: Final = gettext_noop("Le matricule INS commence par 1, 2, 3, 4, 7 ou 8.")
+INS_BAD_KEY: Final = gettext_noop("La clé du matricule INS est incorrecte.")
+FINESS_INVALID: Final = gettext_noop(
     "Numéro FINESS invalide : il compte 9 caractères, des chiffres "
     "(ou 2A / 2B suivis de 7 chiffres pour la Corse)."
 )
