@@ -76,6 +76,8 @@ class ProfessionalInline(admin.StackedInline):
     extra = 0
     can_delete = False
     readonly_fields = [
+        "eligibility_override",
+        "eligibility_override_reason",
         "id_type",
         "id_number",
         "national_id",
@@ -130,7 +132,14 @@ class PortalUserAdmin(UserAdmin):
         (None, {"classes": ["wide"], "fields": ["username", "kind", "password1", "password2"]}),
     ]
     inlines = [ProfessionalInline, PatientInline]
-    actions = ["suspend", "reactivate", "close", "switch_adeli_to_rpps", "issue_activation_link"]
+    actions = [
+        "suspend",
+        "reactivate",
+        "close",
+        "switch_adeli_to_rpps",
+        "issue_activation_link",
+        "override_eligibility",
+    ]
 
     @admin.action(description=gettext_lazy("Suspendre (motif obligatoire)"))
     def suspend(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
@@ -142,6 +151,22 @@ class PortalUserAdmin(UserAdmin):
     def close(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse | None:
         return _with_reason(
             self, request, queryset, "close", _("Clôturer des comptes"), services.close_account
+        )
+
+    @admin.action(
+        description=gettext_lazy("Accorder une dérogation d'éligibilité (motif obligatoire)")
+    )
+    def override_eligibility(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> HttpResponse | None:
+        def apply(user: User, *, reason: str, by: User) -> None:
+            identity = ProfessionalIdentity.objects.filter(user=user).first()
+            if identity is None:
+                raise services.AccountError(_("Ce compte n'est pas celui d'un professionnel."))
+            services.override_eligibility(identity, reason=reason, by=by)
+
+        return _with_reason(
+            self, request, queryset, "override_eligibility", _("Dérogation d'éligibilité"), apply
         )
 
     @admin.action(description=gettext_lazy("Réactiver"))

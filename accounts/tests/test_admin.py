@@ -105,3 +105,22 @@ def test_staff_switch_adeli_to_rpps_from_the_admin():
     )
     nurse.refresh_from_db()
     assert nurse.professional.id_number == rpps
+
+
+def test_staff_grant_an_eligibility_override_with_a_reason_from_the_admin():
+    boss = f.staff()
+    aide = f.professional(profession="35")
+    client = _staff_client(boss, with_code=True)
+    url = "/admin/accounts/user/"
+    client.post(
+        url,
+        {
+            "action": "override_eligibility",
+            "_selected_action": [aide.pk],
+            "apply": "1",
+            "reason": "Coordination",
+        },
+    )
+    aide.professional.refresh_from_db()
+    assert aide.professional.eligibility_override
+    assert aide.professional.eligibility_override_by == boss
