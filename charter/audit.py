@@ -1,4 +1,4 @@
-"""Writing and verifying the hash-chained audit journal."""
+"""Writing, verifying and purging the hash-chained audit journal."""
 
 from __future__ import annotations
 
@@ -120,8 +120,11 @@ def _checkpoint_signature(checkpoint: AuditCheckpoint) -> str:
     return hmac.new(_checkpoint_key(), payload.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_chain() -> ChainBreak | None:
+def verify_chain(*, until: int | None = None) -> ChainBreak | None:
     """Walk the journal in order; return the first row whose hash or link is wrong.
+
+    ``until`` stops after that event id (the purge checks only what it removes,
+    so that record() callers do not wait for a walk of the whole journal).
 
     The walk starts from the latest checkpoint (if a purge happened); every
     checkpoint's signature is checked first, since a forged checkpoint could
@@ -139,7 +142,10 @@ def verify_chain() -> ChainBreak | None:
     if checkpoints:
         prev, floor = checkpoints[-1].last_hash, checkpoints[-1].last_event_id
     prev_id: int | None = None
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+    events = AuditEvent.objects.order_by("id")
+    if until is not None:
+        events = events.filter(id__lte=until)
+    for event in events.iterator(chunk_size=2000):
         if event.id <= floor:
             return ChainBreak(event.id, "ligne présente dans une partie déjà purgée (insérée)")
         if event.prev_hash != prev:
@@ -186,9 +192,6 @@ def purge_expired(*, now: datetime | None = None) -> AuditCheckpoint | None:
             with connection.cursor() as cursor:
                 # Same lock as record(): no event is chained while the prefix goes.
                 cursor.execute("SELECT pg_advisory_xact_lock(727274)")
-        broken = verify_chain()
-        if broken is not None:
-            raise AuditIntegrityError(f"ligne {broken.event_id} : {broken.reason}")
         # Purge a prefix in chain order: an event is kept if any earlier one is
         # kept, so a clock that went backwards never punches a hole in the chain.
         first_kept = (
@@ -203,6 +206,10 @@ def purge_expired(*, now: datetime | None = None) -> AuditCheckpoint | None:
         last = doomed.order_by("-id").values_list("id", "hash").first()
         if last is None:
             return None
+        # Include the first kept event: its link proves the last purged hash.
+        broken = verify_chain(until=first_kept or last[0])
+        if broken is not None:
+            raise AuditIntegrityError(f"ligne {broken.event_id} : {broken.reason}")
         count = doomed.count()
         checkpoint = AuditCheckpoint(
             created_at=now,

@@ -1,0 +1,298 @@
+"""Staff views of the charter: audit journal and liste blanche (read-only), abuse reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from charter import listeblanche, services
+from charter.models import (
+    AbuseReport,
+    AuditCheckpoint,
+    AuditEvent,
+    ListeBlancheImport,
+    ListedDomain,
+    OperatorCertificate,
+    RecipientLimitException,
+    Sanction,
+)
+from mssante.access import current_user
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Nobody adds, changes or deletes here, superusers included: the journal is evidence."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "at", "action", "actor_label", "object_type", "object_id", "ip")
+    list_filter = ("action", "at")
+    search_fields = ("=object_id", "actor_label", "=actor__username")
+    show_full_result_count = False
+    list_per_page = 100
+    fields = (
+        "id",
+        "at",
+        "action",
+        "actor_id",
+        "actor_label",
+        "object_type",
+        "object_id",
+        "ip",
+        "data",
+        "prev_hash",
+        "hash",
+    )
+    readonly_fields = fields
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "last_event_id", "purged_count", "cutoff")
+    fields = ("created_at", "last_event_id", "last_hash", "purged_count", "cutoff", "signature")
+    readonly_fields = fields
+
+
+class CertificateInline(admin.TabularInline):
+    model = OperatorCertificate
+    fields = ("dn", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ListedDomain)
+class ListedDomainAdmin(ReadOnlyAdmin):
+    """The list is only ever replaced by an import, so it is read-only here."""
+
+    list_display = ("name", "description", "certificate_count", "updated_at")
+    search_fields = ("name", "description", "certificates__dn")
+    fields = ("name", "description", "responsible_contact", "support_contact", "updated_at")
+    readonly_fields = fields
+    inlines = [CertificateInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ListedDomain]:
+        return super().get_queryset(request).annotate(_certificates=Count("certificates"))
+
+    @admin.display(description=_("certificats"), ordering="_certificates")
+    def certificate_count(self, obj: Any) -> int:
+        return int(obj._certificates)
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # Staff must see at a glance how fresh the list is and whether the last
+        # scheduled refresh was refused.
+        extra = {
+            "last_import": listeblanche.last_import(),
+            "last_success": listeblanche.last_successful_import(),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
+
+
+@admin.register(ListeBlancheImport)
+class ListeBlancheImportAdmin(ReadOnlyAdmin):
+    list_display = (
+        "started_at",
+        "result",
+        "generated_at",
+        "domains",
+        "certificates",
+        "added",
+        "removed",
+        "forced",
+    )
+    list_filter = ("result",)
+    fields = (
+        "started_at",
+        "finished_at",
+        "source",
+        "generated_at",
+        "result",
+        "forced",
+        "by",
+        "entries",
+        "domains",
+        "certificates",
+        "added",
+        "removed",
+        "messages",
+    )
+    readonly_fields = fields
+
+
+# --- Abuse reports ---------------------------------------------------------------------------
+
+
+class DecisionForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Motif (communiqué à l'expéditeur sanctionné)"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+class SanctionInline(admin.TabularInline):
+    model = Sanction
+    fields = ("decision", "user", "reason", "decided_by", "decided_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _decision_action(decision: Sanction.Decision) -> Any:
+    def action(
+        modeladmin: AbuseReportAdmin, request: HttpRequest, queryset: QuerySet[AbuseReport]
+    ) -> HttpResponse | None:
+        form = DecisionForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": _("Décision : %(d)s") % {"d": decision.label},
+                "form": form,
+                "queryset": queryset,
+                "action": f"decide_{decision.value}",
+                "opts": modeladmin.model._meta,
+            }
+            return TemplateResponse(request, "admin/charter/decision_form.html", context)
+        done = 0
+        for report in queryset:
+            try:
+                services.decide_report(
+                    report,
+                    decision=decision,
+                    reason=form.cleaned_data["reason"],
+                    by=current_user(request),
+                )
+                done += 1
+            except services.CharterError as exc:
+                modeladmin.message_user(request, f"{report} : {exc}", messages.ERROR)
+        if done:
+            modeladmin.message_user(
+                request,
+                gettext("%(n)d signalement(s) traité(s) : %(d)s.")
+                % {"n": done, "d": decision.label},
+                messages.SUCCESS,
+            )
+        return None
+
+    action.__name__ = f"decide_{decision.value}"
+    return admin.action(description=decision.label)(action)
+
+
+@admin.register(AbuseReport)
+class AbuseReportAdmin(ReadOnlyAdmin):
+    """Staff review reports here; every decision goes through charter.services.decide_report."""
+
+    list_display = ("created_at", "sender_addr", "sender", "subject", "reporter", "status")
+    list_filter = ("status", "created_at")
+    search_fields = ("sender_addr", "message_id_header", "=sender__username", "=reporter__username")
+    list_select_related = ("sender", "reporter")
+    fields = (
+        "created_at",
+        "status",
+        "sender_addr",
+        "sender",
+        "message_id_header",
+        "subject",
+        "message_date",
+        "reporter",
+        "reporter_mailbox",
+        "reason",
+    )
+    readonly_fields = fields
+    inlines = [SanctionInline]
+    actions = [_decision_action(decision) for decision in Sanction.Decision]
+
+
+@admin.register(Sanction)
+class SanctionAdmin(ReadOnlyAdmin):
+    list_display = ("decided_at", "decision", "user", "decided_by", "report")
+    list_filter = ("decision", "decided_at")
+    search_fields = ("=user__username", "report__sender_addr")
+    list_select_related = ("user", "decided_by", "report")
+    fields = ("decided_at", "decision", "user", "reason", "decided_by", "report")
+    readonly_fields = fields
+
+
+# --- Recipient limit exceptions ------------------------------------------------------------
+
+
+class RecipientExceptionForm(forms.ModelForm):
+    class Meta:
+        model = RecipientLimitException
+        fields = ("mailbox", "reason", "valid_until")
+
+    def clean_valid_until(self) -> Any:
+        value = self.cleaned_data["valid_until"]
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError(_("La date de fin doit être dans le futur."))
+        return value
+
+
+@admin.register(RecipientLimitException)
+class RecipientLimitExceptionAdmin(admin.ModelAdmin):
+    """Granted here (through the service, so it is audited), never edited: revoke and re-grant."""
+
+    form = RecipientExceptionForm
+    list_display = ("mailbox", "valid_until", "granted_by", "granted_at", "revoked_at")
+    list_filter = ("valid_until", "revoked_at")
+    search_fields = ("mailbox__address",)
+    raw_id_fields = ("mailbox",)
+    list_select_related = ("mailbox", "granted_by")
+    actions = ["revoke"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        return (
+            "mailbox",
+            "reason",
+            "valid_until",
+            "granted_by",
+            "granted_at",
+            "revoked_at",
+            "revoked_by",
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        created = services.grant_recipient_exception(
+            form.cleaned_data["mailbox"],
+            reason=form.cleaned_data["reason"],
+            valid_until=form.cleaned_data["valid_until"],
+            by=current_user(request),
+        )
+        obj.pk = created.pk
+
+    @admin.action(description=_("Révoquer maintenant"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[RecipientLimitException]) -> None:
+        for exception in queryset:
+            services.revoke_recipient_exception(exception, by=current_user(request))
+        self.message_user(request, gettext("Dérogation(s) révoquée(s)."), messages.SUCCESS)

@@ -1,0 +1,259 @@
+"""Charter rules on what a message may carry and to whom, checked before anything is stored.
+
+``check_attachments``, ``check_recipients`` (and its parts) and
+``check_patient_reply`` raise PolicyError with a
+French message naming the file (or the limit) and the rule; the submission
+service shows it to the sender as it is.
+
+Blocked content is recognised by extension and by its first bytes, so that a
+blocked type renamed with a harmless extension is still caught. Sniffing covers
+formats with a reliable signature:
+
+- Windows executables and libraries (``MZ``: exe, dll, scr, sys, most com/cpl);
+- ELF (Linux) and Mach-O (macOS) executables;
+- scripts starting with a shebang (``#!``);
+- Java: class files (``CAFEBABE``, shared with Mach-O universal binaries: both
+  blocked) and jars (a zip holding ``META-INF/MANIFEST.MF``);
+- Windows Installer packages and patches (an OLE file whose root entry has the
+  MSI or MSP class id; other OLE files, such as old .doc/.xls, pass);
+- Windows shortcuts (.lnk);
+- zip archives holding a member with a blocked extension (one level down:
+  deeper nesting and encrypted content are left to the antivirus).
+
+Text scripts without a shebang (.js, .vbs, .bat, .ps1…) have no signature: they
+are caught by extension only, and by the antivirus.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from mssante.lib.mime import human_size
+
+
+class PolicyError(Exception):
+    """A message the charter refuses; ``str(exc)`` is the French text for the sender."""
+
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Class ids (as stored, little-endian GUID layout) of Windows Installer storages:
+# {000C1084-…} package (.msi), {000C1086-…} patch (.msp), {000C1082-…} transform (.mst).
+_MSI_CLSIDS = {
+    bytes.fromhex("84100c0000000000c000000000000046"),
+    bytes.fromhex("86100c0000000000c000000000000046"),
+    bytes.fromhex("82100c0000000000c000000000000046"),
+}
+_MACHO_MAGICS = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
+_LNK_MAGIC = b"L\x00\x00\x00\x01\x14\x02\x00"
+# Reading a zip's directory is cheap, but not unbounded.
+_MAX_ZIP_MEMBERS = 10_000
+
+
+def _extension(filename: str) -> str:
+    # Windows ignores trailing dots and spaces: "virus.exe. " runs as virus.exe.
+    name = filename.strip().rstrip(". ").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    _stem, dot, ext = name.rpartition(".")
+    return ext.lower() if dot else ""
+
+
+def _blocked_extensions() -> set[str]:
+    return {ext.lower().lstrip(".") for ext in settings.BLOCKED_EXTENSIONS}
+
+
+def _msi_class(data: bytes) -> bool:
+    """True when an OLE compound file's root entry carries a Windows Installer class id."""
+    if len(data) < 512:
+        return False
+    sector_shift = struct.unpack_from("<H", data, 30)[0]
+    first_dir_sector = struct.unpack_from("<I", data, 48)[0]
+    if not 7 <= sector_shift <= 16:
+        return False
+    sector_size = 1 << sector_shift
+    root = (first_dir_sector + 1) * sector_size
+    if root + 96 > len(data):
+        return False
+    return data[root + 80 : root + 96] in _MSI_CLSIDS
+
+
+def _zip_names(data: bytes) -> list[str] | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        return None
+    return [info.filename for info in infos[:_MAX_ZIP_MEMBERS]]
+
+
+def sniff(data: bytes, blocked: Iterable[str] = ()) -> str | None:
+    """The kind of blocked content ``data`` starts with, in French, or None."""
+    head = data[:8]
+    if head.startswith(b"MZ"):
+        return _("exécutable Windows")
+    if head.startswith(b"\x7fELF"):
+        return _("exécutable Linux (ELF)")
+    if head.startswith(_MACHO_MAGICS):
+        return _("exécutable macOS")
+    if head.startswith(b"\xca\xfe\xba\xbe"):
+        return _("classe Java ou exécutable macOS")
+    if head.startswith(b"#!"):
+        return _("script")
+    if head.startswith(_LNK_MAGIC):
+        return _("raccourci Windows")
+    if head.startswith(_OLE_MAGIC) and _msi_class(data):
+        return _("paquet d'installation Windows")
+    if head.startswith(b"PK\x03\x04"):
+        names = _zip_names(data)
+        if names is not None:
+            if any(name.upper() == "META-INF/MANIFEST.MF" for name in names):
+                return _("archive Java (jar)")
+            blocked = set(blocked)
+            inner = next((n for n in names if _extension(n) in blocked), None)
+            if inner is not None:
+                return _("archive contenant « %(name)s »") % {"name": inner}
+    return None
+
+
+def check_attachments(attachments: list[tuple[str, str, bytes]]) -> None:
+    """Refuse the first attachment breaking a rule: size, total size, extension, content.
+
+    Each item is (filename, content_type, data). The declared content type is
+    not trusted, so it is not used to allow anything.
+    """
+    limit = settings.ATTACHMENT_MAX_BYTES
+    blocked = _blocked_extensions()
+    total = 0
+    for filename, _content_type, data in attachments:
+        name = filename or _("pièce jointe sans nom")
+        if len(data) > limit:
+            raise PolicyError(
+                _(
+                    "La pièce jointe « %(name)s » dépasse la taille maximale autorisée "
+                    "(%(size)s pour %(limit)s au plus)."
+                )
+                % {"name": name, "size": human_size(len(data)), "limit": human_size(limit)}
+            )
+        ext = _extension(filename)
+        if ext in blocked:
+            raise PolicyError(
+                _(
+                    "La pièce jointe « %(name)s » est refusée : les fichiers .%(ext)s "
+                    "(exécutables et scripts) ne sont pas autorisés."
+                )
+                % {"name": name, "ext": ext}
+            )
+        kind = sniff(data, blocked)
+        if kind is not None:
+            raise PolicyError(
+                _(
+                    "La pièce jointe « %(name)s » est refusée : son contenu est un type bloqué "
+                    "(%(kind)s), quelle que soit son extension."
+                )
+                % {"name": name, "kind": kind}
+            )
+        total += len(data)
+    if total > settings.MESSAGE_MAX_BYTES:
+        raise PolicyError(
+            _("Les pièces jointes dépassent ensemble la taille maximale d'un message (%(limit)s).")
+            % {"limit": human_size(settings.MESSAGE_MAX_BYTES)}
+        )
+
+
+def check_recipient_count(n: int, exception_active: bool) -> None:
+    """Refuse more than MAX_RECIPIENTS recipients, unless staff recorded an exception."""
+    limit = settings.MAX_RECIPIENTS
+    if n > limit and not exception_active:
+        raise PolicyError(
+            _(
+                "Un message ne peut pas avoir plus de %(limit)s destinataires (ici %(n)s) : "
+                "règle de l'espace de confiance MSSanté."
+            )
+            % {"limit": limit, "n": n}
+        )
+
+
+# --- Recipients ------------------------------------------------------------------------------
+
+
+def check_recipient_domains(addresses: Iterable[str]) -> None:
+    """Refuse the first address outside the trust space (neither hosted here nor listed)."""
+    # Imported here: the attachment rules above stay usable without the database.
+    from charter.models import ListedDomain
+    from mailboxes.models import HostedDomain
+
+    wanted = {
+        address: address.strip().lower().rpartition("@")[2].rstrip(".") for address in addresses
+    }
+    domains = set(wanted.values())
+    allowed = set(
+        HostedDomain.objects.filter(name__in=domains, active=True).values_list("name", flat=True)
+    ) | set(ListedDomain.objects.filter(name__in=domains).values_list("name", flat=True))
+    for address, domain in wanted.items():
+        if domain not in allowed:
+            raise PolicyError(
+                _(
+                    "Le destinataire %(address)s est hors de l'espace de confiance MSSanté : "
+                    "son domaine n'est ni hébergé ici ni inscrit sur la liste blanche."
+                )
+                % {"address": address}
+            )
+
+
+def check_patient_recipients(addresses: Iterable[str]) -> None:
+    """A message to a patient has no other patient among its recipients (to and cc)."""
+    from mailboxes.models import HostedDomain
+
+    wanted = [address.strip().lower() for address in addresses]
+    patient_domains = set(
+        HostedDomain.objects.filter(kind=HostedDomain.Kind.PATIENT).values_list("name", flat=True)
+    )
+    patients = [a for a in wanted if a.rpartition("@")[2] in patient_domains]
+    if len(patients) > 1:
+        raise PolicyError(
+            _(
+                "Un message adressé à un patient ne peut pas avoir d'autre patient parmi ses "
+                "destinataires (ici : %(addresses)s). Écrivez à chaque patient séparément."
+            )
+            % {"addresses": ", ".join(patients)}
+        )
+
+
+def check_patient_reply(*, conversation_opened_by_professional: bool, closed: bool) -> None:
+    """A patient's box only replies inside a conversation a professional opened and did not close."""
+    if not conversation_opened_by_professional:
+        raise PolicyError(
+            _(
+                "Un patient ne peut pas écrire le premier à un professionnel : il peut "
+                "seulement répondre à un message reçu d'un professionnel."
+            )
+        )
+    if closed:
+        raise PolicyError(
+            _(
+                "Le professionnel a clos cette conversation (X-MSS-MES : FIN) : il n'est plus "
+                "possible d'y répondre."
+            )
+        )
+
+
+def check_recipients(sender: Any, addresses: list[str]) -> None:
+    """Every recipient rule that needs only the sending mailbox and the addresses (to + cc).
+
+    ``sender`` is the sending mailbox (mailboxes.Mailbox). The patient reply rule
+    needs the conversation: the submission service calls check_patient_reply itself.
+    """
+    from charter import selectors
+
+    check_recipient_count(
+        len(addresses),
+        exception_active=len(addresses) > settings.MAX_RECIPIENTS
+        and selectors.recipient_limit_exception_active(sender),
+    )
+    check_recipient_domains(addresses)
+    check_patient_recipients(addresses)

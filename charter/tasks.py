@@ -1,0 +1,24 @@
+"""Scheduled work of the charter (thin: each calls one service)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from charter import audit, listeblanche
+
+
+@shared_task(acks_late=True)
+def purge_audit_journal() -> int:
+    """Purge audit events past AUDIT_RETENTION_DAYS; returns how many went."""
+    checkpoint = audit.purge_expired()
+    return checkpoint.purged_count if checkpoint else 0
+
+
+@shared_task(acks_late=True)
+def refresh_liste_blanche() -> str:
+    """Re-import the liste blanche from LISTE_BLANCHE_URL (nothing when it is empty)."""
+    url = settings.LISTE_BLANCHE_URL
+    if not url:
+        return "disabled"
+    return listeblanche.import_liste_blanche(url).result

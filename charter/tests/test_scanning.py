@@ -1,0 +1,131 @@
+"""Scanning whole messages with the real clamd (local EICAR signatures, see RECIPES.md)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import zipfile
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Any
+
+import pytest
+
+from charter.scanning import ClamdUnavailable, ScanStatus, scan_raw_message
+from mssante.lib.clamd import ClamdClient
+
+ADDRESS = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
+# Two halves, so that no scanner flags this source file.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
+
+
+def _clamd_up() -> bool:
+    try:
+        return ClamdClient(ADDRESS, timeout=2).ping()
+    except ClamdUnavailable:
+        return False
+
+
+needs_clamd = pytest.mark.skipif(
+    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
+    reason=f"clamd not reachable at {ADDRESS} (runs in `make test`)",
+)
+
+
+@pytest.fixture
+def clamd(settings: Any) -> None:
+    settings.CLAMD_ADDRESS = ADDRESS
+    settings.CLAMD_TIMEOUT = 10
+
+
+def message(
+    *attachments: tuple[str, str, bytes], body: str = "Bonjour,\nci-joint le compte rendu."
+) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "elodie.muller@medecin.mssante.fr"
+    msg["To"] = "cardiologie@ch-xyz.mssante.fr"
+    msg["Subject"] = "Compte rendu"
+    msg.set_content(body)
+    for filename, content_type, data in attachments:
+        maintype, subtype = content_type.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes(policy=SMTP)
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@needs_clamd
+def test_a_message_with_a_clean_pdf_is_clean(clamd: None) -> None:
+    verdict = scan_raw_message(message(("cr.pdf", "application/pdf", PDF)))
+    assert verdict.status == ScanStatus.CLEAN and verdict.clean
+    assert verdict.parts_scanned == 3  # the whole message, the text, the PDF
+    assert verdict.label == "sain"
+
+
+@needs_clamd
+def test_eicar_as_an_attachment_is_infected(clamd: None) -> None:
+    verdict = scan_raw_message(
+        message(("cr.pdf", "application/pdf", PDF), ("x.bin", "application/octet-stream", EICAR))
+    )
+    assert verdict.infected and not verdict.clean
+    assert any("EICAR" in s.upper() for s in verdict.signatures)
+
+
+@needs_clamd
+def test_eicar_inside_a_zip_attachment_is_infected(clamd: None) -> None:
+    verdict = scan_raw_message(
+        message(("IHE_XDM.ZIP", "application/zip", zipped("DOC0001.PDF", EICAR)))
+    )
+    assert verdict.infected
+
+
+@needs_clamd
+def test_eicar_base64_encoded_in_a_text_part_is_infected(clamd: None) -> None:
+    encoded = base64.encodebytes(EICAR).decode()
+    raw = (
+        "From: a@medecin.mssante.fr\r\nTo: b@ch-xyz.mssante.fr\r\nSubject: x\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        "--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nBonjour\r\n"
+        "--XX\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+        f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--XX--\r\n"
+    ).encode()
+    assert EICAR not in raw
+    assert scan_raw_message(raw).infected
+
+
+@needs_clamd
+def test_eicar_in_a_forwarded_message_is_infected(clamd: None) -> None:
+    inner = EmailMessage()
+    inner["Subject"] = "transféré"
+    inner.set_content("voir pièce jointe")
+    inner.add_attachment(EICAR, maintype="application", subtype="octet-stream", filename="a.bin")
+    outer = EmailMessage()
+    outer["Subject"] = "Tr: transféré"
+    outer.set_content("Pour information")
+    outer.add_attachment(inner)
+    assert scan_raw_message(outer.as_bytes(policy=SMTP)).infected
+
+
+def test_with_scanning_off_the_verdict_says_not_scanned_never_clean(settings: Any) -> None:
+    settings.CLAMD_ADDRESS = ""
+    verdict = scan_raw_message(message(("x.bin", "application/octet-stream", EICAR)))
+    assert verdict.status == ScanStatus.NOT_SCANNED
+    assert not verdict.clean and verdict.label == "non analysé"
+
+
+def test_an_unreachable_clamd_raises_so_the_message_waits(settings: Any) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    settings.CLAMD_ADDRESS = f"127.0.0.1:{free_port}"
+    settings.CLAMD_TIMEOUT = 2
+    with pytest.raises(ClamdUnavailable):
+        scan_raw_message(message())
