@@ -237,8 +237,30 @@ CELERY_BEAT_SCHEDULE = {
 # A delivery or scan not done this long after its last enqueueing is enqueued again
 # by the sweeper (a lost broker message delays a message by about this much).
 DELIVERY_RETRY_SECONDS = conf.integer("DELIVERY_RETRY_SECONDS", 60, minimum=5)
+# Local deliveries handled per task and transaction (one journal event per message).
+DELIVERY_BATCH = conf.integer("DELIVERY_BATCH", 50, minimum=1)
 
 # --- Directory ------------------------------------------------------------------------
+# A full import that would deactivate more than this share of entries stops (unless --force).
+DIRECTORY_MAX_DEACTIVATION = conf.integer("DIRECTORY_MAX_DEACTIVATION_PERCENT", 10, minimum=0) / 100
+DIRECTORY_PAGE_SIZE = 20
+# Scheduled imports: a path or an http(s) URL of the .txt or .zip; empty: none scheduled.
+DIRECTORY_MSS_SOURCE = conf.string("DIRECTORY_MSS_SOURCE", "")
+DIRECTORY_PS_SOURCE = conf.string("DIRECTORY_PS_SOURCE", "")
+DIRECTORY_IMPORT_HOUR = conf.integer("DIRECTORY_IMPORT_HOUR", 5, minimum=0)
+if DIRECTORY_IMPORT_HOUR > 23:
+    raise ImproperlyConfigured("DIRECTORY_IMPORT_HOUR : une heure entre 0 et 23.")
+for _kind, _source, _minute in (("mss", DIRECTORY_MSS_SOURCE, 0), ("ps", DIRECTORY_PS_SOURCE, 30)):
+    if _source:
+        from celery.schedules import crontab
+
+        CELERY_BEAT_SCHEDULE[f"directory-import-{_kind}"] = {
+            "task": "directory.tasks.import_annuaire",
+            "schedule": crontab(hour=DIRECTORY_IMPORT_HOUR, minute=_minute),
+            "args": (_kind,),
+        }
+# The national directory is public; an operator may still require login for its FHIR copy.
+DIRECTORY_FHIR_PUBLIC = conf.boolean("DIRECTORY_FHIR_PUBLIC", True)
 
 # --- Charter --------------------------------------------------------------------------
 # Audit journal: events older than this are purged, leaving a signed checkpoint.
@@ -254,6 +276,7 @@ if LISTE_BLANCHE_URL and not LISTE_BLANCHE_URL.startswith(("https://", "http://"
     raise ImproperlyConfigured("LISTE_BLANCHE_URL : l'URL doit commencer par https://.")
 LISTE_BLANCHE_MAX_REMOVAL = conf.integer("LISTE_BLANCHE_MAX_REMOVAL", 10, minimum=0)
 LISTE_BLANCHE_REFRESH_HOURS = conf.integer("LISTE_BLANCHE_REFRESH_HOURS", 24, minimum=1)
+LISTE_BLANCHE_TIMEOUT = conf.integer("LISTE_BLANCHE_TIMEOUT", 60, minimum=1)
 LISTE_BLANCHE_MAX_BYTES = conf.integer("LISTE_BLANCHE_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
 # clamd: "host:port" or a Unix socket path; empty = scanning off (messages say "non analysé").
 CLAMD_ADDRESS = conf.string("CLAMD_ADDRESS", "")

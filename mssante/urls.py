@@ -11,5 +11,7 @@ urlpatterns = [
     path("patient/", views.patient_home, name="patient_home"),
     path("langue/", set_language, name="set_language"),
     path("sante/", views.health, name="health"),
+    path("annuaire/", include("directory.urls")),
+    path("fhir/", include("directory.fhir_urls")),
     path("admin/", admin.site.urls),
 ]
