@@ -177,9 +177,24 @@ def seed() -> list[dict[str, Any]]:
                 "totp_secret": account.totp_secret,
                 "name": f"{account.first_name} {account.last_name}",
                 "backup_codes": BACKUP_CODES[account.key],
+                "mailboxes": _mailboxes(account, user),
             }
         )
     return out
+
+
+def _mailboxes(account: DemoAccount, user: User) -> list[str]:
+    """The demo professional's nominative mailbox, created on the first seed, kept after."""
+    if account.kind != "professional" or "domain" not in account.extra:
+        return []
+    from mailboxes import services as mailbox_services
+    from mailboxes.models import Mailbox
+
+    boxes = list(Mailbox.objects.filter(owner=user).order_by("address"))
+    if not boxes:
+        domain = HostedDomain.objects.get(name=DOMAINS[account.extra["domain"]][0])
+        boxes = [mailbox_services.create_personal_mailbox(user, domain)]
+    return [box.address for box in boxes]
 
 
 def professional_identity(key: str) -> ProfessionalIdentity:

@@ -74,6 +74,15 @@ class Mailbox(models.Model):
         related_name="responsible_for",
         help_text=_("Le professionnel responsable (BAL organisationnelle ou applicative)."),
     )
+    organisation = models.ForeignKey(
+        "directory.Organisation",
+        verbose_name=_("organisation"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mailboxes",
+        help_text=_("La structure titulaire (BAL organisationnelle ou applicative)."),
+    )
     display_name = models.CharField(_("nom affiché"), max_length=200, blank=True)
     liste_rouge = models.BooleanField(
         _("liste rouge"), default=False, help_text=_("Non publiée dans l'annuaire.")
@@ -193,6 +202,14 @@ class Message(models.Model):
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        indexes = [
+            # The sweeper looks for scans stuck in "pending": a handful of rows among millions.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(scan_status="pending"),
+                name="message_pending_scan",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.message_id
@@ -306,3 +323,141 @@ class DraftAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+class Membership(models.Model):
+    """Someone who may use a mailbox that is not theirs: an ORG member or a PER delegate.
+
+    A row is live while it is neither revoked nor expired; access is always decided
+    from live rows at each request, never from anything kept in the session.
+    """
+
+    class Role(models.TextChoices):
+        READ = "read", _("Lecture")
+        SEND = "send", _("Lecture et envoi")
+        MANAGE = "manage", _("Gestion")
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(_("rôle"), max_length=8, choices=Role.choices, default=Role.READ)
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    granted_at = models.DateTimeField(_("accordé le"), default=timezone.now)
+    expires_at = models.DateTimeField(_("jusqu'au"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("révoqué le"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("membre ou délégation")
+        verbose_name_plural = _("membres et délégations")
+        constraints = [
+            # At most one live grant per person and mailbox; revoked rows stay as history.
+            models.UniqueConstraint(
+                fields=["mailbox", "user"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="unique_live_membership",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "revoked_at"], name="membership_user_live")]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.mailbox} ({self.role})"
+
+    def is_live(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AccessEvent(models.Model):
+    """The access journal of shared and delegated boxes: who did what to which message, when.
+
+    Never content: no subject, no body, no file name.
+    """
+
+    class Action(models.TextChoices):
+        OPEN = "open", _("Ouverture")
+        DOWNLOAD = "download", _("Téléchargement d'une pièce jointe")
+        SEND = "send", _("Envoi")
+        MOVE = "move", _("Déplacement")
+        DELETE = "delete", _("Suppression")
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="access_events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(_("par"), max_length=200, blank=True)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_events"
+    )
+    at = models.DateTimeField(_("le"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("accès à une boîte partagée")
+        verbose_name_plural = _("journal des accès")
+        indexes = [
+            models.Index(fields=["mailbox", "-at", "-id"], name="access_mailbox_page"),
+            models.Index(fields=["message", "mailbox"], name="access_message"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.message_id}"
+
+
+class ApiToken(models.Model):
+    """A credential for software, scoped to one mailbox. Only a SHA-256 of the token is kept."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="api_tokens")
+    label = models.CharField(_("libellé"), max_length=200, blank=True)
+    prefix = models.CharField(_("préfixe"), max_length=16, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("créé le"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expire le"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("révoqué le"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("jeton d'API")
+        verbose_name_plural = _("jetons d'API")
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.mailbox})"
+
+    def is_usable(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to a POST carrying an ``Idempotency-Key``, replayed to its retries."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    body = models.JSONField(default=dict)
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("clé d'idempotence")
+        verbose_name_plural = _("clés d'idempotence")
+        constraints = [
+            models.UniqueConstraint(fields=["token", "key"], name="unique_idempotency_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key

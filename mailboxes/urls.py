@@ -1,7 +1,74 @@
+"""Webmail URLs, under /messagerie/. Names start with ``webmail_`` (the include has no namespace)."""
+
 from django.urls import path
 
-from mailboxes import views
+from mailboxes.views import attachments, compose, folders, messages
 
 urlpatterns = [
-    path("", views.webmail_home, name="webmail_home"),
+    path("", messages.webmail_home, name="webmail_home"),
+    # Folders and search
+    path("dossier/<int:folder_id>/", messages.folder_view, name="webmail_folder"),
+    path(
+        "dossier/<int:folder_id>/renommer/",
+        folders.rename_folder_view,
+        name="webmail_folder_rename",
+    ),
+    path(
+        "dossier/<int:folder_id>/supprimer/",
+        folders.delete_folder_view,
+        name="webmail_folder_delete",
+    ),
+    path(
+        "bal/<int:mailbox_id>/dossiers/", folders.create_folder_view, name="webmail_folder_create"
+    ),
+    path("bal/<int:mailbox_id>/recherche/", messages.search_view, name="webmail_search"),
+    path(
+        "bal/<int:mailbox_id>/corbeille/vider/",
+        messages.empty_trash_view,
+        name="webmail_empty_trash",
+    ),
+    path("bal/<int:mailbox_id>/ecrire/", compose.compose_new_view, name="webmail_compose"),
+    # One message (an entry of one of the user's mailboxes)
+    path("message/<int:entry_id>/", messages.read_view, name="webmail_read"),
+    path(
+        "message/<int:entry_id>/conversation/",
+        messages.conversation_view,
+        name="webmail_conversation",
+    ),
+    path("message/<int:entry_id>/suivi/", messages.flag_view, name="webmail_flag"),
+    path("message/<int:entry_id>/non-lu/", messages.mark_unread_view, name="webmail_mark_unread"),
+    path("message/<int:entry_id>/deplacer/", messages.move_view, name="webmail_move"),
+    path("message/<int:entry_id>/supprimer/", messages.trash_view, name="webmail_trash"),
+    path("message/<int:entry_id>/restaurer/", messages.restore_view, name="webmail_restore"),
+    path("message/<int:entry_id>/repondre/", compose.reply_view, name="webmail_reply"),
+    path(
+        "message/<int:entry_id>/pj/<int:index>/", attachments.download_view, name="webmail_download"
+    ),
+    path(
+        "message/<int:entry_id>/pj/<int:index>/apercu/",
+        attachments.preview_view,
+        name="webmail_preview",
+    ),
+    # Drafts
+    path("brouillon/<int:draft_id>/", compose.draft_view, name="webmail_draft"),
+    path(
+        "brouillon/<int:draft_id>/enregistrer/", compose.draft_save_view, name="webmail_draft_save"
+    ),
+    path("brouillon/<int:draft_id>/envoyer/", compose.draft_send_view, name="webmail_draft_send"),
+    path(
+        "brouillon/<int:draft_id>/supprimer/",
+        compose.draft_delete_view,
+        name="webmail_draft_delete",
+    ),
+    path("brouillon/<int:draft_id>/pj/", compose.draft_upload_view, name="webmail_draft_upload"),
+    path(
+        "brouillon/<int:draft_id>/pj/<int:attachment_id>/",
+        compose.draft_attachment_view,
+        name="webmail_draft_attachment",
+    ),
+    path(
+        "brouillon/<int:draft_id>/pj/<int:attachment_id>/supprimer/",
+        compose.draft_attachment_delete_view,
+        name="webmail_draft_attachment_delete",
+    ),
 ]

@@ -91,3 +91,30 @@ class Personas:
     outsider: User
     patient: User
     staff: User
+
+
+# --- Mailboxes (messaging core) --------------------------------------------------------
+
+from mailboxes.models import HostedDomain, Mailbox  # noqa: E402 - appended section
+
+_domain_seq = itertools.count(1)
+
+
+def hosted_domain(name: str | None = None) -> HostedDomain:
+    """A hosted professional domain (created once per name)."""
+    domain, _ = HostedDomain.objects.get_or_create(
+        name=name or f"domaine{next(_domain_seq)}.mssante.test"
+    )
+    return domain
+
+
+def mailbox(
+    user: User | None = None, *, domain: HostedDomain | None = None, address: str | None = None
+) -> Mailbox:
+    """A nominative mailbox for ``user`` (a new professional when omitted)."""
+    from mailboxes import services as mailbox_services
+
+    user = user or professional(first_name="Camille", last_name=f"Lefèvre{next(_seq)}", enrol=False)
+    return mailbox_services.create_personal_mailbox(
+        user, domain or hosted_domain("hopital.mssante.test"), address=address
+    )

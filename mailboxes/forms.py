@@ -1,0 +1,89 @@
+"""Forms of the webmail: compose, folders, search. Validation of addresses stays in the service."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from mailboxes.models import Folder
+from mailboxes.selectors import folder_label
+
+_SEPARATORS = re.compile(r"[,;\n\r]+")
+
+
+def split_addresses(value: str) -> list[str]:
+    """Addresses typed one per line or separated by commas (or semicolons, as Outlook users do)."""
+    return [part.strip() for part in _SEPARATORS.split(value or "") if part.strip()]
+
+
+def join_addresses(values: list[str] | None) -> str:
+    return ", ".join(values or [])
+
+
+# Suggestions from the directory after two characters (static/js/directory-autocomplete.js).
+RECIPIENT_ATTRS = {
+    "rows": 1,
+    "autocomplete": "off",
+    "spellcheck": "false",
+    "data-directory-autocomplete": "/annuaire/autocomplete",
+}
+
+
+class ComposeForm(forms.Form):
+    """What the user types. Every field may be empty while drafting; sending is checked by the service."""
+
+    to = forms.CharField(
+        label=_("À"),
+        required=False,
+        help_text=_("Adresses MSSanté séparées par des virgules ou des retours à la ligne."),
+        widget=forms.Textarea(attrs=RECIPIENT_ATTRS),
+    )
+    cc = forms.CharField(
+        label=_("Copie"),
+        required=False,
+        widget=forms.Textarea(attrs=RECIPIENT_ATTRS),
+    )
+    subject = forms.CharField(label=_("Objet"), required=False, max_length=998)
+    text = forms.CharField(
+        label=_("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
+    )
+
+    def addresses(self, name: str) -> list[str]:
+        return split_addresses(self.cleaned_data.get(name, ""))
+
+
+class FolderNameForm(forms.Form):
+    name = forms.CharField(label=_("Nom du dossier"), max_length=100, strip=True)
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        if not name:
+            raise forms.ValidationError(_("Donnez un nom au dossier."))
+        return name
+
+
+class FolderChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return folder_label(obj)
+
+
+class MoveForm(forms.Form):
+    folder = FolderChoiceField(label=_("Déplacer vers"), queryset=Folder.objects.none())
+
+    def __init__(
+        self, *args: Any, mailbox_id: int, exclude: Folder | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        # Only folders of the entry's own mailbox: an id from elsewhere is "not a choice".
+        # Drafts hold drafts, not messages.
+        choices = Folder.objects.filter(mailbox_id=mailbox_id).exclude(role=Folder.Role.DRAFTS)
+        if exclude is not None:
+            choices = choices.exclude(pk=exclude.pk)
+        self.fields["folder"].queryset = choices.order_by("role", "name")  # type: ignore[attr-defined]
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label=_("Rechercher"), max_length=200, required=False, strip=True)

@@ -1,0 +1,484 @@
+"""Reads for the webmail views and the API: every lookup is confined to the user's mailboxes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from mailboxes.models import (
+    AccessEvent,
+    Delivery,
+    Draft,
+    DraftAttachment,
+    Entry,
+    Folder,
+    Mailbox,
+    Membership,
+)
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+PAGE_SIZE = 50
+SEARCH_LIMIT = 100
+
+# System folders first, in the order every webmail shows them; custom ones follow by name.
+_ROLE_ORDER: dict[str, int] = {
+    Folder.Role.INBOX: 0,
+    Folder.Role.DRAFTS: 1,
+    Folder.Role.SENT: 2,
+    Folder.Role.ARCHIVE: 3,
+    Folder.Role.TRASH: 4,
+    Folder.Role.CUSTOM: 5,
+}
+
+
+# --------------------------------------------------------------------------- mailboxes
+
+
+class Access(IntEnum):
+    """What a user may do in a mailbox, each level including the ones below it."""
+
+    READ = 1  # read, move, flag (a member or delegate with role "read")
+    SEND = 2  # also send from the box
+    MANAGE = 3  # also add and remove members (ORG members with role "manage")
+    HOLDER = 4  # the PER/PAT holder or the ORG/APP responsible: also the access journal
+
+
+_ROLE_ACCESS: dict[str, Access] = {
+    Membership.Role.READ: Access.READ,
+    Membership.Role.SEND: Access.SEND,
+    Membership.Role.MANAGE: Access.MANAGE,
+}
+
+
+def live_memberships(now: datetime | None = None) -> QuerySet[Membership]:
+    """Grants neither revoked nor expired at ``now``: the only ones that open a mailbox."""
+    now = now or timezone.now()
+    return Membership.objects.filter(revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def accessible_mailboxes(user: User | Any) -> QuerySet[Mailbox]:
+    """Mailboxes the user may read: their own, those they are responsible for, live grants.
+
+    This is the single place deciding it. It reads the memberships at every call
+    (never a copy in the session), so a member removed while logged in loses the
+    box at their next request.
+    """
+    if not getattr(user, "is_authenticated", False):
+        return Mailbox.objects.none()
+    return Mailbox.objects.filter(
+        Q(owner=user)
+        | Q(responsible=user, kind__in=[Mailbox.Kind.ORGANISATIONAL, Mailbox.Kind.APPLICATIVE])
+        | Q(pk__in=live_memberships().filter(user=user).values("mailbox_id"))
+    )
+
+
+def access(user: User | Any, mailbox: Mailbox) -> Access | None:
+    """The user's level in this mailbox, or None when they may not see it."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    if mailbox.owner_id is not None and mailbox.owner_id == user.pk:
+        return Access.HOLDER
+    if mailbox.responsible_id == user.pk and mailbox.kind in (
+        Mailbox.Kind.ORGANISATIONAL,
+        Mailbox.Kind.APPLICATIVE,
+    ):
+        return Access.HOLDER
+    role = (
+        live_memberships()
+        .filter(user=user, mailbox=mailbox)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return _ROLE_ACCESS.get(role) if role else None
+
+
+def require(user: User | Any, mailbox: Mailbox, need: Access) -> Access:
+    """The user's level, at least ``need``: 404 for a stranger, 403 for a member short of it."""
+    level = access(user, mailbox)
+    if level is None:
+        raise Http404
+    if level < need:
+        raise PermissionDenied
+    return level
+
+
+def default_mailbox(user: User | Any) -> Mailbox | None:
+    """The mailbox the webmail opens on: the user's own nominative one first."""
+    own = Mailbox.objects.filter(owner=user, kind=Mailbox.Kind.PERSONAL).order_by("address")
+    personal = own.first() if getattr(user, "is_authenticated", False) else None
+    return personal or accessible_mailboxes(user).order_by("-kind", "address").first()
+
+
+def get_mailbox(user: User | Any, mailbox_id: int, need: Access = Access.READ) -> Mailbox:
+    """The mailbox with this id among the user's, or 404 (403 when their role falls short)."""
+    mailbox = accessible_mailboxes(user).filter(pk=mailbox_id).first()
+    if mailbox is None:
+        raise Http404
+    if need > Access.READ:
+        require(user, mailbox, need)
+    return mailbox
+
+
+@dataclass(frozen=True, slots=True)
+class SwitcherItem:
+    """One mailbox in the switcher: the box, its unread count in the inbox, the user's role."""
+
+    mailbox: Mailbox
+    unread: int
+    own: bool
+
+
+def switcher(user: User | Any) -> list[SwitcherItem]:
+    """Every mailbox the user may open, own box first, with unread counts (one query)."""
+    rows = accessible_mailboxes(user).annotate(
+        unread_count=Count(
+            "entries",
+            filter=Q(entries__seen=False, entries__folder__role=Folder.Role.INBOX),
+        )
+    )
+    items = [
+        SwitcherItem(
+            mailbox=box,
+            unread=box.unread_count,
+            own=box.owner_id == user.pk,
+        )
+        for box in rows
+    ]
+    items.sort(key=lambda i: (not i.own, i.mailbox.kind != Mailbox.Kind.PERSONAL, i.mailbox.address))
+    return items
+
+
+# --------------------------------------------------------------------------- folders
+
+
+@dataclass(frozen=True, slots=True)
+class FolderView:
+    """A folder as the side menu shows it."""
+
+    folder: Folder
+    unread: int
+    total: int
+    label: str
+
+
+def folders_with_counts(mailbox: Mailbox) -> list[FolderView]:
+    """Every folder of the mailbox with its unread and total counts, in one query."""
+    rows = Folder.objects.filter(mailbox=mailbox).annotate(
+        unread_count=Count("entries", filter=Q(entries__seen=False)),
+        total_count=Count("entries"),
+    )
+    views = []
+    for folder in rows:
+        views.append(
+            FolderView(
+                folder=folder,
+                unread=folder.unread_count,
+                total=folder.total_count,
+                label=folder_label(folder),
+            )
+        )
+    views.sort(key=lambda v: (_ROLE_ORDER.get(v.folder.role, 9), v.folder.name.lower()))
+    return views
+
+
+def folder_label(folder: Folder) -> str:
+    """System folders are named in the reader's language; the user's own keep their name."""
+    if folder.role == Folder.Role.CUSTOM:
+        return folder.name
+    return str(Folder.Role(folder.role).label)
+
+
+def draft_count(mailbox: Mailbox, author: User | Any = None) -> int:
+    """Drafts are rows of their own, not entries: the drafts folder shows this count."""
+    qs = Draft.objects.filter(mailbox=mailbox)
+    if author is not None:
+        qs = qs.filter(author=author)
+    return qs.count()
+
+
+def get_folder(user: User | Any, folder_id: int) -> Folder:
+    """The folder with this id in one of the user's mailboxes, or 404."""
+    folder = (
+        Folder.objects.select_related("mailbox")
+        .filter(pk=folder_id, mailbox__in=accessible_mailboxes(user))
+        .first()
+    )
+    if folder is None:
+        raise Http404
+    return folder
+
+
+def system_folder(mailbox: Mailbox, role: str) -> Folder | None:
+    return Folder.objects.filter(mailbox=mailbox, role=role).first()
+
+
+# --------------------------------------------------------------------------- pages
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a folder, newest first, and the cursor of the next (older) page."""
+
+    entries: list[Entry]
+    next_cursor: str | None
+
+
+def _cursor(entry: Entry) -> str:
+    stamp = int(entry.received_at.timestamp() * 1_000_000)
+    return f"{stamp}-{entry.pk}"
+
+
+def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
+    """The (received_at, id) a cursor designates, or None when absent or malformed."""
+    if not value:
+        return None
+    stamp, sep, pk = value.partition("-")
+    if not sep or not stamp.isdigit() or not pk.isdigit() or len(stamp) > 20 or len(pk) > 19:
+        return None
+    try:
+        when = datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    # Microseconds are rebuilt exactly: floats lose them past 2**53, integers do not.
+    when = when.replace(microsecond=int(stamp) % 1_000_000)
+    return when, int(pk)
+
+
+def _entries() -> QuerySet[Entry]:
+    # The blob pointer and keys are never needed to list: leave them in the database.
+    return Entry.objects.select_related("message", "folder").defer(
+        "message__wrapped_key", "message__key_id", "message__blob_name"
+    )
+
+
+def folder_page(folder: Folder, before: str | None = None, limit: int = PAGE_SIZE) -> Page:
+    """A page of the folder, newest first, after the cursor ``before`` (keyset pagination).
+
+    Keyset rather than OFFSET: the database walks the (folder, received_at, id)
+    index from the cursor, so the 2000th page costs what the first does.
+    """
+    qs = _entries().filter(folder=folder)
+    cursor = parse_cursor(before)
+    if cursor is not None:
+        when, pk = cursor
+        qs = qs.filter(Q(received_at__lt=when) | Q(received_at=when, pk__lt=pk))
+    rows = list(qs.order_by("-received_at", "-pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(entries=rows, next_cursor=_cursor(rows[-1]) if more and rows else None)
+
+
+def _json_text_variants(query: str) -> list[str]:
+    # SQLite stores JSON with non-ASCII characters escaped ("\u00e9"), PostgreSQL
+    # does not: search both spellings so "é" is found on either database.
+    escaped = json.dumps(query)[1:-1]
+    return [query] if escaped == query else [query, escaped]
+
+
+def search(mailbox: Mailbox, query: str, limit: int = SEARCH_LIMIT) -> list[Entry]:
+    """Entries of the mailbox whose subject, participants or attachment names contain ``query``.
+
+    The text goes into ``icontains`` lookups only: the ORM escapes it as a
+    literal, so no character of the query is read as SQL, a wildcard or a regex.
+    """
+    query = query.strip()
+    if not query:
+        return []
+    condition = (
+        Q(message__subject__icontains=query)
+        | Q(message__from_addr__icontains=query)
+        | Q(message__from_name__icontains=query)
+        | Q(message__sender_addr__icontains=query)
+    )
+    for text in _json_text_variants(query):
+        condition |= (
+            Q(message__to_addrs__icontains=text)
+            | Q(message__cc_addrs__icontains=text)
+            | Q(message__attachments__icontains=text)
+        )
+    rows = (
+        _entries()
+        .filter(mailbox=mailbox)
+        .exclude(folder__role=Folder.Role.TRASH)
+        .filter(condition)
+        .order_by("-received_at", "-pk")[: limit * 2]
+    )
+    # JSON text also holds the keys ("filename", "content_type"): keep only the
+    # rows where the match is in a value the user can see.
+    needle = query.casefold()
+    found = [e for e in rows if needle in _searchable_text(e)]
+    return found[:limit]
+
+
+def _searchable_text(entry: Entry) -> str:
+    m = entry.message
+    parts = [m.subject, m.from_addr, m.from_name, m.sender_addr]
+    parts += [str(a) for a in (m.to_addrs or [])]
+    parts += [str(a) for a in (m.cc_addrs or [])]
+    parts += [str(a.get("filename", "")) for a in (m.attachments or []) if isinstance(a, dict)]
+    return "\n".join(parts).casefold()
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def get_entry(user: User | Any, entry_id: int, need: Access = Access.READ) -> Entry:
+    """The entry with this id in one of the user's mailboxes, or 404 (never 403: no oracle).
+
+    A member whose role falls short of ``need`` (a reader replying) gets 403.
+    """
+    entry = (
+        Entry.objects.select_related("message", "folder", "mailbox")
+        .filter(pk=entry_id, mailbox__in=accessible_mailboxes(user))
+        .first()
+    )
+    if entry is None:
+        raise Http404
+    if need > Access.READ:
+        require(user, entry.mailbox, need)
+    return entry
+
+
+def thread(entry: Entry) -> list[Entry]:
+    """Entries of the same mailbox in the entry's conversation, oldest first."""
+    key = entry.message.thread_key
+    if not key:
+        return [entry]
+    return list(
+        _entries()
+        .filter(mailbox_id=entry.mailbox_id, message__thread_key=key)
+        .exclude(folder__role=Folder.Role.TRASH)
+        .order_by("message__date", "pk")
+    ) or [entry]
+
+
+def deliveries(entry: Entry) -> list[Delivery]:
+    """Per-recipient delivery status, shown only to the mailbox that sent the message."""
+    if entry.message.sender_mailbox_id != entry.mailbox_id:
+        return []
+    return list(Delivery.objects.filter(message_id=entry.message_id).order_by("recipient"))
+
+
+# --------------------------------------------------------------------------- drafts
+
+
+def drafts(mailbox: Mailbox, author: User | Any = None) -> list[Draft]:
+    """The drafts of a mailbox; in a shared box each person sees only their own."""
+    qs = Draft.objects.filter(mailbox=mailbox)
+    if author is not None:
+        qs = qs.filter(author=author)
+    return list(qs.order_by("-updated_at", "-pk")[:PAGE_SIZE])
+
+
+def get_draft(user: User | Any, draft_id: int) -> Draft:
+    """One of the user's own drafts in a mailbox they may still send from, or 404/403."""
+    draft = (
+        Draft.objects.select_related("mailbox")
+        .filter(pk=draft_id, author=user, mailbox__in=accessible_mailboxes(user))
+        .first()
+    )
+    if draft is None:
+        raise Http404
+    require(user, draft.mailbox, Access.SEND)
+    return draft
+
+
+def get_draft_attachment(user: User | Any, draft_id: int, attachment_id: int) -> DraftAttachment:
+    """A file of one of the user's drafts, or 404."""
+    att = (
+        DraftAttachment.objects.select_related("draft", "draft__mailbox")
+        .filter(
+            pk=attachment_id,
+            draft_id=draft_id,
+            draft__author=user,
+            draft__mailbox__in=accessible_mailboxes(user),
+        )
+        .first()
+    )
+    if att is None:
+        raise Http404
+    require(user, att.draft.mailbox, Access.SEND)
+    return att
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+def memberships(mailbox: Mailbox) -> list[Membership]:
+    """Every grant of the mailbox, live ones first, with who granted and revoked them."""
+    rows = list(
+        Membership.objects.filter(mailbox=mailbox)
+        .select_related("user", "user__professional", "granted_by", "revoked_by")
+        .order_by("revoked_at", "-granted_at", "-pk")
+    )
+    now = timezone.now()
+    rows.sort(key=lambda m: not m.is_live(now))
+    return rows
+
+
+def get_membership(user: User | Any, mailbox_id: int, membership_id: int) -> Membership:
+    """A grant of a mailbox the user manages, or 404 / 403."""
+    mailbox = get_mailbox(user, mailbox_id, Access.MANAGE)
+    membership = (
+        Membership.objects.select_related("user", "mailbox")
+        .filter(pk=membership_id, mailbox=mailbox)
+        .first()
+    )
+    if membership is None:
+        raise Http404
+    return membership
+
+
+JOURNAL_PAGE = 100
+
+
+def access_events(
+    mailbox: Mailbox,
+    *,
+    actor_id: int | None = None,
+    action: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = JOURNAL_PAGE,
+) -> list[AccessEvent]:
+    """The mailbox's access journal, newest first, filtered by person, action and dates."""
+    qs = AccessEvent.objects.filter(mailbox=mailbox).select_related("message")
+    if actor_id is not None:
+        qs = qs.filter(actor_id=actor_id)
+    if action:
+        qs = qs.filter(action=action)
+    if since is not None:
+        qs = qs.filter(at__gte=since)
+    if until is not None:
+        qs = qs.filter(at__lt=until)
+    return list(qs.order_by("-at", "-pk")[:limit])
+
+
+def journal_actors(mailbox: Mailbox) -> list[tuple[int, str]]:
+    """The people who appear in the mailbox's journal, for the filter's choices."""
+    rows = (
+        AccessEvent.objects.filter(mailbox=mailbox, actor__isnull=False)
+        .values_list("actor_id", "actor_label")
+        .distinct()
+    )
+    return sorted({(pk, label) for pk, label in rows if pk is not None}, key=lambda r: r[1])
+
+
+def message_accesses(entry: Entry) -> list[AccessEvent]:
+    """Who opened, downloaded, moved this message in its mailbox ("ouvert par … à …")."""
+    return list(
+        AccessEvent.objects.filter(mailbox_id=entry.mailbox_id, message_id=entry.message_id)
+        .order_by("-at", "-pk")[:50]
+    )

@@ -1,0 +1,75 @@
+"""Every write of the messaging core: mailboxes, submission, delivery, folders, drafts.
+
+Views, commands and tasks call these functions and nothing else writes the
+mailbox tables. Each function validates its input, writes in one transaction,
+records the audit event and only enqueues background work once committed.
+One module per concern; callers use the names re-exported here.
+"""
+
+from mailboxes.services.drafts import (
+    DraftContent,
+    add_draft_attachment,
+    attach_forwarded,
+    delete_draft,
+    open_draft,
+    read_draft_attachment,
+    remove_draft_attachment,
+    save_draft,
+    send_draft,
+)
+from mailboxes.services.errors import DraftError, FolderError, MailboxError, SubmissionError
+from mailboxes.services.folders import (
+    create_folder,
+    delete_folder,
+    empty_trash,
+    move_entries,
+    rename_folder,
+    restore_entries,
+    set_flags,
+    trash_entries,
+)
+from mailboxes.services.mailbox import (
+    SYSTEM_FOLDERS,
+    create_mailbox,
+    create_personal_mailbox,
+    folder_of,
+    propose_address,
+)
+from mailboxes.services.messages import parse, read_raw, submit_message
+from mailboxes.services.pipeline import deliver, deliver_many, scan, sweep
+
+__all__ = [
+    "SYSTEM_FOLDERS",
+    "DraftContent",
+    "DraftError",
+    "FolderError",
+    "MailboxError",
+    "SubmissionError",
+    "add_draft_attachment",
+    "attach_forwarded",
+    "create_folder",
+    "create_mailbox",
+    "create_personal_mailbox",
+    "delete_draft",
+    "delete_folder",
+    "deliver",
+    "deliver_many",
+    "empty_trash",
+    "folder_of",
+    "move_entries",
+    "open_draft",
+    "parse",
+    "propose_address",
+    "read_draft_attachment",
+    "read_raw",
+    "remove_draft_attachment",
+    "rename_folder",
+    "restore_entries",
+    "save_draft",
+    "scan",
+    "send_draft",
+    "set_flags",
+    "submit_message",
+    "sweep",
+    "trash_entries",
+]

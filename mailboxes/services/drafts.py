@@ -1,0 +1,219 @@
+"""Drafts: sealed while being written, their files as encrypted blobs, then sent."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from mailboxes import blobs
+from mailboxes.models import Draft, DraftAttachment, Mailbox, Message
+from mailboxes.services.errors import DraftError
+from mailboxes.services.messages import human_size, read_raw, submit_message
+from mssante.lib import mime
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DraftContent:
+    """The decrypted fields of a draft."""
+
+    to: list[str]
+    cc: list[str]
+    subject: str
+    text: str
+    in_reply_to_id: int | None
+    forward_of_id: int | None
+
+
+def _draft_context(draft: Draft) -> bytes:
+    return f"draft:{draft.pk}".encode()
+
+
+def save_draft(
+    *,
+    mailbox: Mailbox,
+    author: User,
+    draft: Draft | None,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    text: str,
+    in_reply_to: Message | None = None,
+    forward_of: Message | None = None,
+) -> Draft:
+    """Create or update a draft; to, cc and body are sealed, addresses are not checked."""
+    with transaction.atomic():
+        created = draft is None
+        if draft is None:
+            draft = Draft.objects.create(mailbox=mailbox, author=author)
+            reply_id, forward_id = None, None
+        else:
+            # A draft keeps what it answers or forwards whatever the form resends.
+            previous = open_draft(draft)
+            reply_id, forward_id = previous.in_reply_to_id, previous.forward_of_id
+        in_reply_to_id = in_reply_to.pk if in_reply_to else reply_id
+        forward_of_id = forward_of.pk if forward_of else forward_id
+        payload = json.dumps(
+            {
+                "to": [a.strip() for a in to if a and a.strip()],
+                "cc": [a.strip() for a in cc if a and a.strip()],
+                "text": text,
+                "in_reply_to": in_reply_to_id,
+                "forward_of": forward_of_id,
+            },
+            ensure_ascii=False,
+        ).encode()
+        sealed = blobs.seal_value(payload, _draft_context(draft))
+        draft.subject = subject.strip()[:998]
+        draft.key_id = sealed.key_id
+        draft.wrapped_key = sealed.wrapped_key
+        draft.sealed = sealed.ciphertext
+        draft.save()
+    if created and forward_of is not None:
+        attach_forwarded(draft, forward_of)
+    return draft
+
+
+def open_draft(draft: Draft) -> DraftContent:
+    """The decrypted content of a draft."""
+    if not draft.sealed or draft.wrapped_key is None:
+        return DraftContent([], [], draft.subject, "", None, None)
+    data = json.loads(
+        blobs.open_value(draft.key_id, draft.wrapped_key, draft.sealed, _draft_context(draft))
+    )
+    return DraftContent(
+        to=list(data.get("to", [])),
+        cc=list(data.get("cc", [])),
+        subject=draft.subject,
+        text=data.get("text", ""),
+        in_reply_to_id=data.get("in_reply_to"),
+        forward_of_id=data.get("forward_of"),
+    )
+
+
+def _encoded_size(n: int) -> int:
+    # base64 with 76-character lines, as the message will carry the file.
+    encoded = (n + 2) // 3 * 4
+    return encoded + encoded // 76 * 2
+
+
+def _clean_filename(filename: str) -> str:
+    name = os.path.basename((filename or "").replace("\\", "/")).strip().lstrip(".")
+    return name[:255] or "piece-jointe"
+
+
+def add_draft_attachment(
+    draft: Draft, filename: str, content_type: str, data: bytes
+) -> DraftAttachment:
+    """Store an uploaded file, encrypted, in a draft; the message limits are checked now."""
+    with transaction.atomic():
+        Draft.objects.select_for_update().filter(pk=draft.pk).first()
+        files = list(draft.files.values_list("size", flat=True))
+        limit = settings.MESSAGE_MAX_ATTACHMENTS
+        if len(files) + 1 > limit:
+            raise DraftError(
+                _("Pas plus de %(limit)d pièces jointes par message.") % {"limit": limit}
+            )
+        total = sum(_encoded_size(s) for s in files) + _encoded_size(len(data))
+        if total > settings.MESSAGE_MAX_BYTES:
+            raise DraftError(
+                _(
+                    "« %(name)s » ne peut pas être ajouté : le message dépasserait %(limit)s "
+                    "une fois encodé."
+                )
+                % {
+                    "name": _clean_filename(filename),
+                    "limit": human_size(settings.MESSAGE_MAX_BYTES),
+                }
+            )
+        name = blobs.new_name("drafts")
+        sealed = blobs.write(name, data)
+        try:
+            with transaction.atomic():
+                return DraftAttachment.objects.create(
+                    draft=draft,
+                    filename=_clean_filename(filename),
+                    content_type=(content_type or "application/octet-stream")[:127],
+                    size=len(data),
+                    blob_name=name,
+                    key_id=sealed.key_id,
+                    wrapped_key=sealed.wrapped_key,
+                )
+        except BaseException:
+            blobs.delete(name)
+            raise
+
+
+def remove_draft_attachment(att: DraftAttachment) -> None:
+    """Remove a file from a draft, and its blob."""
+    name = att.blob_name
+    att.delete()
+    transaction.on_commit(lambda: blobs.delete(name))
+
+
+def read_draft_attachment(att: DraftAttachment) -> bytes:
+    """The bytes of a draft's file, decrypted."""
+    return blobs.read(att.blob_name, att.key_id, att.wrapped_key)
+
+
+def delete_draft(draft: Draft) -> None:
+    """Delete a draft and the blobs of its files."""
+    names = list(draft.files.values_list("blob_name", flat=True))
+    draft.delete()
+    transaction.on_commit(lambda: blobs.delete_many(names))
+
+
+def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
+    """Copy a message's attachments into a draft (forwarding carries them)."""
+    raw = read_raw(message)
+    added = []
+    for part in mime.parse_message(raw).attachments:
+        try:
+            att = mime.get_part(raw, part.index)
+        except mime.PartNotFoundError:
+            continue
+        added.append(add_draft_attachment(draft, att.filename, att.content_type, att.data))
+    return added
+
+
+def send_draft(draft: Draft, *, by: User, request: HttpRequest | None = None) -> Message:
+    """Send a draft through ``submit_message`` with its files, then delete it."""
+    content = open_draft(draft)
+    files = [
+        mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
+        for a in draft.files.order_by("pk")
+    ]
+    parent = None
+    if content.in_reply_to_id is not None:
+        parent = Message.objects.filter(pk=content.in_reply_to_id).first()
+    message = submit_message(
+        mailbox=draft.mailbox,
+        author=by,
+        to=content.to,
+        cc=content.cc,
+        subject=content.subject,
+        text=content.text,
+        attachments=files,
+        in_reply_to=parent,
+        request=request,
+    )
+    try:
+        with transaction.atomic():
+            delete_draft(draft)
+    except IntegrityError:
+        # The message is sent and committed; a leftover draft is only clutter.
+        log.exception("draft %s sent but not deleted", draft.pk)
+    return message

@@ -1,0 +1,177 @@
+"""Folders, moving entries between them, the trash and the flags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from charter import audit
+from mailboxes import blobs
+from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
+from mailboxes.services.errors import FolderError
+from mailboxes.services.pipeline import PENDING
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+def _folder_name(mailbox: Mailbox, name: str, *, exclude: Folder | None = None) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise FolderError(_("Donnez un nom au dossier."))
+    if len(name) > 100:
+        raise FolderError(_("Le nom du dossier est trop long (100 caractères au plus)."))
+    clash = Folder.objects.filter(mailbox=mailbox, name__iexact=name)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise FolderError(_("Un dossier « %(name)s » existe déjà.") % {"name": name})
+    return name
+
+
+@transaction.atomic
+def create_folder(mailbox: Mailbox, name: str, *, by: User | None) -> Folder:
+    """Create a custom folder in a mailbox."""
+    folder = Folder.objects.create(
+        mailbox=mailbox, role=Folder.Role.CUSTOM, name=_folder_name(mailbox, name)
+    )
+    audit.record("folder.created", actor=by, obj=folder, mailbox=mailbox.pk)
+    return folder
+
+
+@transaction.atomic
+def rename_folder(folder: Folder, name: str, *, by: User | None) -> Folder:
+    """Rename a custom folder (system folders keep their names)."""
+    if folder.role != Folder.Role.CUSTOM:
+        raise FolderError(_("Les dossiers du système ne peuvent pas être renommés."))
+    folder.name = _folder_name(folder.mailbox, name, exclude=folder)
+    folder.save(update_fields=["name"])
+    audit.record("folder.renamed", actor=by, obj=folder, mailbox=folder.mailbox_id)
+    return folder
+
+
+@transaction.atomic
+def delete_folder(folder: Folder, *, by: User | None) -> None:
+    """Delete a custom folder that holds no message."""
+    if folder.role != Folder.Role.CUSTOM:
+        raise FolderError(_("Les dossiers du système ne peuvent pas être supprimés."))
+    if Entry.objects.filter(folder=folder).exists():
+        raise FolderError(_("Le dossier « %(name)s » n'est pas vide.") % {"name": folder.name})
+    audit.record("folder.deleted", actor=by, obj=folder, mailbox=folder.mailbox_id)
+    folder.delete()
+
+
+def _entry_ids(
+    entries: Iterable[Entry] | QuerySet[Entry], mailbox_id: int | None = None
+) -> list[int]:
+    items = list(entries)
+    if mailbox_id is not None and any(e.mailbox_id != mailbox_id for e in items):
+        # The view resolved these entries; a mismatch is a bug, not a user error.
+        raise ValueError("entries and folder belong to different mailboxes")
+    return [e.pk for e in items]
+
+
+@transaction.atomic
+def move_entries(entries: Iterable[Entry], folder: Folder, *, by: User | None) -> int:
+    """Move entries to a folder of their mailbox; moving to the trash remembers the origin."""
+    if folder.role == Folder.Role.TRASH:
+        return trash_entries(entries, by=by)
+    if folder.role == Folder.Role.DRAFTS:
+        # Drafts are Draft rows, not entries: a sent message never becomes one.
+        raise FolderError(_("Les messages ne peuvent pas être déplacés dans les brouillons."))
+    ids = _entry_ids(entries, folder.mailbox_id)
+    moved = (
+        Entry.objects.filter(pk__in=ids)
+        .exclude(folder=folder)
+        .update(folder=folder, previous_folder=None)
+    )
+    audit.record("entries.moved", actor=by, obj=folder, count=moved, entries=ids[:100])
+    return moved
+
+
+@transaction.atomic
+def trash_entries(entries: Iterable[Entry], *, by: User | None) -> int:
+    """Move entries to their mailbox's trash, remembering where each came from."""
+    items = list(entries)
+    moved = 0
+    for mailbox_id in {e.mailbox_id for e in items}:
+        trash = Folder.objects.get(mailbox_id=mailbox_id, role=Folder.Role.TRASH)
+        ids = [e.pk for e in items if e.mailbox_id == mailbox_id]
+        moved += (
+            Entry.objects.filter(pk__in=ids)
+            .exclude(folder=trash)
+            .update(previous_folder_id=F("folder_id"), folder=trash)
+        )
+        audit.record("entries.trashed", actor=by, obj=trash, count=len(ids), entries=ids[:100])
+    return moved
+
+
+@transaction.atomic
+def restore_entries(entries: Iterable[Entry], *, by: User | None) -> int:
+    """Put trashed entries back where they were (the inbox when that folder is gone)."""
+    items = list(entries)
+    restored = 0
+    for mailbox_id in {e.mailbox_id for e in items}:
+        inbox = Folder.objects.get(mailbox_id=mailbox_id, role=Folder.Role.INBOX)
+        ids = [e.pk for e in items if e.mailbox_id == mailbox_id]
+        in_trash = Entry.objects.filter(pk__in=ids, folder__role=Folder.Role.TRASH)
+        restored += in_trash.filter(previous_folder__isnull=False).update(
+            folder_id=F("previous_folder_id"), previous_folder=None
+        )
+        restored += in_trash.filter(previous_folder__isnull=True).update(folder=inbox)
+        audit.record("entries.restored", actor=by, obj=inbox, count=len(ids), entries=ids[:100])
+    return restored
+
+
+def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
+    """Delete every entry in the trash; purge messages nobody holds any more, with their blob."""
+    with transaction.atomic():
+        trashed = Entry.objects.filter(mailbox=mailbox, folder__role=Folder.Role.TRASH)
+        message_ids = list(trashed.values_list("message_id", flat=True))
+        deleted, _detail = trashed.delete()
+        # A message still waiting for a delivery must stay: the pipeline needs it.
+        orphans = (
+            Message.objects.filter(pk__in=message_ids, entries__isnull=True)
+            .exclude(deliveries__status__in=PENDING)
+            .values_list("pk", "blob_name")
+        )
+        purged = list(orphans)
+        Message.objects.filter(pk__in=[pk for pk, _b in purged]).delete()
+        audit.record("trash.emptied", actor=by, obj=mailbox, count=deleted, purged=len(purged))
+        names = [name for _pk, name in purged]
+        transaction.on_commit(lambda: blobs.delete_many(names))
+    return deleted
+
+
+@transaction.atomic
+def set_flags(
+    entries: Iterable[Entry],
+    *,
+    by: User | None,
+    seen: bool | None = None,
+    flagged: bool | None = None,
+) -> int:
+    """Set or clear the seen and flagged flags; the first reading is noted on the delivery."""
+    items = list(entries)
+    changes: dict[str, Any] = {}
+    if seen is not None:
+        changes["seen"] = seen
+    if flagged is not None:
+        changes["flagged"] = flagged
+    if not changes or not items:
+        return 0
+    updated = Entry.objects.filter(pk__in=[e.pk for e in items]).update(**changes)
+    if seen:
+        pairs = Q()
+        for e in items:
+            pairs |= Q(message_id=e.message_id, mailbox_id=e.mailbox_id)
+        Delivery.objects.filter(pairs, read_at__isnull=True).update(read_at=timezone.now())
+    for e in items:
+        for name, value in changes.items():
+            setattr(e, name, value)
+    return updated

@@ -1,0 +1,245 @@
+"""Submitting a message and reading it back."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from charter import audit
+from mailboxes import addresses, blobs
+from mailboxes.models import Delivery, Entry, Folder, HostedDomain, Mailbox, Message
+from mailboxes.services import pipeline
+from mailboxes.services.errors import SubmissionError
+from mailboxes.services.mailbox import system_folder_id
+from mssante.lib import crypto, mime
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from accounts.models import User
+
+log = logging.getLogger(__name__)
+
+
+def human_size(n: int) -> str:
+    return mime.human_size(n)
+
+
+def _recipients(to: Sequence[str], cc: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Normalised, deduplicated To and Cc lists (a Cc already in To is dropped)."""
+    seen: set[str] = set()
+    out: tuple[list[str], list[str]] = ([], [])
+    for target, values in zip(out, (to, cc), strict=True):
+        for raw in values:
+            if not (raw or "").strip():
+                continue
+            try:
+                address = addresses.normalise(raw)
+            except addresses.AddressError:
+                raise SubmissionError(
+                    _("L'adresse « %(address)s » n'est pas une adresse valide.")
+                    % {"address": raw.strip()}
+                ) from None
+            if address not in seen:
+                seen.add(address)
+                target.append(address)
+    return out
+
+
+def _recipient_mailboxes(recipients: list[str]) -> dict[str, Mailbox]:
+    domains = {d.name: d for d in HostedDomain.objects.filter(active=True)}
+    boxes = {m.address: m for m in Mailbox.objects.filter(address__in=recipients)}
+    for address in recipients:
+        if addresses.domain_of(address) not in domains:
+            # The inter-operator gateway (SMTP with mutual TLS) comes with a later issue.
+            raise SubmissionError(
+                _(
+                    "Le destinataire « %(address)s » n'est pas hébergé par cet opérateur : "
+                    "l'envoi vers les autres opérateurs MSSanté n'est pas encore possible."
+                )
+                % {"address": address}
+            )
+        box = boxes.get(address)
+        if box is None:
+            raise SubmissionError(
+                _("Aucune boîte aux lettres n'existe à l'adresse « %(address)s ».")
+                % {"address": address}
+            )
+        if not box.is_active:
+            raise SubmissionError(
+                _("La boîte aux lettres « %(address)s » est fermée.") % {"address": address}
+            )
+    return boxes
+
+
+def _references(parent: Message) -> list[str]:
+    try:
+        refs = list(parse(parent).references)
+    except crypto.BlobIntegrityError:
+        # A damaged parent still yields a usable thread: its root and itself.
+        refs = [f"<{parent.thread_key}>"]
+    return [*refs, parent.message_id][-20:]
+
+
+def submit_message(
+    *,
+    mailbox: Mailbox,
+    author: User | None,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[mime.Attachment] = (),
+    in_reply_to: Message | None = None,
+    extra_headers: dict[str, str] | None = None,
+    origin: str = Message.Origin.WEB,
+    request: HttpRequest | None = None,
+) -> Message:
+    """Check, encrypt and store a message with its deliveries, then enqueue its scan."""
+    if not mailbox.is_active:
+        raise SubmissionError(_("Votre boîte aux lettres est fermée : l'envoi est impossible."))
+    to_list, cc_list = _recipients(to, cc)
+    recipients = to_list + cc_list
+    if not recipients:
+        raise SubmissionError(_("Indiquez au moins un destinataire."))
+    boxes = _recipient_mailboxes(recipients)
+    limit = settings.MESSAGE_MAX_ATTACHMENTS
+    if len(attachments) > limit:
+        raise SubmissionError(
+            _("Trop de pièces jointes : %(count)d, au plus %(limit)d par message.")
+            % {"count": len(attachments), "limit": limit}
+        )
+    max_bytes = settings.MESSAGE_MAX_BYTES
+    # Cheap early refusal before building: base64 makes the message at least this big.
+    payload = (
+        sum(len(a.data) for a in attachments) + len(text.encode()) + len((html or "").encode())
+    )
+    if payload > max_bytes:
+        raise SubmissionError(
+            _("Message trop volumineux : %(size)s, au plus %(limit)s.")
+            % {"size": human_size(payload), "limit": human_size(max_bytes)}
+        )
+
+    now = timezone.now()
+    outgoing = mime.OutgoingMessage(
+        from_addr=mailbox.address,
+        from_name=mailbox.display_name,
+        to=to_list,
+        cc=cc_list,
+        subject=subject.strip(),
+        text=text,
+        html=html,
+        attachments=list(attachments),
+        in_reply_to=in_reply_to.message_id if in_reply_to else None,
+        references=_references(in_reply_to) if in_reply_to else [],
+        extra_headers=dict(extra_headers or {}),
+    )
+    try:
+        message_id, raw = mime.build_message(outgoing, domain=mailbox.domain.name, now=now)
+    except ValueError as exc:
+        raise SubmissionError(
+            _("Message impossible à construire : %(error)s") % {"error": exc}
+        ) from None
+    if len(raw) > max_bytes:
+        raise SubmissionError(
+            _("Message trop volumineux : %(size)s une fois encodé, au plus %(limit)s.")
+            % {"size": human_size(len(raw)), "limit": human_size(max_bytes)}
+        )
+    # The attachment indices that get_part() understands come from parsing the
+    # built message; a message without attachments has nothing to list.
+    listed = mime.parse_message(raw).attachments if attachments else []
+    thread = in_reply_to.thread_key if in_reply_to else mime.thread_key(message_id, None, None)
+
+    blob_name = blobs.new_name("messages")
+    sealed = blobs.write(blob_name, raw)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                message_id=message_id,
+                thread_key=thread,
+                in_reply_to=in_reply_to.message_id if in_reply_to else "",
+                sender_mailbox=mailbox,
+                submitted_by=author,
+                from_addr=mailbox.address,
+                from_name=mailbox.display_name,
+                to_addrs=to_list,
+                cc_addrs=cc_list,
+                subject=outgoing.subject[:998],
+                date=now,
+                size=len(raw),
+                attachments=[
+                    {
+                        "index": p.index,
+                        "filename": p.filename,
+                        "content_type": p.content_type,
+                        "size": p.size,
+                    }
+                    for p in listed
+                ],
+                origin=origin,
+                blob_name=blob_name,
+                key_id=sealed.key_id,
+                wrapped_key=sealed.wrapped_key,
+                created_at=now,
+            )
+            Delivery.objects.bulk_create(
+                Delivery(
+                    message=message,
+                    recipient=address,
+                    mailbox=boxes[address],
+                    next_attempt_at=now + pipeline.retry_delay(),
+                )
+                for address in recipients
+            )
+            Entry.objects.create(
+                mailbox=mailbox,
+                message=message,
+                folder_id=system_folder_id(mailbox.pk, Folder.Role.SENT),
+                seen=True,
+                received_at=now,
+            )
+            if in_reply_to is not None:
+                Entry.objects.filter(mailbox=mailbox, message=in_reply_to).update(answered=True)
+            audit.record(
+                "message.submitted",
+                actor=author,
+                obj=message,
+                request=request,
+                mailbox=mailbox.address,
+                recipients=len(recipients),
+                size=len(raw),
+                attachments=len(listed),
+                origin=origin,
+            )
+            message_pk = message.pk
+            transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+    except BaseException:
+        # The row that would have pointed to the blob was never committed.
+        blobs.delete(blob_name)
+        raise
+    return message
+
+
+def read_raw(message: Message) -> bytes:
+    """The message's raw MIME, decrypted; ``BlobIntegrityError`` if the blob was altered."""
+    try:
+        return blobs.read(message.blob_name, message.key_id, message.wrapped_key)
+    except crypto.BlobIntegrityError as exc:
+        log.error("message %s: stored blob cannot be opened: %s", message.public_id, exc)
+        raise type(exc)(f"message {message.public_id} cannot be read: {exc}") from None
+
+
+def parse(message: Message) -> mime.ParsedMessage:
+    """The parsed message (cached on the instance)."""
+    cached = getattr(message, "_parsed_cache", None)
+    if cached is None:
+        cached = mime.parse_message(read_raw(message))
+        message._parsed_cache = cached  # type: ignore[attr-defined]
+    return cached

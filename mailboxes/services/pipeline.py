@@ -1,0 +1,170 @@
+"""The delivery pipeline: scan, deliver, and the sweeper that recovers lost work.
+
+``Delivery`` rows are the outbox; Celery only carries their ids. Every function
+here is safe to run twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import OuterRef
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from charter import audit
+from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.services.mailbox import system_folder_id
+
+log = logging.getLogger(__name__)
+
+PENDING = (Delivery.Status.QUEUED, Delivery.Status.SCANNING, Delivery.Status.DEFERRED)
+
+
+def retry_delay() -> timedelta:
+    """How long a scan or delivery may wait before the sweeper enqueues it again."""
+    return timedelta(seconds=settings.DELIVERY_RETRY_SECONDS)
+
+
+def enqueue_all(task_name: str, object_ids: list[int]) -> None:
+    """Enqueue one task per id (call after commit only)."""
+    for object_id in object_ids:
+        enqueue(task_name, object_id)
+
+
+def enqueue_batches(delivery_ids: list[int]) -> None:
+    """Enqueue deliveries in batches of ``DELIVERY_BATCH`` (call after commit only)."""
+    size = settings.DELIVERY_BATCH
+    for start in range(0, len(delivery_ids), size):
+        enqueue("deliver_batch", delivery_ids[start : start + size])
+
+
+def enqueue(task_name: str, object_id: int | list[int]) -> None:
+    """Enqueue ``mailboxes.tasks.<task_name>(object_id)`` (call after commit only)."""
+    # Imported here: tasks imports this module.
+    from mailboxes import tasks
+
+    task = getattr(tasks, task_name)
+    try:
+        task.delay(object_id)
+    except Exception:
+        # The row is committed and due: the sweeper will enqueue it again later.
+        # A broker outage must delay a message, not fail its submission.
+        if getattr(task.app.conf, "task_always_eager", False):
+            raise
+        log.exception("could not enqueue %s(%s); the sweeper will retry", task_name, object_id)
+
+
+def scan(message_id: int) -> None:
+    """Mark a message scanned (no antivirus yet: "not_scanned") and enqueue its deliveries."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().filter(pk=message_id).first()
+        if message is None:
+            return
+        if message.scan_status == Message.ScanStatus.PENDING:
+            # Never "clean": nothing has looked inside this message yet.
+            message.scan_status = Message.ScanStatus.NOT_SCANNED
+            message.save(update_fields=["scan_status"])
+        ids = list(
+            Delivery.objects.filter(message_id=message_id, status__in=PENDING).values_list(
+                "pk", flat=True
+            )
+        )
+        transaction.on_commit(lambda: enqueue_batches(ids))
+
+
+def deliver(delivery_id: int) -> None:
+    """Deliver one recipient of a scanned message; running it twice delivers once."""
+    deliver_many([delivery_id])
+
+
+def deliver_many(delivery_ids: list[int]) -> int:
+    """Deliver several recipients in one transaction (idempotent); return how many were done."""
+    with transaction.atomic():
+        deliveries = list(
+            # of=self: PostgreSQL cannot lock the nullable side of the mailbox join. Rows
+            # are locked in id order so that two overlapping batches cannot deadlock.
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("message", "mailbox")
+            .annotate(inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX))
+            .filter(pk__in=delivery_ids)
+            .exclude(status__in=Delivery.DONE)
+            # A message not scanned yet: its scan enqueues these deliveries again.
+            .exclude(message__scan_status=Message.ScanStatus.PENDING)
+            .order_by("pk")
+        )
+        if not deliveries:
+            return 0
+        now = timezone.now()
+        entries = []
+        for delivery in deliveries:
+            delivery.attempts += 1
+            delivery.updated_at = now
+            box = delivery.mailbox
+            if delivery.message.scan_status == Message.ScanStatus.INFECTED:
+                delivery.status = Delivery.Status.QUARANTINED
+            elif box is None or not box.is_active:
+                delivery.status = Delivery.Status.BOUNCED
+                delivery.last_error = _("La boîte du destinataire n'existe plus ou est fermée.")
+            else:
+                entries.append(
+                    Entry(
+                        mailbox=box,
+                        message=delivery.message,
+                        folder_id=delivery.inbox_id,
+                        received_at=now,
+                    )
+                )
+                delivery.status = Delivery.Status.DELIVERED
+                delivery.delivered_at = now
+                delivery.last_error = ""
+        # The unique (mailbox, message) constraint makes a second run a no-op, even
+        # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
+        Entry.objects.bulk_create(entries, ignore_conflicts=True)
+        Delivery.objects.bulk_update(
+            deliveries, ["status", "attempts", "delivered_at", "last_error", "updated_at"]
+        )
+        # One journal event per message and outcome rather than per recipient: the
+        # journal is serialised, and a message to 40 people must not take 40 turns.
+        outcomes: dict[tuple[int, str], list[Delivery]] = {}
+        for delivery in deliveries:
+            outcomes.setdefault((delivery.message_id, delivery.status), []).append(delivery)
+        for (_message_id, status), group in outcomes.items():
+            audit.record(
+                f"message.{status}",
+                obj=group[0].message,
+                deliveries=[d.pk for d in group],
+                mailboxes=[d.recipient for d in group],
+            )
+    return len(deliveries)
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Re-enqueue every delivery due and not done, and every scan stuck; return how many."""
+    now = now or timezone.now()
+    stuck_before = now - retry_delay()
+    count = 0
+    with transaction.atomic():
+        stuck = list(
+            Message.objects.filter(
+                scan_status=Message.ScanStatus.PENDING, created_at__lte=stuck_before
+            ).values_list("pk", flat=True)[:5000]
+        )
+        due = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status__in=PENDING, next_attempt_at__lte=now)
+            .exclude(message__scan_status=Message.ScanStatus.PENDING)
+            .values_list("pk", flat=True)[:5000]
+        )
+        # Pushing the next attempt forward keeps the next sweep from enqueueing the
+        # same delivery again while this one is still in the broker.
+        Delivery.objects.filter(pk__in=due).update(next_attempt_at=now + retry_delay())
+        transaction.on_commit(lambda: enqueue_all("scan_message", stuck))
+        transaction.on_commit(lambda: enqueue_batches(due))
+        count = len(stuck) + len(due)
+    if count:
+        log.info("sweep: %d scans and %d deliveries re-enqueued", len(stuck), len(due))
+    return count

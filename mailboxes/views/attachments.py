@@ -1,0 +1,84 @@
+"""Attachments: streamed downloads and a sandboxed preview of harmless types."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import cast
+from urllib.parse import quote
+
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+
+from mailboxes import selectors, services
+from mailboxes.views._common import current_user
+from mailboxes.views.messages import PREVIEWABLE
+from mssante.access import verified_required
+from mssante.lib import mime
+
+# The preview document may show itself and nothing else: no script (sandbox),
+# no fetch, no form, no plugin; an attacker's HTML renamed .png stays inert.
+PREVIEW_CSP = "sandbox; default-src 'none'; img-src data: 'self'; style-src 'unsafe-inline'"
+_ASCII_FALLBACK = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def content_disposition(kind: str, filename: str) -> str:
+    """RFC 6266 header: an ASCII fallback name, then the real name as UTF-8 (RFC 5987)."""
+    fallback = _ASCII_FALLBACK.sub("_", filename).strip() or "piece-jointe"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
+    entry = selectors.get_entry(current_user(request), entry_id)
+    try:
+        return mime.get_part(services.read_raw(entry.message), index)
+    except mime.PartNotFoundError:
+        raise Http404 from None
+
+
+def _stream(data: bytes, content_type: str) -> HttpResponse:
+    # FileResponse sends the file in blocks rather than one body string.
+    response = FileResponse(io.BytesIO(data), content_type=content_type)
+    response["Content-Length"] = str(len(data))
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    # verified_required is typed for HttpResponse; a streamed response serves the same role.
+    return cast(HttpResponse, response)
+
+
+@verified_required("professional")
+@require_GET
+def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
+    part = _part(request, entry_id, index)
+    # Whatever the sender declared, the browser only saves the file.
+    response = _stream(part.data, "application/octet-stream")
+    response["Content-Disposition"] = content_disposition("attachment", part.filename)
+    return response
+
+
+@verified_required("professional")
+@require_GET
+def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
+    part = _part(request, entry_id, index)
+    content_type = part.content_type.lower()
+    if content_type not in PREVIEWABLE:
+        raise Http404
+    data = part.data
+    if content_type == "text/plain":
+        # Re-encoded once here so the browser never has to guess a charset.
+        text = _decode(data)
+        data = text.encode("utf-8")
+        content_type = "text/plain; charset=utf-8"
+    response = _stream(data, content_type)
+    response["Content-Disposition"] = content_disposition("inline", part.filename)
+    response["Content-Security-Policy"] = PREVIEW_CSP
+    return response
+
+
+def _decode(data: bytes) -> str:
+    for charset in ("utf-8", "cp1252"):
+        try:
+            return data.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")

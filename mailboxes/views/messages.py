@@ -1,0 +1,370 @@
+"""Listing, reading and filing messages."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html import escape
+from html.parser import HTMLParser
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from mailboxes import selectors, services
+from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
+from mailboxes.models import Entry, Folder
+from mailboxes.views._common import (
+    back_url,
+    current_user,
+    folder_url,
+    mailbox_home_url,
+    render_webmail,
+)
+from mssante.access import verified_required
+from mssante.lib import mime
+
+# Types a browser can show without running anything, once sandboxed (see attachments).
+PREVIEWABLE = frozenset(
+    {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a message list."""
+
+    entry: Entry
+    who: str
+    size: str
+    folder: str
+
+
+def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
+    out = []
+    for entry in entries:
+        message = entry.message
+        if sent or message.sender_mailbox_id == entry.mailbox_id:
+            who = ", ".join(message.to_addrs or []) or _("(aucun destinataire)")
+        else:
+            who = message.from_name or message.from_addr
+        out.append(
+            Row(entry, who, mime.human_size(message.size), selectors.folder_label(entry.folder))
+        )
+    return out
+
+
+@verified_required("professional")
+@require_GET
+def webmail_home(request: HttpRequest) -> HttpResponse:
+    """The webmail's landing page: the inbox of the user's own mailbox."""
+    mailbox = selectors.default_mailbox(current_user(request))
+    if mailbox is None:
+        return render(request, "mailboxes/home.html")
+    inbox = selectors.system_folder(mailbox, Folder.Role.INBOX)
+    if inbox is None:
+        return render(request, "mailboxes/home.html")
+    return _folder_page(request, inbox)
+
+
+@verified_required("professional")
+@require_GET
+def folder_view(request: HttpRequest, folder_id: int) -> HttpResponse:
+    folder = selectors.get_folder(current_user(request), folder_id)
+    return _folder_page(request, folder)
+
+
+def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
+    mailbox = folder.mailbox
+    if folder.role == Folder.Role.DRAFTS:
+        # Drafts are rows of their own (sealed, editable), not entries.
+        return render_webmail(
+            request,
+            "mailboxes/drafts.html",
+            mailbox,
+            {
+                "folder": folder,
+                "folder_label": selectors.folder_label(folder),
+                "drafts": selectors.drafts(mailbox),
+            },
+            current_folder=folder,
+        )
+    page = selectors.folder_page(folder, before=request.GET.get("avant"))
+    return render_webmail(
+        request,
+        "mailboxes/folder.html",
+        mailbox,
+        {
+            "folder": folder,
+            "folder_label": selectors.folder_label(folder),
+            "rows": rows(page.entries, sent=folder.role == Folder.Role.SENT),
+            "next_cursor": page.next_cursor,
+            "is_first_page": not request.GET.get("avant"),
+            "is_sent": folder.role == Folder.Role.SENT,
+            "is_trash": folder.role == Folder.Role.TRASH,
+            "is_custom": folder.role == Folder.Role.CUSTOM,
+            "rename_form": FolderNameForm(initial={"name": folder.name}, auto_id="rename-%s"),
+        },
+        current_folder=folder,
+    )
+
+
+@verified_required("professional")
+@require_GET
+def search_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
+    form = SearchForm(request.GET)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    entries = selectors.search(mailbox, query) if query else []
+    return render_webmail(
+        request,
+        "mailboxes/search.html",
+        mailbox,
+        {"query": query, "rows": rows(entries), "limit": selectors.SEARCH_LIMIT},
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+_HEADING_RE = re.compile(r"<h([1-6])[\s>]", re.IGNORECASE)
+
+
+def _heading_level(tag: str) -> int | None:
+    if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+        return int(tag[1])
+    return None
+
+
+class _ReaderHtml(HTMLParser):
+    """Re-serialise sanitised mail HTML to fit the page's outline and be accessible.
+
+    Images: a sanitised ``<img>`` may have lost its source (dropped) and mail rarely
+    gives a text alternative (``alt=""``). Headings: the mail's levels are renumbered
+    below the page's heading ``base`` without skipping a level, so the page keeps one
+    outline (screen reader users navigate by headings). Everything is re-escaped on
+    the way out, so this pass can only write back what it read (the input is nh3's
+    allow-listed output).
+    """
+
+    def __init__(self, levels: list[int], base: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.rank = {level: i + 1 for i, level in enumerate(sorted(set(levels)))}
+        self.base = base
+        self.last = base
+        self.open: list[str] = []
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]], *, closed: bool) -> None:
+        level = _heading_level(tag)
+        if level is not None:
+            wanted = self.base + self.rank.get(level, 1)
+            self.last = min(6, wanted, self.last + 1)
+            tag = f"h{self.last}"
+            if not closed:
+                self.open.append(tag)
+        if tag == "img":
+            names = {name for name, _value in attrs}
+            if "src" not in names:
+                return
+            if "alt" not in names:
+                attrs = [*attrs, ("alt", "")]
+        rendered = "".join(f' {name}="{escape(value or "")}"' for name, value in attrs)
+        self.out.append(f"<{tag}{rendered}>")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, closed=False)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs, closed=True)
+
+    def handle_endtag(self, tag: str) -> None:
+        if _heading_level(tag) is not None:
+            tag = self.open.pop() if self.open else "h6"
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(escape(data, quote=False))
+
+
+def accessible_html(html: str, *, heading_base: int) -> str:
+    """Sanitised HTML with accessible images and headings below level ``heading_base``."""
+    levels = [int(n) for n in _HEADING_RE.findall(html)]
+    parser = _ReaderHtml(levels, heading_base)
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.out)
+
+
+@dataclass(slots=True)
+class ShownMessage:
+    """What the reading view shows of one message."""
+
+    entry: Entry
+    parsed: mime.ParsedMessage
+    html: str | None
+    blocked_remote_images: bool
+    attachments: list[dict[str, Any]]
+
+
+def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
+    parsed = services.parse(entry.message)
+    html: str | None = None
+    blocked = False
+    if parsed.html:
+        # Never the message's own HTML: only what the sanitiser keeps.
+        clean = mime.sanitize_html(parsed.html, allow_remote_images=remote_images)
+        html, blocked = (
+            accessible_html(clean.html, heading_base=heading_base),
+            clean.blocked_remote_images,
+        )
+    attachments = [
+        {
+            "index": part.index,
+            "filename": part.filename,
+            "content_type": part.content_type,
+            "size": mime.human_size(part.size),
+            "previewable": part.content_type in PREVIEWABLE,
+        }
+        for part in parsed.attachments
+    ]
+    return ShownMessage(entry, parsed, html, blocked, attachments)
+
+
+def _wants_remote_images(request: HttpRequest) -> bool:
+    return request.GET.get("images") == "distantes"
+
+
+@verified_required("professional")
+@require_GET
+def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    if not entry.seen:
+        services.set_flags([entry], by=user, seen=True)
+        entry.seen = True
+    # Under the page's h1 (the subject).
+    shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
+    conversation = selectors.thread(entry)
+    return render_webmail(
+        request,
+        "mailboxes/read.html",
+        entry.mailbox,
+        {
+            "entry": entry,
+            "shown": shown,
+            "deliveries": selectors.deliveries(entry),
+            "move_form": MoveForm(
+                mailbox_id=entry.mailbox_id, exclude=entry.folder, auto_id="move-%s"
+            ),
+            "folder_label": selectors.folder_label(entry.folder),
+            "thread_size": len(conversation),
+            "in_trash": entry.folder.role == Folder.Role.TRASH,
+        },
+        current_folder=entry.folder,
+    )
+
+
+@verified_required("professional")
+@require_GET
+def conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    remote = _wants_remote_images(request)
+    # Under each message's h2 in the conversation.
+    items = [_shown(e, remote_images=remote, heading_base=2) for e in selectors.thread(entry)]
+    unseen = [item.entry for item in items if not item.entry.seen]
+    if unseen:
+        services.set_flags(unseen, by=user, seen=True)
+    return render_webmail(
+        request,
+        "mailboxes/conversation.html",
+        entry.mailbox,
+        {"entry": entry, "items": items},
+        current_folder=entry.folder,
+    )
+
+
+# --------------------------------------------------------------------------- filing
+
+
+def _after_action(request: HttpRequest, entry: Entry) -> HttpResponse:
+    return redirect(back_url(request, folder_url(entry.folder)))
+
+
+@verified_required("professional")
+@require_POST
+def flag_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    flagged = request.POST.get("flagged") == "1"
+    services.set_flags([entry], by=user, flagged=flagged)
+    messages.success(request, _("Message suivi.") if flagged else _("Suivi retiré."))
+    return redirect(back_url(request, reverse("webmail_read", args=[entry.pk])))
+
+
+@verified_required("professional")
+@require_POST
+def mark_unread_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    services.set_flags([entry], by=user, seen=False)
+    messages.success(request, _("Message marqué comme non lu."))
+    # Back to the list: staying on the message would mark it read again.
+    return redirect(folder_url(entry.folder))
+
+
+@verified_required("professional")
+@require_POST
+def move_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    form = MoveForm(request.POST, mailbox_id=entry.mailbox_id)
+    if not form.is_valid():
+        # A folder id from another mailbox is treated as not found, like any foreign id.
+        raise Http404
+    target: Folder = form.cleaned_data["folder"]
+    services.move_entries([entry], target, by=user)
+    messages.success(
+        request,
+        _("Message déplacé dans « %(folder)s ».") % {"folder": selectors.folder_label(target)},
+    )
+    return redirect(folder_url(entry.folder))
+
+
+@verified_required("professional")
+@require_POST
+def trash_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    origin = entry.folder
+    services.trash_entries([entry], by=user)
+    messages.success(request, _("Message mis à la corbeille."))
+    return redirect(folder_url(origin))
+
+
+@verified_required("professional")
+@require_POST
+def restore_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    services.restore_entries([entry], by=user)
+    messages.success(request, _("Message restauré."))
+    # To the folder it went back to, so the user sees it there.
+    entry.refresh_from_db(fields=["folder"])
+    return redirect(folder_url(entry.folder))
+
+
+@verified_required("professional")
+@require_POST
+def empty_trash_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    user = current_user(request)
+    mailbox = selectors.get_mailbox(user, mailbox_id)
+    services.empty_trash(mailbox, by=user)
+    messages.success(request, _("La corbeille est vide."))
+    trash = selectors.system_folder(mailbox, Folder.Role.TRASH)
+    return redirect(folder_url(trash) if trash else mailbox_home_url(mailbox))

@@ -1,0 +1,32 @@
+"""Compose suggests colleagues from the directory."""
+
+from __future__ import annotations
+
+import pytest
+from django_otp.oath import totp
+from playwright.sync_api import Page, expect
+
+from accounts import demo
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_typing_dup_in_compose_suggests_the_demo_colleague_and_picking_fills_the_recipient(
+    live_server, page: Page
+):
+    demo.seed()
+    doctor = next(a for a in demo.ACCOUNTS if a.key == "doctor")
+    page.goto(live_server.url + "/connexion/")
+    page.locator("#id_identifier").fill(doctor.identifier)
+    page.locator("#id_password").fill(doctor.password)
+    page.get_by_role("button", name="Continuer").click()
+    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(doctor.totp_hex)):06d}")
+    page.get_by_role("button", name="Se connecter").click()
+    page.get_by_role("button", name="Écrire un message").click()
+    to = page.locator("textarea[name=to]")
+    to.click()
+    to.press_sequentially("dup", delay=50)
+    option = page.get_by_role("option").filter(has_text="Dupont")
+    expect(option.first).to_be_visible()
+    option.first.click()
+    expect(to).to_have_value("julien.dupont@cabinet-demo.mssante.fr, ")
