@@ -17,7 +17,14 @@ from mailboxes.services.drafts import (
     save_draft,
     send_draft,
 )
-from mailboxes.services.errors import DraftError, FolderError, MailboxError, SubmissionError
+from mailboxes.services.errors import (
+    DraftError,
+    FolderError,
+    MailboxError,
+    MembershipError,
+    SubmissionError,
+    TokenError,
+)
 from mailboxes.services.folders import (
     create_folder,
     delete_folder,
@@ -37,6 +44,16 @@ from mailboxes.services.mailbox import (
 )
 from mailboxes.services.messages import parse, read_raw, submit_message
 from mailboxes.services.pipeline import deliver, deliver_many, scan, sweep
+from mailboxes.services.sharing import (
+    change_membership,
+    grant_membership,
+    open_entry,
+    record_access,
+    record_entries,
+    revoke_membership,
+    sender_for,
+)
+from mailboxes.services.tokens import authenticate_token, create_api_token, revoke_api_token
 
 __all__ = [
     "SYSTEM_FOLDERS",
@@ -44,9 +61,14 @@ __all__ = [
     "DraftError",
     "FolderError",
     "MailboxError",
+    "MembershipError",
     "SubmissionError",
+    "TokenError",
     "add_draft_attachment",
     "attach_forwarded",
+    "authenticate_token",
+    "change_membership",
+    "create_api_token",
     "create_folder",
     "create_mailbox",
     "create_personal_mailbox",
@@ -56,18 +78,25 @@ __all__ = [
     "deliver_many",
     "empty_trash",
     "folder_of",
+    "grant_membership",
     "move_entries",
     "open_draft",
+    "open_entry",
     "parse",
     "propose_address",
     "read_draft_attachment",
     "read_raw",
+    "record_access",
+    "record_entries",
     "remove_draft_attachment",
     "rename_folder",
     "restore_entries",
+    "revoke_api_token",
+    "revoke_membership",
     "save_draft",
     "scan",
     "send_draft",
+    "sender_for",
     "set_flags",
     "submit_message",
     "sweep",
