@@ -16,4 +16,7 @@ def test_the_language_switch_gives_the_english_catalogue():
     client.post("/langue/", {"language": "en", "next": "/connexion/"})
     body = client.get("/connexion/").content.decode()
     assert '<html lang="en"' in body and "Continue" in body
-    assert "11 digits" in client.post("/connexion/", {"identifier": "123", "password": "x"}).content.decode()
+    assert (
+        "11 digits"
+        in client.post("/connexion/", {"identifier": "123", "password": "x"}).content.decode()
+    )
