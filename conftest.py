@@ -29,7 +29,13 @@ def _celery_eager(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _blob_dir(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _blob_dir(
+    request: pytest.FixtureRequest, settings: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if request.node.get_closest_marker("services"):
+        # A real worker (another process) reads these blobs: keep the directory it was
+        # started with (BLOB_ROOT, or MSSANTE_VAR_DIR/blobs, from the same environment).
+        return
     settings.BLOB_ROOT = tmp_path_factory.mktemp("blobs")
 
 
@@ -68,3 +74,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _fast_hasher(settings: Any) -> None:
     # PBKDF2's real cost is for production; tests only need a correct hasher.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _scanning_off(settings: Any) -> None:
+    # `make test` exports CLAMD_ADDRESS for the worker; tests in this process scan
+    # only when they ask for it (the `clamd` fixtures of the scanning tests), so
+    # the rest neither waits on clamd nor depends on it.
+    settings.CLAMD_ADDRESS = ""

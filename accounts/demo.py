@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from accounts import services
@@ -158,7 +159,12 @@ def seed() -> list[dict[str, Any]]:
         HostedDomain.objects.update_or_create(
             name=name, defaults={"description": description, "kind": kind}
         )
-    out = []
+    # The patient domain comes from settings (PATIENT_DOMAIN, patient.mssante.fr in the demo).
+    HostedDomain.objects.update_or_create(
+        name=settings.PATIENT_DOMAIN,
+        defaults={"description": "Patients (démonstration)", "kind": HostedDomain.Kind.PATIENT},
+    )
+    out: list[dict[str, Any]] = []
     for account in ACCOUNTS:
         user = _user(account)
         if user.status != User.Status.ACTIVE:
@@ -178,9 +184,106 @@ def seed() -> list[dict[str, Any]]:
                 "name": f"{account.first_name} {account.last_name}",
                 "backup_codes": BACKUP_CODES[account.key],
                 "mailboxes": _mailboxes(account, user),
+                "personal_email": account.email,
             }
         )
+        if account.kind == "patient":
+            out[-1].update(_patient_space(user))
+    shared = _shared_mailboxes({a["key"]: a for a in out})
+    for entry in out:
+        entry["shared_mailboxes"] = shared.get(entry["key"], [])
     return out
+
+
+# The lab's API token is published with the demo on purpose: it exists in the demo data
+# only (a real token is random, shown once and stored as a SHA-256).
+DEMO_API_TOKEN = "mss_demo_laboratoire_4f2a9c1e7b3d5a8f6e0c2b4d6f8a0c1e"  # noqa: S105
+SHARED: list[dict[str, Any]] = [
+    {
+        "key": "cardiologie",
+        "kind": "ORG",
+        "address": "cardiologie@hopital-demo.mssante.fr",
+        "name": "Secrétariat de cardiologie",
+        "organisation": ("Centre hospitalier de démonstration — Cardiologie", "750000011"),
+        "responsible": "doctor",
+        "members": {"nurse": "send"},
+    },
+    {
+        "key": "laboratoire",
+        "kind": "APP",
+        "address": "laboratoire@hopital-demo.mssante.fr",
+        "name": "Laboratoire de biologie médicale",
+        "organisation": ("Laboratoire de biologie médicale de démonstration", "750000029"),
+        "responsible": "pharmacist",
+        "members": {},
+    },
+]
+
+
+def _shared_mailboxes(accounts: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The cardiology secretariat (ORG) and the lab (APP, with its API token)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from directory.models import Organisation
+    from mailboxes import services as mailbox_services
+    from mailboxes.models import ApiToken, Mailbox, Membership
+
+    users = {key: User.objects.get(username=_username(key)) for key in accounts}
+    listed: dict[str, list[dict[str, Any]]] = {}
+    for spec in SHARED:
+        name, finess = spec["organisation"]
+        organisation, _ = Organisation.objects.get_or_create(finess=finess, defaults={"name": name})
+        responsible = users[spec["responsible"]]
+        box = Mailbox.objects.filter(address=spec["address"]).first()
+        if box is None:
+            domain = HostedDomain.objects.get(name=spec["address"].split("@")[1])
+            box = mailbox_services.create_mailbox(
+                spec["kind"],
+                spec["address"],
+                domain,
+                responsible=responsible,
+                organisation=organisation,
+                display_name=spec["name"],
+            )
+        info: dict[str, Any] = {
+            "key": spec["key"],
+            "address": box.address,
+            "kind": box.kind,
+            "name": box.display_name,
+        }
+        listed.setdefault(spec["responsible"], []).append({**info, "role": "responsible"})
+        # Back to the initial grants: the listed members, nobody else.
+        Membership.objects.filter(mailbox=box, revoked_at__isnull=True).exclude(
+            user__in=[users[k] for k in spec["members"]]
+        ).update(revoked_at=timezone.now())
+        for key, role in spec["members"].items():
+            live = Membership.objects.filter(mailbox=box, user=users[key], revoked_at__isnull=True)
+            if not live.exists():
+                mailbox_services.grant_membership(box, users[key], role, by=responsible)
+            live.update(role=role, expires_at=None)
+            listed.setdefault(key, []).append({**info, "role": role})
+        if box.kind == Mailbox.Kind.APPLICATIVE:
+            token = ApiToken.objects.filter(
+                token_hash=mailbox_services.tokens.hash_token(DEMO_API_TOKEN)
+            ).first()
+            expires = timezone.now() + timedelta(days=365)
+            if token is None:
+                mailbox_services.create_api_token(
+                    box, by=None, label="Démonstration", expires_at=expires, raw=DEMO_API_TOKEN
+                )
+            else:
+                ApiToken.objects.filter(pk=token.pk).update(revoked_at=None, expires_at=expires)
+            listed[spec["responsible"]][-1]["api_token"] = DEMO_API_TOKEN
+    return listed
+
+
+def _username(key: str) -> str:
+    account = next(a for a in ACCOUNTS if a.key == key)
+    if account.kind == "professional":
+        return ("8" if len(account.identifier) == 11 else "0") + account.identifier
+    return account.identifier
 
 
 def _mailboxes(account: DemoAccount, user: User) -> list[str]:
@@ -195,6 +298,29 @@ def _mailboxes(account: DemoAccount, user: User) -> list[str]:
         domain = HostedDomain.objects.get(name=DOMAINS[account.extra["domain"]][0])
         boxes = [mailbox_services.create_personal_mailbox(user, domain)]
     return [box.address for box in boxes]
+
+
+def _patient_space(user: User) -> dict[str, Any]:
+    """The demo patient's box in the patient domain; codes by app (TOTP) or by e-mail."""
+    from django_otp.plugins.otp_email.models import EmailDevice
+
+    from mailboxes import services as mailbox_services
+    from mailboxes.models import Mailbox
+
+    box = Mailbox.objects.filter(owner=user, kind=Mailbox.Kind.PATIENT).first()
+    if box is None:
+        box = mailbox_services.create_mailbox(
+            Mailbox.Kind.PATIENT,
+            f"{user.username.lower()}@{settings.PATIENT_DOMAIN}",
+            HostedDomain.objects.get(name=settings.PATIENT_DOMAIN),
+            owner=user,
+            display_name=f"{user.first_name} {user.last_name}",
+        )
+    # Both factors work for the demo patient: the TOTP secret printed by the seed,
+    # and a code e-mailed to the personal address (printed on the console in the demo).
+    EmailDevice.objects.filter(user=user).delete()
+    EmailDevice.objects.create(user=user, name="E-mail", confirmed=True)
+    return {"address": box.address, "mailboxes": [box.address], "second_factor": "totp+email"}
 
 
 def professional_identity(key: str) -> ProfessionalIdentity:

@@ -303,3 +303,129 @@ class RecipientLimitException(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox_id} → {self.valid_until:%Y-%m-%d}"
+
+
+# --- Quarantine ---------------------------------------------------------------------------
+
+
+class Quarantine(models.Model):
+    """A message the antivirus held back: never delivered unless staff release it.
+
+    The message's envelope is copied in (never its content), so the record and the
+    indicators survive the deletion of the message itself.
+    """
+
+    class Verdict(models.TextChoices):
+        INFECTED = "infected", _("virus détecté")
+        UNSCANNABLE = "unscannable", _("impossible à analyser")
+
+    class Status(models.TextChoices):
+        HELD = "held", _("en quarantaine")
+        RELEASED = "released", _("libéré")
+        DELETED = "deleted", _("supprimé")
+
+    message = models.OneToOneField(
+        "mailboxes.Message",
+        verbose_name=_("message"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="quarantine",
+    )
+    message_id_header = models.CharField(_("Message-ID"), max_length=255)
+    from_addr = models.CharField(_("expéditeur"), max_length=254, db_index=True)
+    recipients = models.JSONField(_("destinataires"), default=list)
+    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    size = models.PositiveIntegerField(_("taille"), default=0)
+    message_date = models.DateTimeField(_("date du message"), null=True)
+    verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices)
+    signatures = models.JSONField(_("signatures"), default=list, blank=True)
+    detail = models.CharField(_("détail"), max_length=500, blank=True)
+    quarantined_at = models.DateTimeField(_("mis en quarantaine le"), db_index=True)
+    status = models.CharField(
+        _("état"), max_length=8, choices=Status.choices, default=Status.HELD, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("décidé par"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("décidé le"), null=True, blank=True)
+    decision_reason = models.TextField(_("motif de la décision"), blank=True)
+
+    class Meta:
+        verbose_name = _("message en quarantaine")
+        verbose_name_plural = _("quarantaine antivirus")
+        ordering = ["-quarantined_at"]
+
+    def __str__(self) -> str:
+        return f"{self.quarantined_at:%Y-%m-%d %H:%M} {self.from_addr}"
+
+
+# --- Inactive mailboxes (CNIL 2014-239) -----------------------------------------------------
+
+
+class InactivityExemption(models.Model):
+    """Staff keep a mailbox open whatever its holder's inactivity (a flag with its reason)."""
+
+    mailbox = models.OneToOneField(
+        "mailboxes.Mailbox",
+        verbose_name=_("boîte"),
+        on_delete=models.CASCADE,
+        related_name="inactivity_exemption",
+    )
+    reason = models.TextField(_("motif"))
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("accordée par"),
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    granted_at = models.DateTimeField(_("accordée le"))
+
+    class Meta:
+        verbose_name = _("exemption de fermeture pour inactivité")
+        verbose_name_plural = _("exemptions de fermeture pour inactivité")
+        ordering = ["-granted_at"]
+
+    def __str__(self) -> str:
+        return str(self.mailbox)
+
+
+class InactivityWarning(models.Model):
+    """A warning mailed to the holder of an inactive mailbox, and their objection if any."""
+
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox",
+        verbose_name=_("boîte"),
+        on_delete=models.CASCADE,
+        related_name="inactivity_warnings",
+    )
+    warned_at = models.DateTimeField(_("averti le"), db_index=True)
+    inactive_since = models.DateTimeField(_("inactif depuis"))
+    closes_after = models.DateTimeField(_("fermeture prévue après le"))
+    objected_at = models.DateTimeField(_("opposition le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("avertissement d'inactivité")
+        verbose_name_plural = _("avertissements d'inactivité")
+        ordering = ["-warned_at"]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id} {self.warned_at:%Y-%m-%d}"
+
+
+# --- Indicators (an admin page, no table of its own) ---------------------------------------
+
+
+class MonthlyIndicators(AuditEvent):
+    """Lets the admin index link to the indicators page; it stores nothing."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("indicateurs mensuels")
+        verbose_name_plural = _("indicateurs mensuels")

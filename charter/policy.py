@@ -39,7 +39,15 @@ from mssante.lib.mime import human_size
 
 
 class PolicyError(Exception):
-    """A message the charter refuses; ``str(exc)`` is the French text for the sender."""
+    """A message the charter refuses; ``str(exc)`` is the French text for the sender.
+
+    ``rule`` names the rule broken (a short stable code, kept in the audit journal
+    and counted in the indicators): the sender reads the sentence, staff the code.
+    """
+
+    def __init__(self, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -137,7 +145,8 @@ def check_attachments(attachments: list[tuple[str, str, bytes]]) -> None:
                     "La pièce jointe « %(name)s » dépasse la taille maximale autorisée "
                     "(%(size)s pour %(limit)s au plus)."
                 )
-                % {"name": name, "size": human_size(len(data)), "limit": human_size(limit)}
+                % {"name": name, "size": human_size(len(data)), "limit": human_size(limit)},
+                rule="attachment_size",
             )
         ext = _extension(filename)
         if ext in blocked:
@@ -146,7 +155,8 @@ def check_attachments(attachments: list[tuple[str, str, bytes]]) -> None:
                     "La pièce jointe « %(name)s » est refusée : les fichiers .%(ext)s "
                     "(exécutables et scripts) ne sont pas autorisés."
                 )
-                % {"name": name, "ext": ext}
+                % {"name": name, "ext": ext},
+                rule="attachment_type",
             )
         kind = sniff(data, blocked)
         if kind is not None:
@@ -155,13 +165,15 @@ def check_attachments(attachments: list[tuple[str, str, bytes]]) -> None:
                     "La pièce jointe « %(name)s » est refusée : son contenu est un type bloqué "
                     "(%(kind)s), quelle que soit son extension."
                 )
-                % {"name": name, "kind": kind}
+                % {"name": name, "kind": kind},
+                rule="attachment_content",
             )
         total += len(data)
     if total > settings.MESSAGE_MAX_BYTES:
         raise PolicyError(
             _("Les pièces jointes dépassent ensemble la taille maximale d'un message (%(limit)s).")
-            % {"limit": human_size(settings.MESSAGE_MAX_BYTES)}
+            % {"limit": human_size(settings.MESSAGE_MAX_BYTES)},
+            rule="message_size",
         )
 
 
@@ -174,7 +186,8 @@ def check_recipient_count(n: int, exception_active: bool) -> None:
                 "Un message ne peut pas avoir plus de %(limit)s destinataires (ici %(n)s) : "
                 "règle de l'espace de confiance MSSanté."
             )
-            % {"limit": limit, "n": n}
+            % {"limit": limit, "n": n},
+            rule="recipient_limit",
         )
 
 
@@ -198,10 +211,11 @@ def check_recipient_domains(addresses: Iterable[str]) -> None:
         if domain not in allowed:
             raise PolicyError(
                 _(
-                    "Le destinataire %(address)s est hors de l'espace de confiance MSSanté : "
+                    "Le destinataire « %(address)s » est hors de l'espace de confiance MSSanté : "
                     "son domaine n'est ni hébergé ici ni inscrit sur la liste blanche."
                 )
-                % {"address": address}
+                % {"address": address},
+                rule="trust_space",
             )
 
 
@@ -220,7 +234,8 @@ def check_patient_recipients(addresses: Iterable[str]) -> None:
                 "Un message adressé à un patient ne peut pas avoir d'autre patient parmi ses "
                 "destinataires (ici : %(addresses)s). Écrivez à chaque patient séparément."
             )
-            % {"addresses": ", ".join(patients)}
+            % {"addresses": ", ".join(patients)},
+            rule="one_patient",
         )
 
 
@@ -231,14 +246,16 @@ def check_patient_reply(*, conversation_opened_by_professional: bool, closed: bo
             _(
                 "Un patient ne peut pas écrire le premier à un professionnel : il peut "
                 "seulement répondre à un message reçu d'un professionnel."
-            )
+            ),
+            rule="patient_first",
         )
     if closed:
         raise PolicyError(
             _(
                 "Le professionnel a clos cette conversation (X-MSS-MES : FIN) : il n'est plus "
                 "possible d'y répondre."
-            )
+            ),
+            rule="patient_closed",
         )
 
 

@@ -70,6 +70,19 @@ def report_abuse(
     return report
 
 
+def _close_held_mailboxes(user: User, *, by: User) -> None:
+    """A closed account's own boxes stop receiving: senders get "cette boîte est fermée"."""
+    boxes = Mailbox.objects.filter(
+        owner=user,
+        kind__in=[Mailbox.Kind.PERSONAL, Mailbox.Kind.PATIENT],
+        status=Mailbox.Status.ACTIVE,
+    )
+    for box in boxes:
+        box.status = Mailbox.Status.CLOSED
+        box.save(update_fields=["status"])
+        audit.record("mailbox.closed", actor=by, obj=box, reason="account.closed")
+
+
 _NOTICE_SUBJECTS = {
     Sanction.Decision.WARN: gettext_lazy("Avertissement concernant votre messagerie de santé"),
     Sanction.Decision.SUSPEND: gettext_lazy("Suspension de votre compte de messagerie de santé"),
@@ -127,6 +140,7 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
             accounts.suspend_account(target, reason=reason, by=by)
         elif chosen == Sanction.Decision.CLOSE and target is not None:
             accounts.close_account(target, reason=reason, by=by)
+            _close_held_mailboxes(target, by=by)
     except accounts.AccountError as exc:
         raise CharterError(str(exc)) from None
     sanction = Sanction.objects.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from charter import audit, listeblanche
+from charter import audit, inactivity, listeblanche
 
 
 @shared_task(acks_late=True)
@@ -22,3 +22,10 @@ def refresh_liste_blanche() -> str:
     if not url:
         return "disabled"
     return listeblanche.import_liste_blanche(url).result
+
+
+@shared_task(acks_late=True)
+def check_inactive_mailboxes() -> dict[str, int]:
+    """Warn the holders of inactive mailboxes, close those past their notice (CNIL 2014-239)."""
+    run = inactivity.check_inactive_mailboxes()
+    return {"warned": run.warned, "closed": run.closed}

@@ -4,10 +4,20 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from mailboxes import services
-from mailboxes.models import Delivery, Folder, HostedDomain, Mailbox, Message
+from mailboxes.models import (
+    AccessEvent,
+    ApiToken,
+    Delivery,
+    Folder,
+    HostedDomain,
+    Mailbox,
+    Membership,
+    Message,
+)
 
 
 @admin.register(HostedDomain)
@@ -37,6 +47,7 @@ class MailboxCreationForm(forms.ModelForm):
             "domain",
             "address",
             "owner",
+            "organisation",
             "responsible",
             "display_name",
             "liste_rouge",
@@ -47,6 +58,16 @@ class MailboxCreationForm(forms.ModelForm):
         kind, owner, domain = data.get("kind"), data.get("owner"), data.get("domain")
         if kind == Mailbox.Kind.PERSONAL and owner is None:
             raise ValidationError(_("Une boîte nominative a un titulaire."))
+        if kind in (Mailbox.Kind.ORGANISATIONAL, Mailbox.Kind.APPLICATIVE):
+            responsible = data.get("responsible")
+            if data.get("organisation") is None:
+                raise ValidationError(
+                    _("Une boîte organisationnelle ou applicative appartient à une organisation.")
+                )
+            if responsible is None or not responsible.is_professional:
+                raise ValidationError(
+                    _("Une boîte organisationnelle ou applicative a un professionnel responsable.")
+                )
         if kind != Mailbox.Kind.PERSONAL and not data.get("address"):
             raise ValidationError(_("Indiquez l'adresse de la boîte."))
         if domain is None:
@@ -75,6 +96,7 @@ class MailboxCreationForm(forms.ModelForm):
                 data["domain"],
                 owner=data.get("owner"),
                 responsible=data.get("responsible"),
+                organisation=data.get("organisation"),
                 display_name=data.get("display_name", ""),
                 by=by,
             )
@@ -95,13 +117,50 @@ class FolderInline(admin.TabularInline):
         return False
 
 
+class MembershipInline(admin.TabularInline):
+    """Who else uses the box; grants and revocations go through the webmail or the list."""
+
+    model = Membership
+    fk_name = "mailbox"
+    fields = readonly_fields = (
+        "user",
+        "role",
+        "granted_by",
+        "granted_at",
+        "expires_at",
+        "revoked_at",
+    )
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    fields = readonly_fields = (
+        "prefix",
+        "label",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
-    list_display = ["address", "kind", "owner", "responsible", "status", "liste_rouge"]
+    list_display = ["address", "kind", "owner", "organisation", "responsible", "status"]
     list_filter = ["kind", "status", "domain", "liste_rouge"]
     search_fields = ["address", "display_name", "owner__last_name", "owner__username"]
-    raw_id_fields = ["owner", "responsible"]
-    inlines = [FolderInline]
+    raw_id_fields = ["owner", "responsible", "organisation"]
+    inlines = [FolderInline, MembershipInline, ApiTokenInline]
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -175,6 +234,190 @@ class MessageAdmin(admin.ModelAdmin):
         "key_id",
     )
     inlines = [DeliveryInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --------------------------------------------------------------------------- shared boxes, API
+
+
+class ApiTokenCreationForm(forms.ModelForm):
+    holder_agrees = forms.BooleanField(
+        label=_("Le titulaire ou le responsable de la boîte a donné son accord"),
+        required=False,
+        help_text=_(
+            "Obligatoire pour une boîte nominative ou organisationnelle (logiciel métier)."
+        ),
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ["mailbox", "label", "expires_at"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        box = data.get("mailbox")
+        if (
+            box is not None
+            and box.kind != Mailbox.Kind.APPLICATIVE
+            and not data.get("holder_agrees")
+        ):
+            raise ValidationError(
+                _("Un jeton pour une boîte non applicative demande l'accord de son titulaire.")
+            )
+        return data
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created here and shown once; only their SHA-256 is kept."""
+
+    list_display = ["prefix", "mailbox", "label", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["mailbox__kind"]
+    search_fields = ["prefix", "label", "mailbox__address"]
+    raw_id_fields = ["mailbox"]
+    actions = ["revoke"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiTokenCreationForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from django.conf import settings
+
+        return {"expires_at": timezone.now() + timedelta(days=settings.API_TOKEN_DAYS)}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return []
+        return [
+            "mailbox",
+            "prefix",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["mailbox", "label", "expires_at", "holder_agrees"]
+        return [
+            "mailbox",
+            "label",
+            "prefix",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        try:
+            token, raw = services.create_api_token(
+                form.cleaned_data["mailbox"],
+                by=request.user,  # type: ignore[arg-type]
+                label=form.cleaned_data.get("label", ""),
+                expires_at=form.cleaned_data.get("expires_at"),
+            )
+        except services.TokenError as exc:
+            messages.error(request, str(exc))
+            return
+        obj.pk = token.pk
+        messages.warning(
+            request,
+            _("Jeton créé : %(raw)s — copiez-le maintenant, il ne sera plus jamais affiché.")
+            % {"raw": raw},
+        )
+
+    @admin.action(description=_("Révoquer les jetons choisis"))
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for token in queryset.select_related("mailbox"):
+            services.revoke_api_token(token, by=request.user)  # type: ignore[arg-type]
+        messages.success(request, _("Jetons révoqués."))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Revocation keeps the trace of who could use the box and when.
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = [
+        "mailbox",
+        "user",
+        "role",
+        "granted_by",
+        "granted_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["role", "mailbox__kind"]
+    search_fields = ["mailbox__address", "user__last_name", "user__username"]
+    raw_id_fields = ["mailbox", "user"]
+    fields = ["mailbox", "user", "role", "expires_at"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["mailbox", "user"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        by: Any = request.user
+        try:
+            if change:
+                services.change_membership(
+                    obj,
+                    obj.role,
+                    by=by,
+                    expires_at=obj.expires_at,
+                )
+            else:
+                granted = services.grant_membership(
+                    obj.mailbox,
+                    obj.user,
+                    obj.role,
+                    by=by,
+                    expires_at=obj.expires_at,
+                )
+                obj.pk = granted.pk
+        except services.MembershipError as exc:
+            messages.error(request, str(exc))
+
+    @admin.action(description=_("Retirer les accès choisis"))
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for membership in queryset.select_related("mailbox"):
+            services.revoke_membership(membership, by=request.user)  # type: ignore[arg-type]
+        messages.success(request, _("Accès retirés."))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    """The access journal of shared boxes, read-only (it holds no content)."""
+
+    list_display = ["at", "mailbox", "actor_label", "action", "message"]
+    list_filter = ["action", "mailbox__kind"]
+    search_fields = ["mailbox__address", "actor_label"]
+    fields = readonly_fields = ("at", "mailbox", "actor", "actor_label", "action", "message")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

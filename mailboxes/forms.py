@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -25,7 +25,6 @@ def join_addresses(values: list[str] | None) -> str:
 
 # Suggestions from the directory after two characters (static/js/directory-autocomplete.js).
 RECIPIENT_ATTRS = {
-    "rows": 1,
     "autocomplete": "off",
     "spellcheck": "false",
     "data-directory-autocomplete": "/annuaire/autocomplete",
@@ -38,13 +37,13 @@ class ComposeForm(forms.Form):
     to = forms.CharField(
         label=_("À"),
         required=False,
-        help_text=_("Adresses MSSanté séparées par des virgules ou des retours à la ligne."),
-        widget=forms.Textarea(attrs=RECIPIENT_ATTRS),
+        help_text=_("Adresses MSSanté séparées par des virgules."),
+        widget=forms.TextInput(attrs=RECIPIENT_ATTRS),
     )
     cc = forms.CharField(
         label=_("Copie"),
         required=False,
-        widget=forms.Textarea(attrs=RECIPIENT_ATTRS),
+        widget=forms.TextInput(attrs=RECIPIENT_ATTRS),
     )
     subject = forms.CharField(label=_("Objet"), required=False, max_length=998)
     text = forms.CharField(
@@ -87,3 +86,67 @@ class MoveForm(forms.Form):
 
 class SearchForm(forms.Form):
     q = forms.CharField(label=_("Rechercher"), max_length=200, required=False, strip=True)
+
+
+# --------------------------------------------------------------------------- sharing
+
+
+class MemberForm(forms.Form):
+    """Add a member or a delegate: their RPPS or Adeli number, a role, an optional end date."""
+
+    identifier = forms.CharField(
+        label=_("Identifiant RPPS ou Adeli"),
+        max_length=20,
+        help_text=_("11 chiffres (RPPS) ou 9 chiffres (Adeli)."),
+    )
+    role = forms.ChoiceField(label=_("Rôle"), choices=())
+    expires_on = forms.DateField(
+        label=_("Jusqu'au (inclus)"),
+        required=False,
+        help_text=_("Laissez vide pour un accès sans date de fin."),
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def __init__(self, *args: Any, roles: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = roles
+
+
+class MembershipChangeForm(forms.Form):
+    role = forms.ChoiceField(label=_("Rôle"), choices=())
+    expires_on = forms.DateField(
+        label=_("Jusqu'au (inclus)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def __init__(self, *args: Any, roles: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["role"]).choices = roles
+
+
+class JournalFilterForm(forms.Form):
+    """Filters of the access journal page (all optional)."""
+
+    actor = forms.TypedChoiceField(
+        label=_("Personne"), required=False, coerce=int, empty_value=None
+    )
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    since = forms.DateField(
+        label=_("Du"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("Au (inclus)"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, actors: list[tuple[int, str]], **kwargs: Any) -> None:
+        from mailboxes.models import AccessEvent
+
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["actor"]).choices = [("", _("Toutes"))] + [
+            (str(pk), label) for pk, label in actors
+        ]
+        cast(forms.ChoiceField, self.fields["action"]).choices = [
+            ("", _("Toutes")),
+            *AccessEvent.Action.choices,
+        ]

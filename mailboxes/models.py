@@ -376,6 +376,15 @@ class Membership(models.Model):
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
+_ACCESS_VERBS = {
+    "open": _("ouvert"),
+    "download": _("pièce jointe téléchargée"),
+    "send": _("envoyé"),
+    "move": _("déplacé"),
+    "delete": _("supprimé"),
+}
+
+
 class AccessEvent(models.Model):
     """The access journal of shared and delegated boxes: who did what to which message, when.
 
@@ -411,6 +420,11 @@ class AccessEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.actor_label} {self.action} {self.message_id}"
 
+    @property
+    def verb(self) -> str:
+        """The action as the message's page says it: "ouvert par … le … à …"."""
+        return str(_ACCESS_VERBS.get(self.action, self.get_action_display()))
+
 
 class ApiToken(models.Model):
     """A credential for software, scoped to one mailbox. Only a SHA-256 of the token is kept."""
@@ -426,6 +440,9 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(_("expire le"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("révoqué le"), null=True, blank=True)
     last_used_at = models.DateTimeField(_("dernière utilisation"), null=True, blank=True)
+    # Fixed-window rate limit kept on the row: shared by every web process, one UPDATE a call.
+    rate_window = models.BigIntegerField(default=0, editable=False)
+    rate_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("jeton d'API")

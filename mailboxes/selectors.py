@@ -96,10 +96,7 @@ def access(user: User | Any, mailbox: Mailbox) -> Access | None:
     ):
         return Access.HOLDER
     role = (
-        live_memberships()
-        .filter(user=user, mailbox=mailbox)
-        .values_list("role", flat=True)
-        .first()
+        live_memberships().filter(user=user, mailbox=mailbox).values_list("role", flat=True).first()
     )
     return _ROLE_ACCESS.get(role) if role else None
 
@@ -156,7 +153,9 @@ def switcher(user: User | Any) -> list[SwitcherItem]:
         )
         for box in rows
     ]
-    items.sort(key=lambda i: (not i.own, i.mailbox.kind != Mailbox.Kind.PERSONAL, i.mailbox.address))
+    items.sort(
+        key=lambda i: (not i.own, i.mailbox.kind != Mailbox.Kind.PERSONAL, i.mailbox.address)
+    )
     return items
 
 
@@ -479,6 +478,7 @@ def journal_actors(mailbox: Mailbox) -> list[tuple[int, str]]:
 def message_accesses(entry: Entry) -> list[AccessEvent]:
     """Who opened, downloaded, moved this message in its mailbox ("ouvert par … à …")."""
     return list(
-        AccessEvent.objects.filter(mailbox_id=entry.mailbox_id, message_id=entry.message_id)
-        .order_by("-at", "-pk")[:50]
+        AccessEvent.objects.filter(
+            mailbox_id=entry.mailbox_id, message_id=entry.message_id
+        ).order_by("-at", "-pk")[:50]
     )

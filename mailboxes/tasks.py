@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
 
+from celery import Task, shared_task
+from django.conf import settings
+
+from charter.scanning import ClamdUnavailable
 from mailboxes import services
 
+log = logging.getLogger(__name__)
 
-@shared_task(acks_late=True, ignore_result=True)
-def scan_message(message_id: int) -> None:
-    """Scan a submitted message, then enqueue its deliveries."""
-    services.scan(message_id)
+
+@shared_task(bind=True, acks_late=True, ignore_result=True)
+def scan_message(self: Task, message_id: int) -> None:
+    """Scan a submitted message, then enqueue its deliveries (or quarantine it)."""
+    try:
+        services.scan(message_id)
+    except ClamdUnavailable as exc:
+        # The message stays "pending": never delivered unscanned. Retried here a few
+        # times, then by the sweeper, which re-enqueues every scan left pending.
+        log.warning("scan of message %s postponed: %s", message_id, exc)
+        if self.request.is_eager or self.request.retries >= settings.SCAN_RETRY_MAX:
+            return
+        raise self.retry(countdown=settings.SCAN_RETRY_SECONDS) from None
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -29,3 +43,9 @@ def deliver_batch(delivery_ids: list[int]) -> None:
 def sweep() -> int:
     """Re-enqueue every delivery due and not done (Celery beat runs this periodically)."""
     return services.sweep()
+
+
+@shared_task(ignore_result=True)
+def purge_idempotency_keys() -> int:
+    """Forget API idempotency keys past their retention (beat, hourly)."""
+    return services.purge_idempotency_keys()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mailboxes.views import attachments, compose, folders, messages
+from mailboxes.views import attachments, compose, folders, messages, sharing
 
 urlpatterns = [
     path("", messages.webmail_home, name="webmail_home"),
@@ -18,9 +18,23 @@ urlpatterns = [
         folders.delete_folder_view,
         name="webmail_folder_delete",
     ),
+    path("bal/<int:mailbox_id>/", messages.mailbox_view, name="webmail_mailbox"),
     path(
         "bal/<int:mailbox_id>/dossiers/", folders.create_folder_view, name="webmail_folder_create"
     ),
+    # Shared and delegated boxes: members, delegations, access journal
+    path("bal/<int:mailbox_id>/membres/", sharing.members_view, name="webmail_members"),
+    path(
+        "bal/<int:mailbox_id>/membres/<int:membership_id>/modifier/",
+        sharing.member_change_view,
+        name="webmail_member_change",
+    ),
+    path(
+        "bal/<int:mailbox_id>/membres/<int:membership_id>/retirer/",
+        sharing.member_revoke_view,
+        name="webmail_member_revoke",
+    ),
+    path("bal/<int:mailbox_id>/journal/", sharing.journal_view, name="webmail_journal"),
     path("bal/<int:mailbox_id>/recherche/", messages.search_view, name="webmail_search"),
     path(
         "bal/<int:mailbox_id>/corbeille/vider/",

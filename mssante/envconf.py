@@ -133,3 +133,45 @@ def master_keys(name: str, var_dir: Path) -> str:
                 f"{name} : chaque clé doit s'écrire id:base64 d'une clé de 32 octets."
             )
     return value
+
+
+def host_port(name: str, default: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` for IPv6) as a (host, port) pair."""
+    value = (_raw(name) or default).strip()
+    parsed = parse_host_port(value)
+    if parsed is None:
+        raise ImproperlyConfigured(
+            f"{name} : « {value} » n'est pas de la forme hôte:port (port entre 1 et 65535)."
+        )
+    return parsed
+
+
+def parse_host_port(value: str) -> tuple[str, int] | None:
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip().removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def routes(name: str) -> dict[str, tuple[str, int]]:
+    """``domain=host:port,domain=host:port`` as {domain: (host, port)} (domains lower-cased)."""
+    result: dict[str, tuple[str, int]] = {}
+    for item in str_list(name, []):
+        domain, sep, target = item.partition("=")
+        domain = domain.strip().lower().rstrip(".")
+        parsed = parse_host_port(target)
+        if not sep or not domain or parsed is None:
+            raise ImproperlyConfigured(
+                f"{name} : « {item} » n'est pas de la forme domaine=hôte:port."
+            )
+        result[domain] = parsed
+    return result
+
+
+def existing_file(name: str) -> str:
+    """A path that must name a readable file when set; empty when unset."""
+    value = (_raw(name) or "").strip()
+    if value and not Path(value).is_file():
+        raise ImproperlyConfigured(f"{name} : le fichier « {value} » n'existe pas.")
+    return value

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "mailboxes",
     "directory",
     "charter",
+    "patients",
 ]
 
 MIDDLEWARE = [
@@ -329,4 +330,90 @@ CELERY_BEAT_SCHEDULE["purge-audit-journal"] = {
 CELERY_BEAT_SCHEDULE["refresh-liste-blanche"] = {
     "task": "charter.tasks.refresh_liste_blanche",
     "schedule": LISTE_BLANCHE_REFRESH_HOURS * 3600,
+}
+# A scan that finds clamd unreachable is retried after this many seconds (the sweeper
+# also picks up scans still pending after DELIVERY_RETRY_SECONDS).
+SCAN_RETRY_SECONDS = conf.integer("SCAN_RETRY_SECONDS", 60, minimum=1)
+SCAN_RETRY_MAX = conf.integer("SCAN_RETRY_MAX", 3, minimum=0)
+# Sender of the platform's notices (quarantine…); empty = ne-pas-repondre@<the box's domain>.
+CHARTER_NOTICE_FROM = conf.string("CHARTER_NOTICE_FROM", "")
+# Inactive mailboxes (CNIL deliberation 2014-239): holders with no login for
+# INACTIVE_WARN_DAYS are warned by e-mail; at INACTIVE_CLOSE_DAYS the box is closed.
+INACTIVE_WARN_DAYS = conf.integer("INACTIVE_WARN_DAYS", 335, minimum=1)
+INACTIVE_CLOSE_DAYS = conf.integer("INACTIVE_CLOSE_DAYS", 365, minimum=2)
+if INACTIVE_CLOSE_DAYS <= INACTIVE_WARN_DAYS:
+    raise ImproperlyConfigured(
+        "INACTIVE_CLOSE_DAYS : doit être plus grand que INACTIVE_WARN_DAYS (avertir avant de fermer)."
+    )
+INACTIVE_CHECK_HOUR = conf.integer("INACTIVE_CHECK_HOUR", 3, minimum=0)
+if INACTIVE_CHECK_HOUR > 23:
+    raise ImproperlyConfigured("INACTIVE_CHECK_HOUR : une heure entre 0 et 23.")
+from celery.schedules import crontab  # noqa: E402 - next to the only schedule that needs it
+
+CELERY_BEAT_SCHEDULE["inactive-mailboxes"] = {
+    "task": "charter.tasks.check_inactive_mailboxes",
+    "schedule": crontab(hour=INACTIVE_CHECK_HOUR, minute=15),
+}
+
+# --- Patients -------------------------------------------------------------------------
+# Patient mailboxes are <INS matricule>@PATIENT_DOMAIN (a hosted domain of kind "patient").
+PATIENT_DOMAIN = conf.string("PATIENT_DOMAIN", "patient.mssante.fr").strip().lower()
+# True: a professional's first message to a valid INS with no space creates it, awaiting
+# activation. False: such a message is refused, staff provision patients first.
+PATIENT_AUTO_CREATE = conf.boolean("PATIENT_AUTO_CREATE", False)
+# At most one "a message is waiting" e-mail per patient in this many minutes.
+PATIENT_NOTIFY_MINUTES = conf.integer("PATIENT_NOTIFY_MINUTES", 60, minimum=1)
+# E-mailed login codes: a typo must not block the right code (django-axes locks instead).
+OTP_EMAIL_THROTTLE_FACTOR = 0
+OTP_EMAIL_COOLDOWN_DURATION = 30
+OTP_EMAIL_BODY_TEMPLATE_PATH = "patients/emails/login_code.txt"
+
+# --- SMTP between operators ---------------------------------------------------------------
+# The inbound gateway (``manage.py smtpd``, a process of its own) listens here. STARTTLS
+# and a client certificate signed by a CA of SMTP_CA_FILE are required, and the
+# certificate's subject DN must be listed in the liste blanche for the sender's domain.
+SMTP_LISTEN = conf.host_port("SMTP_LISTEN", "127.0.0.1:2525")
+# Our name in EHLO and in delivery reports (the CN of our certificate in production).
+SMTP_HOSTNAME = conf.string("SMTP_HOSTNAME", "") or "localhost"
+# Our certificate and key (PEM): served by the gateway, presented as client certificate
+# when delivering to other operators. SMTP_CA_FILE: the CAs trusted for peers (IGC Santé).
+SMTP_TLS_CERT = conf.existing_file("SMTP_TLS_CERT")
+SMTP_TLS_KEY = conf.existing_file("SMTP_TLS_KEY")
+SMTP_CA_FILE = conf.existing_file("SMTP_CA_FILE")
+if bool(SMTP_TLS_CERT) != bool(SMTP_TLS_KEY):
+    raise ImproperlyConfigured("SMTP_TLS_CERT et SMTP_TLS_KEY : indiquez les deux ou aucun.")
+# "domain=host:port,…": where to deliver these domains instead of their MX (relays, tests).
+SMTP_ROUTES = conf.routes("SMTP_ROUTES")
+# Port of the servers found by MX lookup.
+SMTP_MX_PORT = conf.integer("SMTP_MX_PORT", 25, minimum=1)
+# Product reference written in X-MSS-NIL on every message leaving for another operator.
+MSS_NIL = conf.string("MSS_NIL", "mssante-portal/0.1.0")
+# Largest message accepted from a peer (552 above); the same limit as local submission.
+SMTP_MAX_MESSAGE_BYTES = conf.integer("SMTP_MAX_MESSAGE_BYTES", MESSAGE_MAX_BYTES, minimum=1024)
+# Outbound retries: first wait, doubling up to the longest wait, bounce (DSN) after the age.
+SMTP_RETRY_FIRST_SECONDS = conf.integer("SMTP_RETRY_FIRST_SECONDS", 60, minimum=1)
+SMTP_RETRY_MAX_SECONDS = conf.integer("SMTP_RETRY_MAX_SECONDS", 4 * 3600, minimum=1)
+SMTP_GIVE_UP_HOURS = conf.integer("SMTP_GIVE_UP_HOURS", 5 * 24, minimum=1)
+# Seconds before a silent peer is given up on (connection and each command).
+SMTP_TIMEOUT = conf.integer("SMTP_TIMEOUT", 60, minimum=1)
+
+# --- Shared mailboxes and API ---------------------------------------------------------
+# REST API for software (/api/v1/): requests allowed per token in each fixed window.
+API_RATE_LIMIT = conf.integer("API_RATE_LIMIT", 600, minimum=1)
+API_RATE_WINDOW_SECONDS = conf.integer("API_RATE_WINDOW_SECONDS", 60, minimum=1)
+# Largest request body the API reads (JSON carries attachments in base64: 4/3 of the message).
+API_MAX_REQUEST_BYTES = conf.integer(
+    "API_MAX_REQUEST_BYTES", MESSAGE_MAX_BYTES * 4 // 3 + 256 * 1024, minimum=1024
+)
+# Validity of a token created without an explicit expiry (create_api_token, admin).
+API_TOKEN_DAYS = conf.integer("API_TOKEN_DAYS", 365, minimum=1)
+# How long a POST's Idempotency-Key is remembered (its first answer replayed to retries).
+API_IDEMPOTENCY_HOURS = conf.integer("API_IDEMPOTENCY_HOURS", 48, minimum=1)
+# Largest page of GET /api/v1/mailboxes/{address}/messages.
+API_PAGE_MAX = conf.integer("API_PAGE_MAX", 200, minimum=1)
+# Swagger UI's files are served from the django-ninja package, never from a CDN.
+INSTALLED_APPS += ["ninja"]
+CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {
+    "task": "mailboxes.tasks.purge_idempotency_keys",
+    "schedule": 3600,
 }

@@ -3,18 +3,23 @@ from django.urls import include, path
 from django.views.i18n import set_language
 
 from directory import views as directory_views
+from mailboxes.api import api
 from mssante import views
+from patients import views as patient_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include("accounts.urls")),
     path("messagerie/", include("mailboxes.urls")),
-    path("patient/", views.patient_home, name="patient_home"),
+    path("patient/", patient_views.home, name="patient_home"),
+    path("patient/", include("patients.urls")),
     path("langue/", set_language, name="set_language"),
     path("sante/", views.health, name="health"),
     path("annuaire/", include("directory.urls")),
     path("fhir/", include("directory.fhir_urls")),
     # The spelling of the autocomplete endpoint, kept next to the French one.
     path("directory/autocomplete", directory_views.autocomplete),
+    path("charte/", include("charter.urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
 ]

@@ -1,9 +1,9 @@
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 
 from accounts.views.login import landing_url
-from mssante.access import current_user, is_verified, verified_required
+from mssante.access import current_user, is_verified
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -11,12 +11,6 @@ def home(request: HttpRequest) -> HttpResponse:
     if is_verified(request.user):
         return redirect(landing_url(current_user(request)))
     return redirect("accounts:login")
-
-
-@verified_required("patient")
-def patient_home(request: HttpRequest) -> HttpResponse:
-    """The patient space shell (filled by the patient space issue)."""
-    return render(request, "patient/home.html")
 
 
 def health(request: HttpRequest) -> JsonResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -48,7 +49,9 @@ def professional(
     return _finish(user, password, enrol)
 
 
-def patient(*, matricule: str | None = None, password: str | None = PASSWORD, enrol: bool = True) -> User:
+def patient(
+    *, matricule: str | None = None, password: str | None = PASSWORD, enrol: bool = True
+) -> User:
     user = services.create_patient(
         ins=matricule or ins(),
         oid="1.2.250.1.213.1.4.10",
@@ -74,7 +77,9 @@ def _finish(user: User, password: str | None, enrol: bool) -> User:
         user.set_password(password)
         user.save()
     if enrol:
-        TOTPDevice.objects.create(user=user, name="app", key=f"{user.pk:040x}", confirmed=True, tolerance=1)
+        TOTPDevice.objects.create(
+            user=user, name="app", key=f"{user.pk:040x}", confirmed=True, tolerance=1
+        )
     return user
 
 
@@ -118,3 +123,72 @@ def mailbox(
     return mailbox_services.create_personal_mailbox(
         user, domain or hosted_domain("hopital.mssante.test"), address=address
     )
+
+
+# --- Patients (patient space) ----------------------------------------------------------
+
+
+def patient_mailbox(user: User | None = None) -> Mailbox:
+    """A patient's box ``<INS>@<PATIENT_DOMAIN>`` (a new enrolled patient when omitted)."""
+    from mailboxes import services as mailbox_services
+    from patients import services as patient_services
+
+    user = user or patient()
+    return mailbox_services.create_mailbox(
+        Mailbox.Kind.PATIENT,
+        patient_services.patient_address(user.username),
+        patient_services.patient_domain(),
+        owner=user,
+        display_name=f"{user.first_name} {user.last_name}",
+    )
+
+
+# --- Shared mailboxes and API tokens ---------------------------------------------------
+
+_org_seq = itertools.count(1)
+
+
+def organisation(name: str = "Service de cardiologie") -> Any:
+    """An organisation with a FINESS number (a new one each call)."""
+    from directory.models import Organisation
+
+    return Organisation.objects.create(name=name, finess=f"75{next(_org_seq):07d}")
+
+
+def shared_mailbox(
+    responsible: User,
+    *,
+    kind: str = Mailbox.Kind.ORGANISATIONAL,
+    local: str | None = None,
+    domain: HostedDomain | None = None,
+    display_name: str = "Secrétariat de cardiologie",
+) -> Mailbox:
+    """An ORG (or APP) mailbox of a new organisation under ``responsible``."""
+    from mailboxes import services as mailbox_services
+
+    domain = domain or hosted_domain("hopital.mssante.test")
+    box = mailbox_services.create_mailbox(
+        kind,
+        f"{local or f'service{next(_org_seq)}'}@{domain.name}",
+        domain,
+        responsible=responsible,
+        organisation=organisation(),
+        display_name=display_name,
+    )
+    return box
+
+
+def member(box: Mailbox, user: User, role: str, **kwargs: Any) -> Any:
+    """Grant ``user`` a role in ``box`` (granted by its holder or responsible)."""
+    from mailboxes import services as mailbox_services
+
+    return mailbox_services.grant_membership(
+        box, user, role, by=box.owner or box.responsible, **kwargs
+    )
+
+
+def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
+    """A token for ``box`` and its clear value."""
+    from mailboxes import services as mailbox_services
+
+    return mailbox_services.create_api_token(box, by=None, **kwargs)

@@ -61,7 +61,12 @@ def activation_view(request: HttpRequest, token: str) -> HttpResponse:
             request.session["backup_codes"] = enrolment.backup_codes
             messages.success(request, _("Votre compte est activé."))
             return redirect("accounts:backup_codes")
-    context = {"form": form, "activated_user": user, **enrolment_context(user, secret)}
+    context = {
+        "form": form,
+        "activated_user": user,
+        "token": token,
+        **enrolment_context(user, secret),
+    }
     return render(request, "accounts/activation.html", context)
 
 

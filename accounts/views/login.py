@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 from django_otp import match_token
+from django_otp.plugins.otp_email.models import EmailDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
@@ -80,6 +81,11 @@ def _status_message(user: User) -> str:
     return text
 
 
+def _masked(address: str) -> str:
+    local, _at, domain = address.partition("@")
+    return f"{local[:1]}•••@{domain}" if domain else ""
+
+
 def _pending(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     state = request.session.get(PENDING)
     if not state:
@@ -128,7 +134,10 @@ def login_view(request: HttpRequest) -> HttpResponse:
             "next": _next_url(request),
             "former_adeli_until": former.accepted_until.isoformat() if former else "",
         }
-        if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        if (
+            TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            or EmailDevice.objects.filter(user=user, confirmed=True).exists()
+        ):
             return redirect("accounts:login_code")
         return redirect("accounts:login_enrol")
     return render(request, "accounts/login.html", context)
@@ -165,6 +174,16 @@ def code_view(request: HttpRequest) -> HttpResponse:
     user, state = pending
     form = CodeForm(request.POST or None)
     context: dict[str, Any] = {"form": form, "pending_user": user}
+    email_device = EmailDevice.objects.filter(user=user, confirmed=True).first()
+    if email_device is not None:
+        # Codes by e-mail (patients' choice): one is sent on entering this step, and
+        # again on request; django-otp's cooldown keeps a reload from flooding the box.
+        context["email_hint"] = _masked(email_device.email or user.email)
+        form.fields["code"].help_text = _("Les chiffres reçus par e-mail, ou un code de secours.")
+        if request.method == "GET" and (not state.get("email_sent") or "renvoyer" in request.GET):
+            email_device.generate_challenge()
+            state["email_sent"] = True
+            request.session[PENDING] = state
     if request.method == "POST" and form.is_valid():
         credentials = {"username": state["key"]}
         if AxesProxyHandler.is_locked(request, credentials):
@@ -203,7 +222,10 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
     if pending is None:
         return redirect("accounts:login")
     user, state = pending
-    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+    if (
+        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or EmailDevice.objects.filter(user=user, confirmed=True).exists()
+    ):
         return redirect("accounts:login_code")
     secret = request.session.get("enrol_secret") or services.new_totp_secret()
     request.session["enrol_secret"] = secret

@@ -43,7 +43,7 @@ def test_hosted_and_listed_domains_are_in_the_trust_space(sender: Mailbox) -> No
 
 
 def test_it_refuses_a_domain_outside_the_trust_space_naming_the_address(sender: Mailbox) -> None:
-    with pytest.raises(PolicyError, match=r"ami@gmail\.com est hors de l'espace de confiance"):
+    with pytest.raises(PolicyError, match=r"ami@gmail\.com » est hors de l'espace de confiance"):
         check_recipients(sender, ["a@ch-exemple.mssante.fr", "ami@gmail.com"])
 
 

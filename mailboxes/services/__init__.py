@@ -53,7 +53,14 @@ from mailboxes.services.sharing import (
     revoke_membership,
     sender_for,
 )
-from mailboxes.services.tokens import authenticate_token, create_api_token, revoke_api_token
+from mailboxes.services.tokens import (
+    authenticate_token,
+    count_request,
+    create_api_token,
+    find_token,
+    purge_idempotency_keys,
+    revoke_api_token,
+)
 
 __all__ = [
     "SYSTEM_FOLDERS",
@@ -68,6 +75,7 @@ __all__ = [
     "attach_forwarded",
     "authenticate_token",
     "change_membership",
+    "count_request",
     "create_api_token",
     "create_folder",
     "create_mailbox",
@@ -77,6 +85,7 @@ __all__ = [
     "deliver",
     "deliver_many",
     "empty_trash",
+    "find_token",
     "folder_of",
     "grant_membership",
     "move_entries",
@@ -84,6 +93,7 @@ __all__ = [
     "open_entry",
     "parse",
     "propose_address",
+    "purge_idempotency_keys",
     "read_draft_attachment",
     "read_raw",
     "record_access",

@@ -12,10 +12,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from mailboxes import blobs
-from mailboxes.models import Draft, DraftAttachment, Mailbox, Message
+from mailboxes import blobs, selectors
+from mailboxes.models import AccessEvent, Draft, DraftAttachment, Mailbox, Message
 from mailboxes.services.errors import DraftError
 from mailboxes.services.messages import human_size, read_raw, submit_message
+from mailboxes.services.sharing import record_access
 from mssante.lib import mime
 
 if TYPE_CHECKING:
@@ -189,8 +190,16 @@ def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
     return added
 
 
-def send_draft(draft: Draft, *, by: User, request: HttpRequest | None = None) -> Message:
+def send_draft(
+    draft: Draft,
+    *,
+    by: User,
+    request: HttpRequest | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Message:
     """Send a draft through ``submit_message`` with its files, then delete it."""
+    # The view checked it too; a grant revoked since must still stop the message here.
+    selectors.require(by, draft.mailbox, selectors.Access.SEND)
     content = open_draft(draft)
     files = [
         mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
@@ -208,8 +217,10 @@ def send_draft(draft: Draft, *, by: User, request: HttpRequest | None = None) ->
         text=content.text,
         attachments=files,
         in_reply_to=parent,
+        extra_headers=extra_headers,
         request=request,
     )
+    record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
     try:
         with transaction.atomic():
             delete_draft(draft)

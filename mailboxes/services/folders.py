@@ -12,9 +12,10 @@ from django.utils.translation import gettext as _
 
 from charter import audit
 from mailboxes import blobs
-from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
+from mailboxes.models import AccessEvent, Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.services.errors import FolderError
 from mailboxes.services.pipeline import PENDING
+from mailboxes.services.sharing import record_access, record_entries
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -84,13 +85,15 @@ def move_entries(entries: Iterable[Entry], folder: Folder, *, by: User | None) -
     if folder.role == Folder.Role.DRAFTS:
         # Drafts are Draft rows, not entries: a sent message never becomes one.
         raise FolderError(_("Les messages ne peuvent pas être déplacés dans les brouillons."))
-    ids = _entry_ids(entries, folder.mailbox_id)
+    items = list(entries)
+    ids = _entry_ids(items, folder.mailbox_id)
     moved = (
         Entry.objects.filter(pk__in=ids)
         .exclude(folder=folder)
         .update(folder=folder, previous_folder=None)
     )
     audit.record("entries.moved", actor=by, obj=folder, count=moved, entries=ids[:100])
+    record_entries(items, AccessEvent.Action.MOVE, actor=by)
     return moved
 
 
@@ -108,6 +111,7 @@ def trash_entries(entries: Iterable[Entry], *, by: User | None) -> int:
             .update(previous_folder_id=F("folder_id"), folder=trash)
         )
         audit.record("entries.trashed", actor=by, obj=trash, count=len(ids), entries=ids[:100])
+    record_entries(items, AccessEvent.Action.DELETE, actor=by)
     return moved
 
 
@@ -125,6 +129,7 @@ def restore_entries(entries: Iterable[Entry], *, by: User | None) -> int:
         )
         restored += in_trash.filter(previous_folder__isnull=True).update(folder=inbox)
         audit.record("entries.restored", actor=by, obj=inbox, count=len(ids), entries=ids[:100])
+    record_entries(items, AccessEvent.Action.MOVE, actor=by)
     return restored
 
 
@@ -143,6 +148,14 @@ def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
         purged = list(orphans)
         Message.objects.filter(pk__in=[pk for pk, _b in purged]).delete()
         audit.record("trash.emptied", actor=by, obj=mailbox, count=deleted, purged=len(purged))
+        purged_ids = {pk for pk, _b in purged}
+        record_access(
+            mailbox,
+            AccessEvent.Action.DELETE,
+            actor=by,
+            # A purged message is gone: its journal line keeps who and when, not which.
+            messages=[None if pk in purged_ids else pk for pk in message_ids],
+        )
         names = [name for _pk, name in purged]
         transaction.on_commit(lambda: blobs.delete_many(names))
     return deleted

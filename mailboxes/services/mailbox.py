@@ -18,6 +18,7 @@ from mailboxes.services.errors import MailboxError
 
 if TYPE_CHECKING:
     from accounts.models import User
+    from directory.models import Organisation
 
 SYSTEM_FOLDERS = (
     Folder.Role.INBOX,
@@ -59,6 +60,7 @@ def create_mailbox(
     *,
     owner: User | None = None,
     responsible: User | None = None,
+    organisation: Organisation | None = None,
     display_name: str = "",
     by: User | None = None,
 ) -> Mailbox:
@@ -80,13 +82,18 @@ def create_mailbox(
         raise MailboxError(_("Type de boîte inconnu : %(kind)s.") % {"kind": kind})
     if Mailbox.objects.filter(address=address).exists():
         raise MailboxError(_("L'adresse « %(address)s » est déjà prise.") % {"address": address})
+    if responsible is not None and not responsible.is_professional:
+        raise MailboxError(_("Le responsable d'une boîte doit être un professionnel."))
     mailbox = Mailbox.objects.create(
         address=address,
         domain=domain,
         kind=kind,
         owner=owner,
         responsible=responsible,
+        organisation=organisation,
         display_name=display_name.strip(),
+        # Applicative boxes are software: never published in the directory.
+        liste_rouge=kind == Mailbox.Kind.APPLICATIVE,
     )
     Folder.objects.bulk_create(
         Folder(mailbox=mailbox, role=role, name=_system_folder_name(role))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -11,12 +12,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from charter import audit, listeblanche
+from charter import submission as charter_checks
+from charter.policy import PolicyError
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, Entry, Folder, HostedDomain, Mailbox, Message
 from mailboxes.services import pipeline
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.mailbox import system_folder_id
+from mailboxes.services.sharing import sender_for
 from mssante.lib import crypto, mime
 
 if TYPE_CHECKING:
@@ -57,11 +61,15 @@ def _recipient_mailboxes(recipients: list[str]) -> dict[str, Mailbox]:
     boxes = {m.address: m for m in Mailbox.objects.filter(address__in=recipients)}
     for address in recipients:
         if addresses.domain_of(address) not in domains:
-            # The inter-operator gateway (SMTP with mutual TLS) comes with a later issue.
+            # Another operator's domain: delivered over SMTP (mailboxes.transport), and
+            # only when the liste blanche lists it.
+            if listeblanche.is_listed(addresses.domain_of(address)):
+                boxes.pop(address, None)
+                continue
             raise SubmissionError(
                 _(
-                    "Le destinataire « %(address)s » n'est pas hébergé par cet opérateur : "
-                    "l'envoi vers les autres opérateurs MSSanté n'est pas encore possible."
+                    "Le destinataire « %(address)s » est hors de l'espace de confiance "
+                    "MSSanté : son domaine n'est ni hébergé ici ni inscrit sur la liste blanche."
                 )
                 % {"address": address}
             )
@@ -109,6 +117,26 @@ def submit_message(
     recipients = to_list + cc_list
     if not recipients:
         raise SubmissionError(_("Indiquez au moins un destinataire."))
+    try:
+        # The charter's rules (trust space, limits, closed boxes, sanctions,
+        # attachments), at every entrance; refusals are journalled with their rule.
+        charter_checks.check_submission(
+            mailbox=mailbox,
+            author=author,
+            recipients=recipients,
+            attachments=attachments,
+            origin=origin,
+            request=request,
+        )
+    except PolicyError as exc:
+        raise SubmissionError(str(exc)) from None
+    # The patient box rules (a patient only answers; unknown INS). Imported here:
+    # patients.services imports this package.
+    from patients import services as patient_rules
+
+    patient_rules.check_submission(
+        mailbox=mailbox, recipients=recipients, in_reply_to=in_reply_to, author=author
+    )
     boxes = _recipient_mailboxes(recipients)
     limit = settings.MESSAGE_MAX_ATTACHMENTS
     if len(attachments) > limit:
@@ -128,7 +156,10 @@ def submit_message(
         )
 
     now = timezone.now()
+    # A delegate or a member of a shared box: From is the box, Sender the person.
+    sender = sender_for(mailbox, author)
     outgoing = mime.OutgoingMessage(
+        sender=sender,
         from_addr=mailbox.address,
         from_name=mailbox.display_name,
         to=to_list,
@@ -169,6 +200,8 @@ def submit_message(
                 submitted_by=author,
                 from_addr=mailbox.address,
                 from_name=mailbox.display_name,
+                sender_addr=parseaddr(sender)[1] if sender else "",
+                sender_name=parseaddr(sender)[0][:200] if sender else "",
                 to_addrs=to_list,
                 cc_addrs=cc_list,
                 subject=outgoing.subject[:998],
@@ -188,12 +221,15 @@ def submit_message(
                 key_id=sealed.key_id,
                 wrapped_key=sealed.wrapped_key,
                 created_at=now,
+                # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
+                **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
             )
             Delivery.objects.bulk_create(
                 Delivery(
                     message=message,
                     recipient=address,
-                    mailbox=boxes[address],
+                    mailbox=boxes.get(address),
+                    remote=address not in boxes,
                     next_attempt_at=now + pipeline.retry_delay(),
                 )
                 for address in recipients

@@ -15,7 +15,8 @@ from django.db.models import OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from charter import audit, quarantine, scanning
+from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Message
 from mailboxes.services.mailbox import system_folder_id
 
@@ -58,16 +59,50 @@ def enqueue(task_name: str, object_id: int | list[int]) -> None:
         log.exception("could not enqueue %s(%s); the sweeper will retry", task_name, object_id)
 
 
+# The charter's verdicts as the message's scan status. "Unscannable" (clamd refused the
+# data) is held like a virus: never delivered as if it were clean.
+_SCAN_STATUS = {
+    scanning.ScanStatus.CLEAN: Message.ScanStatus.CLEAN,
+    scanning.ScanStatus.NOT_SCANNED: Message.ScanStatus.NOT_SCANNED,
+    scanning.ScanStatus.INFECTED: Message.ScanStatus.INFECTED,
+    scanning.ScanStatus.UNSCANNABLE: Message.ScanStatus.INFECTED,
+}
+
+
 def scan(message_id: int) -> None:
-    """Mark a message scanned (no antivirus yet: "not_scanned") and enqueue its deliveries."""
+    """Scan a message with clamd, then enqueue its deliveries, or quarantine it.
+
+    ``ClamdUnavailable`` propagates: the message stays pending (the task retries, the
+    sweeper re-enqueues it), so it is never delivered unscanned and never lost.
+    """
+    found = Message.objects.filter(pk=message_id).first()
+    if found is None:
+        return
+    verdict = None
+    if found.scan_status == Message.ScanStatus.PENDING:
+        # Outside the transaction: clamd may take a while on a large message.
+        verdict = scanning.scan_raw_message(
+            blobs.read(found.blob_name, found.key_id, found.wrapped_key)
+        )
     with transaction.atomic():
         message = Message.objects.select_for_update().filter(pk=message_id).first()
         if message is None:
             return
-        if message.scan_status == Message.ScanStatus.PENDING:
-            # Never "clean": nothing has looked inside this message yet.
-            message.scan_status = Message.ScanStatus.NOT_SCANNED
+        if message.scan_status == Message.ScanStatus.PENDING and verdict is not None:
+            message.scan_status = _SCAN_STATUS[verdict.status]
             message.save(update_fields=["scan_status"])
+            audit.record(
+                "message.scanned",
+                obj=message,
+                verdict=verdict.status.value,
+                parts=verdict.parts_scanned,
+            )
+            if message.scan_status == Message.ScanStatus.INFECTED:
+                quarantine.hold(message, verdict)
+                return
+        if message.scan_status == Message.ScanStatus.INFECTED:
+            # Already held (a duplicate task): staff decide, the pipeline does nothing.
+            return
         ids = list(
             Delivery.objects.filter(message_id=message_id, status__in=PENDING).values_list(
                 "pk", flat=True
@@ -83,6 +118,18 @@ def deliver(delivery_id: int) -> None:
 
 def deliver_many(delivery_ids: list[int]) -> int:
     """Deliver several recipients in one transaction (idempotent); return how many were done."""
+    remote = set(
+        Delivery.objects.filter(pk__in=delivery_ids, remote=True).values_list("pk", flat=True)
+    )
+    done = 0
+    if remote:
+        # Other operators' recipients go over SMTP, outside any transaction here.
+        from mailboxes.transport import outbound
+
+        done = outbound.deliver_remote(sorted(remote))
+        delivery_ids = [pk for pk in delivery_ids if pk not in remote]
+        if not delivery_ids:
+            return done
     with transaction.atomic():
         deliveries = list(
             # of=self: PostgreSQL cannot lock the nullable side of the mailbox join. Rows
@@ -90,21 +137,28 @@ def deliver_many(delivery_ids: list[int]) -> int:
             Delivery.objects.select_for_update(of=("self",))
             .select_related("message", "mailbox")
             .annotate(inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX))
-            .filter(pk__in=delivery_ids)
+            .filter(pk__in=delivery_ids, remote=False)
             .exclude(status__in=Delivery.DONE)
             # A message not scanned yet: its scan enqueues these deliveries again.
             .exclude(message__scan_status=Message.ScanStatus.PENDING)
             .order_by("pk")
         )
         if not deliveries:
-            return 0
+            return done
         now = timezone.now()
         entries = []
+        # Staff may release a quarantined message: it keeps its "infected" status.
+        released = quarantine.released_ids(
+            d.message_id for d in deliveries if d.message.scan_status == Message.ScanStatus.INFECTED
+        )
         for delivery in deliveries:
             delivery.attempts += 1
             delivery.updated_at = now
             box = delivery.mailbox
-            if delivery.message.scan_status == Message.ScanStatus.INFECTED:
+            if (
+                delivery.message.scan_status == Message.ScanStatus.INFECTED
+                and delivery.message_id not in released
+            ):
                 delivery.status = Delivery.Status.QUARANTINED
             elif box is None or not box.is_active:
                 delivery.status = Delivery.Status.BOUNCED
@@ -124,6 +178,10 @@ def deliver_many(delivery_ids: list[int]) -> int:
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(entries, ignore_conflicts=True)
+        # A patient is told by e-mail, without any content, that a message waits.
+        from patients.services import on_delivered
+
+        on_delivered(e.mailbox for e in entries)
         Delivery.objects.bulk_update(
             deliveries, ["status", "attempts", "delivered_at", "last_error", "updated_at"]
         )
@@ -139,7 +197,7 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 deliveries=[d.pk for d in group],
                 mailboxes=[d.recipient for d in group],
             )
-    return len(deliveries)
+    return done + len(deliveries)
 
 
 def sweep(now: datetime | None = None) -> int:

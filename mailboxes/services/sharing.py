@@ -202,32 +202,41 @@ def open_entry(entry: Entry, *, by: User) -> None:
     from mailboxes.services.folders import set_flags
 
     if not entry.seen:
+        from mailboxes.transport import mdn
+
+        unread = mdn.first_reads(entry)
         set_flags([entry], by=by, seen=True)
         entry.seen = True
+        # A first opening answers a Disposition-Notification-To (RFC 8098 MDN).
+        mdn.send_on_commit(unread)
     record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=by, messages=[entry.message_id])
 
 
 # --------------------------------------------------------------------------- sending
 
 
-def sender_for(mailbox: Mailbox, author: Any) -> tuple[str, str] | None:
-    """The ``Sender:`` (address, name) when someone other than the holder sends from a box.
+def sender_for(mailbox: Mailbox, author: Any) -> str | None:
+    """The ``Sender:`` ("Name <address>") when someone other than the holder sends from a box.
 
     RFC 5322: ``From:`` is the box the message speaks for, ``Sender:`` the person who
-    actually sent it. The delegate's own nominative address names them; without one,
-    their name with the box's address still tells the recipient who wrote.
+    actually sent it, named by their own nominative address. A delegate without a box
+    of their own has no address to put there: the access journal still names them.
     """
     if author is None or getattr(author, "pk", None) is None:
         return None
     if mailbox.owner_id is not None and mailbox.owner_id == author.pk:
         return None
-    name = _label(author)
     own = (
         Mailbox.objects.filter(
             owner_id=author.pk, kind=Mailbox.Kind.PERSONAL, status=Mailbox.Status.ACTIVE
         )
+        .exclude(pk=mailbox.pk)
         .order_by("address")
         .values_list("address", flat=True)
         .first()
     )
-    return (own or mailbox.address, name)
+    if own is None:
+        return None
+    # Characters that would change how the header parses are left out of the name.
+    name = "".join(c for c in _label(author) if c not in '<>",;:()[]\\@')
+    return f"{name.strip()} <{own}>" if name.strip() else own

@@ -71,7 +71,8 @@ def test_send_message_submits_through_the_service_with_attachments(
     [
         ("inconnu@hopital.mssante.test", "Aucune boîte aux lettres"),
         ("pas une adresse", "n'est pas une adresse valide"),
-        ("x@autre-operateur.fr", "n'est pas hébergé"),
+        # Outside the hosted domains and the liste blanche: the refusal names the address.
+        ("x@autre-operateur.fr", "« x@autre-operateur.fr »"),
     ],
 )
 def test_send_message_exits_non_zero_with_the_refusal(

@@ -213,7 +213,7 @@ def test_submission_is_audited_without_content(
         (["pas-une-adresse"], [], "« pas-une-adresse » n'est pas une adresse valide"),
         (["a@b@hopital.mssante.test"], [], "n'est pas une adresse valide"),
         (["personne@hopital.mssante.test"], [], "Aucune boîte aux lettres"),
-        (["quelquun@autre-operateur.fr"], [], "n'est pas hébergé par cet opérateur"),
+        (["quelquun@autre-operateur.fr"], [], "hors de l'espace de confiance"),
         (["a" * 250 + "@hopital.mssante.test"], [], "n'est pas une adresse valide"),
     ],
 )

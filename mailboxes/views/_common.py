@@ -49,12 +49,19 @@ def render_webmail(
     status: int = 200,
 ) -> HttpResponse:
     """Render a webmail page with its side menu (folders and their counts)."""
+    user = current_user(request)
     folders = selectors.folders_with_counts(mailbox)
+    level = selectors.access(user, mailbox)
     full = {
         "mailbox": mailbox,
         "folders": folders,
         "custom_folders": [f.folder for f in folders if f.folder.role == Folder.Role.CUSTOM],
-        "draft_count": selectors.draft_count(mailbox),
+        "draft_count": selectors.draft_count(mailbox, user),
+        "switcher": selectors.switcher(user),
+        "can_send": level is not None and level >= selectors.Access.SEND,
+        "can_manage": level is not None and level >= selectors.Access.MANAGE,
+        "is_holder": level == selectors.Access.HOLDER,
+        "is_shared": mailbox.owner_id != user.pk,
         "current_folder": current_folder,
         "search_form": SearchForm(request.GET if "q" in request.GET else None),
         "new_folder_form": FolderNameForm(auto_id="new-folder-%s"),

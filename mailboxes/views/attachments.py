@@ -11,8 +11,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from mailboxes import selectors, services
+from mailboxes.models import AccessEvent
 from mailboxes.views._common import current_user
-from mailboxes.views.messages import PREVIEWABLE
+from mailboxes.views.messages import PREVIEWABLE, is_held
 from mssante.access import verified_required
 from mssante.lib import mime
 
@@ -29,11 +30,20 @@ def content_disposition(kind: str, filename: str) -> str:
 
 
 def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
-    entry = selectors.get_entry(current_user(request), entry_id)
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    if is_held(entry.message):
+        # The antivirus held this message back: its files are never handed out.
+        raise Http404
     try:
-        return mime.get_part(services.read_raw(entry.message), index)
+        part = mime.get_part(services.read_raw(entry.message), index)
     except mime.PartNotFoundError:
         raise Http404 from None
+    # A preview hands the file to the browser just as a download does.
+    services.record_access(
+        entry.mailbox, AccessEvent.Action.DOWNLOAD, actor=user, messages=[entry.message_id]
+    )
+    return part
 
 
 def _stream(data: bytes, content_type: str) -> HttpResponse:

@@ -22,6 +22,7 @@ from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import content_disposition
 from mssante.access import verified_required
 from mssante.lib import mime
+from patients import selectors as patient_selectors
 
 REPLY_MODES = ("reply", "reply_all", "forward")
 
@@ -70,6 +71,7 @@ def _compose_page(
     status: int = 200,
 ) -> HttpResponse:
     in_reply_to, forward_of = _links(draft)
+    content = services.open_draft(draft)
     return render_webmail(
         request,
         "mailboxes/compose.html",
@@ -83,6 +85,9 @@ def _compose_page(
             "error": error,
             "upload_error": upload_error,
             "max_attachments": settings.MESSAGE_MAX_ATTACHMENTS,
+            # Writing to a patient: who they are, and "the patient cannot reply".
+            "patient_recipients": patient_selectors.patients_among(content.to + content.cc),
+            "patient_no_reply": request.POST.get("patient_no_reply") == "1",
         },
         current_folder=selectors.system_folder(draft.mailbox, Folder.Role.DRAFTS),
         status=status,
@@ -100,7 +105,7 @@ def _files(draft: Draft) -> list[dict[str, Any]]:
 @require_POST
 def compose_new_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     user = current_user(request)
-    mailbox = selectors.get_mailbox(user, mailbox_id)
+    mailbox = selectors.get_mailbox(user, mailbox_id, selectors.Access.SEND)
     draft = services.save_draft(
         mailbox=mailbox, author=user, draft=None, to=[], cc=[], subject="", text=""
     )
@@ -171,7 +176,7 @@ def _author(message: Message) -> str:
 @require_POST
 def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     user = current_user(request)
-    entry = selectors.get_entry(user, entry_id)
+    entry = selectors.get_entry(user, entry_id, selectors.Access.SEND)
     mode = request.POST.get("mode", "reply")
     if mode not in REPLY_MODES:
         mode = "reply"
@@ -260,7 +265,17 @@ def draft_save_view(request: HttpRequest, draft_id: int) -> HttpResponse:
         # sendBeacon ignores the answer; keep it empty.
         return HttpResponse(status=204)
     return render(
-        request, "mailboxes/_draft_status.html", {"saved_at": timezone.localtime(timezone.now())}
+        request,
+        "mailboxes/_draft_status.html",
+        {
+            "saved_at": timezone.localtime(timezone.now()),
+            # The patient panel follows the recipients as they are typed (htmx out of band).
+            "oob": True,
+            "patient_recipients": patient_selectors.patients_among(
+                form.addresses("to") + form.addresses("cc")
+            ),
+            "patient_no_reply": request.POST.get("patient_no_reply") == "1",
+        },
     )
 
 
@@ -276,7 +291,15 @@ def draft_send_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     draft = _save(request, draft, form)
     mailbox = draft.mailbox
     try:
-        services.send_draft(draft, by=user, request=request)
+        services.send_draft(
+            draft,
+            by=user,
+            request=request,
+            # "Le patient ne peut pas répondre" (DOMAIN.md: X-MSS-MES: FIN to a patient).
+            extra_headers={"X-MSS-MES": "FIN"}
+            if request.POST.get("patient_no_reply") == "1"
+            else None,
+        )
     except services.SubmissionError as exc:
         return _compose_page(request, draft, form, error=str(exc), status=400)
     messages.success(request, _("Message envoyé."))

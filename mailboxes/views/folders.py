@@ -22,7 +22,10 @@ def _report_errors(request: HttpRequest, form: FolderNameForm) -> None:
 
 
 def _custom_folder(request: HttpRequest, folder_id: int) -> Folder:
-    folder = selectors.get_folder(current_user(request), folder_id)
+    user = current_user(request)
+    folder = selectors.get_folder(user, folder_id)
+    # A shared box's folders are everyone's: managers and the holder organise them.
+    selectors.require(user, folder.mailbox, selectors.Access.MANAGE)
     if folder.role != Folder.Role.CUSTOM:
         # System folders have no rename or delete URL: same answer as a foreign id.
         raise Http404
@@ -33,7 +36,7 @@ def _custom_folder(request: HttpRequest, folder_id: int) -> Folder:
 @require_POST
 def create_folder_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     user = current_user(request)
-    mailbox = selectors.get_mailbox(user, mailbox_id)
+    mailbox = selectors.get_mailbox(user, mailbox_id, selectors.Access.MANAGE)
     form = FolderNameForm(request.POST)
     if not form.is_valid():
         _report_errors(request, form)

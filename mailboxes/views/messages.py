@@ -15,9 +15,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from charter import quarantine
 from mailboxes import selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
-from mailboxes.models import Entry, Folder
+from mailboxes.models import Entry, Folder, Message
 from mailboxes.views._common import (
     back_url,
     current_user,
@@ -73,6 +74,17 @@ def webmail_home(request: HttpRequest) -> HttpResponse:
 
 @verified_required("professional")
 @require_GET
+def mailbox_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """The switcher's target: the inbox of one of the user's mailboxes."""
+    mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
+    inbox = selectors.system_folder(mailbox, Folder.Role.INBOX)
+    if inbox is None:
+        raise Http404
+    return _folder_page(request, inbox)
+
+
+@verified_required("professional")
+@require_GET
 def folder_view(request: HttpRequest, folder_id: int) -> HttpResponse:
     folder = selectors.get_folder(current_user(request), folder_id)
     return _folder_page(request, folder)
@@ -89,7 +101,7 @@ def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
             {
                 "folder": folder,
                 "folder_label": selectors.folder_label(folder),
-                "drafts": selectors.drafts(mailbox),
+                "drafts": selectors.drafts(mailbox, current_user(request)),
             },
             current_folder=folder,
         )
@@ -209,6 +221,8 @@ class ShownMessage:
     html: str | None
     blocked_remote_images: bool
     attachments: list[dict[str, Any]]
+    # Quarantined by the antivirus and not released: attachments are not offered.
+    held: bool = False
 
 
 def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
@@ -232,7 +246,14 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
         }
         for part in parsed.attachments
     ]
-    return ShownMessage(entry, parsed, html, blocked, attachments)
+    return ShownMessage(entry, parsed, html, blocked, attachments, held=is_held(entry.message))
+
+
+def is_held(message: Message) -> bool:
+    """Quarantined by the antivirus and not released by staff."""
+    return message.scan_status == Message.ScanStatus.INFECTED and not quarantine.released_ids(
+        [message.pk]
+    )
 
 
 def _wants_remote_images(request: HttpRequest) -> bool:
@@ -244,12 +265,11 @@ def _wants_remote_images(request: HttpRequest) -> bool:
 def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     user = current_user(request)
     entry = selectors.get_entry(user, entry_id)
-    if not entry.seen:
-        services.set_flags([entry], by=user, seen=True)
-        entry.seen = True
+    services.open_entry(entry, by=user)
     # Under the page's h1 (the subject).
     shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
     conversation = selectors.thread(entry)
+    is_holder = selectors.access(user, entry.mailbox) == selectors.Access.HOLDER
     return render_webmail(
         request,
         "mailboxes/read.html",
@@ -264,6 +284,8 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
             "folder_label": selectors.folder_label(entry.folder),
             "thread_size": len(conversation),
             "in_trash": entry.folder.role == Folder.Role.TRASH,
+            # "Ouvert par … à …": the holder or responsible sees who did what to it.
+            "accesses": selectors.message_accesses(entry) if is_holder else [],
         },
         current_folder=entry.folder,
     )
@@ -277,9 +299,8 @@ def conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     remote = _wants_remote_images(request)
     # Under each message's h2 in the conversation.
     items = [_shown(e, remote_images=remote, heading_base=2) for e in selectors.thread(entry)]
-    unseen = [item.entry for item in items if not item.entry.seen]
-    if unseen:
-        services.set_flags(unseen, by=user, seen=True)
+    for item in items:
+        services.open_entry(item.entry, by=user)
     return render_webmail(
         request,
         "mailboxes/conversation.html",
@@ -363,7 +384,8 @@ def restore_view(request: HttpRequest, entry_id: int) -> HttpResponse:
 @require_POST
 def empty_trash_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     user = current_user(request)
-    mailbox = selectors.get_mailbox(user, mailbox_id)
+    # Emptying the trash destroys messages for everyone: managers and the holder only.
+    mailbox = selectors.get_mailbox(user, mailbox_id, selectors.Access.MANAGE)
     services.empty_trash(mailbox, by=user)
     messages.success(request, _("La corbeille est vide."))
     trash = selectors.system_folder(mailbox, Folder.Role.TRASH)

@@ -42,6 +42,7 @@ __all__ = [
     "parse_professional_id",
 ]
 
+
 def gettext_noop(message: str) -> str:
     """Marks a message for the translation catalogue (makemessages) without importing Django.
 

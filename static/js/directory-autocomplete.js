@@ -187,7 +187,7 @@
   }
 
   function init(root) {
-    var inputs = (root || document).querySelectorAll("input[data-directory-autocomplete], textarea[data-directory-autocomplete]");
+    var inputs = (root || document).querySelectorAll("input[data-directory-autocomplete]");
     for (var i = 0; i < inputs.length; i++) {
       if (!inputs[i].hasAttribute("data-directory-ready")) {
         inputs[i].setAttribute("data-directory-ready", "");

@@ -23,7 +23,7 @@ def test_typing_dup_in_compose_suggests_the_demo_colleague_and_picking_fills_the
     page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(doctor.totp_hex)):06d}")
     page.get_by_role("button", name="Se connecter").click()
     page.get_by_role("button", name="Écrire un message").click()
-    to = page.locator("textarea[name=to]")
+    to = page.locator("input[name=to]")
     to.click()
     to.press_sequentially("dup", delay=50)
     option = page.get_by_role("option").filter(has_text="Dupont")

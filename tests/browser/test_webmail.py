@@ -14,6 +14,7 @@ from accounts import demo
 from accounts.models import User
 from mailboxes import services
 from mailboxes.models import HostedDomain, Mailbox
+from mssante.lib import mime
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -184,7 +185,7 @@ def test_a_doctor_files_trashes_restores_and_searches_a_message(live_server, pag
         cc=[],
         subject="Bilan cardiaque",
         text="Ci-joint l'ECG.",
-        attachments=[services.mime.Attachment("ecg-dupont.pdf", "application/pdf", PDF)],
+        attachments=[mime.Attachment("ecg-dupont.pdf", "application/pdf", PDF)],
     )
     page.set_viewport_size(DESKTOP)
     log_in(page, live_server.url, "doctor")
@@ -198,7 +199,7 @@ def test_a_doctor_files_trashes_restores_and_searches_a_message(live_server, pag
     page.get_by_label("Déplacer vers").select_option(label="Cardiologie")
     page.get_by_role("button", name="Déplacer", exact=True).click()
     expect(page.get_by_text("Message déplacé dans « Cardiologie ».")).to_be_visible()
-    page.get_by_role("link", name="Cardiologie").click()
+    page.get_by_role("link", name="Cardiologie", exact=True).click()
     expect(page.locator("tr.webmail-row")).to_have_count(1)
     page.get_by_text("Gérer ce dossier").click()
     assert_accessible(page)

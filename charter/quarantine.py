@@ -1,0 +1,261 @@
+"""Messages the antivirus held back: quarantine, the sender's notice, staff release and delete.
+
+The pipeline's scan step calls ``hold`` when the verdict is not clean; staff then
+``release`` (the deliveries go through the pipeline again) or ``delete`` (the
+encrypted content and every copy go; the quarantine record stays).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from charter import audit
+from charter.models import Quarantine
+from charter.scanning import ScanStatus, ScanVerdict
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from mailboxes.models import Mailbox, Message
+
+log = logging.getLogger(__name__)
+
+
+class QuarantineError(Exception):
+    """A staff request on the quarantine that cannot be done; the message says why."""
+
+
+def released_ids(message_ids: Iterable[int]) -> set[int]:
+    """Among these messages, those staff released from quarantine (delivered despite the verdict)."""
+    wanted = set(message_ids)
+    if not wanted:
+        return set()
+    return set(
+        Quarantine.objects.filter(
+            message_id__in=wanted, status=Quarantine.Status.RELEASED
+        ).values_list("message_id", flat=True)
+    )
+
+
+def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
+    """Quarantine a message (in the caller's transaction): deliveries held, sender told, audited."""
+    from mailboxes.models import Delivery
+
+    deliveries = Delivery.objects.filter(message=message).exclude(status__in=Delivery.DONE)
+    recipients = list(deliveries.values_list("recipient", flat=True))
+    deliveries.update(
+        status=Delivery.Status.QUARANTINED,
+        last_error=_notice_reason(verdict.status),
+        updated_at=timezone.now(),
+    )
+    record, _created = Quarantine.objects.get_or_create(
+        message=message,
+        defaults={
+            "message_id_header": message.message_id[:255],
+            "from_addr": message.from_addr,
+            "recipients": recipients,
+            "subject": message.subject,
+            "size": message.size,
+            "message_date": message.date,
+            "verdict": (
+                Quarantine.Verdict.INFECTED
+                if verdict.status == ScanStatus.INFECTED
+                else Quarantine.Verdict.UNSCANNABLE
+            ),
+            "signatures": list(verdict.signatures),
+            "detail": verdict.detail[:500],
+            "quarantined_at": timezone.now(),
+        },
+    )
+    audit.record(
+        "message.quarantined",
+        obj=message,
+        verdict=verdict.status.value,
+        signatures=list(verdict.signatures),
+        recipients=len(recipients),
+    )
+    if message.sender_mailbox is not None:
+        notify_sender(message.sender_mailbox, message, verdict.status)
+    return record
+
+
+def _notice_reason(status: ScanStatus) -> str:
+    if status == ScanStatus.INFECTED:
+        return _("virus détecté dans une pièce jointe")
+    return _("message impossible à analyser par l'antivirus")
+
+
+def notice_from(mailbox: Mailbox) -> str:
+    """The system address notices come from: CHARTER_NOTICE_FROM, or one in the box's domain."""
+    return settings.CHARTER_NOTICE_FROM or f"ne-pas-repondre@{mailbox.domain.name}"
+
+
+def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Message:
+    """Put a French notice in the sender's inbox: which message, why; never the signature."""
+    with override("fr"):
+        reason = _notice_reason(status)
+        subject = _("Message non distribué : %(reason)s") % {"reason": reason}
+        text = _(
+            "Bonjour,\n\n"
+            "Votre message « %(subject)s » du %(date)s n'a été distribué à aucun "
+            "destinataire : %(reason)s.\n\n"
+            "Il est conservé en quarantaine ; l'équipe de %(operator)s peut le libérer "
+            "après vérification. Si vous pensez qu'il s'agit d'une erreur, vérifiez vos "
+            "fichiers avec un antivirus à jour, puis envoyez-les de nouveau ou contactez "
+            "le support.\n\n"
+            "Ce message est envoyé automatiquement : n'y répondez pas."
+        ) % {
+            "subject": message.subject or _("(sans objet)"),
+            "date": timezone.localtime(message.date).strftime("%d/%m/%Y %H:%M"),
+            "reason": reason,
+            "operator": settings.OPERATOR_NAME,
+        }
+    return deliver_system_notice(mailbox, subject=subject, text=text)
+
+
+def deliver_system_notice(mailbox: Mailbox, *, subject: str, text: str) -> Message:
+    """Store a message from the platform straight into ``mailbox``'s inbox."""
+    from mailboxes import blobs
+    from mailboxes.models import Delivery, Entry, Folder, Message
+    from mailboxes.services.mailbox import system_folder_id
+    from mssante.lib import mime
+
+    now = timezone.now()
+    sender = notice_from(mailbox)
+    outgoing = mime.OutgoingMessage(
+        from_addr=sender,
+        from_name=settings.OPERATOR_NAME,
+        to=[mailbox.address],
+        subject=subject,
+        text=text,
+        extra_headers={"Auto-Submitted": "auto-generated"},
+    )
+    message_id, raw = mime.build_message(outgoing, domain=mailbox.domain.name, now=now)
+    blob_name = blobs.new_name("messages")
+    sealed = blobs.write(blob_name, raw)
+    try:
+        with transaction.atomic():
+            notice = Message.objects.create(
+                message_id=message_id,
+                thread_key=mime.thread_key(message_id, None, None),
+                from_addr=sender,
+                from_name=settings.OPERATOR_NAME,
+                to_addrs=[mailbox.address],
+                subject=subject[:998],
+                date=now,
+                size=len(raw),
+                origin=Message.Origin.SYSTEM,
+                # Written here by the platform, not received: nothing to scan, and
+                # never called "sain" for all that.
+                scan_status=Message.ScanStatus.NOT_SCANNED,
+                blob_name=blob_name,
+                key_id=sealed.key_id,
+                wrapped_key=sealed.wrapped_key,
+                created_at=now,
+            )
+            Delivery.objects.create(
+                message=notice,
+                recipient=mailbox.address,
+                mailbox=mailbox,
+                status=Delivery.Status.DELIVERED,
+                attempts=1,
+                delivered_at=now,
+            )
+            Entry.objects.create(
+                mailbox=mailbox,
+                message=notice,
+                folder_id=system_folder_id(mailbox.pk, Folder.Role.INBOX),
+                received_at=now,
+            )
+            audit.record("message.notice", obj=notice, mailbox=mailbox.address)
+    except BaseException:
+        blobs.delete(blob_name)
+        raise
+    return notice
+
+
+# --- Staff decisions ------------------------------------------------------------------------
+
+
+def _locked(record: Quarantine) -> Quarantine:
+    record = Quarantine.objects.select_for_update().get(pk=record.pk)
+    if record.status != Quarantine.Status.HELD:
+        raise QuarantineError(
+            _("Ce message n'est plus en quarantaine (%(status)s).")
+            % {"status": record.get_status_display()}
+        )
+    return record
+
+
+def release(record: Quarantine, *, reason: str, by: User) -> Quarantine:
+    """Staff judged the verdict wrong: the held deliveries go through the pipeline again."""
+    from mailboxes.models import Delivery
+    from mailboxes.services import pipeline
+
+    reason = reason.strip()
+    if not reason:
+        raise QuarantineError(_("Un motif est obligatoire pour libérer un message."))
+    with transaction.atomic():
+        record = _locked(record)
+        if record.message_id is None:
+            raise QuarantineError(_("Le message n'existe plus."))
+        now = timezone.now()
+        record.status = Quarantine.Status.RELEASED
+        record.decided_by = by
+        record.decided_at = now
+        record.decision_reason = reason
+        record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        held = Delivery.objects.filter(
+            message_id=record.message_id, status=Delivery.Status.QUARANTINED
+        )
+        ids = list(held.values_list("pk", flat=True))
+        held.update(status=Delivery.Status.QUEUED, last_error="", next_attempt_at=now)
+        audit.record(
+            "quarantine.released",
+            actor=by,
+            obj=record,
+            message=record.message_id,
+            deliveries=len(ids),
+            reason=reason,
+        )
+        transaction.on_commit(lambda: pipeline.enqueue_batches(ids))
+    return record
+
+
+def delete(record: Quarantine, *, reason: str, by: User) -> Quarantine:
+    """Delete a held message for good: its encrypted content and every copy in the boxes."""
+    from mailboxes import blobs
+    from mailboxes.models import Entry, Message
+
+    reason = reason.strip()
+    if not reason:
+        raise QuarantineError(_("Un motif est obligatoire pour supprimer un message."))
+    blob_name = ""
+    with transaction.atomic():
+        record = _locked(record)
+        message_pk = record.message_id
+        if message_pk is not None:
+            message = Message.objects.select_for_update().get(pk=message_pk)
+            blob_name = message.blob_name
+            Entry.objects.filter(message=message).delete()
+            message.delete()
+        record.status = Quarantine.Status.DELETED
+        record.decided_by = by
+        record.decided_at = timezone.now()
+        record.decision_reason = reason
+        record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        audit.record("quarantine.deleted", actor=by, obj=record, message=message_pk, reason=reason)
+    if blob_name:
+        # After commit: a rolled-back deletion keeps a readable message.
+        try:
+            blobs.delete(blob_name)
+        except OSError:
+            log.exception("quarantine %s: blob %s could not be removed", record.pk, blob_name)
+    return record

@@ -1,0 +1,241 @@
+"""Storing a message that arrived from another operator (or a report we generate ourselves).
+
+The SMTP gateway calls ``receive_message`` once the peer has sent DATA and
+answers 250 only when it returns: by then the raw MIME is stored encrypted, the
+Message and one Delivery per local recipient are committed, and the scan is
+enqueued. The raw bytes are kept exactly as received, even when the MIME is
+broken (the reading side shows what it can).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from charter import audit, policy
+from mailboxes import addresses, blobs
+from mailboxes.models import Delivery, Mailbox, Message
+from mailboxes.services import pipeline
+from mssante.lib import mime
+
+log = logging.getLogger(__name__)
+
+
+class ReceptionError(Exception):
+    """A message from a peer that is refused; ``code`` is the SMTP reply code."""
+
+    def __init__(self, message: str, *, code: int = 550, rule: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.rule = rule
+
+
+def local_mailboxes(
+    addresses_: Iterable[str], domains: Iterable[str] | None = None
+) -> dict[str, Mailbox]:
+    """The active mailboxes among these addresses in domains we serve, by address (one query).
+
+    ``domains`` restricts the domains served (a gateway given its own list);
+    by default they are the active hosted domains.
+    """
+    wanted = set()
+    for address in addresses_:
+        try:
+            wanted.add(addresses.normalise(address))
+        except addresses.AddressError:
+            continue
+    boxes = Mailbox.objects.filter(address__in=wanted, status=Mailbox.Status.ACTIVE)
+    if domains is not None:
+        boxes = boxes.filter(domain__name__in=list(domains))
+    else:
+        boxes = boxes.filter(domain__active=True)
+    return {
+        box.address: box
+        for box in boxes.select_related("domain")
+        if box.domain.name == addresses.domain_of(box.address)
+    }
+
+
+def local_mailbox(address: str, domains: Iterable[str] | None = None) -> Mailbox | None:
+    """The active mailbox at ``address`` in a domain we serve, else None."""
+    try:
+        address = addresses.normalise(address)
+    except addresses.AddressError:
+        return None
+    return local_mailboxes([address], domains).get(address)
+
+
+def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]) -> None:
+    """The charter rules that apply to mail from outside (raises PolicyError)."""
+    policy.check_recipient_count(len(recipients), exception_active=False)
+    policy.check_patient_recipients(recipients)
+    files = []
+    for part in parsed.attachments:
+        try:
+            found = mime.get_part(raw, part.index)
+        except mime.PartNotFoundError:
+            continue
+        files.append((found.filename, found.content_type, found.data))
+    policy.check_attachments(files)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and timezone.is_naive(value):
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def receive_message(
+    raw: bytes,
+    mail_from: str,
+    rcpt_tos: Sequence[str],
+    *,
+    peer: str = "",
+    domains: Iterable[str] | None = None,
+    origin: str = Message.Origin.SMTP,
+) -> Message:
+    """Store a message received for local recipients and enqueue its scan (one transaction).
+
+    Raises ReceptionError (an unknown or closed recipient) or PolicyError (a
+    charter rule); nothing is stored then. A peer that sends the same message
+    again (its 250 was lost) gets the stored one back: it is delivered once.
+    """
+    if len(raw) > settings.SMTP_MAX_MESSAGE_BYTES:
+        raise ReceptionError(
+            _("Message trop volumineux : %(size)s, au plus %(limit)s.")
+            % {
+                "size": mime.human_size(len(raw)),
+                "limit": mime.human_size(settings.SMTP_MAX_MESSAGE_BYTES),
+            },
+            code=552,
+            rule="message_size",
+        )
+    recipients: list[str] = []
+    boxes: dict[str, Mailbox] = {}
+    found = local_mailboxes(rcpt_tos, domains)
+    for address in rcpt_tos:
+        try:
+            box = found.get(addresses.normalise(address))
+        except addresses.AddressError:
+            box = None
+        if box is None:
+            raise ReceptionError(
+                _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
+                % {"address": address},
+                code=550,
+                rule="unknown_recipient",
+            )
+        if box.address not in boxes:
+            boxes[box.address] = box
+            recipients.append(box.address)
+    if not recipients:
+        raise ReceptionError(_("Aucun destinataire."), code=554)
+
+    parsed = mime.parse_message(raw)
+    _check_charter(raw, parsed, recipients)
+
+    sender = "" if mail_from in ("", "<>") else mail_from.strip().lower()
+    from_addr = (parsed.from_[1] or sender or "").strip().lower()[:254]
+    message_id = parsed.message_id or f"<{uuid.uuid4().hex}@{settings.SMTP_HOSTNAME}>"
+    message_id = message_id[:255]
+    now = timezone.now()
+
+    existing = (
+        Message.objects.filter(
+            message_id=message_id, origin=origin, from_addr=from_addr, sender_mailbox=None
+        )
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        with transaction.atomic():
+            Delivery.objects.bulk_create(
+                (
+                    Delivery(
+                        message=existing,
+                        recipient=address,
+                        mailbox=boxes[address],
+                        next_attempt_at=now + pipeline.retry_delay(),
+                    )
+                    for address in recipients
+                ),
+                ignore_conflicts=True,
+            )
+            pk = existing.pk
+            transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
+        return existing
+
+    blob_name = blobs.new_name("messages")
+    sealed = blobs.write(blob_name, raw)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                message_id=message_id,
+                thread_key=(
+                    mime.thread_key(message_id, parsed.in_reply_to, parsed.references)[:255]
+                ),
+                in_reply_to=(parsed.in_reply_to or "")[:255],
+                sender_mailbox=None,
+                from_addr=from_addr,
+                from_name=parsed.from_[0][:200],
+                sender_addr=sender[:254],
+                to_addrs=[a for _n, a in parsed.to][:100],
+                cc_addrs=[a for _n, a in parsed.cc][:100],
+                subject=parsed.subject[:998],
+                date=_aware(parsed.date) or now,
+                size=len(raw),
+                attachments=[
+                    {
+                        "index": p.index,
+                        "filename": p.filename,
+                        "content_type": p.content_type,
+                        "size": p.size,
+                    }
+                    for p in parsed.attachments
+                ],
+                conversation_closed=parsed.headers.get("X-MSS-MES", "").strip().upper() == "FIN",
+                origin=origin,
+                blob_name=blob_name,
+                key_id=sealed.key_id,
+                wrapped_key=sealed.wrapped_key,
+                created_at=now,
+            )
+            Delivery.objects.bulk_create(
+                Delivery(
+                    message=message,
+                    recipient=address,
+                    mailbox=boxes[address],
+                    next_attempt_at=now + pipeline.retry_delay(),
+                )
+                for address in recipients
+            )
+            audit.record(
+                "message.received",
+                obj=message,
+                origin=origin,
+                peer=peer[:300],
+                mail_from=sender,
+                recipients=len(recipients),
+                size=len(raw),
+                attachments=len(parsed.attachments),
+                defects=len(parsed.defects),
+            )
+            if origin == Message.Origin.SMTP:
+                # A read or delivery report from a peer updates the original's timeline.
+                from mailboxes.transport import mdn
+
+                mdn.apply_report(message, raw)
+            message_pk = message.pk
+            transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+    except BaseException:
+        # The row that would have pointed to the blob was never committed.
+        blobs.delete(blob_name)
+        raise
+    return message

@@ -1,0 +1,365 @@
+"""The REST API: tokens, sending with idempotency, reading, listing, flags, refusals."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from mailboxes import services
+from mailboxes.models import AccessEvent, ApiToken, Entry, Mailbox, Message
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
+
+
+@pytest.fixture(autouse=True)
+def _pipeline(
+    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
+) -> Iterator[None]:
+    _on_commit.append(django_capture_on_commit_callbacks)
+    yield
+    _on_commit.clear()
+
+
+@pytest.fixture
+def lab() -> dict[str, Any]:
+    biologist = factories.professional(first_name="Sophie", last_name="Bernard")
+    box = factories.shared_mailbox(
+        biologist, kind=Mailbox.Kind.APPLICATIVE, local="labo", display_name="Laboratoire"
+    )
+    token, raw = factories.api_token(box, label="SIL")
+    doctor = factories.professional(first_name="Claire", last_name="Martin")
+    doctor_box = factories.mailbox(doctor)
+    return {"box": box, "token": token, "raw": raw, "doctor_box": doctor_box}
+
+
+class Api:
+    def __init__(self, raw: str | None) -> None:
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {raw}"} if raw else {}
+
+    def post(self, path: str, body: Any, **headers: str) -> Any:
+        with _on_commit[0](execute=True):
+            return self.client.post(
+                f"/api/v1{path}",
+                data=body if isinstance(body, (str, bytes)) else json.dumps(body),
+                content_type="application/json",
+                headers={**self.headers, **headers},
+            )
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.client.get(f"/api/v1{path}", params, headers=self.headers)
+
+
+def results(to: str, n: int = 1) -> dict[str, Any]:
+    return {
+        "to": [to],
+        "subject": f"Résultats {n}",
+        "text": "Résultats d'analyse en pièce jointe.",
+        "attachments": [
+            {
+                "filename": "resultats.pdf",
+                "content_type": "application/pdf",
+                "content": base64.b64encode(PDF).decode(),
+            }
+        ],
+    }
+
+
+def test_a_lab_sends_results_and_the_doctor_receives_them(lab) -> None:
+    api = Api(lab["raw"])
+    response = api.post("/messages", results(lab["doctor_box"].address))
+    assert response.status_code == 201, response.content
+    public_id = response.json()["id"]
+    message = Message.objects.get(public_id=public_id)
+    assert message.origin == Message.Origin.API
+    assert Entry.objects.filter(mailbox=lab["doctor_box"], message=message).exists()
+    detail = api.get(f"/messages/{public_id}").json()
+    assert detail["deliveries"][0]["status"] == "delivered"
+    assert detail["attachments"][0]["filename"] == "resultats.pdf"
+
+
+def test_multipart_is_accepted(lab) -> None:
+    client = Client()
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    with _on_commit[0](execute=True):
+        response = client.post(
+            "/api/v1/messages",
+            {
+                "to": lab["doctor_box"].address,
+                "subject": "CR",
+                "text": "Bonjour",
+                "attachments": SimpleUploadedFile("cr.pdf", PDF, "application/pdf"),
+            },
+            headers={"Authorization": f"Bearer {lab['raw']}"},
+        )
+    assert response.status_code == 201, response.content
+    message = Message.objects.get(public_id=response.json()["id"])
+    assert message.attachments[0]["filename"] == "cr.pdf"
+
+
+def test_the_same_idempotency_key_and_body_replays_the_first_answer(lab) -> None:
+    api = Api(lab["raw"])
+    body = results(lab["doctor_box"].address)
+    first = api.post("/messages", body, **{"Idempotency-Key": "res-42"})
+    second = api.post("/messages", body, **{"Idempotency-Key": "res-42"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json() == second.json()
+    assert Message.objects.count() == 1
+
+
+def test_the_same_idempotency_key_with_another_body_is_a_409(lab) -> None:
+    api = Api(lab["raw"])
+    api.post("/messages", results(lab["doctor_box"].address, 1), **{"Idempotency-Key": "k"})
+    response = api.post(
+        "/messages", results(lab["doctor_box"].address, 2), **{"Idempotency-Key": "k"}
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "token_missing"),
+        ({"Authorization": "Bearer mss_nimporte"}, "token_invalid"),
+        ({"Authorization": "Basic abc"}, "token_invalid"),
+    ],
+)
+def test_no_or_unknown_token_is_a_401(lab, headers, code) -> None:
+    response = Client().get(
+        "/api/v1/messages/00000000-0000-0000-0000-000000000000", headers=headers
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+
+
+def test_a_revoked_token_is_refused_at_once(lab) -> None:
+    api = Api(lab["raw"])
+    path = f"/mailboxes/{lab['box'].address}/messages"
+    assert api.get(path).status_code == 200
+    services.revoke_api_token(lab["token"], by=None)
+    response = api.get(path)
+    assert (response.status_code, response.json()["code"]) == (401, "token_revoked")
+
+
+def test_an_expired_token_is_refused(lab) -> None:
+    ApiToken.objects.filter(pk=lab["token"].pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    response = Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages")
+    assert (response.status_code, response.json()["code"]) == (401, "token_expired")
+
+
+def test_a_token_for_another_mailbox_is_a_403(lab) -> None:
+    response = Api(lab["raw"]).get(f"/mailboxes/{lab['doctor_box'].address}/messages")
+    assert response.status_code == 403
+    assert response.json()["code"] == "wrong_mailbox"
+
+
+def test_a_message_of_another_mailbox_is_not_found(lab) -> None:
+    other = factories.mailbox()
+    with _on_commit[0](execute=True):
+        message = services.submit_message(
+            mailbox=other,
+            author=other.owner,
+            to=[lab["doctor_box"].address],
+            cc=[],
+            subject="x",
+            text="y",
+        )
+    response = Api(lab["raw"]).get(f"/messages/{message.public_id}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_the_rate_limit_answers_429_with_retry_after(lab, settings) -> None:
+    settings.API_RATE_LIMIT = 2
+    api = Api(lab["raw"])
+    path = f"/mailboxes/{lab['box'].address}/messages"
+    assert [api.get(path).status_code for _ in range(2)] == [200, 200]
+    response = api.get(path)
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= settings.API_RATE_WINDOW_SECONDS
+    assert response.json()["code"] == "rate_limited"
+
+
+def test_a_body_too_large_is_a_413(lab, settings) -> None:
+    settings.API_MAX_REQUEST_BYTES = 2048
+    body = results(lab["doctor_box"].address)
+    body["text"] = "x" * 5000
+    response = Api(lab["raw"]).post("/messages", body)
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"subject": "x"}, "to"),
+        ({"to": "pas-une-liste"}, "to"),
+        ({"to": ["a@b.fr"], "attachments": [{"filename": "a.pdf"}]}, "attachments.0.content"),
+        (
+            {"to": ["a@b.fr"], "attachments": [{"filename": "a.pdf", "content": "%%%"}]},
+            "attachments.0.content",
+        ),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(lab, body, field) -> None:
+    response = Api(lab["raw"]).post("/messages", body)
+    assert response.status_code == 400
+    assert f"« {field} »" in response.json()["message"]
+
+
+def test_malformed_json_is_a_400(lab) -> None:
+    response = Api(lab["raw"]).post("/messages", "{pas du json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+
+
+def test_a_refused_submission_is_a_422_with_the_reason(lab) -> None:
+    response = Api(lab["raw"]).post("/messages", results("inconnu@hopital.mssante.test"))
+    assert response.status_code == 422
+    assert "inconnu@hopital.mssante.test" in response.json()["message"]
+
+
+def test_software_lists_reads_raw_and_files_its_inbox(lab) -> None:
+    doctor_box, box = lab["doctor_box"], lab["box"]
+    with _on_commit[0](execute=True):
+        message = services.submit_message(
+            mailbox=doctor_box,
+            author=doctor_box.owner,
+            to=[box.address],
+            cc=[],
+            subject="Demande",
+            text="Merci",
+        )
+    api = Api(lab["raw"])
+    page = api.get(f"/mailboxes/{box.address}/messages", folder="inbox").json()
+    assert [m["id"] for m in page["messages"]] == [str(message.public_id)]
+    raw = api.get(f"/messages/{message.public_id}/raw")
+    assert raw["Content-Type"] == "message/rfc822"
+    assert b"Subject: Demande" in raw.content
+    state = api.post(f"/messages/{message.public_id}/flags", {"seen": True, "folder": "archive"})
+    assert state.status_code == 200, state.content
+    assert state.json()["folder"] == "archive" and state.json()["seen"] is True
+    assert AccessEvent.objects.filter(mailbox=box, action=AccessEvent.Action.OPEN).exists()
+
+
+def test_cursor_pagination_walks_every_message_once(lab) -> None:
+    doctor_box, box = lab["doctor_box"], lab["box"]
+    with _on_commit[0](execute=True):
+        for n in range(5):
+            services.submit_message(
+                mailbox=doctor_box,
+                author=doctor_box.owner,
+                to=[box.address],
+                cc=[],
+                subject=f"m{n}",
+                text=".",
+            )
+    api = Api(lab["raw"])
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get(f"/mailboxes/{box.address}/messages", **params).json()
+        seen += [m["subject"] for m in page["messages"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == [f"m{n}" for n in range(5)]
+
+
+def test_an_unknown_folder_is_a_400(lab) -> None:
+    response = Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages", folder="nope")
+    assert response.status_code == 400
+    assert "« folder »" in response.json()["message"]
+
+
+def test_the_openapi_document_and_docs_page_are_served() -> None:
+    client = Client()
+    schema = client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/messages" in schema["paths"]
+    assert "/api/v1/mailboxes/{address}/messages" in schema["paths"]
+    assert client.get("/api/v1/docs").status_code == 200
+
+
+def test_the_token_is_stored_hashed_only(lab) -> None:
+    token = ApiToken.objects.get(pk=lab["token"].pk)
+    assert lab["raw"] not in str(token.__dict__)
+    assert token.token_hash == services.tokens.hash_token(lab["raw"])
+
+
+def test_create_api_token_prints_a_token_that_works(lab) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(
+        "create_api_token",
+        "--mailbox",
+        lab["box"].address,
+        "--expires",
+        "30",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    raw = out.getvalue().strip()
+    token = services.authenticate_token(raw)
+    assert token is not None and token.mailbox == lab["box"]
+    assert token.expires_at is not None
+    assert 29 <= (token.expires_at - timezone.now()).days <= 30
+
+
+def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    staff = factories.staff()
+    client = Client()
+    client.force_login(staff, backend="accounts.backends.IdentifierBackend")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=staff).persistent_id
+    session.save()
+    response = client.post(
+        "/admin/mailboxes/apitoken/add/",
+        {
+            "mailbox": lab["doctor_box"].pk,
+            "label": "Logiciel de cabinet",
+            "expires_at_0": "01/01/2099",
+            "expires_at_1": "00:00:00",
+        },
+        follow=True,
+    )
+    assert "accord de son titulaire" in response.content.decode()
+    response = client.post(
+        "/admin/mailboxes/apitoken/add/",
+        {
+            "mailbox": lab["doctor_box"].pk,
+            "label": "Logiciel de cabinet",
+            "expires_at_0": "01/01/2099",
+            "expires_at_1": "00:00:00",
+            "holder_agrees": "on",
+        },
+        follow=True,
+    )
+    page = response.content.decode()
+    raw = page.split("Jeton créé : ")[1].split(" ")[0]
+    assert services.authenticate_token(raw).mailbox == lab["doctor_box"]
+    listing = client.get("/admin/mailboxes/apitoken/").content.decode()
+    assert raw not in listing

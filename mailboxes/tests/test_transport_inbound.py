@@ -1,0 +1,278 @@
+"""The inbound SMTP gateway: mutual TLS, the liste blanche, recipients, size, the charter."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+
+from charter.models import AuditEvent
+from mailboxes import services
+from mailboxes.models import Delivery, Entry, Mailbox, Message
+from tests import factories
+from tests.smtp_peers import Operator, gateway, make_operator, send, simple_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HERE = "hopital.mssante.test"
+PEER = "clinique.peer.test"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
+    operator = make_operator(ca, HERE, tmp_path / "here")
+    operator.settings_for(settings)
+    return operator
+
+
+@pytest.fixture
+def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
+    operator = make_operator(ca, PEER, tmp_path / "peer")
+    operator.list()
+    return operator
+
+
+@pytest.fixture
+def box() -> Mailbox:
+    return factories.mailbox(domain=factories.hosted_domain(HERE))
+
+
+@pytest.fixture
+def port(here: Operator) -> Iterator[int]:
+    with gateway(here) as controller:
+        yield controller.port
+
+
+def test_a_listed_peer_delivers_into_the_recipients_inbox(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    raw = simple_message(f"dr.martin@{PEER}", box.address)
+    refused = send(port, peer, f"dr.martin@{PEER}", [box.address], raw)
+
+    assert refused == {}
+    message = Message.objects.get(origin=Message.Origin.SMTP)
+    assert message.from_addr == f"dr.martin@{PEER}"
+    assert message.subject == "Compte rendu"
+    assert services.read_raw(message) == raw  # stored encrypted, as received
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.DELIVERED and not delivery.remote
+    assert Entry.objects.filter(mailbox=box, message=message, folder__role="inbox").exists()
+    assert AuditEvent.objects.filter(action="message.received").exists()
+
+
+def test_a_peer_whose_dn_is_not_listed_for_the_sender_domain_is_refused_and_nothing_stored(
+    ca: trustme.CA, tmp_path: Path, port: int, peer: Operator, box: Mailbox
+) -> None:
+    # A genuine certificate of our CA, but the liste blanche names another DN for PEER.
+    impostor = make_operator(ca, "imposteur.test", tmp_path / "impostor")
+    raw = simple_message(f"dr.martin@{PEER}", box.address)
+
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        send(port, impostor, f"dr.martin@{PEER}", [box.address], raw)
+
+    assert refused.value.smtp_code == 550
+    assert b"liste blanche" in refused.value.smtp_error
+    assert not Message.objects.exists()
+    assert AuditEvent.objects.filter(action="smtp.peer_refused").exists()
+
+
+def test_a_domain_missing_from_the_liste_blanche_is_refused(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        send(
+            port, peer, "x@absent.test", [box.address], simple_message("x@absent.test", box.address)
+        )
+    assert not Message.objects.exists()
+
+
+def test_mail_without_starttls_is_refused(port: int, box: Mailbox) -> None:
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        send(port, None, f"a@{PEER}", [box.address], b"Subject: x\r\n\r\nx\r\n", starttls=False)
+    assert refused.value.smtp_code == 530
+    assert not Message.objects.exists()
+
+
+def test_a_session_without_client_certificate_is_refused(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    # TLS 1.3: the handshake seems to succeed, the refusal shows on the next command.
+    with pytest.raises((smtplib.SMTPServerDisconnected, ssl.SSLError, ConnectionError)):
+        send(port, peer, f"a@{PEER}", [box.address], b"Subject: x\r\n\r\nx\r\n", client_cert=False)
+    assert not Message.objects.exists()
+
+
+def test_a_certificate_from_another_ca_is_refused(
+    tmp_path: Path, port: int, here: Operator, box: Mailbox
+) -> None:
+    stranger = make_operator(trustme.CA(), PEER, tmp_path / "stranger")
+    context = ssl.create_default_context(cafile=str(here.ca_file))
+    context.load_cert_chain(str(stranger.cert), str(stranger.key))
+    with (
+        pytest.raises((smtplib.SMTPServerDisconnected, ssl.SSLError, ConnectionError)),
+        smtplib.SMTP("127.0.0.1", port, timeout=10) as client,
+    ):
+        client.starttls(context=context)
+        client.sendmail(f"a@{PEER}", [box.address], b"Subject: x\r\n\r\nx\r\n")
+    assert not Message.objects.exists()
+
+
+def test_an_unknown_recipient_is_refused_naming_the_address(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        send(
+            port, peer, f"a@{PEER}", [f"personne@{HERE}"], simple_message(f"a@{PEER}", box.address)
+        )
+    code, text = refused.value.recipients[f"personne@{HERE}"]
+    assert code == 550 and f"personne@{HERE}".encode() in text
+
+
+def test_a_closed_mailbox_is_refused_and_the_others_get_the_message(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    closed = factories.mailbox(domain=factories.hosted_domain(HERE))
+    Mailbox.objects.filter(pk=closed.pk).update(status=Mailbox.Status.CLOSED)
+    refused = send(
+        port,
+        peer,
+        f"a@{PEER}",
+        [box.address, closed.address],
+        simple_message(f"a@{PEER}", box.address),
+    )
+    assert list(refused) == [closed.address]
+    assert Delivery.objects.get().recipient == box.address
+
+
+def test_a_message_over_the_size_limit_gets_552(
+    settings: Any, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    settings.SMTP_MAX_MESSAGE_BYTES = 2048
+    raw = simple_message(f"a@{PEER}", box.address, body="x" * 5000)
+    # smtplib announces SIZE=: the refusal comes at MAIL, before any data is sent.
+    with (
+        gateway(here) as controller,
+        pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused,
+    ):
+        send(controller.port, peer, f"a@{PEER}", [box.address], raw)
+    assert refused.value.smtp_code == 552
+    assert not Message.objects.exists()
+
+
+def test_a_blocked_attachment_is_refused_with_the_charter_sentence(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = f"a@{PEER}", box.address, "Facture"
+    msg.set_content("ci-joint")
+    msg.add_attachment(
+        b"MZ\x90\x00" + b"\x00" * 100,
+        maintype="application",
+        subtype="octet-stream",
+        filename="facture.pdf.exe",
+    )
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(port, peer, f"a@{PEER}", [box.address], msg.as_bytes())
+    assert refused.value.smtp_code == 550
+    assert b"facture.pdf.exe" in refused.value.smtp_error
+    assert not Message.objects.exists()
+
+
+def test_broken_mime_is_stored_as_received(port: int, peer: Operator, box: Mailbox) -> None:
+    raw = (
+        b"From: a@" + PEER.encode() + b"\r\nSubject: =?utf-8?q?cass=C3=A9?=\r\n"
+        b'Content-Type: multipart/mixed; boundary="nope"\r\n\r\n'
+        b"--nope\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"@@@not base64\xff\r\n"
+    )
+    send(port, peer, f"a@{PEER}", [box.address], raw)
+    message = Message.objects.get()
+    assert services.read_raw(message) == raw
+    assert message.subject == "cassé"
+    assert Entry.objects.filter(mailbox=box, message=message).exists()
+
+
+def test_a_message_sent_again_after_a_lost_reply_is_delivered_once(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    raw = simple_message(f"a@{PEER}", box.address)
+    send(port, peer, f"a@{PEER}", [box.address], raw)
+    send(port, peer, f"a@{PEER}", [box.address], raw)
+    assert Message.objects.count() == 1
+    assert Entry.objects.filter(mailbox=box).count() == 1
+
+
+def test_the_gateway_command_builds_a_gateway_from_settings(settings: Any, here: Operator) -> None:
+    from mailboxes.transport.inbound import make_controller
+
+    controller = make_controller(port=0)
+    assert isinstance(controller, Controller)
+    assert controller.SMTP_kwargs["require_starttls"] is True
+    assert controller.SMTP_kwargs["tls_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+def _clamd_reachable() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 53310), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _pipeline_scans() -> bool:
+    import inspect
+
+    from mailboxes.services import pipeline
+
+    return "scanning" in inspect.getsource(pipeline)
+
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@pytest.mark.skipif(not _clamd_reachable(), reason="clamd (scripts/services) not running")
+@pytest.mark.skipif(not _pipeline_scans(), reason="the pipeline does not call the antivirus yet")
+def test_eicar_arriving_from_a_peer_is_quarantined(
+    settings: Any, port: int, peer: Operator, box: Mailbox
+) -> None:
+    from email.message import EmailMessage
+
+    settings.CLAMD_ADDRESS = "127.0.0.1:53310"
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = f"a@{PEER}", box.address, "Analyse"
+    msg.set_content("ci-joint")
+    msg.add_attachment(EICAR, maintype="text", subtype="plain", filename="resultat.txt")
+    send(port, peer, f"a@{PEER}", [box.address], msg.as_bytes())
+
+    message = Message.objects.get()
+    assert message.scan_status == Message.ScanStatus.INFECTED
+    assert Delivery.objects.get(message=message).status == Delivery.Status.QUARANTINED
+    assert not Entry.objects.filter(mailbox=box, message=message).exists()
+
+
+def test_the_gateway_offers_starttls_and_no_password_authentication(
+    port: int, peer: Operator
+) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("mx.peer.test")
+        assert client.has_extn("starttls")
+        client.starttls(context=peer.client_context())
+        client.ehlo("mx.peer.test")
+        # aiosmtpd still prints the AUTH keyword, with no mechanism after it.
+        assert client.esmtp_features.get("auth", "").strip() == ""
+        assert client.has_extn("size")

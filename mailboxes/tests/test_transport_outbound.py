@@ -1,0 +1,235 @@
+"""Outbound delivery to other operators: mutual TLS, retries with back-off, DSNs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import time_machine
+import trustme
+from django.utils import timezone
+
+from mailboxes import services
+from mailboxes.models import Delivery, Entry, Mailbox, Message
+from mailboxes.transport import outbound
+from mssante.lib import mime
+from tests import factories
+from tests.smtp_peers import Operator, Sink, free_port, make_operator, sink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HERE = "hopital.mssante.test"
+PEER = "clinique.peer.test"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
+    operator = make_operator(ca, HERE, tmp_path / "here")
+    operator.settings_for(settings)
+    return operator
+
+
+@pytest.fixture
+def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
+    operator = make_operator(ca, PEER, tmp_path / "peer")
+    operator.list()
+    return operator
+
+
+@pytest.fixture
+def box(here: Operator) -> Mailbox:
+    return factories.mailbox(domain=factories.hosted_domain(HERE))
+
+
+@pytest.fixture
+def route(settings: Any) -> Iterator[int]:
+    port = free_port()
+    settings.SMTP_ROUTES = {PEER: ("127.0.0.1", port)}
+    yield port
+
+
+def submit(box: Mailbox, *to: str, subject: str = "Résultats") -> Message:
+    return services.submit_message(
+        mailbox=box, author=box.owner, to=list(to), cc=[], subject=subject, text="Bonjour."
+    )
+
+
+def dsn_for(box: Mailbox) -> Message:
+    return Message.objects.get(origin=Message.Origin.SYSTEM, entries__mailbox=box)
+
+
+def test_backoff_doubles_from_one_minute_up_to_four_hours() -> None:
+    waits = [outbound.backoff(n) for n in range(1, 12)]
+    assert waits[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
+    assert waits[-1] == timedelta(hours=4)
+    assert max(waits) == timedelta(hours=4)
+
+
+def test_a_message_to_another_operator_leaves_over_mutual_tls(
+    route: int, peer: Operator, box: Mailbox
+) -> None:
+    handler = Sink()
+    with sink(peer, handler, port=route):
+        message = submit(box, f"dr.durand@{PEER}", f"secretariat@{PEER}")
+
+    # One connection and one transaction for both recipients of the domain.
+    assert len(handler.messages) == 1
+    mail_from, rcpts, raw = handler.messages[0]
+    assert mail_from == box.address
+    assert sorted(rcpts) == [f"dr.durand@{PEER}", f"secretariat@{PEER}"]
+    assert b"X-MSS-NIL: mssante-portal/" in raw
+    assert raw.endswith(services.read_raw(message))
+    # The peer saw our client certificate.
+    assert (("commonName", f"mx.{HERE}"),) in handler.peer_subjects[0]
+    deliveries = Delivery.objects.filter(message=message)
+    assert {d.status for d in deliveries} == {Delivery.Status.DELIVERED}
+    assert all(d.remote and d.mailbox is None for d in deliveries)
+
+
+def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
+    route: int, peer: Operator, box: Mailbox
+) -> None:
+    handler = Sink(refuse={f"parti@{PEER}": "550 5.1.1 <parti@clinique.peer.test>: no mailbox"})
+    with sink(peer, handler, port=route):
+        message = submit(box, f"parti@{PEER}", f"dr.durand@{PEER}")
+
+    bounced = Delivery.objects.get(message=message, recipient=f"parti@{PEER}")
+    assert bounced.status == Delivery.Status.BOUNCED
+    assert "550 5.1.1" in bounced.last_error
+    assert Delivery.objects.get(message=message, recipient=f"dr.durand@{PEER}").status == (
+        Delivery.Status.DELIVERED
+    )
+    report = dsn_for(box)
+    raw = services.read_raw(report)
+    assert b"multipart/report; report-type=delivery-status" in raw
+    assert f"Final-Recipient: rfc822;parti@{PEER}".encode() in raw
+    assert b"Status: 5.1.1" in raw
+    parsed = mime.parse_message(raw)
+    assert parsed.subject == "Non distribué : Résultats"
+    assert "n'a pas pu être distribué" in (parsed.text or "")
+    assert f"parti@{PEER}" in (parsed.text or "")
+    assert f"dr.durand@{PEER}" not in (parsed.text or "")
+    # In the same conversation as the original, in the sender's inbox.
+    assert report.thread_key == message.thread_key
+    assert Entry.objects.get(mailbox=box, message=report).folder.role == "inbox"
+
+
+def test_a_destination_that_is_down_is_retried_and_delivered_exactly_once(
+    route: int, peer: Operator, box: Mailbox
+) -> None:
+    message = submit(box, f"dr.durand@{PEER}")
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.DEFERRED
+    assert delivery.attempts == 1
+    assert "injoignable" in delivery.last_error
+    assert delivery.next_attempt_at - timezone.now() <= timedelta(minutes=1)
+
+    handler = Sink()
+    with sink(peer, handler, port=route):
+        services.sweep()  # not due yet: nothing is sent
+        assert handler.messages == []
+        with time_machine.travel(timezone.now() + timedelta(minutes=2)):
+            services.sweep()
+        with time_machine.travel(timezone.now() + timedelta(hours=1)):
+            services.sweep()
+
+    assert len(handler.messages) == 1
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.DELIVERED
+    assert delivery.attempts == 2
+
+
+def test_a_message_still_undelivered_after_five_days_bounces_with_a_dsn(
+    route: int, peer: Operator, box: Mailbox
+) -> None:
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        message = submit(box, f"dr.durand@{PEER}")
+    # Tries every so often: back-off grows to four hours and stays there.
+    for hours in (1, 24, 72):
+        with time_machine.travel(start + timedelta(hours=hours), tick=False):
+            services.sweep()
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.DEFERRED
+    assert not Message.objects.filter(origin=Message.Origin.SYSTEM).exists()
+
+    with time_machine.travel(start + timedelta(days=5, minutes=1), tick=False):
+        services.sweep()
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.BOUNCED
+    assert "Non distribué après" in delivery.last_error
+    raw = services.read_raw(dsn_for(box))
+    assert b"Status: 4.4.7" in raw
+    assert b"Action: failed" in raw
+
+
+def test_a_temporary_refusal_is_deferred_with_the_reason(
+    route: int, peer: Operator, box: Mailbox
+) -> None:
+    handler = Sink(refuse={f"plein@{PEER}": "452 4.2.2 Mailbox full"})
+    with sink(peer, handler, port=route):
+        message = submit(box, f"plein@{PEER}")
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.DEFERRED
+    assert "452 4.2.2 Mailbox full" in delivery.last_error
+
+
+def test_a_server_whose_certificate_is_not_listed_for_the_domain_gets_nothing(
+    ca: trustme.CA, tmp_path: Path, route: int, peer: Operator, box: Mailbox
+) -> None:
+    impostor = make_operator(ca, "imposteur.test", tmp_path / "impostor")
+    handler = Sink()
+    with sink(impostor, handler, port=route):
+        message = submit(box, f"dr.durand@{PEER}")
+    assert handler.messages == []
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.DEFERRED
+    assert "liste blanche" in delivery.last_error
+
+
+def test_a_recipient_outside_the_trust_space_is_refused_at_submission(box: Mailbox) -> None:
+    with pytest.raises(services.SubmissionError, match="espace de confiance"):
+        submit(box, "quelquun@gmail.com")
+    assert not Message.objects.exists()
+
+
+def _failure_report(message: Message, recipient: str, reporter: str) -> bytes:
+    return (
+        f"From: <mailer-daemon@{reporter}>\r\nTo: <{message.from_addr}>\r\n"
+        f"Subject: Undelivered\r\nMessage-ID: <dsn1@{reporter}>\r\n"
+        f"In-Reply-To: {message.message_id}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nFailed.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.{reporter}\r\n\r\n"
+        f"Final-Recipient: rfc822;{recipient}\r\nAction: failed\r\nStatus: 5.2.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.2.1 mailbox disabled\r\n\r\n--R--\r\n"
+    ).encode()
+
+
+def test_a_failure_report_from_the_peer_marks_its_recipient_bounced(
+    route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send
+
+    with sink(peer, Sink(), port=route):
+        message = submit(box, f"dr.durand@{PEER}")
+    recipient = f"dr.durand@{PEER}"
+    with gateway(here) as gw:
+        # A report from another domain cannot speak for PEER's recipient…
+        send(gw.port, peer, "", [box.address], _failure_report(message, recipient, "autre.test"))
+        assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
+        # …PEER's own can (null sender: reports travel with MAIL FROM:<>).
+        send(gw.port, peer, "", [box.address], _failure_report(message, recipient, PEER))
+    delivery = Delivery.objects.get(message=message)
+    assert delivery.status == Delivery.Status.BOUNCED
+    assert "550 5.2.1 mailbox disabled" in delivery.last_error

@@ -1,0 +1,324 @@
+"""Outbound delivery to other operators: SMTP with STARTTLS and mutual TLS.
+
+``deliver_remote(delivery_ids)`` is what the pipeline calls for remote
+deliveries. It works in three steps so that no database transaction stays open
+while a remote server is talking:
+
+1. claim the deliveries (one short transaction): marked "sending" with a lease,
+   so a second task given the same ids leaves them alone;
+2. one SMTP connection per destination domain for all its recipients (and all
+   its messages): STARTTLS required, our certificate presented, the server's
+   verified against SMTP_CA_FILE and its subject DN checked against the liste
+   blanche for that domain;
+3. record each recipient's outcome (one short transaction): 2xx delivered; 4xx or
+   a connection failure deferred with exponential back-off; 5xx, or a message
+   older than SMTP_GIVE_UP_HOURS, bounced with a DSN to the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from charter import audit, quarantine
+from charter.listeblanche import peer_allowed
+from mailboxes import addresses
+from mailboxes.models import Delivery, Message
+from mailboxes.services.pipeline import retry_delay
+from mailboxes.transport import dsn, routes, tls
+from mssante.lib import crypto
+
+log = logging.getLogger(__name__)
+
+# Shown on the timeline while a delivery is in flight; also the claim's marker.
+SENDING = "Envoi en cours vers le serveur de l'opérateur destinataire."
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome for one recipient: an SMTP code (0: no answer at all) and its text."""
+
+    code: int
+    text: str
+    host: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try after ``attempts`` tries: 1 min, 2, 4… up to 4 h (settings)."""
+    first = settings.SMTP_RETRY_FIRST_SECONDS
+    exponent = min(max(attempts - 1, 0), 30)
+    return timedelta(seconds=min(settings.SMTP_RETRY_MAX_SECONDS, first * 2**exponent))
+
+
+def _lease() -> timedelta:
+    return max(retry_delay(), timedelta(seconds=3 * settings.SMTP_TIMEOUT))
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    value = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(value.split())}".strip()
+
+
+def with_nil_header(raw: bytes) -> bytes:
+    """The message as it leaves: X-MSS-NIL (our product reference) added when absent."""
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    if b"\nx-mss-nil:" in b"\n" + head or not settings.MSS_NIL:
+        return raw
+    return f"X-MSS-NIL: {settings.MSS_NIL}\r\n".encode("ascii", "replace") + raw
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+@dataclass
+class Envelope:
+    mail_from: str
+    recipients: list[str]
+    raw: bytes
+
+
+def _send_one(smtp: smtplib.SMTP, envelope: Envelope, host: str) -> dict[str, Result]:
+    try:
+        refused = smtp.sendmail(envelope.mail_from, envelope.recipients, envelope.raw)
+    except smtplib.SMTPRecipientsRefused as exc:
+        refused = exc.recipients
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        result = Result(exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error), host)
+        return dict.fromkeys(envelope.recipients, result)
+    results = {}
+    for rcpt in envelope.recipients:
+        if rcpt in refused:
+            code, text = refused[rcpt]
+            results[rcpt] = Result(code, _reply(code, text), host)
+        else:
+            results[rcpt] = Result(250, "250 OK", host)
+    return results
+
+
+def send_to_domain(domain: str, envelopes: list[Envelope]) -> list[dict[str, Result]]:
+    """Send every envelope to ``domain`` over one connection; one result per recipient."""
+
+    def all_failed(code: int, text: str, host: str = "") -> list[dict[str, Result]]:
+        return [dict.fromkeys(e.recipients, Result(code, text, host)) for e in envelopes]
+
+    try:
+        hosts = routes.hosts_for(domain)
+    except routes.RouteError as exc:
+        return all_failed(550 if exc.permanent else 0, str(exc))
+    context = tls.client_context()
+    failure = all_failed(0, f"aucun serveur joignable pour {domain}")
+    for host in hosts:
+        label = f"{host.name}:{host.port}"
+        try:
+            smtp = smtplib.SMTP(
+                host.name,
+                host.port,
+                local_hostname=settings.SMTP_HOSTNAME,
+                timeout=settings.SMTP_TIMEOUT,
+            )
+        except (OSError, smtplib.SMTPException) as exc:
+            failure = all_failed(0, f"connexion à {label} impossible ({exc})", host.name)
+            continue
+        results: list[dict[str, Result]] = []
+        try:
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                failure = all_failed(0, f"{label} ne propose pas STARTTLS", host.name)
+                continue
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            assert isinstance(smtp.sock, ssl.SSLSocket)
+            subject = (smtp.sock.getpeercert() or {}).get("subject", ())
+            if not peer_allowed(domain, subject):
+                failure = all_failed(
+                    0,
+                    f"le certificat de {label} ({tls.subject_text(subject)}) n'est pas "
+                    f"inscrit sur la liste blanche pour {domain}",
+                    host.name,
+                )
+                continue
+            for envelope in envelopes:
+                results.append(_send_one(smtp, envelope, host.name))
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
+            # A failure midway: the envelopes already answered keep their answer.
+            failure = (
+                results
+                + all_failed(
+                    0, f"échange avec {label} interrompu ({type(exc).__name__}: {exc})", host.name
+                )[len(results) :]
+            )
+            if results:
+                return failure
+            continue
+        finally:
+            try:
+                smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                smtp.close()
+        return results
+    return failure
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _claim(delivery_ids: list[int], now: datetime) -> list[Delivery]:
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(of=("self",))
+            .select_related("message", "message__sender_mailbox")
+            .filter(pk__in=delivery_ids, remote=True)
+            .exclude(status__in=Delivery.DONE)
+            .exclude(message__scan_status=Message.ScanStatus.PENDING)
+            .order_by("pk")
+        )
+        claimed, changed = [], []
+        # Staff may release a quarantined message: it keeps its "infected" status.
+        released = quarantine.released_ids(
+            d.message_id for d in rows if d.message.scan_status == Message.ScanStatus.INFECTED
+        )
+        for delivery in rows:
+            if (
+                delivery.message.scan_status == Message.ScanStatus.INFECTED
+                and delivery.message_id not in released
+            ):
+                delivery.status = Delivery.Status.QUARANTINED
+            elif (
+                delivery.status == Delivery.Status.DEFERRED
+                and delivery.last_error == SENDING
+                and delivery.updated_at > now - _lease()
+            ):
+                continue  # another task holds it
+            else:
+                delivery.status = Delivery.Status.DEFERRED
+                delivery.last_error = SENDING
+                delivery.attempts += 1
+                delivery.next_attempt_at = now + _lease()
+                claimed.append(delivery)
+            delivery.updated_at = now
+            changed.append(delivery)
+        Delivery.objects.bulk_update(
+            changed, ["status", "last_error", "attempts", "next_attempt_at", "updated_at"]
+        )
+    return claimed
+
+
+def _reason(result: Result, domain: str) -> str:
+    if result.code == 0:
+        return f"Serveur de {domain} injoignable : {result.text}"
+    return f"Le serveur de {domain} a répondu : {result.text}"
+
+
+def _record(
+    groups: list[tuple[Message, bytes, list[Delivery]]],
+    results: list[dict[str, Result]],
+    domain: str,
+) -> None:
+    now = timezone.now()
+    give_up = timedelta(hours=settings.SMTP_GIVE_UP_HOURS)
+    with transaction.atomic():
+        changed: list[Delivery] = []
+        for (message, raw, deliveries), answers in zip(groups, results, strict=True):
+            failures: list[dsn.Failure] = []
+            for delivery in deliveries:
+                result = answers[delivery.recipient]
+                delivery.updated_at = now
+                if result.ok:
+                    delivery.status = Delivery.Status.DELIVERED
+                    delivery.delivered_at = now
+                    delivery.last_error = ""
+                elif result.permanent or now - message.created_at >= give_up:
+                    delivery.status = Delivery.Status.BOUNCED
+                    reason = _reason(result, domain)
+                    if not result.permanent:
+                        reason = (
+                            f"Non distribué après {delivery.attempts} essai(s) en "
+                            f"{settings.SMTP_GIVE_UP_HOURS} heures. Dernière erreur : {reason}"
+                        )
+                    delivery.last_error = reason
+                    failures.append(
+                        dsn.Failure(
+                            recipient=delivery.recipient,
+                            reason=reason,
+                            diagnostic=result.text if result.code else "",
+                            status="" if result.permanent else "4.4.7",
+                            remote_mta=result.host,
+                        )
+                    )
+                else:
+                    delivery.status = Delivery.Status.DEFERRED
+                    delivery.next_attempt_at = now + backoff(delivery.attempts)
+                    delivery.last_error = _reason(result, domain)
+                changed.append(delivery)
+            outcomes: dict[str, list[Delivery]] = defaultdict(list)
+            for delivery in deliveries:
+                outcomes[delivery.status].append(delivery)
+            for status, group in outcomes.items():
+                audit.record(
+                    f"message.{status}",
+                    obj=message,
+                    deliveries=[d.pk for d in group],
+                    mailboxes=[d.recipient for d in group],
+                    remote=domain,
+                )
+            if failures:
+                dsn.bounce_to_sender(message, raw, failures)
+        Delivery.objects.bulk_update(
+            changed, ["status", "delivered_at", "last_error", "next_attempt_at", "updated_at"]
+        )
+
+
+def deliver_remote(delivery_ids: list[int]) -> int:
+    """Deliver remote recipients over SMTP, one connection per domain; return how many tried."""
+    from mailboxes.services.messages import read_raw
+
+    claimed = _claim(delivery_ids, timezone.now())
+    by_domain: dict[str, dict[int, list[Delivery]]] = defaultdict(lambda: defaultdict(list))
+    for delivery in claimed:
+        domain = addresses.domain_of(delivery.recipient)
+        by_domain[domain][delivery.message_id].append(delivery)
+    for domain, per_message in by_domain.items():
+        groups: list[tuple[Message, bytes, list[Delivery]]] = []
+        for deliveries in per_message.values():
+            message = deliveries[0].message
+            try:
+                raw = read_raw(message)
+            except crypto.BlobIntegrityError:
+                # Nothing to send; leave it deferred for staff rather than bounce a
+                # message whose content cannot be read back.
+                log.error("message %s: blob unreadable, remote delivery deferred", message.pk)
+                continue
+            groups.append((message, raw, deliveries))
+        if not groups:
+            continue
+        envelopes = [
+            Envelope(message.from_addr, [d.recipient for d in deliveries], with_nil_header(raw))
+            for message, raw, deliveries in groups
+        ]
+        try:
+            results = send_to_domain(domain, envelopes)
+        except Exception as exc:
+            # A bug or broken TLS material: defer (the lease expires) rather than lose.
+            log.exception("remote delivery to %s failed", domain)
+            results = [
+                dict.fromkeys(e.recipients, Result(0, f"erreur interne ({type(exc).__name__})"))
+                for e in envelopes
+            ]
+        _record(groups, results, domain)
+    return len(claimed)

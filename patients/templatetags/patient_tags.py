@@ -1,0 +1,18 @@
+"""The professional's view of a conversation with a patient, as one tag in the reading page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from mailboxes.models import Entry
+from patients import selectors
+
+register = template.Library()
+
+
+@register.inclusion_tag("patients/_pro_thread.html")
+def patient_thread(entry: Entry) -> dict[str, Any]:
+    """Who the patient is, when they read what was sent, and "Clore la conversation"."""
+    return {"entry": entry, "threads": selectors.patient_threads(entry)}

@@ -1,0 +1,20 @@
+"""Patient space URLs, under /patient/ (namespace ``patients``; the landing page is ``patient_home``)."""
+
+from django.urls import path
+
+from patients import views
+
+app_name = "patients"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("message/<int:entry_id>/", views.conversation_view, name="conversation"),
+    path("message/<int:entry_id>/repondre/", views.reply_view, name="reply"),
+    path("message/<int:entry_id>/pj/<int:index>/", views.download_view, name="download"),
+    path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
+    path("echanges/", views.exchanges_view, name="exchanges"),
+    path("notifications/", views.preferences_view, name="preferences"),
+    path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
+    # Professional side: close a conversation with a patient.
+    path("pro/message/<int:entry_id>/clore/", views.close_conversation_view, name="close"),
+]

@@ -1,0 +1,1 @@
+"""Benchmarks (run as scripts; a package so that type checking names them bench.*)."""
