@@ -363,3 +363,15 @@ def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
     assert services.authenticate_token(raw).mailbox == lab["doctor_box"]
     listing = client.get("/admin/mailboxes/apitoken/").content.decode()
     assert raw not in listing
+
+
+def test_idempotency_keys_are_forgotten_after_their_retention(lab, settings) -> None:
+    from mailboxes.models import IdempotencyRecord
+
+    api = Api(lab["raw"])
+    api.post("/messages", results(lab["doctor_box"].address), **{"Idempotency-Key": "old"})
+    IdempotencyRecord.objects.update(
+        created_at=timezone.now() - timedelta(hours=settings.API_IDEMPOTENCY_HOURS + 1)
+    )
+    assert services.purge_idempotency_keys() == 1
+    assert not IdempotencyRecord.objects.exists()
