@@ -1,7 +1,18 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
 from django.utils.translation import gettext_lazy as _
 
 
 class CharterConfig(AppConfig):
     name = "charter"
     verbose_name = _("Charte de l'espace de confiance")
+
+    def ready(self) -> None:
+        from django.contrib.admin.models import LogEntry
+
+        from charter.admin_journal import record_admin_change
+
+        # The one place every admin write passes through (see charter/admin_journal.py).
+        post_save.connect(
+            record_admin_change, sender=LogEntry, dispatch_uid="charter-admin-journal"
+        )
