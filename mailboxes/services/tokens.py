@@ -121,6 +121,8 @@ def count_request(token: ApiToken) -> int | None:
     )
     count = ApiToken.objects.filter(pk=token.pk).values_list("rate_count", flat=True).first()
     token.last_used_at = now
+    # The charter's journal traces every use of a token (which box, when), never the request body.
+    audit.record("api_token.used", obj=token, mailbox=token.mailbox.address)
     if count is not None and count > settings.API_RATE_LIMIT:
         return max(1, (window + 1) * window_seconds - int(now.timestamp()))
     return None

@@ -375,3 +375,11 @@ def test_idempotency_keys_are_forgotten_after_their_retention(lab, settings) -> 
     )
     assert services.purge_idempotency_keys() == 1
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_each_use_of_a_token_is_traced_in_the_audit_journal(lab) -> None:
+    from charter.models import AuditEvent
+
+    before = AuditEvent.objects.filter(action="api_token.used").count()
+    assert Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages").status_code == 200
+    assert AuditEvent.objects.filter(action="api_token.used").count() == before + 1
