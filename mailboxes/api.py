@@ -37,6 +37,7 @@ from mailboxes.models import (
     IdempotencyRecord,
     Message,
 )
+from mailboxes.transport.timeline import read_visible, timeline
 from mssante.lib import mime
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,13 @@ class AttachmentOut(Schema):
     size: int
 
 
+class TimelineStepOut(Schema):
+    step: str
+    label: str
+    at: str | None
+    detail: str
+
+
 class DeliveryOut(Schema):
     recipient: str
     status: str
@@ -273,6 +281,8 @@ class DeliveryOut(Schema):
     delivered_at: str | None
     read_at: str | None
     error: str
+    # submitted → scanned → sending/deferred/delivered/bounced → read, oldest first.
+    timeline: list[TimelineStepOut]
 
 
 class EntryState(Schema):
@@ -620,6 +630,17 @@ def get_message(request: HttpRequest, message_id: UUID) -> dict[str, Any]:
         if message.sender_mailbox_id == token.mailbox_id
         else []
     )
+    steps = (
+        {
+            line.recipient: [
+                {"step": s.state, "label": s.label, "at": _iso(s.at), "detail": s.detail}
+                for s in line.steps
+            ]
+            for line in timeline(message)
+        }
+        if deliveries
+        else {}
+    )
     return {
         "id": message.public_id,
         "message_id": message.message_id,
@@ -661,8 +682,10 @@ def get_message(request: HttpRequest, message_id: UUID) -> dict[str, Any]:
                 "status": d.status,
                 "attempts": d.attempts,
                 "delivered_at": _iso(d.delivered_at),
-                "read_at": _iso(d.read_at),
+                # Hidden while a reader "sur demande" has not sent the receipt.
+                "read_at": _iso(d.read_at) if read_visible(d) else None,
                 "error": d.last_error,
+                "timeline": steps.get(d.recipient, []),
             }
             for d in deliveries
         ],

@@ -54,6 +54,89 @@ class ComposeForm(forms.Form):
         return split_addresses(self.cleaned_data.get(name, ""))
 
 
+_INS_RE = re.compile(r"^[0-9][0-9AB][0-9]{13}$")
+
+
+class XdmForm(forms.Form):
+    """ "Joindre au dossier du patient": who, which document type, which files (IHE XDM)."""
+
+    patient = forms.TypedChoiceField(
+        label=_("Patient à qui vous avez écrit"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text=_("Ou saisissez son identité ci-dessous."),
+    )
+    ins = forms.CharField(
+        label=_("Matricule INS"),
+        required=False,
+        max_length=15,
+        help_text=_("15 caractères."),
+    )
+    oid = forms.ChoiceField(label=_("Type d'INS (OID)"), required=False, choices=())
+    birth_name = forms.CharField(label=_("Nom de naissance"), required=False, max_length=100)
+    first_names = forms.CharField(label=_("Prénoms"), required=False, max_length=200)
+    birth_date = forms.DateField(
+        label=_("Date de naissance"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    sex = forms.ChoiceField(label=_("Sexe"), required=False, choices=())
+    qualified = forms.BooleanField(
+        label=_("INS qualifiée"),
+        required=False,
+        help_text=_("L'identité a été vérifiée auprès du téléservice INSi."),
+    )
+    type_code = forms.ChoiceField(label=_("Type de document"), choices=())
+    attachments = forms.TypedMultipleChoiceField(
+        label=_("Pièces jointes du brouillon à inclure"),
+        required=False,
+        coerce=int,
+        choices=(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        patients: list[tuple[int, str]],
+        files: list[tuple[int, str]],
+        **kwargs: Any,
+    ) -> None:
+        from accounts.models import PatientIdentity
+        from mailboxes.transport.xdm import DOCUMENT_TYPES
+
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["patient"]).choices = [
+            ("", _("— Saisir l'identité —")),
+            *[(str(pk), label) for pk, label in patients],
+        ]
+        cast(forms.ChoiceField, self.fields["oid"]).choices = PatientIdentity.Oid.choices
+        cast(forms.ChoiceField, self.fields["sex"]).choices = [
+            ("", "—"),
+            *PatientIdentity.Sex.choices,
+        ]
+        cast(forms.ChoiceField, self.fields["type_code"]).choices = [
+            (code, f"{label} ({code})") for code, label in DOCUMENT_TYPES.items()
+        ]
+        cast(forms.ChoiceField, self.fields["attachments"]).choices = [
+            (str(pk), label) for pk, label in files
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("patient"):
+            return data
+        ins = (data.get("ins") or "").strip().upper()
+        if not _INS_RE.match(ins):
+            self.add_error("ins", _("Le matricule INS compte 15 caractères (chiffres, 2A ou 2B)."))
+        data["ins"] = ins
+        for name in ("oid", "birth_name", "first_names", "birth_date", "sex"):
+            if not data.get(name) and name not in self.errors:
+                self.add_error(name, _("Ce champ est obligatoire quand l'identité est saisie."))
+        return data
+
+
 class FolderNameForm(forms.Form):
     name = forms.CharField(label=_("Nom du dossier"), max_length=100, strip=True)
 
@@ -150,3 +233,19 @@ class JournalFilterForm(forms.Form):
             ("", _("Toutes")),
             *AccessEvent.Action.choices,
         ]
+
+
+# --------------------------------------------------------------------------- preferences
+
+
+class PreferencesForm(forms.Form):
+    """The reader's settings: how read receipt requests are answered."""
+
+    read_receipts = forms.ChoiceField(
+        label=_("Accusés de lecture"),
+        choices=[
+            ("auto", _("Automatiques : envoyés dès l'ouverture d'un message qui en demande un")),
+            ("ask", _("Sur demande : je choisis pour chaque message")),
+        ],
+        widget=forms.RadioSelect,
+    )

@@ -263,6 +263,12 @@ class Delivery(models.Model):
 
     DONE = (Status.DELIVERED, Status.BOUNCED, Status.REFUSED, Status.QUARANTINED)
 
+    class Receipt(models.TextChoices):
+        NONE = "", _("Aucun")
+        ASKED = "asked", _("En attente de la décision du lecteur")
+        SENT = "sent", _("Envoyé")
+        DECLINED = "declined", _("Refusé par le lecteur")
+
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
     recipient = models.CharField(_("destinataire"), max_length=254)
     mailbox = models.ForeignKey(
@@ -275,6 +281,10 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # The read receipt (MDN) this recipient owes when the message asked for one.
+    receipt = models.CharField(
+        _("accusé de lecture"), max_length=8, choices=Receipt.choices, default="", blank=True
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -478,3 +488,26 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ReceiptPreference(models.Model):
+    """How a professional answers read receipt requests: automatically (default) or when asked."""
+
+    class Mode(models.TextChoices):
+        AUTOMATIC = "auto", _("Automatiques")
+        ON_REQUEST = "ask", _("Sur demande")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="receipt_preference"
+    )
+    mode = models.CharField(
+        _("accusés de lecture"), max_length=4, choices=Mode.choices, default=Mode.AUTOMATIC
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("préférence d'accusé de lecture")
+        verbose_name_plural = _("préférences d'accusé de lecture")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.mode}"

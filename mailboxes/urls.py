@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mailboxes.views import attachments, compose, folders, messages, sharing
+from mailboxes.views import attachments, compose, folders, messages, preferences, sharing
 
 urlpatterns = [
     path("", messages.webmail_home, name="webmail_home"),
@@ -45,6 +45,12 @@ urlpatterns = [
     # One message (an entry of one of the user's mailboxes)
     path("message/<int:entry_id>/", messages.read_view, name="webmail_read"),
     path(
+        "message/<int:entry_id>/accuse-de-lecture/",
+        preferences.receipt_view,
+        name="webmail_receipt",
+    ),
+    path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    path(
         "message/<int:entry_id>/conversation/",
         messages.conversation_view,
         name="webmail_conversation",
@@ -63,6 +69,11 @@ urlpatterns = [
         attachments.preview_view,
         name="webmail_preview",
     ),
+    path(
+        "message/<int:entry_id>/pj/<int:index>/document/<int:number>/",
+        attachments.structured_document_view,
+        name="webmail_structured_document",
+    ),
     # Drafts
     path("brouillon/<int:draft_id>/", compose.draft_view, name="webmail_draft"),
     path(
@@ -75,6 +86,11 @@ urlpatterns = [
         name="webmail_draft_delete",
     ),
     path("brouillon/<int:draft_id>/pj/", compose.draft_upload_view, name="webmail_draft_upload"),
+    path(
+        "brouillon/<int:draft_id>/dossier-patient/",
+        compose.draft_xdm_view,
+        name="webmail_draft_xdm",
+    ),
     path(
         "brouillon/<int:draft_id>/pj/<int:attachment_id>/",
         compose.draft_attachment_view,

@@ -252,3 +252,17 @@ def patient_threads(entry: Entry) -> list[PatientThread]:
         )
         out.append(PatientThread(box, identity, closed, sent))
     return out
+
+
+def patients_written_to(box: Mailbox, also: list[str] | None = None) -> list[PatientIdentity]:
+    """The patients this professional box has written to (and those among ``also``), by name."""
+    found = {
+        identity.pk: identity
+        for identity in PatientIdentity.objects.filter(
+            user__mailboxes__deliveries__message__sender_mailbox=box
+        ).distinct()
+    }
+    for recipient in patients_among(also or []):
+        if recipient.identity is not None:
+            found.setdefault(recipient.identity.pk, recipient.identity)
+    return sorted(found.values(), key=lambda i: (i.birth_name, i.first_names, i.pk))

@@ -16,6 +16,7 @@ from mailboxes.services.drafts import (
     remove_draft_attachment,
     save_draft,
     send_draft,
+    set_draft_headers,
 )
 from mailboxes.services.errors import (
     DraftError,
@@ -48,10 +49,13 @@ from mailboxes.services.sharing import (
     change_membership,
     grant_membership,
     open_entry,
+    receipt_mode,
     record_access,
+    record_download,
     record_entries,
     revoke_membership,
     sender_for,
+    set_receipt_mode,
 )
 from mailboxes.services.tokens import (
     authenticate_token,
@@ -96,7 +100,9 @@ __all__ = [
     "purge_idempotency_keys",
     "read_draft_attachment",
     "read_raw",
+    "receipt_mode",
     "record_access",
+    "record_download",
     "record_entries",
     "remove_draft_attachment",
     "rename_folder",
@@ -107,7 +113,9 @@ __all__ = [
     "scan",
     "send_draft",
     "sender_for",
+    "set_draft_headers",
     "set_flags",
+    "set_receipt_mode",
     "submit_message",
     "sweep",
     "trash_entries",

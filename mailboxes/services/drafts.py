@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -17,6 +17,7 @@ from mailboxes.models import AccessEvent, Draft, DraftAttachment, Mailbox, Messa
 from mailboxes.services.errors import DraftError
 from mailboxes.services.messages import human_size, read_raw, submit_message
 from mailboxes.services.sharing import record_access
+from mailboxes.transport.xdm import FILENAME as XDM_FILENAME
 from mssante.lib import mime
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ class DraftContent:
     text: str
     in_reply_to_id: int | None
     forward_of_id: int | None
+    # Headers recorded for the sending (X-MSS-INS / X-MSS-CODECDA of an attached XDM).
+    headers: dict[str, str] = field(default_factory=dict)
+    # "Demander un accusé de lecture" (Disposition-Notification-To when sent).
+    read_receipt: bool = False
 
 
 def _draft_context(draft: Draft) -> bytes:
@@ -54,17 +59,27 @@ def save_draft(
     text: str,
     in_reply_to: Message | None = None,
     forward_of: Message | None = None,
+    read_receipt: bool | None = None,
 ) -> Draft:
-    """Create or update a draft; to, cc and body are sealed, addresses are not checked."""
+    """Create or update a draft; to, cc and body are sealed, addresses are not checked.
+
+    ``read_receipt``: whether to ask for a read receipt; ``None`` keeps the draft's choice.
+    """
     with transaction.atomic():
         created = draft is None
         if draft is None:
             draft = Draft.objects.create(mailbox=mailbox, author=author)
             reply_id, forward_id = None, None
+            kept_headers: dict[str, str] = {}
+            receipt = False
         else:
             # A draft keeps what it answers or forwards whatever the form resends.
             previous = open_draft(draft)
             reply_id, forward_id = previous.in_reply_to_id, previous.forward_of_id
+            kept_headers = previous.headers
+            receipt = previous.read_receipt
+        if read_receipt is not None:
+            receipt = read_receipt
         in_reply_to_id = in_reply_to.pk if in_reply_to else reply_id
         forward_of_id = forward_of.pk if forward_of else forward_id
         payload = json.dumps(
@@ -74,6 +89,8 @@ def save_draft(
                 "text": text,
                 "in_reply_to": in_reply_to_id,
                 "forward_of": forward_of_id,
+                "headers": kept_headers,
+                "read_receipt": receipt,
             },
             ensure_ascii=False,
         ).encode()
@@ -102,7 +119,37 @@ def open_draft(draft: Draft) -> DraftContent:
         text=data.get("text", ""),
         in_reply_to_id=data.get("in_reply_to"),
         forward_of_id=data.get("forward_of"),
+        headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+        read_receipt=bool(data.get("read_receipt", False)),
     )
+
+
+def set_draft_headers(draft: Draft, headers: dict[str, str]) -> None:
+    """Record headers to send with the draft, sealed with its content (kept across saves)."""
+    with transaction.atomic():
+        locked = Draft.objects.select_for_update().get(pk=draft.pk)
+        data = (
+            json.loads(
+                blobs.open_value(
+                    locked.key_id, locked.wrapped_key, locked.sealed, _draft_context(locked)
+                )
+            )
+            if locked.sealed and locked.wrapped_key is not None
+            else {}
+        )
+        data["headers"] = dict(headers)
+        sealed = blobs.seal_value(
+            json.dumps(data, ensure_ascii=False).encode(), _draft_context(locked)
+        )
+        locked.key_id = sealed.key_id
+        locked.wrapped_key = sealed.wrapped_key
+        locked.sealed = sealed.ciphertext
+        locked.save(update_fields=["key_id", "wrapped_key", "sealed"])
+        draft.key_id, draft.wrapped_key, draft.sealed = (
+            locked.key_id,
+            locked.wrapped_key,
+            locked.sealed,
+        )
 
 
 def _encoded_size(n: int) -> int:
@@ -205,6 +252,11 @@ def send_draft(
         mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
         for a in draft.files.order_by("pk")
     ]
+    # The XDM headers recorded in compose go only while the package is still attached.
+    headers: dict[str, str] = {}
+    if content.headers and any(f.filename.upper() == XDM_FILENAME for f in files):
+        headers.update(content.headers)
+    headers.update(extra_headers or {})
     parent = None
     if content.in_reply_to_id is not None:
         parent = Message.objects.filter(pk=content.in_reply_to_id).first()
@@ -217,7 +269,7 @@ def send_draft(
         text=content.text,
         attachments=files,
         in_reply_to=parent,
-        extra_headers=extra_headers,
+        extra_headers=headers or None,
         request=request,
     )
     record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])

@@ -11,7 +11,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from charter import audit
-from mailboxes.models import AccessEvent, Entry, Mailbox, Membership, Message
+from mailboxes.models import (
+    AccessEvent,
+    Entry,
+    Mailbox,
+    Membership,
+    Message,
+    ReceiptPreference,
+)
 from mailboxes.services.errors import MembershipError
 
 if TYPE_CHECKING:
@@ -197,6 +204,22 @@ def record_entries(entries: Iterable[Entry], action: str, *, actor: Any) -> int:
     )
 
 
+def receipt_mode(user: Any) -> str:
+    """A professional's read receipt preference; automatic unless they chose otherwise."""
+    if getattr(user, "pk", None) is None or not getattr(user, "is_professional", False):
+        return ReceiptPreference.Mode.AUTOMATIC
+    mode = ReceiptPreference.objects.filter(user_id=user.pk).values_list("mode", flat=True).first()
+    return mode or ReceiptPreference.Mode.AUTOMATIC
+
+
+def set_receipt_mode(user: User, mode: str) -> ReceiptPreference:
+    """Record how ``user`` answers read receipt requests."""
+    if mode not in ReceiptPreference.Mode.values:
+        raise ValueError(mode)
+    pref, _created = ReceiptPreference.objects.update_or_create(user=user, defaults={"mode": mode})
+    return pref
+
+
 def open_entry(entry: Entry, *, by: User) -> None:
     """A person opens a message: it becomes seen (for the whole box) and the opening is journaled."""
     from mailboxes.services.folders import set_flags
@@ -207,9 +230,29 @@ def open_entry(entry: Entry, *, by: User) -> None:
         unread = mdn.first_reads(entry)
         set_flags([entry], by=by, seen=True)
         entry.seen = True
-        # A first opening answers a Disposition-Notification-To (RFC 8098 MDN).
-        mdn.send_on_commit(unread)
+        audit.record(
+            "message.first_opened", actor=by, obj=entry.message, mailbox=entry.mailbox.address
+        )
+        # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
+        # at once or, for a professional who chose "sur demande", when they say so.
+        if receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
+            # Nothing leaves: the receipts asked for wait for the reader's decision.
+            mdn.send_read_receipts(unread, ask=True)
+        else:
+            mdn.send_on_commit(unread)
     record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=by, messages=[entry.message_id])
+
+
+def record_download(entry: Entry, index: int, *, by: User) -> None:
+    """An attachment of ``entry`` is handed out (download or preview): audited, and journaled in shared boxes."""
+    audit.record(
+        "attachment.downloaded",
+        actor=by,
+        obj=entry.message,
+        mailbox=entry.mailbox.address,
+        part=index,
+    )
+    record_access(entry.mailbox, AccessEvent.Action.DOWNLOAD, actor=by, messages=[entry.message_id])
 
 
 # --------------------------------------------------------------------------- sending

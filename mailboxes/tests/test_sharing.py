@@ -317,3 +317,18 @@ def test_staff_create_an_org_box_for_an_organisation_with_a_responsible(cardio) 
     box = Mailbox.objects.get(address="urgences@hopital.mssante.test")
     assert (box.kind, box.organisation, box.responsible) == ("ORG", organisation, cardio["doctor"])
     assert box in selectors.accessible_mailboxes(cardio["doctor"])
+
+
+def test_first_opening_and_downloads_reach_the_audit_journal_of_any_box():
+    from charter.models import AuditEvent
+
+    doctor, nurse = person("Claire", "Martin"), person("Julien", "Dupont")
+    doctor_box, nurse_box = factories.mailbox(doctor), factories.mailbox(nurse)
+    attachment = mime.Attachment("bilan.pdf", "application/pdf", PDF)
+    send(doctor_box, [nurse_box.address], attachments=[attachment])
+    entry = Entry.objects.get(mailbox=nurse_box)
+    services.open_entry(entry, by=nurse)
+    services.open_entry(entry, by=nurse)
+    services.record_download(entry, 0, by=nurse)
+    assert AuditEvent.objects.filter(action="message.first_opened", actor=nurse).count() == 1
+    assert AuditEvent.objects.filter(action="attachment.downloaded", actor=nurse).count() == 1

@@ -391,7 +391,7 @@ def test_the_sender_sees_the_delivery_status_of_each_recipient(claire, julien) -
     )
     assert "Distribution aux destinataires" in html
     assert "Distribué" in html
-    assert "Échec" in html and "Boîte pleine" in html
+    assert "Non distribué : Boîte pleine" in html
 
 
 def test_a_recipient_does_not_see_the_delivery_status(claire, julien) -> None:

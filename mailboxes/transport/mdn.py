@@ -41,8 +41,18 @@ def _is_report(raw: bytes) -> bool:
     return b"multipart/report" in head
 
 
-def build_mdn(message: Message, parsed: mime.ParsedMessage, recipient: str, to: str) -> bytes:
-    """The raw MDN "displayed" from ``recipient`` for ``message`` (RFC 8098)."""
+def build_mdn(
+    message: Message,
+    parsed: mime.ParsedMessage,
+    recipient: str,
+    to: str,
+    *,
+    manual: bool = False,
+) -> bytes:
+    """The raw MDN "displayed" from ``recipient`` for ``message`` (RFC 8098).
+
+    ``manual``: the reader chose to send it (preference "sur demande"), else automatic.
+    """
     now = timezone.now()
     domain = addresses.domain_of(recipient)
     boundary = f"=_mdn_{uuid.uuid4().hex}"
@@ -79,7 +89,9 @@ def build_mdn(message: Message, parsed: mime.ParsedMessage, recipient: str, to: 
         f"Original-Recipient: rfc822;{recipient}",
         f"Final-Recipient: rfc822;{recipient}",
         f"Original-Message-ID: {message.message_id}",
-        "Disposition: manual-action/MDN-sent-automatically; displayed",
+        "Disposition: manual-action/MDN-sent-"
+        + ("manually" if manual else "automatically")
+        + "; displayed",
         "",
         f"--{boundary}--",
         "",
@@ -134,13 +146,22 @@ def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
     return message
 
 
-def send_read_receipts(delivery_ids: list[int]) -> int:
-    """Send an MDN for each newly read delivery whose message asked for one; return how many."""
+def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bool = False) -> int:
+    """Send an MDN for each newly read delivery whose message asked for one; return how many.
+
+    ``ask``: the reader answers receipts "sur demande": nothing leaves, the deliveries
+    that asked for one wait for the reader's decision (``decide_receipts``).
+    """
     from mailboxes.services.messages import parse
 
     sent = 0
     for delivery in (
-        Delivery.objects.filter(pk__in=delivery_ids, remote=False, read_at__isnull=False)
+        Delivery.objects.filter(
+            pk__in=delivery_ids,
+            remote=False,
+            read_at__isnull=False,
+            receipt__in=(Delivery.Receipt.NONE, Delivery.Receipt.ASKED),
+        )
         .select_related("message", "mailbox")
         .order_by("pk")
     ):
@@ -159,10 +180,40 @@ def send_read_receipts(delivery_ids: list[int]) -> int:
             to = addresses.normalise(to)
         except addresses.AddressError:
             continue
-        raw = build_mdn(message, parsed, box.address, to)
+        if ask:
+            delivery.receipt = Delivery.Receipt.ASKED
+            delivery.save(update_fields=["receipt", "updated_at"])
+            continue
+        raw = build_mdn(message, parsed, box.address, to, manual=manual)
         if _store_outgoing(box, raw, to) is not None:
             sent += 1
+        delivery.receipt = Delivery.Receipt.SENT
+        delivery.save(update_fields=["receipt", "updated_at"])
     return sent
+
+
+def pending_receipts(entry: object) -> list[int]:
+    """Deliveries of this entry's message to its mailbox whose receipt awaits the reader."""
+    return list(
+        Delivery.objects.filter(
+            message_id=entry.message_id,  # type: ignore[attr-defined]
+            mailbox_id=entry.mailbox_id,  # type: ignore[attr-defined]
+            receipt=Delivery.Receipt.ASKED,
+        ).values_list("pk", flat=True)
+    )
+
+
+def decide_receipts(entry: object, *, send: bool) -> int:
+    """The reader's answer to "L'expéditeur demande un accusé de lecture"; return MDNs sent."""
+    pending = pending_receipts(entry)
+    if not pending:
+        return 0
+    if send:
+        return send_read_receipts(pending, manual=True)
+    Delivery.objects.filter(pk__in=pending).update(
+        receipt=Delivery.Receipt.DECLINED, updated_at=timezone.now()
+    )
+    return 0
 
 
 # --------------------------------------------------------------------------- incoming

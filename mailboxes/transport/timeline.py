@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailboxes.models import Delivery, Message
@@ -31,6 +32,25 @@ class RecipientTimeline:
         return self.steps[-1]
 
 
+def read_visible(delivery: Delivery) -> bool:
+    """Whether the sender may know this recipient opened the message.
+
+    A reader who answers receipts "sur demande" and has not sent one (still deciding,
+    or declined) is not reported as having read it.
+    """
+    return delivery.read_at is not None and delivery.receipt not in (
+        Delivery.Receipt.ASKED,
+        Delivery.Receipt.DECLINED,
+    )
+
+
+def _local(at: datetime) -> str:
+    return _("le %(day)s à %(time)s") % {
+        "day": timezone.localtime(at).strftime("%d/%m/%Y"),
+        "time": timezone.localtime(at).strftime("%H:%M"),
+    }
+
+
 def timeline(message: Message) -> list[RecipientTimeline]:
     """One timeline per recipient, oldest step first (reads only the Delivery rows)."""
     from mailboxes.transport.outbound import SENDING
@@ -39,14 +59,14 @@ def timeline(message: Message) -> list[RecipientTimeline]:
     result = []
     for delivery in message.deliveries.order_by("pk"):
         line = RecipientTimeline(delivery.recipient, delivery.remote)
-        line.steps.append(Step("submitted", _("Envoyé"), message.created_at))
+        line.steps.append(Step("submitted", _("Déposé"), message.created_at))
         if message.scan_status == Message.ScanStatus.INFECTED:
             line.steps.append(Step("quarantined", _("En quarantaine (virus détecté)")))
             result.append(line)
             continue
         if scanned:
             line.steps.append(
-                Step("scanned", _("Analysé (%(s)s)") % {"s": message.get_scan_status_display()})
+                Step("scanned", _("Analysé"), None, message.get_scan_status_display())
             )
         status = delivery.status
         if status == Delivery.Status.DELIVERED or delivery.delivered_at:
@@ -58,8 +78,11 @@ def timeline(message: Message) -> list[RecipientTimeline]:
                 line.steps.append(
                     Step(
                         "deferred",
-                        _("Différé : nouvel essai le %(at)s")
-                        % {"at": delivery.next_attempt_at.strftime("%d/%m/%Y %H:%M")},
+                        _("Différé : %(reason)s, prochain essai %(at)s")
+                        % {
+                            "reason": delivery.last_error or _("destinataire injoignable"),
+                            "at": _local(delivery.next_attempt_at),
+                        },
                         delivery.updated_at,
                         delivery.last_error,
                     )
@@ -67,12 +90,16 @@ def timeline(message: Message) -> list[RecipientTimeline]:
         elif status in (Delivery.Status.BOUNCED, Delivery.Status.REFUSED):
             line.steps.append(
                 Step(
-                    status, delivery.get_status_display(), delivery.updated_at, delivery.last_error
+                    status,
+                    _("Non distribué : %(reason)s")
+                    % {"reason": delivery.last_error or delivery.get_status_display()},
+                    delivery.updated_at,
+                    delivery.last_error,
                 )
             )
         elif status == Delivery.Status.QUARANTINED:
             line.steps.append(Step("quarantined", delivery.get_status_display()))
-        if delivery.read_at:
+        if read_visible(delivery):
             line.steps.append(Step("read", _("Lu"), delivery.read_at))
         result.append(line)
     return result

@@ -117,6 +117,8 @@ class DocumentEntry:
     size: int
     hash_ok: bool = True
     data: bytes = field(default=b"", repr=False)
+    # sourcePatientInfo: "PID-5" -> "NOM^Prénoms^^^^^L", "PID-7" -> AAAAMMJJ, "PID-8" -> sex.
+    patient_info: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -433,6 +435,9 @@ def read(data: bytes) -> Package:
                 hash_ok=bool(content)
                 and hashlib.sha1(content, usedforsecurity=False).hexdigest() == declared_hash,
                 data=content,
+                patient_info=dict(
+                    v.split("|", 1) for v in slots.get("sourcePatientInfo", []) if "|" in v
+                ),
             )
         )
     package_node = root.find(f".//{{{_RIM}}}RegistryPackage")

@@ -11,7 +11,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from mailboxes import selectors, services
-from mailboxes.models import AccessEvent
+from mailboxes.transport import xdm
+from mailboxes.views import structured
 from mailboxes.views._common import current_user
 from mailboxes.views.messages import PREVIEWABLE, is_held
 from mssante.access import verified_required
@@ -40,9 +41,7 @@ def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
     except mime.PartNotFoundError:
         raise Http404 from None
     # A preview hands the file to the browser just as a download does.
-    services.record_access(
-        entry.mailbox, AccessEvent.Action.DOWNLOAD, actor=user, messages=[entry.message_id]
-    )
+    services.record_download(entry, index, by=user)
     return part
 
 
@@ -92,3 +91,28 @@ def _decode(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+@verified_required("professional")
+@require_GET
+def structured_document_view(
+    request: HttpRequest, entry_id: int, index: int, number: int
+) -> HttpResponse:
+    """The PDF of a structured document (IHE_XDM.ZIP), shown inline like a previewed attachment."""
+    part = _part(request, entry_id, index)
+    if not structured.is_package(part.filename):
+        raise Http404
+    try:
+        package = xdm.read(part.data)
+    except xdm.XdmError:
+        # An unsafe archive is never unpacked, not even one file of it.
+        raise Http404 from None
+    if not 1 <= number <= len(package.documents):
+        raise Http404
+    document = package.documents[number - 1]
+    if document.mime_type != structured.PDF or not document.data.startswith(b"%PDF-"):
+        raise Http404
+    response = _stream(document.data, structured.PDF)
+    response["Content-Disposition"] = content_disposition("inline", document.uri or "document.pdf")
+    response["Content-Security-Policy"] = PREVIEW_CSP
+    return response

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import html
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,9 +17,11 @@ from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.models import PatientIdentity
 from mailboxes import selectors, services
-from mailboxes.forms import ComposeForm, join_addresses
+from mailboxes.forms import ComposeForm, XdmForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Message
+from mailboxes.transport import xdm
 from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import content_disposition
 from mssante.access import verified_required
@@ -58,6 +62,8 @@ def _save(request: HttpRequest, draft: Draft, form: ComposeForm) -> Draft:
         cc=form.addresses("cc"),
         subject=form.cleaned_data.get("subject", ""),
         text=form.cleaned_data.get("text", ""),
+        # The checkbox is part of the compose form: absent means unchecked.
+        read_receipt=request.POST.get("read_receipt") == "1",
     )
 
 
@@ -88,6 +94,11 @@ def _compose_page(
             # Writing to a patient: who they are, and "the patient cannot reply".
             "patient_recipients": patient_selectors.patients_among(content.to + content.cc),
             "patient_no_reply": request.POST.get("patient_no_reply") == "1",
+            "read_receipt": content.read_receipt,
+            # "Joindre au dossier du patient": the headers of the attached IHE_XDM.ZIP, if any.
+            "xdm_headers": content.headers
+            if draft.files.filter(filename__iexact=xdm.FILENAME).exists()
+            else {},
         },
         current_folder=selectors.system_folder(draft.mailbox, Folder.Role.DRAFTS),
         status=status,
@@ -279,6 +290,17 @@ def draft_save_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     )
 
 
+def _send_headers(request: HttpRequest, draft: Draft) -> dict[str, str]:
+    headers = {}
+    if request.POST.get("patient_no_reply") == "1":
+        # "Le patient ne peut pas répondre" (DOMAIN.md: X-MSS-MES: FIN to a patient).
+        headers["X-MSS-MES"] = "FIN"
+    if services.open_draft(draft).read_receipt:
+        # "Demander un accusé de lecture" (RFC 8098): receipts come back to the sending box.
+        headers["Disposition-Notification-To"] = f"<{draft.mailbox.address}>"
+    return headers
+
+
 @verified_required("professional")
 @require_POST
 def draft_send_view(request: HttpRequest, draft_id: int) -> HttpResponse:
@@ -295,10 +317,7 @@ def draft_send_view(request: HttpRequest, draft_id: int) -> HttpResponse:
             draft,
             by=user,
             request=request,
-            # "Le patient ne peut pas répondre" (DOMAIN.md: X-MSS-MES: FIN to a patient).
-            extra_headers={"X-MSS-MES": "FIN"}
-            if request.POST.get("patient_no_reply") == "1"
-            else None,
+            extra_headers=_send_headers(request, draft) or None,
         )
     except services.SubmissionError as exc:
         return _compose_page(request, draft, form, error=str(exc), status=400)
@@ -375,3 +394,150 @@ def draft_attachment_view(request: HttpRequest, draft_id: int, attachment_id: in
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --------------------------------------------------------------------------- patient record (XDM)
+
+_XML_TYPES = ("text/xml", "application/xml", "application/hl7-cda+xml")
+
+
+def _xdm_kind(filename: str, content_type: str, data: bytes) -> str | None:
+    """ "application/pdf" or "text/xml" for a PDF or a CDA XML file, None for anything else."""
+    name = (filename or "").lower()
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if (ctype == "application/pdf" or name.endswith(".pdf")) and data.startswith(b"%PDF-"):
+        return "application/pdf"
+    if ctype in _XML_TYPES or name.endswith(".xml"):
+        head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        if head == b"<":
+            return "text/xml"
+    return None
+
+
+def _xdm_files(draft: Draft) -> list[tuple[int, str]]:
+    return [
+        (f.pk, f.filename)
+        for f in draft.files.order_by("pk")
+        if f.filename.lower().endswith((".pdf", ".xml"))
+        or f.content_type.lower() in ("application/pdf", *_XML_TYPES)
+    ]
+
+
+def _patient_label(identity: PatientIdentity) -> str:
+    return f"{identity.first_names} {identity.birth_name} — {identity.birth_date:%d/%m/%Y} — INS {identity.ins}"
+
+
+def _xdm_patient(form: XdmForm, patients: dict[int, PatientIdentity]) -> xdm.Patient:
+    data = form.cleaned_data
+    identity = patients.get(data["patient"]) if data.get("patient") else None
+    if identity is not None:
+        return xdm.Patient(
+            ins=identity.ins,
+            oid=identity.oid,
+            birth_name=identity.birth_name,
+            first_names=identity.first_names,
+            birth_date=identity.birth_date.strftime("%Y%m%d"),
+            sex=identity.sex,
+            qualified=identity.qualified,
+        )
+    return xdm.Patient(
+        ins=data["ins"],
+        oid=data["oid"],
+        birth_name=data["birth_name"].strip().upper(),
+        first_names=data["first_names"].strip(),
+        birth_date=data["birth_date"].strftime("%Y%m%d"),
+        sex=data["sex"],
+        qualified=bool(data.get("qualified")),
+    )
+
+
+@verified_required("professional")
+@require_http_methods(["GET", "POST"])
+def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
+    """ "Joindre au dossier du patient": build IHE_XDM.ZIP into the draft, record its headers."""
+    user = current_user(request)
+    draft = selectors.get_draft(user, draft_id)
+    content = services.open_draft(draft)
+    known = patient_selectors.patients_written_to(draft.mailbox, content.to + content.cc)
+    patients = {p.pk: p for p in known}
+    recipients = [
+        r.identity
+        for r in patient_selectors.patients_among(content.to + content.cc)
+        if r.identity is not None
+    ]
+    choices = [(p.pk, _patient_label(p)) for p in known]
+    files = _xdm_files(draft)
+    form = XdmForm(
+        request.POST if request.method == "POST" else None,
+        patients=choices,
+        files=files,
+        # The one patient among the recipients, if there is one, is proposed first.
+        initial={"patient": recipients[0].pk if len(recipients) == 1 else None},
+    )
+    if request.method == "POST" and form.is_valid():
+        documents, error = _xdm_documents(request, draft, form)
+        professional = getattr(user, "professional", None)
+        if professional is None:
+            error = _("Seul un professionnel identifié (RPPS) peut joindre des documents.")
+        if not error and professional is not None:
+            patient = _xdm_patient(form, patients)
+            package = xdm.build(
+                documents,
+                patient=patient,
+                author=xdm.Author(professional.national_id, user.last_name, user.first_name),
+                source_oid=f"2.25.{uuid.uuid5(uuid.NAMESPACE_DNS, draft.mailbox.domain.name).int}",
+            )
+            try:
+                with transaction.atomic():
+                    # One package per message: a new one replaces the previous.
+                    for old in draft.files.filter(filename__iexact=xdm.FILENAME):
+                        services.remove_draft_attachment(old)
+                    services.add_draft_attachment(draft, xdm.FILENAME, "application/zip", package)
+                    services.set_draft_headers(draft, xdm.headers(patient, documents))
+            except services.DraftError as exc:
+                error = str(exc)
+            else:
+                messages.success(
+                    request,
+                    _("Documents joints au dossier du patient (IHE_XDM.ZIP)."),
+                )
+                return redirect(_draft_url(draft))
+        form.add_error(None, error)
+    return render_webmail(
+        request,
+        "mailboxes/xdm.html",
+        draft.mailbox,
+        {"draft": draft, "form": form, "has_files": bool(files)},
+        current_folder=selectors.system_folder(draft.mailbox, Folder.Role.DRAFTS),
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _xdm_documents(
+    request: HttpRequest, draft: Draft, form: XdmForm
+) -> tuple[list[xdm.Document], str]:
+    type_code = form.cleaned_data["type_code"]
+    picked: list[tuple[str, str, bytes]] = []
+    chosen = set(form.cleaned_data.get("attachments") or [])
+    for att in draft.files.filter(pk__in=chosen).order_by("pk"):
+        picked.append((att.filename, att.content_type, services.read_draft_attachment(att)))
+    uploads = request.FILES.getlist("files")
+    if sum(u.size or 0 for u in uploads) > settings.MESSAGE_MAX_BYTES:
+        return [], _("Les documents dépassent la taille maximale d'un message (%(limit)s).") % {
+            "limit": mime.human_size(settings.MESSAGE_MAX_BYTES)
+        }
+    for upload in uploads:
+        picked.append((upload.name or "document", upload.content_type or "", upload.read()))
+    if not picked:
+        return [], _("Choisissez au moins un document (PDF ou CDA XML).")
+    documents = []
+    for filename, content_type, data in picked:
+        kind = _xdm_kind(filename, content_type, data)
+        if kind is None:
+            return [], _("« %(name)s » n'est ni un PDF ni un document CDA XML.") % {
+                "name": filename
+            }
+        documents.append(
+            xdm.Document(filename, kind, data, type_code, filename.rsplit(".", 1)[0][:200])
+        )
+    return documents, ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
 from typing import Any
@@ -19,6 +19,9 @@ from charter import quarantine
 from mailboxes import selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Message
+from mailboxes.transport import mdn
+from mailboxes.transport.timeline import timeline
+from mailboxes.views import structured as structured_docs
 from mailboxes.views._common import (
     back_url,
     current_user,
@@ -223,6 +226,8 @@ class ShownMessage:
     attachments: list[dict[str, Any]]
     # Quarantined by the antivirus and not released: attachments are not offered.
     held: bool = False
+    # IHE_XDM.ZIP attachments, read safely: the "Documents structurés" panel.
+    structured: list[structured_docs.StructuredPackage] = field(default_factory=list)
 
 
 def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
@@ -246,7 +251,11 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
         }
         for part in parsed.attachments
     ]
-    return ShownMessage(entry, parsed, html, blocked, attachments, held=is_held(entry.message))
+    held = is_held(entry.message)
+    packages = []
+    if not held and any(structured_docs.is_package(p.filename) for p in parsed.attachments):
+        packages = structured_docs.packages(services.read_raw(entry.message), parsed)
+    return ShownMessage(entry, parsed, html, blocked, attachments, held=held, structured=packages)
 
 
 def is_held(message: Message) -> bool:
@@ -278,6 +287,14 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
             "entry": entry,
             "shown": shown,
             "deliveries": selectors.deliveries(entry),
+            # The sender's view: each recipient's steps, submitted → … → read.
+            "timelines": (
+                timeline(entry.message)
+                if entry.message.sender_mailbox_id == entry.mailbox_id
+                else []
+            ),
+            # "L'expéditeur demande un accusé de lecture" (reader's preference "sur demande").
+            "receipt_asked": bool(mdn.pending_receipts(entry)),
             "move_form": MoveForm(
                 mailbox_id=entry.mailbox_id, exclude=entry.folder, auto_id="move-%s"
             ),
