@@ -23,7 +23,7 @@ from django_otp import login as otp_login
 from accounts import services as account_services
 from mailboxes import selectors as mailbox_selectors
 from mailboxes import services as mailbox_services
-from mailboxes.views.attachments import PREVIEW_CSP, _stream, content_disposition
+from mailboxes.views.attachments import download_response, inline_response
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
 from mssante.access import current_user, verified_required
 from mssante.lib import mime
@@ -142,9 +142,7 @@ def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
 @require_GET
 def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
     part = _part(request, entry_id, index)
-    response = _stream(part.data, "application/octet-stream")
-    response["Content-Disposition"] = content_disposition("attachment", part.filename)
-    return response
+    return download_response(part.data, part.filename)
 
 
 @verified_required("patient")
@@ -155,10 +153,7 @@ def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespons
     content_type = part.content_type.lower()
     if content_type not in PREVIEWABLE or content_type == "text/plain":
         raise Http404
-    response = _stream(part.data, content_type)
-    response["Content-Disposition"] = content_disposition("inline", part.filename)
-    response["Content-Security-Policy"] = PREVIEW_CSP
-    return response
+    return inline_response(part.data, content_type, part.filename)
 
 
 @verified_required("patient")

@@ -55,14 +55,26 @@ def _stream(data: bytes, content_type: str) -> HttpResponse:
     return cast(HttpResponse, response)
 
 
+def download_response(data: bytes, filename: str) -> HttpResponse:
+    """A file the browser only saves, whatever type its sender declared."""
+    response = _stream(data, "application/octet-stream")
+    response["Content-Disposition"] = content_disposition("attachment", filename)
+    return response
+
+
+def inline_response(data: bytes, content_type: str, filename: str) -> HttpResponse:
+    """A file shown in the browser inside the preview sandbox (see PREVIEW_CSP)."""
+    response = _stream(data, content_type)
+    response["Content-Disposition"] = content_disposition("inline", filename)
+    response["Content-Security-Policy"] = PREVIEW_CSP
+    return response
+
+
 @verified_required("professional")
 @require_GET
 def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
     part = _part(request, entry_id, index)
-    # Whatever the sender declared, the browser only saves the file.
-    response = _stream(part.data, "application/octet-stream")
-    response["Content-Disposition"] = content_disposition("attachment", part.filename)
-    return response
+    return download_response(part.data, part.filename)
 
 
 @verified_required("professional")
@@ -78,10 +90,7 @@ def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespons
         text = _decode(data)
         data = text.encode("utf-8")
         content_type = "text/plain; charset=utf-8"
-    response = _stream(data, content_type)
-    response["Content-Disposition"] = content_disposition("inline", part.filename)
-    response["Content-Security-Policy"] = PREVIEW_CSP
-    return response
+    return inline_response(data, content_type, part.filename)
 
 
 def _decode(data: bytes) -> str:
@@ -112,7 +121,4 @@ def structured_document_view(
     document = package.documents[number - 1]
     if document.mime_type != structured.PDF or not document.data.startswith(b"%PDF-"):
         raise Http404
-    response = _stream(document.data, structured.PDF)
-    response["Content-Disposition"] = content_disposition("inline", document.uri or "document.pdf")
-    response["Content-Security-Policy"] = PREVIEW_CSP
-    return response
+    return inline_response(document.data, structured.PDF, document.uri or "document.pdf")

@@ -23,7 +23,7 @@ from mailboxes.forms import ComposeForm, XdmForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Message
 from mailboxes.transport import xdm
 from mailboxes.views._common import current_user, folder_url, render_webmail
-from mailboxes.views.attachments import content_disposition
+from mailboxes.views.attachments import download_response
 from mssante.access import verified_required
 from mssante.lib import mime
 from patients import selectors as patient_selectors
@@ -388,12 +388,7 @@ def draft_attachment_delete_view(
 @require_GET
 def draft_attachment_view(request: HttpRequest, draft_id: int, attachment_id: int) -> HttpResponse:
     att = selectors.get_draft_attachment(current_user(request), draft_id, attachment_id)
-    data = services.read_draft_attachment(att)
-    response = HttpResponse(data, content_type="application/octet-stream")
-    response["Content-Disposition"] = content_disposition("attachment", att.filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return download_response(services.read_draft_attachment(att), att.filename)
 
 
 # --------------------------------------------------------------------------- patient record (XDM)
