@@ -187,8 +187,18 @@ def member(box: Mailbox, user: User, role: str, **kwargs: Any) -> Any:
     )
 
 
-def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
-    """A token for ``box`` and its clear value."""
+def api_agreement(box: Mailbox, scope: str = "send", **kwargs: Any) -> Any:
+    """The holder's agreement that software may use ``box`` (as given from their preferences)."""
     from mailboxes import services as mailbox_services
 
+    holder = box.owner or box.responsible
+    return mailbox_services.record_api_agreement(box, by=holder, scope=scope, **kwargs)
+
+
+def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
+    """A token for ``box`` and its clear value (under its holder's agreement for a PER/ORG box)."""
+    from mailboxes import services as mailbox_services
+
+    if box.kind in (Mailbox.Kind.PERSONAL, Mailbox.Kind.ORGANISATIONAL):
+        kwargs.setdefault("agreement", api_agreement(box, kwargs.get("scope") or "send"))
     return mailbox_services.create_api_token(box, by=None, **kwargs)

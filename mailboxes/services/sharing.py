@@ -19,7 +19,9 @@ from mailboxes.models import (
     Message,
     ReceiptPreference,
 )
+from mailboxes.selectors import Access
 from mailboxes.services.errors import MembershipError
+from mailboxes.services.rights import authorise
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -61,6 +63,7 @@ def grant_membership(
     request: HttpRequest | None = None,
 ) -> Membership:
     """Let ``user`` use ``mailbox`` with ``role`` (until ``expires_at`` when given)."""
+    authorise(by, mailbox, Access.MANAGE, operator=True)
     _check_grant(mailbox, user, role, expires_at)
     now = timezone.now()
     try:
@@ -105,6 +108,7 @@ def change_membership(
     request: HttpRequest | None = None,
 ) -> Membership:
     """Change the role (and end date) of a live grant."""
+    authorise(by, membership.mailbox, Access.MANAGE, operator=True)
     if not membership.is_live():
         raise MembershipError(_("Cet accès a pris fin : accordez-en un nouveau."))
     _check_grant(membership.mailbox, membership.user, role, expires_at)
@@ -131,6 +135,7 @@ def revoke_membership(
     membership: Membership, *, by: User | None, request: HttpRequest | None = None
 ) -> Membership:
     """End a grant at once: the member loses the box at their next request."""
+    authorise(by, membership.mailbox, Access.MANAGE, operator=True)
     if membership.revoked_at is not None:
         return membership
     membership.revoked_at = timezone.now()
@@ -224,6 +229,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
     """A person opens a message: it becomes seen (for the whole box) and the opening is journaled."""
     from mailboxes.services.folders import set_flags
 
+    authorise(by, entry.mailbox, Access.READ)
     if not entry.seen:
         from mailboxes.transport import mdn
 
@@ -245,6 +251,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
 
 def record_download(entry: Entry, index: int, *, by: User) -> None:
     """An attachment of ``entry`` is handed out (download or preview): audited, and journaled in shared boxes."""
+    authorise(by, entry.mailbox, Access.READ)
     audit.record(
         "attachment.downloaded",
         actor=by,
