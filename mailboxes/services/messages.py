@@ -120,11 +120,6 @@ def submit_message(
     read the conversation from it).
     """
     authorise(author, mailbox, Access.SEND)
-    if (
-        in_reply_to is not None
-        and not Entry.objects.filter(mailbox=mailbox, message=in_reply_to).exists()
-    ):
-        raise SubmissionError(_("Le message auquel vous répondez n'est pas dans cette boîte."))
     if not mailbox.is_active:
         raise SubmissionError(_("Votre boîte aux lettres est fermée : l'envoi est impossible."))
     to_list, cc_list = _recipients(to, cc)
@@ -151,6 +146,11 @@ def submit_message(
     patient_rules.check_submission(
         mailbox=mailbox, recipients=recipients, in_reply_to=in_reply_to, author=author
     )
+    if (
+        in_reply_to is not None
+        and not Entry.objects.filter(mailbox=mailbox, message=in_reply_to).exists()
+    ):
+        raise SubmissionError(_("Le message auquel vous répondez n'est pas dans cette boîte."))
     boxes = _recipient_mailboxes(recipients)
     limit = settings.MESSAGE_MAX_ATTACHMENTS
     if len(attachments) > limit:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from charter import audit
+from mailboxes import selectors
 from mailboxes.models import (
     AccessEvent,
     Entry,
@@ -241,7 +242,11 @@ def open_entry(entry: Entry, *, by: User) -> None:
         )
         # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
         # at once or, for a professional who chose "sur demande", when they say so.
-        if receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
+        # A receipt leaves from the box: a reader without the send right (a read-only
+        # delegate) never makes one leave; it waits for someone who may send.
+        level = selectors.access(by, entry.mailbox)
+        may_send = level is not None and level >= Access.SEND
+        if not may_send or receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
             # Nothing leaves: the receipts asked for wait for the reader's decision.
             mdn.send_read_receipts(unread, ask=True)
         else:
