@@ -1,9 +1,8 @@
-"""Factories and personas used across the tests."""
+"""Factories used across the tests (the personas are in ``tests.personas``)."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -87,15 +86,6 @@ def code_for(user: User) -> str:
     """The current TOTP code of a user's device."""
     device = TOTPDevice.objects.get(user=user, confirmed=True)
     return f"{totp(device.bin_key):06d}"
-
-
-@dataclass
-class Personas:
-    owner: User
-    delegate: User
-    outsider: User
-    patient: User
-    staff: User
 
 
 # --- Mailboxes (messaging core) --------------------------------------------------------
