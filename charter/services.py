@@ -17,6 +17,8 @@ from accounts.models import User
 from charter import audit
 from charter.models import AbuseReport, RecipientLimitException, Sanction
 from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.selectors import Access
+from mailboxes.services.rights import authorise
 
 
 class CharterError(Exception):
@@ -33,11 +35,12 @@ def report_abuse(
     request: HttpRequest | None = None,
 ) -> AbuseReport:
     """A recipient reports a received message as unsolicited; staff review it in the admin."""
+    # Whoever may read the box may report what it received; nobody else speaks for it.
+    authorise(reporter, mailbox, Access.READ)
     reason = reason.strip()
     if not reason:
         raise CharterError(_("Indiquez en quelques mots pourquoi ce message est indésirable."))
-    # The view checks the reporter may use the mailbox; this checks the message
-    # was received there, so nobody reports mail they never got.
+    # The message must have been received there, so nobody reports mail they never got.
     if not Entry.objects.filter(mailbox=mailbox, message=message).exists():
         raise CharterError(_("Ce message n'a pas été reçu dans cette boîte."))
     if message.sender_mailbox_id == mailbox.pk:

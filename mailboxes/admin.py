@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from mailboxes import services
 from mailboxes.models import (
     AccessEvent,
+    ApiAgreement,
     ApiToken,
     Delivery,
     Folder,
@@ -249,38 +250,75 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 class ApiTokenCreationForm(forms.ModelForm):
-    holder_agrees = forms.BooleanField(
-        label=_("Le titulaire ou le responsable de la boîte a donné son accord"),
-        required=False,
-        help_text=_(
-            "Obligatoire pour une boîte nominative ou organisationnelle (logiciel métier)."
-        ),
-    )
-
     class Meta:
         model = ApiToken
-        fields = ["mailbox", "label", "expires_at"]
+        fields = ["mailbox", "label", "expires_at", "scope"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         box = data.get("mailbox")
-        if (
-            box is not None
-            and box.kind != Mailbox.Kind.APPLICATIVE
-            and not data.get("holder_agrees")
-        ):
-            raise ValidationError(
-                _("Un jeton pour une boîte non applicative demande l'accord de son titulaire.")
-            )
+        if box is not None:
+            # A PER or ORG box: only under the holder's own recorded agreement, never a
+            # box ticked by staff on the holder's behalf.
+            try:
+                agreement = services.agreement_for(box)
+            except services.TokenError as exc:
+                raise ValidationError(str(exc)) from None
+            if agreement is not None and data.get("scope") == "send" and agreement.scope == "read":
+                raise ValidationError(
+                    _("Le titulaire n'a accordé que la lecture : choisissez « Lecture ».")
+                )
         return data
+
+
+@admin.register(ApiAgreement)
+class ApiAgreementAdmin(admin.ModelAdmin):
+    """Holders' agreements: recorded by the holders themselves, read-only here.
+
+    Staff may withdraw one (a holder who asks by telephone): its tokens are revoked.
+    """
+
+    list_display = ["mailbox", "holder", "scope", "software", "granted_at", "withdrawn_at"]
+    list_filter = ["scope", "mailbox__kind"]
+    search_fields = ["mailbox__address", "holder__last_name", "software"]
+    fields = readonly_fields = (
+        "mailbox",
+        "holder",
+        "scope",
+        "software",
+        "granted_at",
+        "withdrawn_at",
+        "withdrawn_by",
+    )
+    actions = ["withdraw"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Retirer les accords choisis (et révoquer leurs jetons)"))
+    def withdraw(self, request: HttpRequest, queryset: Any) -> None:
+        for agreement in queryset.select_related("mailbox"):
+            services.withdraw_api_agreement(agreement, by=request.user)  # type: ignore[arg-type]
+        messages.success(request, _("Accords retirés, jetons révoqués."))
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here and shown once; only their SHA-256 is kept."""
 
-    list_display = ["prefix", "mailbox", "label", "expires_at", "revoked_at", "last_used_at"]
-    list_filter = ["mailbox__kind"]
+    list_display = [
+        "prefix",
+        "mailbox",
+        "scope",
+        "label",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
+    list_filter = ["mailbox__kind", "scope"]
     search_fields = ["prefix", "label", "mailbox__address"]
     raw_id_fields = ["mailbox"]
     actions = ["revoke"]
@@ -304,6 +342,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return []
         return [
             "mailbox",
+            "scope",
+            "agreement",
             "prefix",
             "created_by",
             "created_at",
@@ -314,9 +354,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["mailbox", "label", "expires_at", "holder_agrees"]
+            return ["mailbox", "label", "expires_at", "scope"]
         return [
             "mailbox",
+            "scope",
+            "agreement",
             "label",
             "prefix",
             "created_by",
@@ -336,6 +378,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 by=request.user,  # type: ignore[arg-type]
                 label=form.cleaned_data.get("label", ""),
                 expires_at=form.cleaned_data.get("expires_at"),
+                scope=form.cleaned_data.get("scope"),
             )
         except services.TokenError as exc:
             messages.error(request, str(exc))

@@ -89,6 +89,13 @@ class TokenAuth(HttpBearer):
             raise ApiError(401, "token_revoked", _("Ce jeton a été révoqué."))
         if not found.is_usable():
             raise ApiError(401, "token_expired", _("Ce jeton a expiré."))
+        if not found.mailbox.is_active:
+            raise ApiError(
+                403,
+                "mailbox_closed",
+                _("La boîte %(address)s de ce jeton est fermée.")
+                % {"address": found.mailbox.address},
+            )
         retry_after = services.count_request(found)
         if retry_after is not None:
             raise ApiError(
@@ -121,9 +128,20 @@ api = NinjaAPI(
 )
 
 
-def _token(request: HttpRequest) -> ApiToken:
+def _token(request: HttpRequest, need: selectors.Access = selectors.Access.READ) -> ApiToken:
+    """The request's token, whose scope (what its holder agreed to) must cover ``need``."""
     token = getattr(request, "auth", None)
     assert isinstance(token, ApiToken)
+    if services.tokens.scope_level(token.scope) < need:
+        raise ApiError(
+            403,
+            "forbidden_scope",
+            _(
+                "Ce jeton ne permet pas d'envoyer : le titulaire de %(address)s n'a accordé "
+                "que la lecture."
+            )
+            % {"address": token.mailbox.address},
+        )
     return token
 
 
@@ -558,7 +576,7 @@ def _replay(token: ApiToken, key: str, request_hash: str) -> Status[dict[str, An
 )
 def send_message(request: HttpRequest) -> Status[dict[str, Any]]:
     """Send from the token's mailbox; 201 once the message is durably stored."""
-    token = _token(request)
+    token = _token(request, selectors.Access.SEND)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY_RE.match(key):
         raise _field_error("Idempotency-Key", _("1 à 255 caractères ASCII visibles"))

@@ -8,7 +8,7 @@ from typing import Any, cast
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from mailboxes.models import Folder
+from mailboxes.models import ApiScope, Folder
 from mailboxes.selectors import folder_label
 
 _SEPARATORS = re.compile(r"[,;\n\r]+")
@@ -248,4 +248,29 @@ class PreferencesForm(forms.Form):
             ("ask", _("Sur demande : je choisis pour chaque message")),
         ],
         widget=forms.RadioSelect,
+    )
+
+
+class ApiAgreementForm(forms.Form):
+    """The holder lets software use one of their boxes through the API, second factor again."""
+
+    scope = forms.ChoiceField(
+        label=_("Ce que le logiciel peut faire"),
+        choices=ApiScope.choices,
+        initial=ApiScope.READ,
+        widget=forms.RadioSelect,
+    )
+    software = forms.CharField(
+        label=_("Logiciel ou usage"),
+        max_length=200,
+        help_text=_("Par exemple : logiciel de cabinet, version, poste."),
+        widget=forms.TextInput(attrs={"class": "fr-input"}),
+    )
+    code = forms.CharField(
+        label=_("Code de votre application d'authentification"),
+        max_length=16,
+        help_text=_("Votre second facteur, saisi à nouveau pour confirmer que c'est bien vous."),
+        widget=forms.TextInput(
+            attrs={"class": "fr-input", "autocomplete": "one-time-code", "inputmode": "numeric"}
+        ),
     )

@@ -436,10 +436,71 @@ class AccessEvent(models.Model):
         return str(_ACCESS_VERBS.get(self.action, self.get_action_display()))
 
 
+class ApiScope(models.TextChoices):
+    """What software may do in a box through the API (the webmail's read and send roles)."""
+
+    READ = "read", _("Lecture (lister, lire, classer les messages)")
+    SEND = "send", _("Lecture et envoi depuis la boîte")
+
+
+class ApiAgreement(models.Model):
+    """The holder's recorded agreement that software may use their box through the API.
+
+    A nominative box is its holder's alone (DOMAIN.md): no token is issued for it, nor for
+    an organisational box, without this row, recorded by the holder (or the responsible)
+    themselves from the webmail after entering their second factor again.
+    """
+
+    mailbox = models.ForeignKey(
+        Mailbox, on_delete=models.CASCADE, related_name="api_agreements", verbose_name=_("boîte")
+    )
+    holder = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("titulaire"),
+    )
+    scope = models.CharField(_("droits"), max_length=4, choices=ApiScope.choices)
+    software = models.CharField(_("logiciel ou usage"), max_length=200, blank=True)
+    granted_at = models.DateTimeField(_("accordé le"), default=timezone.now)
+    withdrawn_at = models.DateTimeField(_("retiré le"), null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("retiré par"),
+    )
+
+    class Meta:
+        verbose_name = _("accord pour l'API")
+        verbose_name_plural = _("accords pour l'API")
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} ({self.get_scope_display()})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.withdrawn_at is None
+
+
 class ApiToken(models.Model):
     """A credential for software, scoped to one mailbox. Only a SHA-256 of the token is kept."""
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="api_tokens")
+    scope = models.CharField(
+        _("droits"), max_length=4, choices=ApiScope.choices, default=ApiScope.SEND
+    )
+    # The holder's agreement it was issued under (none for an applicative box).
+    agreement = models.ForeignKey(
+        ApiAgreement,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+        verbose_name=_("accord du titulaire"),
+    )
     label = models.CharField(_("libellé"), max_length=200, blank=True)
     prefix = models.CharField(_("préfixe"), max_length=16, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from mailboxes.models import (
     AccessEvent,
+    ApiAgreement,
     Delivery,
     Draft,
     DraftAttachment,
@@ -482,3 +483,47 @@ def message_accesses(entry: Entry) -> list[AccessEvent]:
             mailbox_id=entry.mailbox_id, message_id=entry.message_id
         ).order_by("-at", "-pk")[:50]
     )
+
+
+# --------------------------------------------------------------------------- API agreements
+
+
+def holder_boxes(user: User | Any) -> list[Mailbox]:
+    """The open PER and ORG boxes the user holds or is responsible for (they alone agree to the API)."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(
+        Mailbox.objects.filter(status=Mailbox.Status.ACTIVE)
+        .filter(
+            Q(owner=user, kind=Mailbox.Kind.PERSONAL)
+            | Q(responsible=user, kind=Mailbox.Kind.ORGANISATIONAL)
+        )
+        .order_by("kind", "address")
+    )
+
+
+def api_agreements(boxes: list[Mailbox]) -> list[ApiAgreement]:
+    """The agreements in force for these boxes, with their live tokens, newest first."""
+    return list(
+        ApiAgreement.objects.filter(mailbox__in=boxes, withdrawn_at__isnull=True)
+        .select_related("mailbox")
+        .prefetch_related("tokens")
+        .order_by("-granted_at", "-pk")
+    )
+
+
+def get_api_agreement(user: User | Any, agreement_id: int) -> ApiAgreement:
+    """An agreement in force on a box the user holds: 404 for a stranger, 403 for a member."""
+    agreement = (
+        ApiAgreement.objects.select_related("mailbox")
+        .filter(
+            pk=agreement_id,
+            mailbox__in=accessible_mailboxes(user),
+            withdrawn_at__isnull=True,
+        )
+        .first()
+    )
+    if agreement is None:
+        raise Http404
+    require(user, agreement.mailbox, Access.HOLDER)
+    return agreement

@@ -50,6 +50,17 @@ urlpatterns = [
         name="webmail_receipt",
     ),
     path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    # The holder's agreement that software may use their box through the API
+    path(
+        "preferences/acces-logiciel/<int:mailbox_id>/",
+        preferences.api_agreement_view,
+        name="webmail_api_agreement",
+    ),
+    path(
+        "preferences/acces-logiciel/accord/<int:agreement_id>/retirer/",
+        preferences.api_agreement_withdraw_view,
+        name="webmail_api_agreement_withdraw",
+    ),
     path(
         "message/<int:entry_id>/conversation/",
         messages.conversation_view,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
 from directory import views as directory_views
@@ -13,7 +14,8 @@ urlpatterns = [
     path("messagerie/", include("mailboxes.urls")),
     path("patient/", patient_views.home, name="patient_home"),
     path("patient/", include("patients.urls")),
-    path("langue/", set_language, name="set_language"),
+    # Django's view changes the language on POST only and redirects anything else: refused.
+    path("langue/", require_POST(set_language), name="set_language"),
     path("sante/", views.health, name="health"),
     path("annuaire/", include("directory.urls")),
     path("fhir/", include("directory.fhir_urls")),

@@ -228,18 +228,26 @@ class PatientThread:
 
 
 def patient_threads(entry: Entry) -> list[PatientThread]:
-    """The patient boxes taking part in the conversation of a professional's entry."""
+    """The patient boxes the entry's own box exchanged with in this conversation.
+
+    Only the box's own exchanges: a professional copied in a colleague's conversation with
+    a patient (or sent a message reusing its references) learns nothing of that patient.
+    """
     key = entry.message.thread_key
     if not key or entry.mailbox.kind == Mailbox.Kind.PATIENT:
         return []
     box_ids = set(
         Delivery.objects.filter(
-            message__thread_key=key, mailbox__kind=Mailbox.Kind.PATIENT
+            message__thread_key=key,
+            message__sender_mailbox=entry.mailbox,
+            mailbox__kind=Mailbox.Kind.PATIENT,
         ).values_list("mailbox_id", flat=True)
     ) | set(
-        Message.objects.filter(
-            thread_key=key, sender_mailbox__kind=Mailbox.Kind.PATIENT
-        ).values_list("sender_mailbox_id", flat=True)
+        Delivery.objects.filter(
+            message__thread_key=key,
+            message__sender_mailbox__kind=Mailbox.Kind.PATIENT,
+            mailbox=entry.mailbox,
+        ).values_list("message__sender_mailbox_id", flat=True)
     )
     out = []
     for box in Mailbox.objects.select_related("owner__patient").filter(pk__in=box_ids):

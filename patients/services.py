@@ -32,7 +32,9 @@ from charter import audit
 from charter.policy import PolicyError, check_patient_reply
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Mailbox, Message
+from mailboxes.selectors import Access
 from mailboxes.services.errors import SubmissionError
+from mailboxes.services.rights import authorise, is_operator
 from mssante.lib import identifiers as ids
 from mssante.lib import mime
 from patients.models import ConversationClosure, NotificationPreference
@@ -325,11 +327,33 @@ def reply(
     )
 
 
+def took_part(box: Mailbox, patient_box: Mailbox, thread_key: str) -> bool:
+    """Whether ``box`` wrote to the patient in this conversation (a copy received is not enough)."""
+    return Message.objects.filter(
+        thread_key=thread_key, sender_mailbox=box, deliveries__mailbox=patient_box
+    ).exists()
+
+
 @transaction.atomic
 def close_conversation(
     *, patient_box: Mailbox, thread_key: str, by: User, from_mailbox: Mailbox | None
 ) -> ConversationClosure:
-    """A professional closes a conversation with a patient: the patient can no longer reply."""
+    """A professional closes a conversation with a patient: the patient can no longer reply.
+
+    Closing speaks for the box (the patient can no longer answer it): it needs the send
+    right in ``from_mailbox``, and that box must have written to this patient in this
+    conversation. A box that was only copied in someone else's exchange with the patient
+    closes nothing. Staff may close from the admin (``from_mailbox`` None).
+    """
+    if patient_box.kind != Mailbox.Kind.PATIENT or not thread_key:
+        raise PatientError(_("Ce n'est pas une conversation avec un patient."))
+    if from_mailbox is None:
+        if not is_operator(by):
+            raise PatientError(_("Indiquez la boîte qui clôt la conversation."))
+    else:
+        authorise(by, from_mailbox, Access.SEND)
+        if not took_part(from_mailbox, patient_box, thread_key):
+            raise PatientError(_("Cette boîte n'a pas écrit à ce patient dans cette conversation."))
     closure, created = ConversationClosure.objects.get_or_create(
         thread_key=thread_key,
         mailbox=patient_box,

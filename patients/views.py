@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -201,17 +202,23 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
 def close_conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     """ "Clore la conversation": the patient(s) of this conversation can no longer reply."""
     user = current_user(request)
-    entry = mailbox_selectors.get_entry(user, entry_id)
-    threads = selectors.patient_threads(entry)
+    # Closing speaks for the box: a reader gets 403, as for replying.
+    entry = mailbox_selectors.get_entry(user, entry_id, mailbox_selectors.Access.SEND)
+    threads = [
+        t
+        for t in selectors.patient_threads(entry)
+        if services.took_part(entry.mailbox, t.box, entry.message.thread_key)
+    ]
     if not threads:
         raise Http404
-    for item in threads:
-        services.close_conversation(
-            patient_box=item.box,
-            thread_key=entry.message.thread_key,
-            by=user,
-            from_mailbox=entry.mailbox,
-        )
+    with transaction.atomic():
+        for item in threads:
+            services.close_conversation(
+                patient_box=item.box,
+                thread_key=entry.message.thread_key,
+                by=user,
+                from_mailbox=entry.mailbox,
+            )
     messages.success(request, _("La conversation est close : le patient ne peut plus y répondre."))
     return redirect(reverse("webmail_read", args=[entry.pk]))
 

@@ -1,9 +1,8 @@
-"""Factories and personas used across the tests."""
+"""Factories used across the tests (the personas are in ``tests.personas``)."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -87,15 +86,6 @@ def code_for(user: User) -> str:
     """The current TOTP code of a user's device."""
     device = TOTPDevice.objects.get(user=user, confirmed=True)
     return f"{totp(device.bin_key):06d}"
-
-
-@dataclass
-class Personas:
-    owner: User
-    delegate: User
-    outsider: User
-    patient: User
-    staff: User
 
 
 # --- Mailboxes (messaging core) --------------------------------------------------------
@@ -187,8 +177,18 @@ def member(box: Mailbox, user: User, role: str, **kwargs: Any) -> Any:
     )
 
 
-def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
-    """A token for ``box`` and its clear value."""
+def api_agreement(box: Mailbox, scope: str = "send", **kwargs: Any) -> Any:
+    """The holder's agreement that software may use ``box`` (as given from their preferences)."""
     from mailboxes import services as mailbox_services
 
+    holder = box.owner or box.responsible
+    return mailbox_services.record_api_agreement(box, by=holder, scope=scope, **kwargs)
+
+
+def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
+    """A token for ``box`` and its clear value (under its holder's agreement for a PER/ORG box)."""
+    from mailboxes import services as mailbox_services
+
+    if box.kind in (Mailbox.Kind.PERSONAL, Mailbox.Kind.ORGANISATIONAL):
+        kwargs.setdefault("agreement", api_agreement(box, kwargs.get("scope") or "send"))
     return mailbox_services.create_api_token(box, by=None, **kwargs)

@@ -19,7 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 from django_otp import match_token
 from django_otp.plugins.otp_email.models import EmailDevice
@@ -247,6 +247,7 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@require_safe
 def backup_codes_view(request: HttpRequest) -> HttpResponse:
     """The backup codes, shown once right after enrolment."""
     codes = request.session.pop("backup_codes", None)

@@ -50,7 +50,8 @@ def test_a_report_needs_a_reason(spam: dict[str, Any]) -> None:
 
 
 def test_nobody_reports_a_message_not_received_in_that_mailbox(spam: dict[str, Any]) -> None:
-    other_box = f.mailbox()
+    # Another box the reporter may read, which never received it.
+    other_box = f.shared_mailbox(spam["victim"])
     with pytest.raises(services.CharterError, match="pas été reçu"):
         services.report_abuse(
             message=spam["message"], mailbox=other_box, reporter=spam["victim"], reason="spam"

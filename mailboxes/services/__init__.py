@@ -58,12 +58,16 @@ from mailboxes.services.sharing import (
     set_receipt_mode,
 )
 from mailboxes.services.tokens import (
+    agreement_for,
     authenticate_token,
     count_request,
     create_api_token,
     find_token,
+    live_agreement,
     purge_idempotency_keys,
+    record_api_agreement,
     revoke_api_token,
+    withdraw_api_agreement,
 )
 
 __all__ = [
@@ -76,6 +80,7 @@ __all__ = [
     "SubmissionError",
     "TokenError",
     "add_draft_attachment",
+    "agreement_for",
     "attach_forwarded",
     "authenticate_token",
     "change_membership",
@@ -92,6 +97,7 @@ __all__ = [
     "find_token",
     "folder_of",
     "grant_membership",
+    "live_agreement",
     "move_entries",
     "open_draft",
     "open_entry",
@@ -102,6 +108,7 @@ __all__ = [
     "read_raw",
     "receipt_mode",
     "record_access",
+    "record_api_agreement",
     "record_download",
     "record_entries",
     "remove_draft_attachment",
@@ -119,4 +126,5 @@ __all__ = [
     "submit_message",
     "sweep",
     "trash_entries",
+    "withdraw_api_agreement",
 ]

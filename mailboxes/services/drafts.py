@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils.translation import gettext as _
 
-from mailboxes import blobs, selectors
-from mailboxes.models import AccessEvent, Draft, DraftAttachment, Mailbox, Message
+from mailboxes import blobs
+from mailboxes.models import AccessEvent, Draft, DraftAttachment, Entry, Mailbox, Message
+from mailboxes.selectors import Access
 from mailboxes.services.errors import DraftError
 from mailboxes.services.messages import human_size, read_raw, submit_message
+from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
 from mailboxes.transport.xdm import FILENAME as XDM_FILENAME
 from mssante.lib import mime
@@ -48,6 +51,20 @@ def _draft_context(draft: Draft) -> bytes:
     return f"draft:{draft.pk}".encode()
 
 
+def _authorise_draft(draft: Draft, by: User | None) -> None:
+    """A draft is its author's alone, and only while they may still send from its box."""
+    if by is not None and draft.author_id != by.pk:
+        # Someone else's draft does not exist for them (no oracle).
+        raise Http404
+    authorise(by, draft.mailbox, Access.SEND)
+
+
+def _authorise_quote(mailbox: Mailbox, message: Message | None) -> None:
+    """A draft answers or forwards only a message of its own box (no reading of another's)."""
+    if message is not None and not Entry.objects.filter(mailbox=mailbox, message=message).exists():
+        raise Http404
+
+
 def save_draft(
     *,
     mailbox: Mailbox,
@@ -65,6 +82,13 @@ def save_draft(
 
     ``read_receipt``: whether to ask for a read receipt; ``None`` keeps the draft's choice.
     """
+    authorise(author, mailbox, Access.SEND)
+    if draft is not None:
+        if draft.mailbox_id != mailbox.pk:
+            raise ValueError("the draft belongs to another mailbox")
+        _authorise_draft(draft, author)
+    _authorise_quote(mailbox, in_reply_to)
+    _authorise_quote(mailbox, forward_of)
     with transaction.atomic():
         created = draft is None
         if draft is None:
@@ -124,8 +148,9 @@ def open_draft(draft: Draft) -> DraftContent:
     )
 
 
-def set_draft_headers(draft: Draft, headers: dict[str, str]) -> None:
+def set_draft_headers(draft: Draft, headers: dict[str, str], *, by: User | None) -> None:
     """Record headers to send with the draft, sealed with its content (kept across saves)."""
+    _authorise_draft(draft, by)
     with transaction.atomic():
         locked = Draft.objects.select_for_update().get(pk=draft.pk)
         data = (
@@ -164,9 +189,10 @@ def _clean_filename(filename: str) -> str:
 
 
 def add_draft_attachment(
-    draft: Draft, filename: str, content_type: str, data: bytes
+    draft: Draft, filename: str, content_type: str, data: bytes, *, by: User | None
 ) -> DraftAttachment:
     """Store an uploaded file, encrypted, in a draft; the message limits are checked now."""
+    _authorise_draft(draft, by)
     with transaction.atomic():
         Draft.objects.select_for_update().filter(pk=draft.pk).first()
         files = list(draft.files.values_list("size", flat=True))
@@ -205,8 +231,9 @@ def add_draft_attachment(
             raise
 
 
-def remove_draft_attachment(att: DraftAttachment) -> None:
+def remove_draft_attachment(att: DraftAttachment, *, by: User | None) -> None:
     """Remove a file from a draft, and its blob."""
+    _authorise_draft(att.draft, by)
     name = att.blob_name
     att.delete()
     transaction.on_commit(lambda: blobs.delete(name))
@@ -217,8 +244,9 @@ def read_draft_attachment(att: DraftAttachment) -> bytes:
     return blobs.read(att.blob_name, att.key_id, att.wrapped_key)
 
 
-def delete_draft(draft: Draft) -> None:
+def delete_draft(draft: Draft, *, by: User | None) -> None:
     """Delete a draft and the blobs of its files."""
+    _authorise_draft(draft, by)
     names = list(draft.files.values_list("blob_name", flat=True))
     draft.delete()
     transaction.on_commit(lambda: blobs.delete_many(names))
@@ -226,6 +254,7 @@ def delete_draft(draft: Draft) -> None:
 
 def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
     """Copy a message's attachments into a draft (forwarding carries them)."""
+    _authorise_quote(draft.mailbox, message)
     raw = read_raw(message)
     added = []
     for part in mime.parse_message(raw).attachments:
@@ -233,7 +262,9 @@ def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
             att = mime.get_part(raw, part.index)
         except mime.PartNotFoundError:
             continue
-        added.append(add_draft_attachment(draft, att.filename, att.content_type, att.data))
+        added.append(
+            add_draft_attachment(draft, att.filename, att.content_type, att.data, by=draft.author)
+        )
     return added
 
 
@@ -246,7 +277,7 @@ def send_draft(
 ) -> Message:
     """Send a draft through ``submit_message`` with its files, then delete it."""
     # The view checked it too; a grant revoked since must still stop the message here.
-    selectors.require(by, draft.mailbox, selectors.Access.SEND)
+    _authorise_draft(draft, by)
     content = open_draft(draft)
     files = [
         mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
@@ -275,7 +306,7 @@ def send_draft(
     record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
     try:
         with transaction.atomic():
-            delete_draft(draft)
+            delete_draft(draft, by=by)
     except IntegrityError:
         # The message is sent and committed; a leftover draft is only clutter.
         log.exception("draft %s sent but not deleted", draft.pk)

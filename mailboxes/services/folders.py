@@ -13,8 +13,10 @@ from django.utils.translation import gettext as _
 from charter import audit
 from mailboxes import blobs
 from mailboxes.models import AccessEvent, Delivery, Entry, Folder, Mailbox, Message
+from mailboxes.selectors import Access
 from mailboxes.services.errors import FolderError
 from mailboxes.services.pipeline import PENDING
+from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access, record_entries
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ def _folder_name(mailbox: Mailbox, name: str, *, exclude: Folder | None = None) 
 
 @transaction.atomic
 def create_folder(mailbox: Mailbox, name: str, *, by: User | None) -> Folder:
-    """Create a custom folder in a mailbox."""
+    """Create a custom folder in a mailbox (managers and the holder organise a shared box)."""
+    authorise(by, mailbox, Access.MANAGE)
     folder = Folder.objects.create(
         mailbox=mailbox, role=Folder.Role.CUSTOM, name=_folder_name(mailbox, name)
     )
@@ -48,6 +51,7 @@ def create_folder(mailbox: Mailbox, name: str, *, by: User | None) -> Folder:
 @transaction.atomic
 def rename_folder(folder: Folder, name: str, *, by: User | None) -> Folder:
     """Rename a custom folder (system folders keep their names)."""
+    authorise(by, folder.mailbox, Access.MANAGE)
     if folder.role != Folder.Role.CUSTOM:
         raise FolderError(_("Les dossiers du système ne peuvent pas être renommés."))
     folder.name = _folder_name(folder.mailbox, name, exclude=folder)
@@ -59,12 +63,21 @@ def rename_folder(folder: Folder, name: str, *, by: User | None) -> Folder:
 @transaction.atomic
 def delete_folder(folder: Folder, *, by: User | None) -> None:
     """Delete a custom folder that holds no message."""
+    authorise(by, folder.mailbox, Access.MANAGE)
     if folder.role != Folder.Role.CUSTOM:
         raise FolderError(_("Les dossiers du système ne peuvent pas être supprimés."))
     if Entry.objects.filter(folder=folder).exists():
         raise FolderError(_("Le dossier « %(name)s » n'est pas vide.") % {"name": folder.name})
     audit.record("folder.deleted", actor=by, obj=folder, mailbox=folder.mailbox_id)
     folder.delete()
+
+
+def _authorise_entries(items: list[Entry], by: User | None, need: Access) -> None:
+    seen: set[int] = set()
+    for entry in items:
+        if entry.mailbox_id not in seen:
+            seen.add(entry.mailbox_id)
+            authorise(by, entry.mailbox, need)
 
 
 def _entry_ids(
@@ -80,6 +93,8 @@ def _entry_ids(
 @transaction.atomic
 def move_entries(entries: Iterable[Entry], folder: Folder, *, by: User | None) -> int:
     """Move entries to a folder of their mailbox; moving to the trash remembers the origin."""
+    entries = list(entries)
+    _authorise_entries(entries, by, Access.READ)
     if folder.role == Folder.Role.TRASH:
         return trash_entries(entries, by=by)
     if folder.role == Folder.Role.DRAFTS:
@@ -101,6 +116,7 @@ def move_entries(entries: Iterable[Entry], folder: Folder, *, by: User | None) -
 def trash_entries(entries: Iterable[Entry], *, by: User | None) -> int:
     """Move entries to their mailbox's trash, remembering where each came from."""
     items = list(entries)
+    _authorise_entries(items, by, Access.READ)
     moved = 0
     for mailbox_id in {e.mailbox_id for e in items}:
         trash = Folder.objects.get(mailbox_id=mailbox_id, role=Folder.Role.TRASH)
@@ -119,6 +135,7 @@ def trash_entries(entries: Iterable[Entry], *, by: User | None) -> int:
 def restore_entries(entries: Iterable[Entry], *, by: User | None) -> int:
     """Put trashed entries back where they were (the inbox when that folder is gone)."""
     items = list(entries)
+    _authorise_entries(items, by, Access.READ)
     restored = 0
     for mailbox_id in {e.mailbox_id for e in items}:
         inbox = Folder.objects.get(mailbox_id=mailbox_id, role=Folder.Role.INBOX)
@@ -135,6 +152,8 @@ def restore_entries(entries: Iterable[Entry], *, by: User | None) -> int:
 
 def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
     """Delete every entry in the trash; purge messages nobody holds any more, with their blob."""
+    # Emptying destroys messages for everyone in a shared box: managers and the holder only.
+    authorise(by, mailbox, Access.MANAGE)
     with transaction.atomic():
         trashed = Entry.objects.filter(mailbox=mailbox, folder__role=Folder.Role.TRASH)
         message_ids = list(trashed.values_list("message_id", flat=True))
@@ -171,6 +190,7 @@ def set_flags(
 ) -> int:
     """Set or clear the seen and flagged flags; the first reading is noted on the delivery."""
     items = list(entries)
+    _authorise_entries(items, by, Access.READ)
     changes: dict[str, Any] = {}
     if seen is not None:
         changes["seen"] = seen

@@ -17,9 +17,11 @@ from charter import submission as charter_checks
 from charter.policy import PolicyError
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, Entry, Folder, HostedDomain, Mailbox, Message
+from mailboxes.selectors import Access
 from mailboxes.services import pipeline
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.mailbox import system_folder_id
+from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import sender_for
 from mssante.lib import crypto, mime
 
@@ -110,7 +112,14 @@ def submit_message(
     origin: str = Message.Origin.WEB,
     request: HttpRequest | None = None,
 ) -> Message:
-    """Check, encrypt and store a message with its deliveries, then enqueue its scan."""
+    """Check, encrypt and store a message with its deliveries, then enqueue its scan.
+
+    ``author`` is the person sending (None for the platform: API, gateway, commands); they
+    need the send right in ``mailbox``. ``in_reply_to`` must be a message of that box: a
+    reply never joins the conversation of a box the sender cannot read (the patient rules
+    read the conversation from it).
+    """
+    authorise(author, mailbox, Access.SEND)
     if not mailbox.is_active:
         raise SubmissionError(_("Votre boîte aux lettres est fermée : l'envoi est impossible."))
     to_list, cc_list = _recipients(to, cc)
@@ -137,6 +146,11 @@ def submit_message(
     patient_rules.check_submission(
         mailbox=mailbox, recipients=recipients, in_reply_to=in_reply_to, author=author
     )
+    if (
+        in_reply_to is not None
+        and not Entry.objects.filter(mailbox=mailbox, message=in_reply_to).exists()
+    ):
+        raise SubmissionError(_("Le message auquel vous répondez n'est pas dans cette boîte."))
     boxes = _recipient_mailboxes(recipients)
     limit = settings.MESSAGE_MAX_ATTACHMENTS
     if len(attachments) > limit:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from charter import audit
+from mailboxes import selectors
 from mailboxes.models import (
     AccessEvent,
     Entry,
@@ -19,7 +20,9 @@ from mailboxes.models import (
     Message,
     ReceiptPreference,
 )
+from mailboxes.selectors import Access
 from mailboxes.services.errors import MembershipError
+from mailboxes.services.rights import authorise
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -61,6 +64,7 @@ def grant_membership(
     request: HttpRequest | None = None,
 ) -> Membership:
     """Let ``user`` use ``mailbox`` with ``role`` (until ``expires_at`` when given)."""
+    authorise(by, mailbox, Access.MANAGE, operator=True)
     _check_grant(mailbox, user, role, expires_at)
     now = timezone.now()
     try:
@@ -105,6 +109,7 @@ def change_membership(
     request: HttpRequest | None = None,
 ) -> Membership:
     """Change the role (and end date) of a live grant."""
+    authorise(by, membership.mailbox, Access.MANAGE, operator=True)
     if not membership.is_live():
         raise MembershipError(_("Cet accès a pris fin : accordez-en un nouveau."))
     _check_grant(membership.mailbox, membership.user, role, expires_at)
@@ -131,6 +136,7 @@ def revoke_membership(
     membership: Membership, *, by: User | None, request: HttpRequest | None = None
 ) -> Membership:
     """End a grant at once: the member loses the box at their next request."""
+    authorise(by, membership.mailbox, Access.MANAGE, operator=True)
     if membership.revoked_at is not None:
         return membership
     membership.revoked_at = timezone.now()
@@ -224,6 +230,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
     """A person opens a message: it becomes seen (for the whole box) and the opening is journaled."""
     from mailboxes.services.folders import set_flags
 
+    authorise(by, entry.mailbox, Access.READ)
     if not entry.seen:
         from mailboxes.transport import mdn
 
@@ -235,7 +242,11 @@ def open_entry(entry: Entry, *, by: User) -> None:
         )
         # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
         # at once or, for a professional who chose "sur demande", when they say so.
-        if receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
+        # A receipt leaves from the box: a reader without the send right (a read-only
+        # delegate) never makes one leave; it waits for someone who may send.
+        level = selectors.access(by, entry.mailbox)
+        may_send = level is not None and level >= Access.SEND
+        if not may_send or receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
             # Nothing leaves: the receipts asked for wait for the reader's decision.
             mdn.send_read_receipts(unread, ask=True)
         else:
@@ -245,6 +256,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
 
 def record_download(entry: Entry, index: int, *, by: User) -> None:
     """An attachment of ``entry`` is handed out (download or preview): audited, and journaled in shared boxes."""
+    authorise(by, entry.mailbox, Access.READ)
     audit.record(
         "attachment.downloaded",
         actor=by,

@@ -1,4 +1,12 @@
-"""API tokens: created for one mailbox, shown once, kept only as a SHA-256."""
+"""API tokens: created for one mailbox, shown once, kept only as a SHA-256.
+
+A token for a nominative (PER) or organisational (ORG) box is issued only under the
+holder's recorded agreement (``ApiAgreement``), which they give themselves from the
+webmail's preferences after entering their second factor again, and may withdraw there:
+withdrawing revokes the token at once. The token gets the agreement's scope (read, or
+read and send) and at most one token lives per agreement (a new one replaces it).
+Applicative (APP) boxes are the operator's software boxes: staff issue their tokens.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +22,28 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from charter import audit
-from mailboxes.models import ApiToken, IdempotencyRecord, Mailbox
+from mailboxes.models import ApiAgreement, ApiScope, ApiToken, IdempotencyRecord, Mailbox
+from mailboxes.selectors import Access
 from mailboxes.services.errors import TokenError
+from mailboxes.services.rights import authorise
 
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from django.http import HttpRequest
+
     from accounts.models import User
+
+# Boxes whose tokens need their holder's agreement: a person's or a structure's box,
+# as opposed to an applicative box, which is software already.
+NEEDS_AGREEMENT = (Mailbox.Kind.PERSONAL, Mailbox.Kind.ORGANISATIONAL)
+_SCOPE_LEVEL = {ApiScope.READ: Access.READ, ApiScope.SEND: Access.SEND}
+
+
+def scope_level(scope: str) -> Access:
+    """The webmail level a token's scope stands for (read, or send)."""
+    return _SCOPE_LEVEL[ApiScope(scope)]
+
 
 # "mss_" + 8 characters of prefix (shown in the admin to tell tokens apart) + the secret.
 TOKEN_PREFIX = "mss_"  # noqa: S105 - a marker, not a secret
@@ -33,6 +56,98 @@ def hash_token(raw: str) -> str:
 
 
 @transaction.atomic
+def record_api_agreement(
+    mailbox: Mailbox,
+    *,
+    by: User,
+    scope: str,
+    software: str = "",
+    request: HttpRequest | None = None,
+) -> ApiAgreement:
+    """The holder (or the responsible) agrees that software may use their box through the API.
+
+    The view asks for the second factor again before calling this: the agreement is the
+    holder's own act, never staff's, and is journaled.
+    """
+    if by is None:
+        raise ValueError("an agreement is a person's act: by is required")
+    if mailbox.kind not in NEEDS_AGREEMENT:
+        raise TokenError(_("Cette boîte ne demande pas d'accord pour l'API."))
+    if not mailbox.is_active:
+        raise TokenError(_("La boîte %(address)s est fermée.") % {"address": mailbox.address})
+    if scope not in ApiScope.values:
+        raise TokenError(_("Droits inconnus : %(scope)s.") % {"scope": scope})
+    # The holder alone: not a delegate, not a manager, not staff.
+    authorise(by, mailbox, Access.HOLDER)
+    agreement = ApiAgreement.objects.create(
+        mailbox=mailbox, holder=by, scope=scope, software=software.strip()[:200]
+    )
+    audit.record(
+        "api_agreement.granted",
+        actor=by,
+        obj=agreement,
+        request=request,
+        mailbox=mailbox.address,
+        scope=scope,
+    )
+    return agreement
+
+
+@transaction.atomic
+def withdraw_api_agreement(
+    agreement: ApiAgreement, *, by: User | None, request: HttpRequest | None = None
+) -> ApiAgreement:
+    """The holder withdraws an agreement: every token issued under it is revoked at once."""
+    authorise(by, agreement.mailbox, Access.HOLDER, operator=True)
+    agreement = ApiAgreement.objects.select_for_update().get(pk=agreement.pk)
+    if agreement.withdrawn_at is not None:
+        return agreement
+    now = timezone.now()
+    agreement.withdrawn_at = now
+    agreement.withdrawn_by = by
+    agreement.save(update_fields=["withdrawn_at", "withdrawn_by"])
+    revoked = agreement.tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
+    audit.record(
+        "api_agreement.withdrawn",
+        actor=by,
+        obj=agreement,
+        request=request,
+        mailbox=agreement.mailbox.address,
+        tokens_revoked=revoked,
+    )
+    return agreement
+
+
+def live_agreement(mailbox: Mailbox) -> ApiAgreement | None:
+    """The holder's most recent agreement still in force for this box, if any."""
+    return (
+        ApiAgreement.objects.filter(mailbox=mailbox, withdrawn_at__isnull=True)
+        .order_by("-granted_at", "-pk")
+        .first()
+    )
+
+
+def agreement_for(mailbox: Mailbox, agreement: ApiAgreement | None = None) -> ApiAgreement | None:
+    """The agreement a new token of this box is issued under; TokenError saying why when none.
+
+    None for an applicative box, which needs no agreement.
+    """
+    if mailbox.kind not in NEEDS_AGREEMENT:
+        return None
+    agreement = agreement or live_agreement(mailbox)
+    if agreement is None or agreement.mailbox_id != mailbox.pk or not agreement.is_live:
+        raise TokenError(
+            _(
+                "Aucun jeton pour %(address)s sans l'accord enregistré de son titulaire : "
+                "il le donne lui-même dans la messagerie (Préférences, « Accès d'un logiciel "
+                "à ma boîte »), après avoir saisi son code de second facteur."
+            )
+            % {"address": mailbox.address}
+        )
+    return agreement
+
+
+@transaction.atomic
 def create_api_token(
     mailbox: Mailbox,
     *,
@@ -40,20 +155,43 @@ def create_api_token(
     label: str = "",
     expires_at: datetime | None = None,
     raw: str | None = None,
+    scope: str | None = None,
+    agreement: ApiAgreement | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for ``mailbox``; return it with the clear value, never stored or shown again.
 
-    ``raw`` is only for the demo data, whose token is published on purpose.
+    A PER or ORG box needs its holder's live agreement (the latest one, or ``agreement``);
+    the token gets its scope, or a narrower ``scope``, and replaces the token issued under
+    the same agreement before. ``raw`` is only for the demo data, whose token is published
+    on purpose.
     """
+    authorise(by, mailbox, Access.HOLDER, operator=True)
     if not mailbox.is_active:
         raise TokenError(_("La boîte %(address)s est fermée.") % {"address": mailbox.address})
     if mailbox.kind == Mailbox.Kind.PATIENT:
         raise TokenError(_("Une boîte patient ne reçoit pas de jeton d'API."))
     if expires_at is not None and expires_at <= timezone.now():
         raise TokenError(_("La date d'expiration doit être dans le futur."))
+    agreed = agreement_for(mailbox, agreement)
+    if scope is not None and scope not in ApiScope.values:
+        raise TokenError(_("Droits inconnus : %(scope)s.") % {"scope": scope})
+    granted = ApiScope(agreed.scope) if agreed else ApiScope.SEND
+    scope = ApiScope(scope or granted)
+    if scope_level(scope) > scope_level(granted):
+        raise TokenError(
+            _("Le titulaire n'a accordé que « %(granted)s » : pas de jeton « %(scope)s ».")
+            % {"granted": granted.label, "scope": scope.label}
+        )
+    now = timezone.now()
+    replaced = 0
+    if agreed is not None:
+        # One live token per agreement: a new one (rotation) ends the previous one.
+        replaced = agreed.tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
     raw = raw or TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         mailbox=mailbox,
+        scope=scope,
+        agreement=agreed,
         label=label.strip()[:200],
         prefix=raw[: len(TOKEN_PREFIX) + 8],
         token_hash=hash_token(raw),
@@ -66,6 +204,9 @@ def create_api_token(
         obj=token,
         mailbox=mailbox.address,
         prefix=token.prefix,
+        scope=scope,
+        agreement=agreed.pk if agreed else None,
+        replaced=replaced,
         expires_at=expires_at.isoformat() if expires_at else None,
     )
     return token, raw
@@ -74,6 +215,7 @@ def create_api_token(
 @transaction.atomic
 def revoke_api_token(token: ApiToken, *, by: User | None) -> ApiToken:
     """Revoke a token at once: its next request gets 401."""
+    authorise(by, token.mailbox, Access.HOLDER, operator=True)
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -346,7 +346,9 @@ def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
         },
         follow=True,
     )
-    assert "accord de son titulaire" in response.content.decode()
+    assert "accord enregistré de son titulaire" in response.content.decode()
+    assert not ApiToken.objects.filter(mailbox=lab["doctor_box"]).exists()
+    factories.api_agreement(lab["doctor_box"], scope="send")
     response = client.post(
         "/admin/mailboxes/apitoken/add/",
         {
@@ -354,7 +356,7 @@ def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
             "label": "Logiciel de cabinet",
             "expires_at_0": "01/01/2099",
             "expires_at_1": "00:00:00",
-            "holder_agrees": "on",
+            "scope": "send",
         },
         follow=True,
     )

@@ -237,3 +237,29 @@ def test_the_api_returns_the_timeline(claire) -> None:
     delivery = detail["deliveries"][0]
     assert delivery["timeline"][-1]["step"] == "read"
     assert delivery["timeline"][-1]["at"] == delivery["read_at"] is not None
+
+
+def test_a_read_only_delegate_opening_sends_no_receipt_the_holder_decides(claire, julien) -> None:
+    (user, box), (nurse_user, nurse) = claire, julien
+    secretary = factories.professional(first_name="Anne", last_name="Lecture")
+    services.grant_membership(nurse, secretary, "read", by=nurse_user)
+    message = compose_and_send(login(user), box, nurse.address, receipt=True)
+    entry = inbox_entry(nurse, message)
+    reader = login(secretary)
+    html = text_of(committed(reader.get, reverse("webmail_read", args=[entry.pk])).content)
+    # Nothing leaves from the holder's box on a reader's opening, and no choice is offered.
+    assert receipts_to(box) == []
+    assert "L'expéditeur demande un accusé de lecture" not in html
+    assert (
+        committed(
+            reader.post, reverse("webmail_receipt", args=[entry.pk]), {"decision": "send"}
+        ).status_code
+        == 403
+    )
+    assert receipts_to(box) == []
+    # The holder, who may send, is asked and answers.
+    holder = login(nurse_user)
+    html = text_of(committed(holder.get, reverse("webmail_read", args=[entry.pk])).content)
+    assert "L'expéditeur demande un accusé de lecture" in html
+    committed(holder.post, reverse("webmail_receipt", args=[entry.pk]), {"decision": "send"})
+    assert len(receipts_to(box)) == 1

@@ -479,7 +479,9 @@ def test_a_draft_is_sent_with_its_files_then_deleted(
         subject="Résultats",
         text="Ci-joint.",
     )
-    services.add_draft_attachment(draft, "../../résultats.pdf", "application/pdf", b"%PDF-1.4 data")
+    services.add_draft_attachment(
+        draft, "../../résultats.pdf", "application/pdf", b"%PDF-1.4 data", by=draft.author
+    )
     message = committed(services.send_draft, draft, by=doctor.owner)
     assert not Draft.objects.filter(pk=draft.pk).exists()
     assert not DraftAttachment.objects.exists()
@@ -529,13 +531,15 @@ def test_draft_attachment_limits_are_checked(doctor: Mailbox, settings: Any) -> 
     draft = services.save_draft(
         mailbox=doctor, author=doctor.owner, draft=None, to=[], cc=[], subject="", text=""
     )
-    att = services.add_draft_attachment(draft, "a.txt", "text/plain", b"a")
+    att = services.add_draft_attachment(draft, "a.txt", "text/plain", b"a", by=draft.author)
     with pytest.raises(services.DraftError, match="Pas plus de 1"):
-        services.add_draft_attachment(draft, "b.txt", "text/plain", b"b")
-    services.remove_draft_attachment(att)
+        services.add_draft_attachment(draft, "b.txt", "text/plain", b"b", by=draft.author)
+    services.remove_draft_attachment(att, by=att.draft.author)
     settings.MESSAGE_MAX_BYTES = 1000
     with pytest.raises(services.DraftError, match="dépasserait"):
-        services.add_draft_attachment(draft, "gros.bin", "application/octet-stream", b"x" * 1000)
+        services.add_draft_attachment(
+            draft, "gros.bin", "application/octet-stream", b"x" * 1000, by=draft.author
+        )
 
 
 def test_a_user_is_never_needed_for_system_folder_names(doctor: Mailbox) -> None:

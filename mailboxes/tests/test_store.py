@@ -153,7 +153,9 @@ def test_bodies_and_attachments_appear_nowhere_in_the_database_or_the_blob_folde
         mailbox=doctor, author=doctor.owner, draft=None, to=[nurse.address], cc=[],
         subject="Brouillon", text=f"brouillon {MARKER}",
     )  # fmt: skip
-    services.add_draft_attachment(draft, "notes.txt", "text/plain", f"pj {MARKER}".encode())
+    services.add_draft_attachment(
+        draft, "notes.txt", "text/plain", f"pj {MARKER}".encode(), by=draft.author
+    )
 
     needles = _forms(MARKER)
     assert _database_contains(needles) == []
@@ -215,7 +217,7 @@ def test_rotating_the_master_key_keeps_everything_readable_and_frees_the_old_key
     draft = services.save_draft(
         mailbox=doctor, author=doctor.owner, draft=None, to=[], cc=[], subject="b", text="brouillon"
     )
-    services.add_draft_attachment(draft, "a.txt", "text/plain", b"fichier")
+    services.add_draft_attachment(draft, "a.txt", "text/plain", b"fichier", by=draft.author)
     bodies_before = {p: hashlib.sha256(d).hexdigest() for p, d in blob_files().items()}
 
     settings.MSSANTE_MASTER_KEYS = f"{new},{old}"

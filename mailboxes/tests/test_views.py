@@ -677,7 +677,7 @@ def test_removing_a_draft_attachment(claire) -> None:
     user, box = claire
     client = login(user)
     draft = new_draft(client, box)
-    att = services.add_draft_attachment(draft, "a.txt", "text/plain", b"a")
+    att = services.add_draft_attachment(draft, "a.txt", "text/plain", b"a", by=draft.author)
     client.post(reverse("webmail_draft_attachment_delete", args=[draft.pk, att.pk]))
     assert not draft.files.exists()
 
@@ -746,7 +746,9 @@ def test_an_outsider_gets_404_on_every_url_of_another_persons_mail(
         "custom": custom,
         "box": box,
         "draft": draft,
-        "att": services.add_draft_attachment(draft, "note.txt", "text/plain", b"secret"),
+        "att": services.add_draft_attachment(
+            draft, "note.txt", "text/plain", b"secret", by=draft.author
+        ),
     }
     if data.get("folder") == "ARCHIVE":
         data = {"folder": folder(box, Folder.Role.ARCHIVE).pk}

@@ -20,6 +20,7 @@ import uuid
 from email.header import Header
 from email.message import Message as EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -28,7 +29,9 @@ from django.utils import timezone
 from charter import audit, listeblanche
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
+from mailboxes.selectors import Access
 from mailboxes.services import pipeline
+from mailboxes.services.rights import authorise
 from mssante.lib import crypto, mime
 
 log = logging.getLogger(__name__)
@@ -203,8 +206,13 @@ def pending_receipts(entry: object) -> list[int]:
     )
 
 
-def decide_receipts(entry: object, *, send: bool) -> int:
-    """The reader's answer to "L'expéditeur demande un accusé de lecture"; return MDNs sent."""
+def decide_receipts(entry: Any, *, send: bool, by: Any) -> int:
+    """The reader's answer to "L'expéditeur demande un accusé de lecture"; return MDNs sent.
+
+    The answer is the box's (a receipt leaves from its address, or is refused for good):
+    it needs the send right, like any message leaving the box.
+    """
+    authorise(by, entry.mailbox, Access.SEND)
     pending = pending_receipts(entry)
     if not pending:
         return 0

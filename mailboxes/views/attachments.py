@@ -11,6 +11,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from mailboxes import selectors, services
+from mailboxes.models import Entry
 from mailboxes.transport import xdm
 from mailboxes.views import structured
 from mailboxes.views._common import current_user
@@ -30,19 +31,21 @@ def content_disposition(kind: str, filename: str) -> str:
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
-    user = current_user(request)
-    entry = selectors.get_entry(user, entry_id)
+def _part(request: HttpRequest, entry_id: int, index: int) -> tuple[Entry, mime.Attachment]:
+    entry = selectors.get_entry(current_user(request), entry_id)
     if is_held(entry.message):
         # The antivirus held this message back: its files are never handed out.
         raise Http404
     try:
-        part = mime.get_part(services.read_raw(entry.message), index)
+        return entry, mime.get_part(services.read_raw(entry.message), index)
     except mime.PartNotFoundError:
         raise Http404 from None
-    # A preview hands the file to the browser just as a download does.
-    services.record_download(entry, index, by=user)
-    return part
+
+
+def _handed_out(request: HttpRequest, entry: Entry, index: int) -> None:
+    # Journaled once the file really leaves (a preview hands it out as a download does);
+    # a refusal (not previewable, not a package) journals nothing.
+    services.record_download(entry, index, by=current_user(request))
 
 
 def _stream(data: bytes, content_type: str) -> HttpResponse:
@@ -73,17 +76,19 @@ def inline_response(data: bytes, content_type: str, filename: str) -> HttpRespon
 @verified_required("professional")
 @require_GET
 def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
-    part = _part(request, entry_id, index)
+    entry, part = _part(request, entry_id, index)
+    _handed_out(request, entry, index)
     return download_response(part.data, part.filename)
 
 
 @verified_required("professional")
 @require_GET
 def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
-    part = _part(request, entry_id, index)
+    entry, part = _part(request, entry_id, index)
     content_type = part.content_type.lower()
     if content_type not in PREVIEWABLE:
         raise Http404
+    _handed_out(request, entry, index)
     data = part.data
     if content_type == "text/plain":
         # Re-encoded once here so the browser never has to guess a charset.
@@ -108,7 +113,7 @@ def structured_document_view(
     request: HttpRequest, entry_id: int, index: int, number: int
 ) -> HttpResponse:
     """The PDF of a structured document (IHE_XDM.ZIP), shown inline like a previewed attachment."""
-    part = _part(request, entry_id, index)
+    entry, part = _part(request, entry_id, index)
     if not structured.is_package(part.filename):
         raise Http404
     try:
@@ -121,4 +126,5 @@ def structured_document_view(
     document = package.documents[number - 1]
     if document.mime_type != structured.PDF or not document.data.startswith(b"%PDF-"):
         raise Http404
+    _handed_out(request, entry, index)
     return inline_response(document.data, structured.PDF, document.uri or "document.pdf")

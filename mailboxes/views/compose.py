@@ -329,9 +329,10 @@ def draft_send_view(request: HttpRequest, draft_id: int) -> HttpResponse:
 @verified_required("professional")
 @require_POST
 def draft_delete_view(request: HttpRequest, draft_id: int) -> HttpResponse:
-    draft = selectors.get_draft(current_user(request), draft_id)
+    user = current_user(request)
+    draft = selectors.get_draft(user, draft_id)
     mailbox = draft.mailbox
-    services.delete_draft(draft)
+    services.delete_draft(draft, by=user)
     messages.success(request, _("Brouillon supprimé."))
     drafts = selectors.system_folder(mailbox, Folder.Role.DRAFTS)
     return redirect(folder_url(drafts) if drafts else reverse("webmail_home"))
@@ -341,7 +342,8 @@ def draft_delete_view(request: HttpRequest, draft_id: int) -> HttpResponse:
 @require_POST
 def draft_upload_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     """Files added to a draft; the page's script shows the upload's progress."""
-    draft = selectors.get_draft(current_user(request), draft_id)
+    user = current_user(request)
+    draft = selectors.get_draft(user, draft_id)
     error = ""
     uploads = request.FILES.getlist("files")
     if not uploads:
@@ -353,6 +355,7 @@ def draft_upload_view(request: HttpRequest, draft_id: int) -> HttpResponse:
                 upload.name or "fichier",
                 upload.content_type or "application/octet-stream",
                 upload.read(),
+                by=user,
             )
         except services.DraftError as exc:
             error = str(exc)
@@ -374,9 +377,10 @@ def draft_upload_view(request: HttpRequest, draft_id: int) -> HttpResponse:
 def draft_attachment_delete_view(
     request: HttpRequest, draft_id: int, attachment_id: int
 ) -> HttpResponse:
-    att = selectors.get_draft_attachment(current_user(request), draft_id, attachment_id)
+    user = current_user(request)
+    att = selectors.get_draft_attachment(user, draft_id, attachment_id)
     draft = att.draft
-    services.remove_draft_attachment(att)
+    services.remove_draft_attachment(att, by=user)
     if _is_async(request):
         return render(
             request, "mailboxes/_draft_files.html", {"draft": draft, "files": _files(draft)}
@@ -486,9 +490,11 @@ def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
                 with transaction.atomic():
                     # One package per message: a new one replaces the previous.
                     for old in draft.files.filter(filename__iexact=xdm.FILENAME):
-                        services.remove_draft_attachment(old)
-                    services.add_draft_attachment(draft, xdm.FILENAME, "application/zip", package)
-                    services.set_draft_headers(draft, xdm.headers(patient, documents))
+                        services.remove_draft_attachment(old, by=user)
+                    services.add_draft_attachment(
+                        draft, xdm.FILENAME, "application/zip", package, by=user
+                    )
+                    services.set_draft_headers(draft, xdm.headers(patient, documents), by=user)
             except services.DraftError as exc:
                 error = str(exc)
             else:

@@ -278,7 +278,8 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     # Under the page's h1 (the subject).
     shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
     conversation = selectors.thread(entry)
-    is_holder = selectors.access(user, entry.mailbox) == selectors.Access.HOLDER
+    level = selectors.access(user, entry.mailbox)
+    is_holder = level == selectors.Access.HOLDER
     return render_webmail(
         request,
         "mailboxes/read.html",
@@ -294,7 +295,12 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 else []
             ),
             # "L'expéditeur demande un accusé de lecture" (reader's preference "sur demande").
-            "receipt_asked": bool(mdn.pending_receipts(entry)),
+            # Answering it sends from the box: asked only of those who may send.
+            "receipt_asked": (
+                level is not None
+                and level >= selectors.Access.SEND
+                and bool(mdn.pending_receipts(entry))
+            ),
             "move_form": MoveForm(
                 mailbox_id=entry.mailbox_id, exclude=entry.folder, auto_id="move-%s"
             ),

@@ -104,3 +104,57 @@ def test_only_a_conversation_with_a_patient_can_be_closed(space: Space) -> None:
     nurse_entry = space.entry(space.nurse_box, to_patient)
     assert doctor.post(reverse("patients:close", args=[nurse_entry.pk])).status_code == 404
     assert not ConversationClosure.objects.exists()
+
+
+def test_a_read_only_delegate_cannot_close_the_holders_conversation(space: Space) -> None:
+    mailbox_services.grant_membership(space.doctor_box, space.nurse, "read", by=space.doctor)
+    message = space.send(space.doctor_box, [space.patient_box.address])
+    pro_entry = space.entry(space.doctor_box, message)
+    reader = login(space.nurse)
+    page = reader.get(reverse("webmail_read", args=[pro_entry.pk])).content.decode()
+    assert "Conversation avec un patient" in page
+    assert "Clore la conversation" not in page
+    assert reader.post(reverse("patients:close", args=[pro_entry.pk])).status_code == 403
+    assert not ConversationClosure.objects.exists()
+    # The patient can still answer the holder.
+    patient_entry = space.entry(space.patient_box, message)
+    response = space.run(
+        login(space.patient).post,
+        reverse("patients:reply", args=[patient_entry.pk]),
+        {"text": "Merci docteur."},
+    )
+    assert response.status_code == 302
+    assert Message.objects.filter(sender_mailbox=space.patient_box).count() == 1
+
+
+def test_a_delegate_who_may_send_closes_the_conversation_for_the_box(space: Space) -> None:
+    mailbox_services.grant_membership(space.doctor_box, space.nurse, "send", by=space.doctor)
+    message = space.send(space.doctor_box, [space.patient_box.address])
+    pro_entry = space.entry(space.doctor_box, message)
+    sender = login(space.nurse)
+    assert "Clore la conversation" in (
+        sender.get(reverse("webmail_read", args=[pro_entry.pk])).content.decode()
+    )
+    assert sender.post(reverse("patients:close", args=[pro_entry.pk])).status_code == 302
+    closure = ConversationClosure.objects.get()
+    assert (closure.closed_by, closure.closed_from) == (space.nurse, space.doctor_box)
+
+
+def test_a_box_copied_in_a_colleagues_conversation_neither_sees_nor_closes_it(
+    space: Space,
+) -> None:
+    # The nurse writes to the patient, then copies the doctor in the same thread.
+    to_patient = space.send(space.nurse_box, [space.patient_box.address])
+    copy = space.send(
+        space.nurse_box,
+        [space.doctor_box.address],
+        subject="Re : Résultats",
+        in_reply_to=to_patient,
+    )
+    doctor_entry = space.entry(space.doctor_box, copy)
+    doctor = login(space.doctor)
+    page = doctor.get(reverse("webmail_read", args=[doctor_entry.pk])).content.decode()
+    assert space.patient.patient.ins not in page
+    assert "Clore la conversation" not in page
+    assert doctor.post(reverse("patients:close", args=[doctor_entry.pk])).status_code == 404
+    assert not ConversationClosure.objects.exists()

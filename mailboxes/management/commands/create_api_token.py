@@ -1,4 +1,9 @@
-"""Create an API token for one mailbox and print it (the only time it is shown)."""
+"""Create an API token for one mailbox and print it (the only time it is shown).
+
+A nominative or organisational box needs its holder's agreement, recorded by the holder
+in the webmail (Préférences, "Accès d'un logiciel à ma boîte"): without it the command
+refuses and says so. The token gets the agreement's rights, or narrower ones (--scope).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from mailboxes import services
-from mailboxes.models import Mailbox
+from mailboxes.models import ApiScope, Mailbox
 
 
 class Command(BaseCommand):
@@ -29,6 +34,15 @@ class Command(BaseCommand):
             help="Validité en jours (défaut : API_TOKEN_DAYS).",
         )
         parser.add_argument("--label", default="", help="Libellé (logiciel, site…).")
+        parser.add_argument(
+            "--scope",
+            choices=ApiScope.values,
+            default=None,
+            help=(
+                "Droits du jeton : read (lire, classer) ou send (aussi envoyer). Par défaut, "
+                "ceux que le titulaire a accordés (send pour une boîte applicative)."
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         address = options["mailbox"].strip().lower()
@@ -44,11 +58,19 @@ class Command(BaseCommand):
                 by=None,
                 label=options["label"] or "ligne de commande",
                 expires_at=timezone.now() + timedelta(days=days),
+                scope=options["scope"],
             )
         except services.TokenError as exc:
             raise CommandError(str(exc)) from None
+        agreement = token.agreement
+        if agreement is not None:
+            self.stderr.write(
+                f"Accord de {agreement.holder.get_full_name()} du "
+                f"{timezone.localtime(agreement.granted_at):%d/%m/%Y %H:%M} "
+                f"({agreement.software or 'logiciel non précisé'})."
+            )
         self.stderr.write(
-            f"Jeton créé pour {mailbox.address}, valable jusqu'au "
+            f"Jeton créé pour {mailbox.address} ({token.get_scope_display()}), valable jusqu'au "
             f"{timezone.localtime(token.expires_at):%d/%m/%Y %H:%M} (préfixe {token.prefix}). "
             "Il ne sera plus jamais affiché : conservez-le maintenant."
         )
