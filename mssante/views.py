@@ -1,8 +1,10 @@
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from accounts.views.login import landing_url
+from mssante import errors
 from mssante.access import current_user, is_verified
 
 
@@ -18,3 +20,39 @@ def health(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+# --------------------------------------------------------------------------- error pages
+# Named in mssante/urls.py (handler400…) and settings.CSRF_FAILURE_VIEW.
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return errors.error_response(request, 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    reason = str(exception) if isinstance(exception, errors.Refused) else ""
+    return errors.error_response(request, 403, reason=reason)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return errors.error_response(request, 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return errors.error_response(request, 500)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without a valid CSRF token: most often a page left open too long."""
+    return errors.error_response(
+        request,
+        403,
+        title=_("Formulaire expiré"),
+        reason=_(
+            "Ce formulaire n'a pas pu être vérifié : la page était ouverte depuis longtemps, "
+            "ou vous vous êtes déconnecté entre-temps. Rien n'a été enregistré."
+        ),
+        advice=_("Revenez à la page, rechargez-la, puis envoyez le formulaire à nouveau."),
+        retry_url=request.path if request.method == "POST" else "",
+    )
