@@ -284,3 +284,14 @@ def test_with_https_settings_plain_http_is_redirected_and_hsts_sent(settings: An
     assert secure["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     # Load balancers probe the health URL over plain HTTP.
     assert client.get("/sante/").status_code == 200
+
+
+def test_remote_images_asked_for_widen_img_src_only(world: dict[str, Any]) -> None:
+    client = logged_in(world["doctor"])
+    url = reverse("webmail_read", args=[world["entry"].pk])
+    assert _policy(client.get(url))["img-src"] == "'self' data:"
+    widened = client.get(url, {"images": "distantes"})
+    policy = _policy(widened)
+    assert policy["img-src"] == "'self' data: https:"
+    assert policy["script-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"

@@ -32,6 +32,7 @@ from mailboxes.views._common import (
 from mssante import saved_search
 from mssante.access import verified_required
 from mssante.lib import mime
+from mssante.middleware import content_security_policy
 
 # Types a browser can show without running anything, once sandboxed (see attachments).
 PREVIEWABLE = frozenset(
@@ -316,6 +317,13 @@ def _wants_remote_images(request: HttpRequest) -> bool:
     return request.GET.get("images") == "distantes"
 
 
+def _allow_remote_images(response: HttpResponse) -> HttpResponse:
+    # The user asked for this message's remote images: the page's policy lets the
+    # browser fetch images over HTTPS, and nothing else more than on any page.
+    response["Content-Security-Policy"] = content_security_policy(img_src="'self' data: https:")
+    return response
+
+
 @verified_required("professional")
 @require_GET
 def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
@@ -326,7 +334,7 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
     conversation = selectors.thread(entry)
     is_holder = selectors.access(user, entry.mailbox) == selectors.Access.HOLDER
-    return render_webmail(
+    response = render_webmail(
         request,
         "mailboxes/read.html",
         entry.mailbox,
@@ -353,6 +361,7 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
         },
         current_folder=entry.folder,
     )
+    return _allow_remote_images(response) if _wants_remote_images(request) else response
 
 
 @verified_required("professional")
@@ -365,13 +374,14 @@ def conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     items = [_shown(e, remote_images=remote, heading_base=2) for e in selectors.thread(entry)]
     for item in items:
         services.open_entry(item.entry, by=user)
-    return render_webmail(
+    response = render_webmail(
         request,
         "mailboxes/conversation.html",
         entry.mailbox,
         {"entry": entry, "items": items},
         current_folder=entry.folder,
     )
+    return _allow_remote_images(response) if remote else response
 
 
 # --------------------------------------------------------------------------- filing
