@@ -279,7 +279,9 @@ def _clean_text(value: str) -> str:
 
 
 # Every string of the API's schemas: what PostgreSQL, the MIME writer and the logs accept.
-Text = Annotated[str, AfterValidator(_clean_text)]
+Text = Annotated[
+    str, AfterValidator(_clean_text), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+]
 
 
 class ErrorOut(Schema):
@@ -306,13 +308,15 @@ class MessageIn(pydantic.BaseModel):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=1000)
 
 
+# Strings are refused with a NUL (and, not expressible here, a lone surrogate): see Text.
+NO_NUL = "^[^\\u0000]*$"
 _ATTACHMENT_SCHEMA = {
     "type": "object",
     "required": ["filename", "content"],
     "additionalProperties": False,
     "properties": {
-        "filename": {"type": "string", "minLength": 1, "maxLength": 255},
-        "content_type": {"type": "string", "minLength": 1, "maxLength": 127},
+        "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+        "content_type": {"type": "string", "minLength": 1, "maxLength": 127, "pattern": NO_NUL},
         "content": {"type": "string", "format": "byte", "description": "base64"},
     },
 }
@@ -321,23 +325,34 @@ _MESSAGE_SCHEMA = {
     "required": ["to"],
     "additionalProperties": False,
     "properties": {
-        "to": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "cc": {"type": "array", "items": {"type": "string"}},
-        "subject": {"type": "string", "maxLength": 998},
-        "text": {"type": "string"},
-        "html": {"type": "string", "nullable": True},
-        "attachments": {"type": "array", "items": _ATTACHMENT_SCHEMA},
+        "to": {
+            "type": "array",
+            "items": {"type": "string", "pattern": NO_NUL},
+            "minItems": 1,
+            "maxItems": 1000,
+        },
+        "cc": {"type": "array", "items": {"type": "string", "pattern": NO_NUL}, "maxItems": 1000},
+        "subject": {"type": "string", "maxLength": 998, "pattern": NO_NUL},
+        "text": {"type": "string", "pattern": NO_NUL},
+        "html": {"type": ["string", "null"], "pattern": NO_NUL},
+        "attachments": {"type": "array", "items": _ATTACHMENT_SCHEMA, "maxItems": 1000},
     },
 }
+# A multipart "to" may hold several addresses separated by "," ";" or a new line.
+_ADDRESSES = "^[^\\u0000]*[^\\u0000\\s,;][^\\u0000]*$"
 _MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["to"],
     "properties": {
-        "to": {"type": "array", "items": {"type": "string"}},
-        "cc": {"type": "array", "items": {"type": "string"}},
-        "subject": {"type": "string"},
-        "text": {"type": "string"},
-        "html": {"type": "string"},
+        "to": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _ADDRESSES},
+            "minItems": 1,
+        },
+        "cc": {"type": "array", "items": {"type": "string", "pattern": NO_NUL}},
+        "subject": {"type": "string", "maxLength": 998, "pattern": NO_NUL},
+        "text": {"type": "string", "pattern": NO_NUL},
+        "html": {"type": "string", "pattern": NO_NUL},
         "attachments": {"type": "array", "items": {"type": "string", "format": "binary"}},
     },
 }
@@ -464,8 +479,9 @@ def _folder(token: ApiToken, name: str) -> Folder:
         or qs.filter(role=Folder.Role.CUSTOM, name=name).first()
     )
     if folder is None or folder.role == Folder.Role.DRAFTS:
+        # 422: the request is well formed, the folder just does not exist in this box.
         raise ApiError(
-            400,
+            422,
             "unknown_folder",
             _(
                 "Champ « folder » : dossier inconnu « %(name)s » (inbox, sent, archive, trash "
@@ -657,17 +673,43 @@ def _replay(token: ApiToken, key: str, request_hash: str) -> Status[dict[str, An
 # --------------------------------------------------------------------------- endpoints
 
 
+def _links(message_id: str) -> dict[str, Any]:
+    """OpenAPI links from an answer naming a message to the operations on that message."""
+    return {
+        name: {"operationId": operation, "parameters": {"message_id": message_id}}
+        for name, operation in (
+            ("GetMessage", "mailboxes_api_get_message"),
+            ("GetRawMessage", "mailboxes_api_get_raw"),
+            ("SetFlags", "mailboxes_api_set_flags"),
+        )
+    }
+
+
 @api.post(
     "/messages",
-    response={201: MessageCreatedOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, **_REFUSALS},
+    response={
+        201: MessageCreatedOut,
+        409: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        422: ErrorOut,
+        **_REFUSALS,
+    },
     summary="Envoyer un message",
     openapi_extra={
+        # What a client (and schemathesis's stateful run) can do next with the new id.
+        "responses": {201: {"links": _links("$response.body#/id")}},
         "parameters": [
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[!-~]{1,255}$",
+                },
                 "description": (
                     "Même clé et même corps : la première réponse est rejouée, rien n'est "
                     "envoyé deux fois. Même clé, autre corps : 409."
@@ -846,7 +888,7 @@ def get_raw(request: HttpRequest, message_id: UUID) -> HttpResponse:
 
 @api.post(
     "/messages/{message_id}/flags",
-    response={200: EntryState, **_REFUSALS},
+    response={200: EntryState, 422: ErrorOut, **_REFUSALS},
     summary="Marquer lu, suivre, déplacer",
 )
 def set_flags(request: HttpRequest, message_id: UUID, flags: FlagsIn) -> dict[str, Any]:
@@ -873,8 +915,9 @@ def set_flags(request: HttpRequest, message_id: UUID, flags: FlagsIn) -> dict[st
 
 @api.get(
     "/mailboxes/{address}/messages",
-    response={200: MessagePage, **_REFUSALS},
+    response={200: MessagePage, 422: ErrorOut, **_REFUSALS},
     summary="Les messages d'un dossier, du plus récent au plus ancien",
+    openapi_extra={"responses": {200: {"links": _links("$response.body#/messages/0/id")}}},
 )
 def list_messages(request: HttpRequest, address: str, params: Query[ListQuery]) -> dict[str, Any]:
     """One page of a folder; pass ``next_cursor`` back as ``cursor`` for the next one."""
