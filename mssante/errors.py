@@ -32,6 +32,12 @@ def _texts(status: int) -> tuple[str, str, str]:
             _("La page n'a pas pu traiter ce qui lui a été envoyé."),
             _("Vérifiez votre saisie, rechargez la page puis réessayez."),
         )
+    if status == 405:
+        return (
+            _("Action impossible depuis cette adresse"),
+            _("Cette page ne s'ouvre pas ainsi : elle répond à un bouton ou à un formulaire."),
+            _("Revenez à la page précédente et utilisez ses boutons."),
+        )
     if status == 414:
         return (
             _("Adresse trop longue"),

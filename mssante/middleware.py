@@ -128,6 +128,15 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if (
+            response.status_code == 405
+            and not response.content
+            and not request.path_info.startswith(_OWN_CHECKS)
+        ):
+            # require_POST and friends answer an empty body: a blank page for a person.
+            page = errors.error_response(request, 405)
+            page["Allow"] = response.get("Allow", "")
+            response = page
         # A view that serves a document of its own (the sandboxed attachment preview)
         # sets its own policy: keep it.
         response.headers.setdefault("Content-Security-Policy", self.policy)

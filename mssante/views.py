@@ -1,6 +1,9 @@
+from urllib.parse import urlsplit
+
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from accounts.views.login import landing_url
@@ -54,5 +57,15 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
             "ou vous vous êtes déconnecté entre-temps. Rien n'a été enregistré."
         ),
         advice=_("Revenez à la page, rechargez-la, puis envoyez le formulaire à nouveau."),
-        retry_url=request.path if request.method == "POST" else "",
+        retry_url=_same_site_referer(request),
     )
+
+
+def _same_site_referer(request: HttpRequest) -> str:
+    """The page the form was on, when it is one of ours (a POST-only URL would be a 405)."""
+    referer = request.headers.get("Referer", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return urlsplit(referer).path
+    return ""

@@ -69,7 +69,23 @@ def test_a_form_without_its_csrf_token_gets_a_french_page_saying_what_to_do() ->
     client = Client(enforce_csrf_checks=True)
     response = client.post("/connexion/", {"identifier": "x", "password": "y"})
     html = _assert_dsfr_page(response, 403, "Formulaire expiré", "Rien n&#x27;a été enregistré")
-    assert 'href="/connexion/"' in html  # back to the form
+    assert 'href="/"' in html
+    # Back to the page the form was on, when the browser says which (one of ours).
+    response = client.post(
+        "/connexion/", {"identifier": "x"}, headers={"Referer": "http://testserver/connexion/"}
+    )
+    assert 'href="/connexion/"' in response.content.decode()
+    response = client.post(
+        "/connexion/", {"identifier": "x"}, headers={"Referer": "https://ailleurs.example/"}
+    )
+    assert "ailleurs" not in response.content.decode()
+
+
+def test_a_post_only_address_opened_in_the_browser_is_a_french_405() -> None:
+    client = logged_in(factories.professional())
+    response = client.get("/messagerie/message/1/supprimer/")
+    _assert_dsfr_page(response, 405, "Action impossible depuis cette adresse")
+    assert response["Allow"] == "POST"
 
 
 def test_a_400_is_a_french_page() -> None:

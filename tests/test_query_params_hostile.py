@@ -107,3 +107,28 @@ def test_a_huge_page_number_in_the_directory_shows_the_last_page(
     for page in ("99999999999999999999999999", "-5", "abc", "9" * 5000):
         response = client.get(results, {"page": page})
         assert response.status_code == 200, page
+
+
+@pytest.mark.parametrize("persona", ["professional", "patient"])
+def test_no_page_gives_a_server_error_on_an_id_out_of_range(
+    people: dict[str, Any],  # noqa: F811
+    persona: str,
+) -> None:
+    # PostgreSQL's bigint stops at 2**63 - 1: a longer id must be a 404, not a DataError.
+    client = logged_in(people[persona], raise_request_exception=False)
+    start = {"professional": ["/messagerie/"], "patient": ["/patient/"]}[persona]
+    site = crawl(client, start, PAGES[persona])
+    tried: set[str] = set()
+    for page in site.pages:
+        parts = urlsplit(page).path.split("/")
+        for i, part in enumerate(parts):
+            if not part.isdigit():
+                continue
+            for huge in (str(2**63), "9" * 40):
+                path = "/".join([*parts[:i], huge, *parts[i + 1 :]])
+                if shape(path) + huge in tried:
+                    continue
+                tried.add(shape(path) + huge)
+                response = client.get(path)
+                assert response.status_code in (404, 405), (path, response.status_code)
+    assert tried
