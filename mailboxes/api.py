@@ -10,22 +10,32 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import logging
 import re
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import pydantic
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.datastructures import MultiValueDict
+from django.utils.http import parse_header_parameters
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from mailboxes import selectors, services
 from mailboxes.models import (
@@ -38,7 +48,7 @@ from mailboxes.models import (
     Message,
 )
 from mailboxes.transport.timeline import read_visible, timeline
-from mssante.lib import mime
+from mssante.lib import mime, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +125,27 @@ class TokenAuth(HttpBearer):
         return found
 
 
+class SafeParser(Parser):
+    """ninja's parser with the checks of ``mssante.lib.untrusted`` (depth, NUL, surrogates)."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        # ninja turns any exception here into HttpError(400) "from" it: _http_error
+        # shows our French reason.
+        data = untrusted.load_json(request.body)
+        if not isinstance(data, dict):
+            raise untrusted.UntrustedInputError(_("Le corps doit être un objet JSON."))
+        return data
+
+    def parse_querydict(
+        self, data: MultiValueDict[str, Any], list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        for key, values in data.lists():
+            for text in (key, *values):
+                if isinstance(text, str) and (fault := untrusted.text_fault(text)):
+                    raise _field_error(_printable(key), _(fault))
+        return super().parse_querydict(data, list_fields, request)
+
+
 api = NinjaAPI(
     title="API MSSanté",
     version="1",
@@ -125,6 +156,7 @@ api = NinjaAPI(
     ),
     urls_namespace="api",
     auth=TokenAuth(),
+    parser=SafeParser(),
 )
 
 
@@ -165,14 +197,49 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     # ninja puts the source first ("query", "path", "body"): the field follows.
     first = errors[0] if errors else {}
     loc = [str(p) for p in first.get("loc", ())][1:] or ["requête"]
+    field = _printable(".".join(loc))
     return _error(
         request,
         400,
         "invalid_field",
         _("Champ « %(field)s » invalide : %(reason)s.")
-        % {"field": ".".join(loc), "reason": first.get("msg", "")},
-        field=".".join(loc),
+        % {"field": field, "reason": _reason(first)},
+        field=field,
     )
+
+
+def _reason(error: Any) -> str:
+    """pydantic's reason for refusing a value, in French for the common cases."""
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    reasons = {
+        "missing": _("champ obligatoire"),
+        "extra_forbidden": _("champ inconnu"),
+        "string_type": _("texte attendu"),
+        "list_type": _("liste attendue"),
+        "bool_type": _("booléen attendu (true ou false)"),
+        "bool_parsing": _("booléen attendu (true ou false)"),
+        "int_type": _("nombre entier attendu"),
+        "int_parsing": _("nombre entier attendu"),
+        "model_type": _("objet JSON attendu"),
+        "dict_type": _("objet JSON attendu"),
+        "uuid_parsing": _("identifiant (UUID) attendu"),
+        "uuid_type": _("identifiant (UUID) attendu"),
+        "string_too_short": _("au moins %(n)s caractère(s)") % {"n": ctx.get("min_length")},
+        "string_too_long": _("au plus %(n)s caractères") % {"n": ctx.get("max_length")},
+        "too_short": _("au moins %(n)s élément(s)") % {"n": ctx.get("min_length")},
+        "too_long": _("au plus %(n)s éléments") % {"n": ctx.get("max_length")},
+        "greater_than_equal": _("au moins %(n)s") % {"n": ctx.get("ge")},
+        "less_than_equal": _("au plus %(n)s") % {"n": ctx.get("le")},
+    }
+    return str(reasons.get(kind, error.get("msg", _("valeur refusée"))))
+
+
+def _printable(text: str) -> str:
+    """A field name or value sent by the client, safe to echo in a JSON answer."""
+    return text.replace("\x00", "\\0").encode("utf-8", "replace").decode("utf-8")[:100]
 
 
 @api.exception_handler(AuthenticationError)
@@ -183,6 +250,14 @@ def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> Htt
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 400:
+        cause = exc.__cause__
+        if isinstance(cause, untrusted.UntrustedInputError):
+            return _error(
+                request,
+                400,
+                "invalid_json",
+                _("Corps de la requête refusé : %(reason)s.") % {"reason": _untrusted(cause)},
+            )
         return _error(
             request, 400, "invalid_json", _("Corps de la requête illisible : JSON attendu.")
         )
@@ -210,6 +285,23 @@ def _server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
 # --------------------------------------------------------------------------- schemas
 
 
+def _untrusted(exc: untrusted.UntrustedInputError) -> str:
+    return _(exc.template) % exc.params if exc.params else _(exc.template)
+
+
+def _clean_text(value: str) -> str:
+    fault = untrusted.text_fault(value)
+    if fault:
+        raise ValueError(_(fault))
+    return value
+
+
+# Every string of the API's schemas: what PostgreSQL, the MIME writer and the logs accept.
+Text = Annotated[
+    str, AfterValidator(_clean_text), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+]
+
+
 class ErrorOut(Schema):
     code: str
     message: str
@@ -218,29 +310,31 @@ class ErrorOut(Schema):
 class AttachmentIn(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    filename: str = Field(min_length=1, max_length=255)
-    content_type: str = Field(default="application/octet-stream", min_length=1, max_length=127)
-    content: str = Field(description="Le fichier encodé en base64.")
+    filename: Text = Field(min_length=1, max_length=255)
+    content_type: Text = Field(default="application/octet-stream", min_length=1, max_length=127)
+    content: Text = Field(description="Le fichier encodé en base64.")
 
 
 class MessageIn(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
-    to: list[str] = Field(min_length=1, max_length=1000)
-    cc: list[str] = Field(default_factory=list, max_length=1000)
-    subject: str = Field(default="", max_length=998)
-    text: str = ""
-    html: str | None = None
+    to: list[Text] = Field(min_length=1, max_length=1000)
+    cc: list[Text] = Field(default_factory=list, max_length=1000)
+    subject: Text = Field(default="", max_length=998)
+    text: Text = ""
+    html: Text | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=1000)
 
 
+# Strings are refused with a NUL (and, not expressible here, a lone surrogate): see Text.
+NO_NUL = "^[^\\u0000]*$"
 _ATTACHMENT_SCHEMA = {
     "type": "object",
     "required": ["filename", "content"],
     "additionalProperties": False,
     "properties": {
-        "filename": {"type": "string", "minLength": 1, "maxLength": 255},
-        "content_type": {"type": "string", "minLength": 1, "maxLength": 127},
+        "filename": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+        "content_type": {"type": "string", "minLength": 1, "maxLength": 127, "pattern": NO_NUL},
         "content": {"type": "string", "format": "byte", "description": "base64"},
     },
 }
@@ -249,23 +343,34 @@ _MESSAGE_SCHEMA = {
     "required": ["to"],
     "additionalProperties": False,
     "properties": {
-        "to": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "cc": {"type": "array", "items": {"type": "string"}},
-        "subject": {"type": "string", "maxLength": 998},
-        "text": {"type": "string"},
-        "html": {"type": "string", "nullable": True},
-        "attachments": {"type": "array", "items": _ATTACHMENT_SCHEMA},
+        "to": {
+            "type": "array",
+            "items": {"type": "string", "pattern": NO_NUL},
+            "minItems": 1,
+            "maxItems": 1000,
+        },
+        "cc": {"type": "array", "items": {"type": "string", "pattern": NO_NUL}, "maxItems": 1000},
+        "subject": {"type": "string", "maxLength": 998, "pattern": NO_NUL},
+        "text": {"type": "string", "pattern": NO_NUL},
+        "html": {"type": ["string", "null"], "pattern": NO_NUL},
+        "attachments": {"type": "array", "items": _ATTACHMENT_SCHEMA, "maxItems": 1000},
     },
 }
+# A multipart "to" may hold several addresses separated by "," ";" or a new line.
+_ADDRESSES = "^[^\\u0000]*[^\\u0000\\s,;][^\\u0000]*$"
 _MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["to"],
     "properties": {
-        "to": {"type": "array", "items": {"type": "string"}},
-        "cc": {"type": "array", "items": {"type": "string"}},
-        "subject": {"type": "string"},
-        "text": {"type": "string"},
-        "html": {"type": "string"},
+        "to": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _ADDRESSES},
+            "minItems": 1,
+        },
+        "cc": {"type": "array", "items": {"type": "string", "pattern": NO_NUL}},
+        "subject": {"type": "string", "maxLength": 998, "pattern": NO_NUL},
+        "text": {"type": "string", "pattern": NO_NUL},
+        "html": {"type": "string", "pattern": NO_NUL},
         "attachments": {"type": "array", "items": {"type": "string", "format": "binary"}},
     },
 }
@@ -355,12 +460,12 @@ class FlagsIn(Schema):
 
     seen: bool | None = None
     flagged: bool | None = None
-    folder: str | None = Field(default=None, max_length=100)
+    folder: Text | None = Field(default=None, max_length=100)
 
 
 class ListQuery(Schema):
-    folder: str = Field(default="inbox", max_length=100)
-    cursor: str | None = Field(default=None, max_length=64)
+    folder: Text = Field(default="inbox", max_length=100)
+    cursor: Text | None = Field(default=None, max_length=64)
     limit: int = Field(default=50, ge=1, le=1000)
 
 
@@ -392,8 +497,9 @@ def _folder(token: ApiToken, name: str) -> Folder:
         or qs.filter(role=Folder.Role.CUSTOM, name=name).first()
     )
     if folder is None or folder.role == Folder.Role.DRAFTS:
+        # 422: the request is well formed, the folder just does not exist in this box.
         raise ApiError(
-            400,
+            422,
             "unknown_folder",
             _(
                 "Champ « folder » : dossier inconnu « %(name)s » (inbox, sent, archive, trash "
@@ -448,10 +554,7 @@ def _read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment
     content_type = (request.content_type or "").lower()
     attachments: list[mime.Attachment] = []
     if content_type == "multipart/form-data":
-        try:
-            post, files = request.POST, request.FILES
-        except (RequestDataTooBig, TooManyFieldsSent):
-            raise too_large from None
+        post, files = _read_multipart(request, limit, too_large)
         data: dict[str, Any] = {
             "to": _split(post.getlist("to")),
             "cc": _split(post.getlist("cc")),
@@ -460,13 +563,12 @@ def _read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment
             "html": post.get("html") or None,
         }
         for upload in files.getlist("attachments"):
-            attachments.append(
-                mime.Attachment(
-                    (upload.name or "piece-jointe")[:255],
-                    (upload.content_type or "application/octet-stream")[:127],
-                    upload.read(),
-                )
-            )
+            name = (upload.name or "piece-jointe")[:255]
+            kind = (upload.content_type or "application/octet-stream")[:127]
+            for field, value in (("filename", name), ("content_type", kind)):
+                if fault := untrusted.text_fault(value):
+                    raise _field_error(f"attachments.{len(attachments)}.{field}", _(fault))
+            attachments.append(mime.Attachment(name, kind, upload.read()))
     else:
         if content_type not in ("application/json", ""):
             raise ApiError(
@@ -478,10 +580,12 @@ def _read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment
         if len(raw) > limit:
             raise too_large
         try:
-            data = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = untrusted.load_json(raw or b"null")
+        except untrusted.UntrustedInputError as exc:
+            # A faulty string names its place: the same code as any other bad field.
+            code = "invalid_field" if "where" in exc.params else "invalid_json"
             raise ApiError(
-                400, "invalid_json", _("Corps JSON illisible : %(error)s.") % {"error": exc}
+                400, code, _("Corps JSON refusé : %(error)s.") % {"error": _untrusted(exc)}
             ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", _("Le corps doit être un objet JSON."))
@@ -490,7 +594,7 @@ def _read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         raise _field_error(
-            ".".join(str(p) for p in first["loc"]) or "corps", first["msg"]
+            _printable(".".join(str(p) for p in first["loc"])) or "corps", _reason(first)
         ) from None
     for i, att in enumerate(payload.attachments):
         try:
@@ -499,6 +603,45 @@ def _read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment
             raise _field_error(f"attachments.{i}.content", _("base64 invalide")) from None
         attachments.append(mime.Attachment(att.filename, att.content_type, content))
     return payload, attachments
+
+
+def _read_multipart(
+    request: HttpRequest, limit: int, too_large: ApiError
+) -> tuple[MultiValueDict[str, str], MultiValueDict[str, Any]]:
+    """Fields and files of a multipart body whose declared boundary really delimits it.
+
+    Django's parser is lenient: a body that never shows the boundary parses as no
+    field at all, or as one field swallowing the rest, which would send a message
+    other than the one meant. We read the body (bounded), check its framing, then parse.
+    """
+    invalid = ApiError(
+        400,
+        "invalid_multipart",
+        _(
+            "Corps multipart/form-data mal formé : la limite (boundary) déclarée dans "
+            "Content-Type doit ouvrir le corps et le fermer (--limite--)."
+        ),
+    )
+    _type, params = parse_header_parameters(request.META.get("CONTENT_TYPE", ""))
+    boundary = params.get("boundary", "")
+    if not boundary or len(boundary) > 70 or not boundary.isascii():
+        raise invalid
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    delimiter = b"--" + boundary.encode("ascii")
+    opens = raw.startswith(delimiter) or b"\r\n" + delimiter in raw
+    if not opens or delimiter + b"--" not in raw:
+        raise invalid
+    meta = {**request.META, "CONTENT_LENGTH": str(len(raw))}
+    try:
+        parser = MultiPartParser(meta, io.BytesIO(raw), request.upload_handlers, request.encoding)
+        post, files = parser.parse()
+    except (RequestDataTooBig, TooManyFieldsSent):
+        raise too_large from None
+    except (MultiPartParserError, SuspiciousOperation):
+        raise invalid from None
+    return post, files
 
 
 def _split(values: list[str]) -> list[str]:
@@ -548,17 +691,43 @@ def _replay(token: ApiToken, key: str, request_hash: str) -> Status[dict[str, An
 # --------------------------------------------------------------------------- endpoints
 
 
+def _links(message_id: str) -> dict[str, Any]:
+    """OpenAPI links from an answer naming a message to the operations on that message."""
+    return {
+        name: {"operationId": operation, "parameters": {"message_id": message_id}}
+        for name, operation in (
+            ("GetMessage", "mailboxes_api_get_message"),
+            ("GetRawMessage", "mailboxes_api_get_raw"),
+            ("SetFlags", "mailboxes_api_set_flags"),
+        )
+    }
+
+
 @api.post(
     "/messages",
-    response={201: MessageCreatedOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut, **_REFUSALS},
+    response={
+        201: MessageCreatedOut,
+        409: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        422: ErrorOut,
+        **_REFUSALS,
+    },
     summary="Envoyer un message",
     openapi_extra={
+        # What a client (and schemathesis's stateful run) can do next with the new id.
+        "responses": {201: {"links": _links("$response.body#/id")}},
         "parameters": [
             {
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[!-~]{1,255}$",
+                },
                 "description": (
                     "Même clé et même corps : la première réponse est rejouée, rien n'est "
                     "envoyé deux fois. Même clé, autre corps : 409."
@@ -737,7 +906,7 @@ def get_raw(request: HttpRequest, message_id: UUID) -> HttpResponse:
 
 @api.post(
     "/messages/{message_id}/flags",
-    response={200: EntryState, **_REFUSALS},
+    response={200: EntryState, 422: ErrorOut, **_REFUSALS},
     summary="Marquer lu, suivre, déplacer",
 )
 def set_flags(request: HttpRequest, message_id: UUID, flags: FlagsIn) -> dict[str, Any]:
@@ -764,8 +933,9 @@ def set_flags(request: HttpRequest, message_id: UUID, flags: FlagsIn) -> dict[st
 
 @api.get(
     "/mailboxes/{address}/messages",
-    response={200: MessagePage, **_REFUSALS},
+    response={200: MessagePage, 422: ErrorOut, **_REFUSALS},
     summary="Les messages d'un dossier, du plus récent au plus ancien",
+    openapi_extra={"responses": {200: {"links": _links("$response.body#/messages/0/id")}}},
 )
 def list_messages(request: HttpRequest, address: str, params: Query[ListQuery]) -> dict[str, Any]:
     """One page of a folder; pass ``next_cursor`` back as ``cursor`` for the next one."""

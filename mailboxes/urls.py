@@ -37,6 +37,11 @@ urlpatterns = [
     path("bal/<int:mailbox_id>/journal/", sharing.journal_view, name="webmail_journal"),
     path("bal/<int:mailbox_id>/recherche/", messages.search_view, name="webmail_search"),
     path(
+        "bal/<int:mailbox_id>/recherche/<str:search_id>/",
+        messages.search_results_view,
+        name="webmail_search_results",
+    ),
+    path(
         "bal/<int:mailbox_id>/corbeille/vider/",
         messages.empty_trash_view,
         name="webmail_empty_trash",

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
 from mssante.access import is_verified
+from mssante.errors import Refused
 
 
 class PortalAdminSite(OTPAdminSite):
@@ -35,4 +36,13 @@ class PortalAdminSite(OTPAdminSite):
             target = reverse("admin:index", current_app=self.name)
         if self.has_permission(request):
             return HttpResponseRedirect(target)
+        if is_verified(request.user):
+            # Logged in, second factor done, yet not staff: sending them to the login
+            # page would send them straight back here, for ever. Say no, and why.
+            raise Refused(
+                _(
+                    "L'administration est réservée à l'équipe de l'opérateur. Votre compte "
+                    "n'y a pas accès : retournez à votre messagerie."
+                )
+            )
         return redirect_to_login(target)

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mssante.middleware.SecurityHeadersMiddleware",
+    "mssante.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -206,6 +208,33 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if conf.boolean("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS everywhere once the portal is served over HTTPS (SITE_URL https://…): HTTP is
+# redirected to HTTPS and browsers remember it (HSTS). The embedded demo (http://) keeps
+# neither. /sante/ answers load balancers probing over plain HTTP.
+_HTTPS = SITE_URL.startswith("https://")
+SECURE_SSL_REDIRECT = conf.boolean("SECURE_SSL_REDIRECT", _HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^sante/$"]
+SECURE_HSTS_SECONDS = conf.integer("SECURE_HSTS_SECONDS", 31_536_000 if _HTTPS else 0, minimum=0)
+# Subdomains of the portal's own host only (not its siblings): safe to include.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = conf.boolean("SECURE_HSTS_INCLUDE_SUBDOMAINS", _HTTPS)
+# Preloading is a commitment browsers keep for months: the operator opts in.
+SECURE_HSTS_PRELOAD = conf.boolean("SECURE_HSTS_PRELOAD", False)
+# Content-Security-Policy of every page (mssante.middleware): nothing but our own files,
+# no inline script or style, no framing. The attachment preview sets a stricter one.
+CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "frame-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+CSRF_FAILURE_VIEW = "mssante.views.csrf_failure"
 
 # --- Logging: never message content, only ids ------------------------------------------
 LOGGING = {
@@ -225,7 +254,8 @@ LOGIN_URL_PATH = "/connexion/"
 
 # The lock is on the identifier (the rule: 5 failures lock it 15 minutes),
 # whatever the IP: axes warns that rotating IPs could bypass an IP lock, which we do not use.
-SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+# HSTS preload (security.W021) is the operator's choice: SECURE_HSTS_PRELOAD.
+SILENCED_SYSTEM_CHECKS = ["axes.W006", "security.W021"]
 
 # --- Messaging (mailboxes) ------------------------------------------------------------
 MESSAGE_MAX_BYTES = conf.integer("MESSAGE_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)

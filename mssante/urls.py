@@ -25,3 +25,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]
+
+# Error pages in French on the DSFR (mssante.errors), rendered without the database.
+handler400 = "mssante.views.bad_request"
+handler403 = "mssante.views.permission_denied"
+handler404 = "mssante.views.page_not_found"
+handler500 = "mssante.views.server_error"

@@ -106,7 +106,7 @@ def test_search_input_is_neither_sql_nor_a_pattern(people):
 
 
 def test_the_search_page_lists_results(doctor_client, people):
-    response = doctor_client.get(SEARCH, {"q": "Hélène", "city": "Lyon"})
+    response = doctor_client.post(SEARCH, {"q": "Hélène", "city": "Lyon"}, follow=True)
     assert response.status_code == 200
     body = response.content.decode()
     assert "helene.leger@medecin.mssante.fr" in body
@@ -114,7 +114,7 @@ def test_the_search_page_lists_results(doctor_client, people):
 
 
 def test_the_search_page_is_for_professionals(patient_client, people):
-    assert patient_client.get(SEARCH, {"q": "dupont"}).status_code == 404
+    assert patient_client.post(SEARCH, {"q": "dupont"}).status_code == 404
     assert Client().get(SEARCH)["Location"].startswith("/connexion/")
 
 
@@ -165,9 +165,9 @@ def test_the_search_page_makes_as_many_queries_for_25_results_as_for_1(doctor_cl
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as one:
-        doctor_client.get(SEARCH, {"q": "helene"})
+        doctor_client.post(SEARCH, {"q": "helene"}, follow=True)
     for i in range(25):
         df.entry(address=f"h{i}@medecin.mssante.fr", first_name="Hélène", last_name=f"X{i}")
     with CaptureQueriesContext(connection) as many:
-        doctor_client.get(SEARCH, {"q": "helene"})
+        doctor_client.post(SEARCH, {"q": "helene"}, follow=True)
     assert len(many) == len(one)

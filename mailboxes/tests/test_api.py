@@ -284,9 +284,9 @@ def test_cursor_pagination_walks_every_message_once(lab) -> None:
     assert sorted(seen) == [f"m{n}" for n in range(5)]
 
 
-def test_an_unknown_folder_is_a_400(lab) -> None:
+def test_an_unknown_folder_is_a_422(lab) -> None:
     response = Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages", folder="nope")
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "« folder »" in response.json()["message"]
 
 

@@ -11,7 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.models import User
 from mailboxes import selectors
-from mailboxes.forms import FolderNameForm, SearchForm
+from mailboxes.forms import FolderNameForm
 from mailboxes.models import Folder, Mailbox
 
 
@@ -63,7 +63,6 @@ def render_webmail(
         "is_holder": level == selectors.Access.HOLDER,
         "is_shared": mailbox.owner_id != user.pk,
         "current_folder": current_folder,
-        "search_form": SearchForm(request.GET if "q" in request.GET else None),
         "new_folder_form": FolderNameForm(auto_id="new-folder-%s"),
         **context,
     }

@@ -13,12 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from charter import quarantine
 from mailboxes import selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
-from mailboxes.models import Entry, Folder, Message
+from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.transport import mdn
 from mailboxes.transport.timeline import timeline
 from mailboxes.views import structured as structured_docs
@@ -29,8 +29,10 @@ from mailboxes.views._common import (
     mailbox_home_url,
     render_webmail,
 )
+from mssante import saved_search
 from mssante.access import verified_required
 from mssante.lib import mime
+from mssante.middleware import content_security_policy
 
 # Types a browser can show without running anything, once sandboxed (see attachments).
 PREVIEWABLE = frozenset(
@@ -129,17 +131,63 @@ def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
 
 
 @verified_required("professional")
-@require_GET
+@require_http_methods(["GET", "POST"])
 def search_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
+    """The search form (GET) and its submission (POST), redirected to the results.
+
+    The terms (often a patient's name) never go in a URL: see mssante.saved_search.
+    """
     mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
-    form = SearchForm(request.GET)
-    query = form.cleaned_data["q"] if form.is_valid() else ""
+    if request.method == "POST":
+        form = SearchForm(request.POST)
+        query = form.cleaned_data["q"] if form.is_valid() else ""
+        if query:
+            search_id = saved_search.remember(request, _search_kind(mailbox.pk), {"q": query})
+            return saved_search.see_results(
+                reverse("webmail_search_results", args=[mailbox.pk, search_id])
+            )
+        if not form.is_valid():
+            return _search_page(request, mailbox, "", form=form, status=400)
+    return _search_page(request, mailbox, "")
+
+
+@verified_required("professional")
+@require_GET
+def search_results_view(request: HttpRequest, mailbox_id: int, search_id: str) -> HttpResponse:
+    mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
+    terms = saved_search.recall(request, _search_kind(mailbox.pk), search_id)
+    if terms is None:
+        messages.info(
+            request, _("Cette recherche a expiré (ou vient d'une autre session) : relancez-la.")
+        )
+        return _search_page(request, mailbox, "", status=404)
+    return _search_page(request, mailbox, str(terms.get("q", "")))
+
+
+def _search_kind(mailbox_id: int) -> str:
+    return f"webmail:{mailbox_id}"
+
+
+def _search_page(
+    request: HttpRequest,
+    mailbox: Mailbox,
+    query: str,
+    *,
+    form: SearchForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
     entries = selectors.search(mailbox, query) if query else []
     return render_webmail(
         request,
         "mailboxes/search.html",
         mailbox,
-        {"query": query, "rows": rows(entries), "limit": selectors.SEARCH_LIMIT},
+        {
+            "query": query,
+            "rows": rows(entries),
+            "limit": selectors.SEARCH_LIMIT,
+            "search_errors": form.errors.get("q") if form is not None else None,
+        },
+        status=status,
     )
 
 
@@ -269,6 +317,13 @@ def _wants_remote_images(request: HttpRequest) -> bool:
     return request.GET.get("images") == "distantes"
 
 
+def _allow_remote_images(response: HttpResponse) -> HttpResponse:
+    # The user asked for this message's remote images: the page's policy lets the
+    # browser fetch images over HTTPS, and nothing else more than on any page.
+    response["Content-Security-Policy"] = content_security_policy(img_src="'self' data: https:")
+    return response
+
+
 @verified_required("professional")
 @require_GET
 def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
@@ -280,7 +335,7 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     conversation = selectors.thread(entry)
     level = selectors.access(user, entry.mailbox)
     is_holder = level == selectors.Access.HOLDER
-    return render_webmail(
+    response = render_webmail(
         request,
         "mailboxes/read.html",
         entry.mailbox,
@@ -312,6 +367,7 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
         },
         current_folder=entry.folder,
     )
+    return _allow_remote_images(response) if _wants_remote_images(request) else response
 
 
 @verified_required("professional")
@@ -324,13 +380,14 @@ def conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     items = [_shown(e, remote_images=remote, heading_base=2) for e in selectors.thread(entry)]
     for item in items:
         services.open_entry(item.entry, by=user)
-    return render_webmail(
+    response = render_webmail(
         request,
         "mailboxes/conversation.html",
         entry.mailbox,
         {"entry": entry, "items": items},
         current_folder=entry.folder,
     )
+    return _allow_remote_images(response) if remote else response
 
 
 # --------------------------------------------------------------------------- filing
