@@ -108,6 +108,8 @@ ANYONE = "anyone"  # no login needed (public pages, links carrying their own tok
 STAFF = "staff"  # the operator's team, in the admin
 NOBODY = "nobody"  # no page there: 404 for everyone
 TO_LOGIN = "to_login"  # a step of logging in (or out): anyone is sent to the login page
+# An id that lives only in another user's session (a saved search): 404 for anyone logged in.
+ELSEWHERE = "elsewhere"
 Need = Any  # Access | str
 
 LEVELS: dict[str, dict[str, Access]] = {
@@ -406,7 +408,9 @@ RULES: dict[str, Rule] = {
         get=ANYONE, post=ANYONE, kwargs=lambda w, b: {"token": w.objection}
     ),
     # Directory
-    "directory:search": Rule(get=PRO),
+    "directory:search": Rule(get=PRO, post=PRO, data=lambda w, b: {"q": "Martin"}),
+    # Results are kept in the session that searched: their id is worth nothing elsewhere.
+    "directory:results": Rule(get=ELSEWHERE, kwargs=lambda w, b: {"search_id": "AbCdEfGhIjKl"}),
     "directory:autocomplete": Rule(get=PRO, anonymous="401"),
     "/directory/autocomplete": Rule(get=PRO, anonymous="401"),
     "fhir:practitioner": Rule(get=ANYONE),
@@ -426,7 +430,12 @@ RULES: dict[str, Rule] = {
     ),
     # Webmail: one box
     "webmail_mailbox": _web(get=Access.READ, kwargs=_box),
-    "webmail_search": _web(get=Access.READ, kwargs=_box, data=lambda w, b: {"q": "Compte"}),
+    "webmail_search": _web(
+        get=Access.READ, post=Access.READ, kwargs=_box, data=lambda w, b: {"q": "Compte"}
+    ),
+    "webmail_search_results": _web(
+        get=ELSEWHERE, kwargs=lambda w, b: {**_box(w, b), "search_id": "AbCdEfGhIjKl"}
+    ),
     "webmail_compose": _web(post=Access.SEND, kwargs=_box),
     "webmail_empty_trash": _web(post=Access.MANAGE, kwargs=_box),
     "webmail_folder_create": _web(
@@ -597,6 +606,8 @@ def expected(rule: Rule, need: Need, persona: str, box: str) -> str:
         return "404"
     if need == TO_LOGIN:
         return "login"
+    if need == ELSEWHERE:
+        return rule.anonymous if persona == "anonymous" else "404"
     if persona == "anonymous":
         return "login" if need == STAFF else rule.anonymous
     if need == STAFF:
@@ -778,6 +789,8 @@ def test_who_may_do_what(world: World, url: Resolved, method: str, box: str) -> 
 def _allowed(rule: Rule, method: str, box: str) -> str:
     """A persona the rule lets through (the owner where they may)."""
     need = rule.need(method)
+    if need == ELSEWHERE:
+        return "owner"  # logged in, with the right to the box: only the id is wrong
     return next(p for p in personas.NAMES if let_through(need, expected(rule, need, p, box)))
 
 
