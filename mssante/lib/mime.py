@@ -40,7 +40,7 @@ from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
-from mssante.lib.html import SanitizedHtml, human_size, sanitize_html
+from mssante.lib.html import SanitizedHtml, html_too_large, human_size, sanitize_html
 
 __all__ = [
     "LIMITS",
@@ -55,6 +55,7 @@ __all__ = [
     "build_message",
     "check_limits",
     "get_part",
+    "html_too_large",
     "human_size",
     "parse_message",
     "sanitize_html",
@@ -279,8 +280,8 @@ class MimeLimitError(ValueError):
         super().__init__(self.template % params)
 
 
-def _limit_error(rule: str, limit: int, *, size: bool = False, **params: str) -> MimeLimitError:
-    shown = human_size(limit) if size else f"{limit:_}".replace("_", "\u202f")
+def _limit_error(rule: str, limit: int, *, in_bytes: bool = False, **params: str) -> MimeLimitError:
+    shown = human_size(limit) if in_bytes else f"{limit:_}".replace("_", "\u202f")
     return MimeLimitError(rule, limit=shown, **params)
 
 
@@ -426,9 +427,9 @@ class _LimitedParser(email.feedparser.BytesFeedParser):
                     raise _limit_error(
                         "header_size",
                         limits.header_bytes,
-                        size=True,
+                        in_bytes=True,
                         name=shown,
-                        size_found=human_size(field_size),
+                        size=human_size(field_size),
                     )
                 if not line:
                     break
@@ -440,9 +441,9 @@ class _LimitedParser(email.feedparser.BytesFeedParser):
             raise _limit_error("header_fields", limits.header_fields)
         self._header_total += block
         if block > limits.header_block_bytes:
-            raise _limit_error("header_block", limits.header_block_bytes, size=True)
+            raise _limit_error("header_block", limits.header_block_bytes, in_bytes=True)
         if self._header_total > limits.header_total_bytes:
-            raise _limit_error("header_block", limits.header_total_bytes, size=True)
+            raise _limit_error("header_block", limits.header_total_bytes, in_bytes=True)
         super()._parse_headers(lines)  # type: ignore[misc]
 
 
@@ -477,7 +478,7 @@ def check_limits(raw: bytes, limits: MimeLimits = LIMITS) -> None:
 _PARAM_HEADERS: Final = frozenset({"content-type", "content-disposition"})
 _MAX_PARAM_HEADER: Final = 8 * 1024
 _MAX_PARAMS: Final = 32
-_MAX_PARAM_VALUE: Final = 1000
+_MAX_PARAM_VALUE: Final = 256
 _PARAM_RE: Final = re.compile(
     r'[\s;]*+([!#$%&\'*+.^_`|~0-9A-Za-z-]++)\s*+=\s*+("(?:[^"\\]|\\.)*+"?|[^;]*+)'
 )
