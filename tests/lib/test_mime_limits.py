@@ -284,8 +284,10 @@ def test_parsing_any_message_is_bounded_in_time_and_memory(
 # --------------------------------------------------------------------------- hostile input
 
 _names = st.sampled_from(
-    [b"To", b"Cc", b"From", b"Subject", b"Date", b"Content-Type", b"Content-Disposition"]
-    + [b"Content-Transfer-Encoding", b"Message-ID", b"References", b"X-MSS-MES", b"Reply-To"]
+    [
+        *(b"To", b"Cc", b"From", b"Subject", b"Date", b"Content-Type", b"Content-Disposition"),
+        *(b"Content-Transfer-Encoding", b"Message-ID", b"References", b"X-MSS-MES", b"Reply-To"),
+    ]
 )
 _atoms = st.sampled_from(
     [
