@@ -20,9 +20,9 @@ The rules, each checked here and not by the caller:
   format's signature (never SVG, which can carry script), be at most
   ``MAX_BYTES`` long and arrive within ``DEADLINE`` seconds.
 
-``allowed_networks`` exempts networks from the address rule: it exists for
-the tests (a local HTTP server can only be on loopback) and is never read
-from the environment.
+``allowed_networks`` exempts networks from the address and port rules: it
+exists for the tests (a local HTTP server can only be on loopback, on a free
+port) and is never read from the environment.
 """
 
 from __future__ import annotations
@@ -119,10 +119,14 @@ def _checked_address(host: str, port: int, resolve: Resolver, allowed: Sequence[
         raise ImageFetchError(f"cannot resolve {host!r}: {exc}") from None
     if not addresses:
         raise ImageFetchError(f"{host!r} resolves to nothing")
-    for address in addresses:
-        if not (public_address(address) or any(address in net for net in allowed)):
-            # One bad answer spoils the name: no picking among them.
-            raise ImageFetchError(f"{host!r} resolves to a non-public address {address}")
+    exempt = all(any(address in net for net in allowed) for address in addresses)
+    if not exempt:
+        for address in addresses:
+            if not public_address(address):
+                # One bad answer spoils the name: no picking among them.
+                raise ImageFetchError(f"{host!r} resolves to a non-public address {address}")
+        if port not in _PORTS:
+            raise ImageFetchError(f"port {port} refused")
     return str(addresses[0])
 
 
@@ -163,8 +167,6 @@ def _target(url: str) -> tuple[str, str, int, str]:
     if not host:
         raise ImageFetchError("no host")
     port = port or (443 if scheme == "https" else 80)
-    if port not in _PORTS:
-        raise ImageFetchError(f"port {port} refused")
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
