@@ -58,6 +58,7 @@ __all__ = [
     "html_too_large",
     "human_size",
     "parse_message",
+    "parse_tree",
     "sanitize_html",
     "thread_key",
 ]
@@ -229,12 +230,12 @@ class MimeLimits:
     """
 
     # One header field, folded lines included: Postfix's header_size_limit.
-    header_bytes: int = 100 * 1024
+    header_bytes: int = 100_000
     # Fields in one header block (the message's or a part's).
     header_fields: int = 1000
     # One header block, and every header block of the message together.
-    header_block_bytes: int = 256 * 1024
-    header_total_bytes: int = 1024 * 1024
+    header_block_bytes: int = 256_000
+    header_total_bytes: int = 1_000_000
     # Nested multiparts and attached messages, the message itself included.
     depth: int = 20
     # Every MIME part, containers included.
@@ -1056,6 +1057,16 @@ def parse_message(raw: bytes) -> ParsedMessage:
     _guarded(defects, "headers", read_headers)
     _guarded(defects, "body", read_parts)
     return result
+
+
+def parse_tree(raw: bytes) -> Message | None:
+    """The message's MIME tree, parsed within LIMITS; None when past them or unreadable.
+
+    For protocol code that reads parts itself (delivery and read reports): header
+    values come back as plain strings, MIME parameters through the linear reader.
+    """
+    msg = _parse(raw, _Defects([]))
+    return msg if isinstance(msg, Message) else None
 
 
 def get_part(raw: bytes, index: int) -> Attachment:
