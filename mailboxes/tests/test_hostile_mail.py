@@ -420,3 +420,27 @@ def test_the_antivirus_step_never_parses_a_stored_message_past_the_limits(
     message.refresh_from_db()
     assert message.scan_status == Message.ScanStatus.INFECTED
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.django_db
+def test_structured_documents_with_entities_in_utf16_are_not_opened() -> None:
+    # A byte scan for "<!DOCTYPE" is blind to UTF-16, where expat still expands entities.
+    metadata = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        '<SubmitObjectsRequest xmlns="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0">&b;'
+        "</SubmitObjectsRequest>"
+    ).encode("utf-16")
+    package = zip_of(("IHE_XDM/SUBSET01/METADATA.XML", metadata), ("INDEX.HTM", b"<html/>"))
+    user = factories.professional()
+    box = factories.mailbox(user, domain=factories.hosted_domain(HERE))
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = f"dr.martin@{PEER}", box.address, "CR"
+    msg.set_content("Voici le compte rendu structuré.")
+    msg.add_attachment(package, maintype="application", subtype="zip", filename="IHE_XDM.ZIP")
+    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    message = committed(receive_message, raw, f"dr.martin@{PEER}", [box.address])
+    entry = Entry.objects.get(mailbox=box, message=message)
+    html = login(user).get(reverse("webmail_read", args=[entry.pk])).content.decode()
+    assert "n&#x27;a pas été ouverte" in html or "n'a pas été ouverte" in html
+    assert "DTD ou entités" in html

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_UNCOMPRESSED",
     "ZipReport",
     "archive_signature",
+    "central_directory_size",
     "extension",
     "inspect_zip",
 ]
@@ -84,7 +85,7 @@ class ZipReport:
     declared_size: int = 0
 
 
-def _central_directory_size(data: bytes) -> int | None:
+def central_directory_size(data: bytes) -> int | None:
     """The central directory's declared size, from the end record (None: no end record)."""
     at = data.rfind(_EOCD, max(0, len(data) - 65_557))
     if at < 0 or at + 22 > len(data):
@@ -100,7 +101,7 @@ def _central_directory_size(data: bytes) -> int | None:
 def inspect_zip(data: bytes, *, read_members: bool = True) -> ZipReport | None:
     """A report on the zip ``data``, or None when it is not a readable zip."""
     report = ZipReport()
-    directory = _central_directory_size(data)
+    directory = central_directory_size(data)
     if directory is None:
         return None
     if directory > MAX_CENTRAL_DIRECTORY:
