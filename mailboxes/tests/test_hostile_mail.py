@@ -26,12 +26,16 @@ from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from mailboxes.models import Draft, Entry, Mailbox, Message
 from mailboxes.services.inbound import receive_message
 from mssante.lib import mime
 from tests import factories
 from tests.image_server import PNG, image_server
+from tests.lib.test_mime_limits import hostile_messages
 from tests.smtp_peers import Operator, gateway, make_operator, send
 
 HERE = "hopital.mssante.test"
@@ -444,3 +448,69 @@ def test_structured_documents_with_entities_in_utf16_are_not_opened() -> None:
     html = login(user).get(reverse("webmail_read", args=[entry.pk])).content.decode()
     assert "n&#x27;a pas été ouverte" in html or "n'a pas été ouverte" in html
     assert "DTD ou entités" in html
+
+
+# --------------------------------------------------------------------------- property
+
+
+_html_atoms = st.sampled_from(
+    [
+        "<div>",
+        "</div>",
+        "<table><tr><td>",
+        "<li>",
+        "<p>",
+        "<b>",
+        "<a href='javascript:alert(1)'>",
+        "<img src='http://127.0.0.1/x.png'>",
+        "<img src=//10.0.0.1/a>",
+        "<h1>",
+        "<svg onload=alert(1)>",
+        "<script>alert(1)</script>",
+        "<!--",
+        "&#0;",
+        "\ud800",
+        "é",
+        "x",
+    ]
+)
+
+
+@st.composite
+def stored_hostile(draw: st.DrawFn) -> bytes | str:
+    """Raw hostile MIME (bytes), or hostile HTML for an HTML message (str)."""
+    if draw(st.booleans()):
+        return draw(hostile_messages())
+    atoms = draw(st.lists(_html_atoms, max_size=60))
+    html = "".join(atoms) * draw(st.sampled_from([1, 1, 200]))
+    return html.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+@pytest.mark.django_db
+@examples(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_reading_any_stored_hostile_message_is_a_bounded_page(
+    monkeypatch: pytest.MonkeyPatch, data: st.DataObject
+) -> None:
+    user = factories.professional()
+    box = factories.mailbox(user, domain=factories.hosted_domain(HERE))
+    drawn = data.draw(stored_hostile())
+    if isinstance(drawn, bytes):
+        raw = f"From: dr.martin@{PEER}\r\nTo: {box.address}\r\n".encode() + drawn
+    else:
+        raw = html_message(box.address, drawn)
+    message = stored_before_the_limits(monkeypatch, raw, box.address)
+    entry = Entry.objects.get(mailbox=box, message=message)
+    client = login(user)
+    for suffix in ("", "?images=distantes"):
+        started = time.monotonic()
+        response = client.get(reverse("webmail_read", args=[entry.pk]) + suffix)
+        assert response.status_code == 200
+        assert time.monotonic() - started < 10
+        page = response.content.decode()
+        assert "<script>alert" not in page and "javascript:" not in page
+        assert "127.0.0.1/x.png" not in page and "10.0.0.1" not in page
