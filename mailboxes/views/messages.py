@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
@@ -238,9 +239,7 @@ class ShownMessage:
     structured: list[structured_docs.StructuredPackage] = field(default_factory=list)
 
 
-def _shown(
-    entry: Entry, *, remote_images: bool, heading_base: int, proxied_images: bool = True
-) -> ShownMessage:
+def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
     parsed = services.parse(entry.message)
     html: str | None = None
     blocked = False
@@ -262,7 +261,7 @@ def _shown(
         clean = mime.sanitize_html(
             parsed.html,
             allow_remote_images=remote_images,
-            remote_image_url=remote_images_url(entry) if proxied_images else lambda _url: None,
+            remote_image_url=remote_images_url(entry),
         )
         html, blocked = (
             accessible_html(clean.html, heading_base=heading_base),
@@ -302,7 +301,7 @@ def _shown(
     )
 
 
-def remote_images_url(entry: Entry) -> Any:
+def remote_images_url(entry: Entry) -> Callable[[str], str | None]:
     """The image proxy's URL for each remote image of ``entry`` (see mailboxes.remote_images)."""
     return remote_images.url_maker(entry.pk)
 
