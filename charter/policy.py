@@ -17,8 +17,22 @@ formats with a reliable signature:
 - Windows Installer packages and patches (an OLE file whose root entry has the
   MSI or MSP class id; other OLE files, such as old .doc/.xls, pass);
 - Windows shortcuts (.lnk);
-- zip archives holding a member with a blocked extension (one level down:
-  deeper nesting and encrypted content are left to the antivirus).
+- zip archives holding a member with a blocked extension;
+- disk images (ISO 9660 / UDF, VHD, VHDX), whatever their name: they carry
+  programs past mail filters that do not open them;
+- Office documents with macros (OOXML with a VBA project or a macro-enabled
+  content type, and legacy OLE documents with a VBA storage);
+- archives inside a zip (by name or by their first bytes): an archive is
+  inspected one level down, so nothing deeper is ever let through unseen.
+
+Zips are inspected with bounded work (``mssante.lib.archives``): a central
+directory over 1 MB, more than 1,000 members, more than 512 MB once
+uncompressed or a member compressed more than 1000:1 (a "zip bomb") is refused.
+Encrypted members are left to the antivirus.
+
+Disk images and macro-enabled documents are also refused by extension
+(``DISK_IMAGE_EXTENSIONS``, ``MACRO_EXTENSIONS``), independently of the
+operator's BLOCKED_EXTENSIONS list, each with its own French reason.
 
 Text scripts without a shebang (.js, .vbs, .bat, .ps1…) have no signature: they
 are caught by extension only, and by the antivirus.
@@ -26,15 +40,14 @@ are caught by extension only, and by the antivirus.
 
 from __future__ import annotations
 
-import io
 import struct
-import zipfile
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from mssante.lib import archives
 from mssante.lib.mime import human_size
 
 
@@ -60,15 +73,17 @@ _MSI_CLSIDS = {
 }
 _MACHO_MAGICS = (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
 _LNK_MAGIC = b"L\x00\x00\x00\x01\x14\x02\x00"
-# Reading a zip's directory is cheap, but not unbounded.
-_MAX_ZIP_MEMBERS = 10_000
+DISK_IMAGE_EXTENSIONS = frozenset({"iso", "img", "udf", "vhd", "vhdx", "dmg"})
+MACRO_EXTENSIONS = frozenset(
+    {"docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppsm", "ppam", "sldm"}
+)
+# ISO 9660 and UDF volume descriptors start at sector 16 (of 2048 bytes), one per sector.
+_ISO_OFFSETS = (0x8001, 0x8801, 0x9001)
+_ISO_MARKERS = (b"CD001", b"BEA01", b"NSR02", b"NSR03", b"TEA01")
+_VBA_STORAGE = "_VBA_PROJECT".encode("utf-16-le")
 
-
-def _extension(filename: str) -> str:
-    # Windows ignores trailing dots and spaces: "virus.exe. " runs as virus.exe.
-    name = filename.strip().rstrip(". ").rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
-    _stem, dot, ext = name.rpartition(".")
-    return ext.lower() if dot else ""
+# Windows ignores trailing dots and spaces: "virus.exe. " runs as virus.exe.
+_extension = archives.extension
 
 
 def _blocked_extensions() -> set[str]:
@@ -90,13 +105,32 @@ def _msi_class(data: bytes) -> bool:
     return data[root + 80 : root + 96] in _MSI_CLSIDS
 
 
-def _zip_names(data: bytes) -> list[str] | None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return None
-    return [info.filename for info in infos[:_MAX_ZIP_MEMBERS]]
+def _disk_image(data: bytes) -> bool:
+    if any(data[at : at + 5] in _ISO_MARKERS for at in _ISO_OFFSETS):
+        return True
+    # VHDX starts with its signature; a fixed VHD ends with its footer ("conectix").
+    return data.startswith((b"vhdxfile", b"conectix")) or data[-512:-504] == b"conectix"
+
+
+def _zip_kind(data: bytes, blocked: set[str]) -> str | None:
+    report = archives.inspect_zip(data)
+    if report is None:
+        return None  # damaged: left to the antivirus
+    if report.problem in ("directory", "members"):
+        return _("archive contenant trop de fichiers (plus de %(n)s)") % {"n": archives.MAX_MEMBERS}
+    if report.problem is not None:
+        return _("archive qui se décompresse en un volume anormal (bombe de décompression)")
+    if report.java:
+        return _("archive Java (jar)")
+    if report.macros:
+        return _("document Office avec macros")
+    refused = blocked | DISK_IMAGE_EXTENSIONS | MACRO_EXTENSIONS
+    inner = next((n for n in report.names if _extension(n) in refused), None)
+    if inner is not None:
+        return _("archive contenant « %(name)s »") % {"name": inner}
+    if report.nested is not None:
+        return _("archive contenant une autre archive (« %(name)s »)") % {"name": report.nested}
+    return None
 
 
 def sniff(data: bytes, blocked: Iterable[str] = ()) -> str | None:
@@ -114,17 +148,15 @@ def sniff(data: bytes, blocked: Iterable[str] = ()) -> str | None:
         return _("script")
     if head.startswith(_LNK_MAGIC):
         return _("raccourci Windows")
-    if head.startswith(_OLE_MAGIC) and _msi_class(data):
-        return _("paquet d'installation Windows")
+    if head.startswith(_OLE_MAGIC):
+        if _msi_class(data):
+            return _("paquet d'installation Windows")
+        if _VBA_STORAGE in data:
+            return _("document Office avec macros")
     if head.startswith(b"PK\x03\x04"):
-        names = _zip_names(data)
-        if names is not None:
-            if any(name.upper() == "META-INF/MANIFEST.MF" for name in names):
-                return _("archive Java (jar)")
-            blocked = set(blocked)
-            inner = next((n for n in names if _extension(n) in blocked), None)
-            if inner is not None:
-                return _("archive contenant « %(name)s »") % {"name": inner}
+        return _zip_kind(data, set(blocked))
+    if _disk_image(data):
+        return _("image disque")
     return None
 
 
@@ -149,6 +181,26 @@ def check_attachments(attachments: list[tuple[str, str, bytes]]) -> None:
                 rule="attachment_size",
             )
         ext = _extension(filename)
+        if ext in DISK_IMAGE_EXTENSIONS:
+            raise PolicyError(
+                _(
+                    "La pièce jointe « %(name)s » est refusée : les images disque (.%(ext)s) "
+                    "servent à faire passer des programmes malveillants. Envoyez les fichiers "
+                    "eux-mêmes."
+                )
+                % {"name": name, "ext": ext},
+                rule="attachment_disk_image",
+            )
+        if ext in MACRO_EXTENSIONS:
+            raise PolicyError(
+                _(
+                    "La pièce jointe « %(name)s » est refusée : les documents Office avec "
+                    "macros (.%(ext)s) peuvent exécuter du code. Enregistrez-le sans macros "
+                    "(.docx, .xlsx, .pptx) avant de l'envoyer."
+                )
+                % {"name": name, "ext": ext},
+                rule="attachment_macro",
+            )
         if ext in blocked:
             raise PolicyError(
                 _(

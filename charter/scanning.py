@@ -10,12 +10,11 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesParser
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from mssante.lib import mime
 from mssante.lib.clamd import ClamdClient, ClamdError, ClamdUnavailable
 
 __all__ = ["ClamdUnavailable", "ScanStatus", "ScanVerdict", "scan_raw_message", "scanning_enabled"]
@@ -71,8 +70,11 @@ def _client() -> ClamdClient:
 
 
 def _decoded_parts(raw: bytes) -> list[bytes] | None:
-    """Every leaf part decoded from its transfer encoding (None: too many parts)."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    """Every leaf part decoded from its transfer encoding (None: too many parts, or past
+    the parsing limits: a message stored before them is never parsed unbounded here)."""
+    message = mime.parse_tree(raw)
+    if message is None:
+        return None
     parts: list[bytes] = []
     for part in message.walk():
         if part.is_multipart():
@@ -92,7 +94,10 @@ def scan_raw_message(raw: bytes) -> ScanVerdict:
     client = _client()
     parts = _decoded_parts(raw)
     if parts is None:
-        return ScanVerdict(ScanStatus.UNSCANNABLE, detail=f"plus de {MAX_PARTS} parties MIME")
+        return ScanVerdict(
+            ScanStatus.UNSCANNABLE,
+            detail=f"plus de {MAX_PARTS} parties MIME, ou au-delà des limites d'analyse",
+        )
     signatures: list[str] = []
     seen: set[bytes] = set()
     scanned = 0

@@ -71,6 +71,8 @@ urlpatterns = [
         messages.conversation_view,
         name="webmail_conversation",
     ),
+    path("message/<int:entry_id>/source/", attachments.source_view, name="webmail_source"),
+    path("message/<int:entry_id>/image/", messages.remote_image_view, name="webmail_remote_image"),
     path("message/<int:entry_id>/suivi/", messages.flag_view, name="webmail_flag"),
     path("message/<int:entry_id>/non-lu/", messages.mark_unread_view, name="webmail_mark_unread"),
     path("message/<int:entry_id>/deplacer/", messages.move_view, name="webmail_move"),

@@ -260,6 +260,9 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006", "security.W021"]
 # --- Messaging (mailboxes) ------------------------------------------------------------
 MESSAGE_MAX_BYTES = conf.integer("MESSAGE_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
 MESSAGE_MAX_ATTACHMENTS = conf.integer("MESSAGE_MAX_ATTACHMENTS", 20, minimum=0)
+# Networks the remote image proxy may reach although not public: for the tests'
+# local HTTP server only. Deliberately not read from the environment.
+REMOTE_IMAGES_ALLOWED_NETWORKS: list[str] = []
 MESSAGES_PER_PAGE = 50
 DELIVERY_SWEEP_SECONDS = conf.integer("DELIVERY_SWEEP_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {

@@ -11,6 +11,7 @@ urlpatterns = [
     path("message/<int:entry_id>/", views.conversation_view, name="conversation"),
     path("message/<int:entry_id>/repondre/", views.reply_view, name="reply"),
     path("message/<int:entry_id>/pj/<int:index>/", views.download_view, name="download"),
+    path("message/<int:entry_id>/source/", views.source_view, name="source"),
     path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
     path("echanges/", views.exchanges_view, name="exchanges"),
     path("notifications/", views.preferences_view, name="preferences"),

@@ -24,7 +24,7 @@ from django_otp import login as otp_login
 from accounts import services as account_services
 from mailboxes import selectors as mailbox_selectors
 from mailboxes import services as mailbox_services
-from mailboxes.views.attachments import download_response, inline_response
+from mailboxes.views.attachments import SOURCE_PART, download_response, inline_response
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
 from mssante.access import current_user, verified_required
 from mssante.lib import mime
@@ -144,6 +144,19 @@ def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
 def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
     part = _part(request, entry_id, index)
     return download_response(part.data, part.filename)
+
+
+@verified_required("patient")
+@require_GET
+def source_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """The message as received (.eml), offered when it cannot be shown here."""
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    if is_held(entry.message):
+        raise Http404
+    raw = mailbox_services.read_raw(entry.message)
+    mailbox_services.record_download(entry, SOURCE_PART, by=user)
+    return download_response(raw, "message.eml")
 
 
 @verified_required("patient")

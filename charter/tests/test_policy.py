@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import struct
 import zipfile
 from typing import Any
 
@@ -164,3 +166,120 @@ def test_the_recipient_limit_is_a_setting(settings: Any) -> None:
 def test_refusals_are_translated_for_english_users() -> None:
     with translation.override("en"), pytest.raises(PolicyError, match=r"is refused: \.exe files"):
         check_attachments([("setup.exe", "application/octet-stream", b"x")])
+
+
+# --- Disk images, macros, archives in archives, zip bombs (issue 11) -------------------------
+
+
+def iso_image() -> bytes:
+    data = bytearray(0x9000)
+    data[0x8001:0x8006] = b"CD001"
+    return bytes(data)
+
+
+def ooxml(*extra: tuple[str, bytes], macro_type: bool = False) -> bytes:
+    content_type = (
+        b"application/vnd.ms-word.document.macroEnabled.main+xml"
+        if macro_type
+        else b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    )
+    return zipped(
+        ("[Content_Types].xml", b'<Types><Override ContentType="' + content_type + b'"/></Types>'),
+        ("word/document.xml", b"<w:document/>"),
+        *extra,
+    )
+
+
+@pytest.mark.parametrize(
+    "filename", ["dvd.iso", "DISQUE.IMG", "machine.vhd", "machine.vhdx", "installeur.dmg"]
+)
+def test_it_refuses_a_disk_image_by_extension(filename: str) -> None:
+    message = refusal((filename, "application/octet-stream", b"harmless"))
+    assert f"« {filename} »" in message and "images disque" in message
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        *("lettre.docm", "modele.dotm", "tableau.xlsm", "modele.xltm", "macro.xlam"),
+        *("diapo.pptm", "diapo.ppsm", "modele.potm", "complement.ppam", "diapo.sldm"),
+    ],
+)
+def test_it_refuses_a_macro_enabled_office_file_by_extension(filename: str) -> None:
+    message = refusal((filename, "application/octet-stream", ooxml(macro_type=True)))
+    assert f"« {filename} »" in message and "macros" in message and ".docx" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        pytest.param(iso_image(), "image disque", id="iso-renamed"),
+        pytest.param(b"vhdxfile" + b"\x00" * 600, "image disque", id="vhdx-renamed"),
+        pytest.param(
+            ooxml(("word/vbaProject.bin", b"\xd0\xcf\x11\xe0")), "macros", id="docm-renamed"
+        ),
+        pytest.param(ooxml(macro_type=True), "macros", id="macro-content-type"),
+        pytest.param(
+            ole(WORD_CLSID) + "_VBA_PROJECT".encode("utf-16-le"), "macros", id="legacy-doc-macros"
+        ),
+        pytest.param(
+            zipped(("resultats.zip", zipped(("a.pdf", PDF)))), "autre archive", id="zip-in-zip"
+        ),
+        pytest.param(
+            zipped(("resultats.pdf", zipped(("a.pdf", PDF)))),
+            "autre archive",
+            id="zip-in-zip-renamed",
+        ),
+        pytest.param(zipped(("a.7z", b"7z\xbc\xaf\x27\x1c")), "autre archive", id="7z-in-zip"),
+        pytest.param(
+            zipped(("data.bin", b"Rar!\x1a\x07\x01\x00")), "autre archive", id="rar-renamed"
+        ),
+        pytest.param(zipped(("cd.iso", iso_image())), "cd.iso", id="iso-in-zip"),
+        pytest.param(zipped(("lettre.docm", ooxml())), "lettre.docm", id="docm-in-zip"),
+    ],
+)
+def test_it_refuses_disk_images_macros_and_nested_archives_whatever_their_name(
+    data: bytes, kind: str
+) -> None:
+    message = refusal(("resultats.pdf", "application/pdf", data))
+    assert "« resultats.pdf »" in message and kind in message
+
+
+def test_an_office_document_embedding_a_workbook_passes() -> None:
+    # A chart in a Word report carries its workbook: a zip in a zip, but a document.
+    check_attachments(
+        [
+            (
+                "rapport.docx",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                ooxml(("word/embeddings/Microsoft_Excel_Worksheet.xlsx", ooxml())),
+            )
+        ]
+    )
+
+
+def bomb(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zero.txt", b"\x00" * size)
+    return buffer.getvalue()
+
+
+def test_it_refuses_a_zip_bomb_without_inflating_it() -> None:
+    message = refusal(("resultats.zip", "application/zip", bomb(size=30 * 1024 * 1024)))
+    assert "bombe de décompression" in message
+
+
+def test_it_refuses_an_archive_that_expands_past_the_bound() -> None:
+    # Eleven members declaring 50 MB each (550 MB), none compressed past 1000:1.
+    data = bytearray(zipped(*((f"f{i}.bin", os.urandom(100_000)) for i in range(11))))
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        struct.pack_into("<I", data, at + 24, 50 * 1024 * 1024)
+        at = data.find(b"PK\x01\x02", at + 4)
+    assert "bombe de décompression" in refusal(("resultats.zip", "application/zip", bytes(data)))
+
+
+def test_it_refuses_an_archive_with_too_many_members() -> None:
+    data = zipped(*((f"f{i}.txt", b"x") for i in range(1001)))
+    assert "trop de fichiers" in refusal(("resultats.zip", "application/zip", data))

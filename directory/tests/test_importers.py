@@ -224,3 +224,25 @@ def test_the_scheduled_task_imports_the_configured_path(tmp_path, settings):
     assert (run.kind, run.added) == ("mss", 2)
     settings.DIRECTORY_PS_SOURCE = ""
     assert import_annuaire("ps") is None
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_an_overlong_line_is_rejected_without_being_read_whole(tmp_path, zipped):
+    # A line of several megabytes (or a file without line breaks) is skipped in chunks.
+    rows = [
+        df.mss_line(address="avant@medecin.mssante.fr"),
+        "PER|" + "x" * 3_000_000,
+        df.mss_line(address="apres@medecin.mssante.fr"),
+    ]
+    path = df.write(
+        tmp_path / ("mss.zip" if zipped else "mss.txt"), MSS_HEADER, rows, zipped=zipped
+    )
+    run = call_import(path)
+    assert (run.read, run.added, run.rejected) == (3, 2, 1)
+    assert run.rejected_lines[0]["line"] == 3
+    assert "trop longue" in run.rejected_lines[0]["reason"]
+
+
+def call_import(path: Path) -> ImportRun:
+    call_command("import_annuaire_mss", str(path), stdout=io.StringIO())
+    return ImportRun.objects.latest("pk")

@@ -117,6 +117,12 @@ def receive_message(
             code=552,
             rule="message_size",
         )
+    try:  # Before any parsing: header sizes, depth, parts (mssante.lib.mime.LIMITS).
+        mime.check_limits(raw)
+    except mime.MimeLimitError as exc:
+        raise ReceptionError(
+            _(exc.template) % exc.params, code=exc.smtp_code, rule=exc.rule
+        ) from None
     recipients: list[str] = []
     boxes: dict[str, Mailbox] = {}
     found = local_mailboxes(rcpt_tos, domains)

@@ -197,6 +197,11 @@ def submit_message(
             _("Message trop volumineux : %(size)s une fois encodé, au plus %(limit)s.")
             % {"size": human_size(len(raw)), "limit": human_size(max_bytes)}
         )
+    try:
+        # What every reader (ours, the peer's) will have to parse stays within bounds.
+        mime.check_limits(raw)
+    except mime.MimeLimitError as exc:
+        raise SubmissionError(_(exc.template) % exc.params) from None
     # The attachment indices that get_part() understands come from parsing the
     # built message; a message without attachments has nothing to list.
     listed = mime.parse_message(raw).attachments if attachments else []

@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import logging
 import uuid
 from email.header import Header
@@ -37,6 +35,10 @@ from mssante.lib import crypto, mime
 log = logging.getLogger(__name__)
 
 REPORT_TYPES = ("disposition-notification", "delivery-status")
+
+
+# How much of a report's returned headers (text/rfc822-headers) is read.
+_RETURNED_HEADERS = 64 * 1024
 
 
 def _is_report(raw: bytes) -> bool:
@@ -256,8 +258,9 @@ def _original_id(msg: EmailMessage, per_message: EmailMessage | None) -> str:
         if part.get_content_type() in ("text/rfc822-headers", "message/rfc822"):
             payload = part.get_payload(decode=False)
             text = payload if isinstance(payload, str) else str(payload[0] if payload else "")  # type: ignore[index]
-            headers = email.message_from_string(text, policy=email.policy.default)
-            ids = mime._ids(str(headers.get("Message-ID") or ""))
+            # The returned headers are the peer's bytes: parsed within bounds, and only their start.
+            headers = mime.parse_tree(text[:_RETURNED_HEADERS].encode("utf-8", "surrogateescape"))
+            ids = mime._ids(str(headers.get("Message-ID") or "")) if headers is not None else []
             if ids:
                 return ids[0]
     return ""
@@ -267,9 +270,8 @@ def apply_report(report: Message, raw: bytes) -> int:
     """Update the original's deliveries from an incoming MDN or DSN; return how many changed."""
     if not _is_report(raw):
         return 0
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception:
+    msg = mime.parse_tree(raw)  # within mime.LIMITS, like every message read
+    if msg is None:
         return 0
     report_domain = addresses.domain_of(report.from_addr)
     changed = 0

@@ -7,8 +7,11 @@ document) and the documents (CDA XML, PDF). Pure code: no Django.
 Reading is hostile-input code. The archive is refused (``XdmError``, never
 unpacked) when it has too many entries, too many bytes once uncompressed (read
 with a cap, whatever the headers claim), a compression ratio of a bomb, an
-absolute or ``..`` path, or a nested archive; METADATA.XML is refused when it
-carries a DTD or entities.
+absolute or ``..`` path, or a nested archive; its central directory is
+bounded before it is read. XML (METADATA.XML, CDA documents) goes through
+defusedxml with DTDs forbidden: a byte scan for ``<!DOCTYPE`` misses UTF-16,
+where expat still expands entities. METADATA.XML is read up to
+``MAX_METADATA_BYTES`` and a CDA's text only up to ``MAX_CDA_TEXT_BYTES``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
+from defusedxml import DefusedXmlException
+from defusedxml import ElementTree as DefusedET
+
+from mssante.lib import archives
+
 FILENAME = "IHE_XDM.ZIP"
 METADATA = "IHE_XDM/SUBSET01/METADATA.XML"
 MAX_ENTRIES = 100
 MAX_TOTAL_BYTES = 50 * 1024 * 1024
 MAX_RATIO = 100
+MAX_METADATA_BYTES = 2 * 1024 * 1024
+# Past this a CDA document is offered as a file, without its text shown in the page.
+MAX_CDA_TEXT_BYTES = 5 * 1024 * 1024
 _ARCHIVE_SUFFIXES = (".zip", ".jar", ".7z", ".rar", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".cab")
 
 LOINC = "2.16.840.1.113883.6.1"
@@ -318,6 +329,10 @@ def _safe_name(name: str) -> bool:
 
 
 def _read_entries(data: bytes) -> dict[str, bytes]:
+    directory = archives.central_directory_size(data)
+    if directory is not None and directory > archives.MAX_CENTRAL_DIRECTORY:
+        # zipfile would read it whole and build an object per entry before we count them.
+        raise XdmError(f"trop de fichiers dans l'archive (au plus {MAX_ENTRIES})")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -357,13 +372,13 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
 
 
 def _xml(data: bytes) -> ET.Element:
-    upper = data.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        raise XdmError("métadonnées refusées : DTD ou entités")
     try:
-        return ET.fromstring(data)  # noqa: S314 - DTDs refused just above
-    except ET.ParseError as exc:
+        root: ET.Element = DefusedET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException:
+        raise XdmError("métadonnées refusées : DTD ou entités") from None
+    except (ET.ParseError, ValueError) as exc:
         raise XdmError(f"METADATA.XML illisible ({exc})") from None
+    return root
 
 
 def _slots(node: ET.Element) -> dict[str, list[str]]:
@@ -405,6 +420,8 @@ def read(data: bytes) -> Package:
     metadata = next((v for k, v in entries.items() if k.upper() == METADATA), None)
     if metadata is None:
         raise XdmError("IHE_XDM/SUBSET01/METADATA.XML absent")
+    if len(metadata) > MAX_METADATA_BYTES:
+        raise XdmError("METADATA.XML trop volumineux")
     root = _xml(metadata)
     folder = {k.upper(): v for k, v in entries.items()}
     documents = []
@@ -454,6 +471,8 @@ def read(data: bytes) -> Package:
 
 def cda_text(data: bytes, limit: int = 200_000) -> str:
     """The human-readable text of a CDA document: section titles and narrative blocks."""
+    if len(data) > MAX_CDA_TEXT_BYTES:
+        return ""
     try:
         root = _xml(data)
     except XdmError:

@@ -83,6 +83,24 @@ def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespon
 
 @verified_required("professional")
 @require_GET
+def source_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """The message as received (.eml), for a reader whose message cannot be shown here."""
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id)
+    if is_held(entry.message):
+        # The antivirus held it back: its content is never handed out.
+        raise Http404
+    raw = services.read_raw(entry.message)
+    services.record_download(entry, SOURCE_PART, by=user)
+    return download_response(raw, "message.eml")
+
+
+# The "part" journaled when the whole source is downloaded.
+SOURCE_PART = -1
+
+
+@verified_required("professional")
+@require_GET
 def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpResponse:
     entry, part = _part(request, entry_id, index)
     content_type = part.content_type.lower()

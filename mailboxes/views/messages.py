@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from html.parser import HTMLParser
@@ -16,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from charter import quarantine
-from mailboxes import selectors, services
+from mailboxes import remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.transport import mdn
@@ -263,6 +264,10 @@ def accessible_html(html: str, *, heading_base: int) -> str:
     return "".join(parser.out)
 
 
+# Past this, the text shown is cut (the source stays whole): a page, not a book.
+TEXT_SHOWN_MAX = 1_000_000
+
+
 @dataclass(slots=True)
 class ShownMessage:
     """What the reading view shows of one message."""
@@ -272,6 +277,10 @@ class ShownMessage:
     html: str | None
     blocked_remote_images: bool
     attachments: list[dict[str, Any]]
+    text: str | None = None
+    # Why some of the message is not shown (too complex, too big): the reader is
+    # offered its source instead.
+    notice: str = ""
     # Quarantined by the antivirus and not released: attachments are not offered.
     held: bool = False
     # IHE_XDM.ZIP attachments, read safely: the "Documents structurés" panel.
@@ -282,12 +291,36 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
     parsed = services.parse(entry.message)
     html: str | None = None
     blocked = False
-    if parsed.html:
-        # Never the message's own HTML: only what the sanitiser keeps.
-        clean = mime.sanitize_html(parsed.html, allow_remote_images=remote_images)
+    notice = ""
+    if parsed.too_complex is not None:
+        # Stored before the parsing limits existed: never parsed further (mssante.lib.mime).
+        notice = _(
+            "Ce message est trop complexe pour être affiché (%(reason)s) : téléchargez sa "
+            "source pour l'ouvrir avec un autre logiciel."
+        ) % {"reason": _(parsed.too_complex.template) % parsed.too_complex.params}
+    if parsed.html and mime.html_too_large(parsed.html):
+        notice = _(
+            "La mise en forme (HTML) de ce message est trop volumineuse pour être affichée : "
+            "seul son texte l'est. Téléchargez sa source pour le voir en entier."
+        )
+    elif parsed.html:
+        # Never the message's own HTML: only what the sanitiser keeps. Remote images,
+        # once allowed, come through the portal's proxy, never straight from the page.
+        clean = mime.sanitize_html(
+            parsed.html,
+            allow_remote_images=remote_images,
+            remote_image_url=remote_images_url(entry),
+        )
         html, blocked = (
             accessible_html(clean.html, heading_base=heading_base),
             clean.blocked_remote_images,
+        )
+    text = parsed.text
+    if text is not None and len(text) > TEXT_SHOWN_MAX:
+        text = text[:TEXT_SHOWN_MAX]
+        notice = notice or _(
+            "Ce message est trop long pour être affiché en entier : téléchargez sa source "
+            "pour le lire jusqu'au bout."
         )
     attachments = [
         {
@@ -303,7 +336,22 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
     packages = []
     if not held and any(structured_docs.is_package(p.filename) for p in parsed.attachments):
         packages = structured_docs.packages(services.read_raw(entry.message), parsed)
-    return ShownMessage(entry, parsed, html, blocked, attachments, held=held, structured=packages)
+    return ShownMessage(
+        entry,
+        parsed,
+        html,
+        blocked,
+        attachments,
+        text=text,
+        notice=notice,
+        held=held,
+        structured=packages,
+    )
+
+
+def remote_images_url(entry: Entry) -> Callable[[str], str | None]:
+    """The image proxy's URL for each remote image of ``entry`` (see mailboxes.remote_images)."""
+    return remote_images.url_maker(entry.pk)
 
 
 def is_held(message: Message) -> bool:
@@ -368,6 +416,22 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
         current_folder=entry.folder,
     )
     return _allow_remote_images(response) if _wants_remote_images(request) else response
+
+
+@verified_required("professional")
+@require_GET
+def remote_image_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """A remote image of a message the user reads, fetched by the portal (see remote_images)."""
+    try:
+        image = remote_images.fetch(current_user(request), entry_id, request.GET.get("u", ""))
+    except remote_images.NotServed:
+        raise Http404 from None
+    response = HttpResponse(image.data, content_type=image.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    response["Content-Disposition"] = "inline"
+    return response
 
 
 @verified_required("professional")

@@ -188,11 +188,30 @@ def open_extraction(path: str | Path) -> Iterator[tuple[IO[bytes], str, int]]:
             yield stream, path.name, path.stat().st_size
 
 
+# A real line is under 2 kB (56 columns); a longer one is refused without being
+# held in memory whole (a file with no line break would otherwise be read at once).
+MAX_LINE_BYTES: Final = 64 * 1024
+
+
+def _bounded_lines(stream: IO[bytes]) -> Iterator[bytes | None]:
+    """Each line of ``stream``, or None for a line over MAX_LINE_BYTES (skipped in chunks)."""
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(MAX_LINE_BYTES)
+        yield None
+
+
 def read_lines(
     stream: IO[bytes], expected: tuple[str, ...]
 ) -> Iterator[tuple[int, list[str] | LineError]]:
     """Check the header, then yield (line number, fields or the reason it is malformed)."""
-    header_raw = stream.readline()
+    header_raw = stream.readline(MAX_LINE_BYTES + 1)
     width = len(expected)
     header = _split(_decode(header_raw.removeprefix(b"\xef\xbb\xbf")), width)
     if tuple(h.strip() for h in header) != expected:
@@ -201,7 +220,10 @@ def read_lines(
             f"Attendu : {'|'.join(expected)}\n"
             f"Trouvé  : {'|'.join(header)[:2000]}"
         )
-    for number, raw in enumerate(stream, start=2):
+    for number, raw in enumerate(_bounded_lines(stream), start=2):
+        if raw is None:
+            yield number, LineError(f"ligne trop longue (plus de {MAX_LINE_BYTES // 1024} ko)")
+            continue
         text = _decode(raw)
         if not text.strip():
             continue

@@ -2,10 +2,19 @@
 
 Everything goes through the standard library's ``email`` package: messages are
 built with ``EmailMessage`` and written with ``email.policy.SMTP``; they are read
-with ``email.policy.default``. Parsing is hostile-input code: mail from other
-operators and software may be truncated, mislabelled or crafted, so
-``parse_message`` and ``get_part`` never raise on bad input; they return what
-they can and report the rest in ``defects``.
+with its feed parser. Parsing is hostile-input code: mail from other operators
+and software may be truncated, mislabelled or crafted, so ``parse_message`` and
+``get_part`` never raise on bad input; they return what they can and report the
+rest in ``defects``.
+
+Work is bounded per message (docs/decisions.md, "Parsing limits"): the standard
+library's header parsers grow with the square of a header's length and its
+feed parser with the product of nesting depth and lines, so the parse is fed
+through ``_LimitedParser``, which stops at ``LIMITS`` (header size and count,
+header bytes, depth, parts, lines) with a ``MimeLimitError``; ``check_limits``
+is that check alone, for the doors that refuse such a message. MIME parameters
+are read through a linear scanner (``_ReadPolicy``), and the structured header
+parsers only ever see a bounded amount of text.
 """
 
 from __future__ import annotations
@@ -13,32 +22,43 @@ from __future__ import annotations
 import base64
 import contextlib
 import email
+import email.feedparser
 import email.header
 import email.policy
+import email.utils
+import functools
 import mimetypes
 import quopri
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
-from mssante.lib.html import SanitizedHtml, human_size, sanitize_html
+from mssante.lib.html import SanitizedHtml, html_too_large, human_size, sanitize_html
 
 __all__ = [
+    "LIMITS",
     "Attachment",
+    "MimeLimitError",
+    "MimeLimits",
     "OutgoingMessage",
     "ParsedMessage",
     "ParsedPart",
     "PartNotFoundError",
     "SanitizedHtml",
     "build_message",
+    "check_limits",
     "get_part",
+    "html_too_large",
     "human_size",
     "parse_message",
+    "parse_tree",
     "sanitize_html",
     "thread_key",
 ]
@@ -77,12 +97,8 @@ _MAX_FILENAME: Final = 200
 # 7bit so that a message crosses any relay unchanged: quoted-printable or base64
 # bodies do not depend on the peer announcing 8BITMIME.
 _BUILD_POLICY: Final = email.policy.SMTP.clone(cte_type="7bit")
+# Structured header parsing (addresses, dates, encoded words), on bounded text only.
 _PARSE_POLICY: Final = email.policy.default
-# Re-serialises a parsed part without refolding its headers, so an attached
-# message comes out as it went in (8-bit bytes included).
-_RAW_POLICY: Final = email.policy.default.clone(
-    refold_source="none", cte_type="8bit", linesep="\r\n"
-)
 
 Addr = tuple[str, str]
 
@@ -198,6 +214,345 @@ def build_message(
     return message_id, em.as_bytes(policy=email.policy.SMTP)
 
 
+# --------------------------------------------------------------------------- limits
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a message for the catalogue; the Django layer translates it (see identifiers)."""
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class MimeLimits:
+    """What one message may hold before it is refused (doors) or not parsed (reading).
+
+    The figures and their reasons are in docs/decisions.md ("Parsing limits").
+    """
+
+    # One header field, folded lines included: Postfix's header_size_limit.
+    header_bytes: int = 100_000
+    # Fields in one header block (the message's or a part's).
+    header_fields: int = 1000
+    # One header block, and every header block of the message together.
+    header_block_bytes: int = 256_000
+    header_total_bytes: int = 1_000_000
+    # Nested multiparts and attached messages, the message itself included.
+    depth: int = 20
+    # Every MIME part, containers included.
+    parts: int = 1000
+    # Lines of the whole message (the feed parser keeps an object per line).
+    lines: int = 1_000_000
+
+
+LIMITS: Final = MimeLimits()
+
+_LIMIT_TEXTS: Final = {
+    "header_size": gettext_noop(
+        "L'en-tête « %(name)s » du message dépasse la taille permise (%(size)s pour "
+        "%(limit)s au plus)."
+    ),
+    "header_fields": gettext_noop(
+        "Le message a trop d'en-têtes (plus de %(limit)s dans un même bloc d'en-têtes)."
+    ),
+    "header_block": gettext_noop(
+        "Les en-têtes du message dépassent la taille permise (%(limit)s au plus)."
+    ),
+    "mime_depth": gettext_noop(
+        "La structure du message est trop profonde (plus de %(limit)s niveaux imbriqués)."
+    ),
+    "mime_parts": gettext_noop("Le message compte trop de parties (plus de %(limit)s)."),
+    "lines": gettext_noop("Le message compte trop de lignes (plus de %(limit)s)."),
+}
+
+
+class MimeLimitError(ValueError):
+    """A message beyond ``MimeLimits``: ``template % params`` says why, in French.
+
+    ``rule`` is a short stable code (for the journal); ``smtp_code`` the reply a
+    gateway gives (552: the message is too big for us, in one of its dimensions).
+    """
+
+    smtp_code = 552
+
+    def __init__(self, rule: str, **params: str) -> None:
+        self.rule = rule
+        self.template = _LIMIT_TEXTS[rule]
+        self.params = params
+        super().__init__(self.template % params)
+
+
+def _limit_error(rule: str, limit: int, *, in_bytes: bool = False, **params: str) -> MimeLimitError:
+    shown = human_size(limit) if in_bytes else f"{limit:_}".replace("_", "\u202f")
+    return MimeLimitError(rule, limit=shown, **params)
+
+
+_HEADER_NAME_SHOWN: Final = 60
+_FEED_CHUNK: Final = 64 * 1024
+
+
+# The feed parser's end-of-part test, as it builds it: the boundary regex's own
+# text, around re.escape(separator).
+_SEP_PREFIX: Final = "(?P<sep>"
+_SEP_SUFFIX: Final = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+_BLANK_MATCH: Final = email.feedparser.NLCRE.match  # type: ignore[attr-defined]
+
+if TYPE_CHECKING:  # the line buffer is not in typeshed: what we use of it
+
+    class _BufferedSubFile:
+        _lines: deque[str]
+        _closed: bool
+
+        def push_eof_matcher(self, pred: Callable[[str], Any]) -> None: ...
+        def pop_eof_matcher(self) -> Callable[[str], Any]: ...
+        def readline(self) -> Any: ...
+
+else:
+    _BufferedSubFile = email.feedparser.BufferedSubFile
+
+
+def _matcher_kind(pred: Any) -> str | None:
+    """The separator a boundary matcher looks for, "" for the blank-line matcher, else None."""
+    if pred == _BLANK_MATCH:
+        return ""
+    pattern = getattr(getattr(pred, "__self__", None), "pattern", None)
+    if (
+        isinstance(pattern, str)
+        and pattern.startswith(_SEP_PREFIX)
+        and pattern.endswith(_SEP_SUFFIX)
+    ):
+        escaped = pattern[len(_SEP_PREFIX) : -len(_SEP_SUFFIX)]
+        separator = re.sub(r"\\(.)", r"\1", escaped, flags=re.DOTALL)
+        if separator and re.escape(separator) == escaped:
+            return separator
+    return None
+
+
+class _SubFile(_BufferedSubFile):
+    """The feed parser's line buffer with its end-of-part test in constant time.
+
+    The standard one tries every enclosing boundary's regex on every line: time
+    grows with depth times lines. A line ends a part when it is an enclosing
+    separator (optionally followed by "--", blanks and its line break), or a
+    blank line under a blank-line matcher: a set lookup gives the same answer.
+    An unrecognised matcher falls back to the standard loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kinds: list[str | None] = []
+        self._separators: dict[str, int] = {}
+        self._blank = 0
+        self._unknown = 0
+
+    def push_eof_matcher(self, pred: Any) -> None:
+        kind = _matcher_kind(pred)
+        self._kinds.append(kind)
+        if kind is None:
+            self._unknown += 1
+        elif kind == "":
+            self._blank += 1
+        else:
+            self._separators[kind] = self._separators.get(kind, 0) + 1
+        super().push_eof_matcher(pred)
+
+    def pop_eof_matcher(self) -> Any:
+        kind = self._kinds.pop()
+        if kind is None:
+            self._unknown -= 1
+        elif kind == "":
+            self._blank -= 1
+        else:
+            self._separators[kind] -= 1
+            if not self._separators[kind]:
+                del self._separators[kind]
+        return super().pop_eof_matcher()
+
+    def readline(self) -> Any:
+        if self._unknown:
+            return super().readline()
+        lines = self._lines
+        if not lines:
+            return "" if self._closed else email.feedparser.NeedMoreData  # type: ignore[attr-defined]
+        line = lines.popleft()
+        if self._at_eof(line):
+            lines.appendleft(line)
+            return ""
+        return line
+
+    def _at_eof(self, line: str) -> bool:
+        first = line[:1]
+        if first in ("\r", "\n"):
+            return self._blank > 0
+        if not self._separators or not line.startswith("--"):
+            return False
+        if line.endswith("\r\n"):
+            line = line[:-2]
+        elif line.endswith(("\r", "\n")):
+            line = line[:-1]
+        line = line.rstrip(" \t")
+        return line in self._separators or (line.endswith("--") and line[:-2] in self._separators)
+
+
+class _LimitedParser(email.feedparser.BytesFeedParser):
+    """The standard feed parser, stopped with MimeLimitError as soon as a limit is crossed.
+
+    ``_new_message`` and ``_parse_headers`` are the feed parser's own steps for
+    "a part starts" and "a header block ends" (stable since Python 3.3).
+    """
+
+    def __init__(self, limits: MimeLimits) -> None:
+        super().__init__(policy=_READ_POLICY)
+        self._input = _SubFile()
+        self._limits = limits
+        self._part_count = 0
+        self._header_total = 0
+
+    def _new_message(self) -> None:
+        self._part_count += 1
+        if self._part_count > self._limits.parts:
+            raise _limit_error("mime_parts", self._limits.parts)
+        super()._new_message()  # type: ignore[misc]
+        if len(self._msgstack) > self._limits.depth:  # type: ignore[attr-defined]
+            raise _limit_error("mime_depth", self._limits.depth)
+
+    def _parse_headers(self, lines: list[str]) -> None:
+        limits = self._limits
+        fields = block = field_size = 0
+        name = ""
+        for line in [*lines, ""]:
+            if line[:1] in (" ", "\t"):
+                field_size += len(line)
+            else:
+                if field_size > limits.header_bytes:
+                    shown = _clean_header(name)[:_HEADER_NAME_SHOWN] or "?"
+                    raise _limit_error(
+                        "header_size",
+                        limits.header_bytes,
+                        in_bytes=True,
+                        name=shown,
+                        size=human_size(field_size),
+                    )
+                if not line:
+                    break
+                fields += 1
+                field_size = len(line)
+                name = line.partition(":")[0]
+            block += len(line)
+        if fields > limits.header_fields:
+            raise _limit_error("header_fields", limits.header_fields)
+        self._header_total += block
+        if block > limits.header_block_bytes:
+            raise _limit_error("header_block", limits.header_block_bytes, in_bytes=True)
+        if self._header_total > limits.header_total_bytes:
+            raise _limit_error("header_block", limits.header_total_bytes, in_bytes=True)
+        super()._parse_headers(lines)  # type: ignore[misc]
+
+
+def _line_count(raw: bytes) -> int:
+    # An upper bound of what the feed parser splits (it also breaks on a lone CR).
+    return max(raw.count(b"\n"), raw.count(b"\r"))
+
+
+def _bounded_parse(raw: bytes, limits: MimeLimits) -> Message:
+    """The parsed message, or MimeLimitError; time and memory grow linearly with ``raw``."""
+    if _line_count(raw) > limits.lines:
+        raise _limit_error("lines", limits.lines)
+    parser = _LimitedParser(limits)
+    view = memoryview(raw)
+    for start in range(0, len(view), _FEED_CHUNK):
+        parser.feed(bytes(view[start : start + _FEED_CHUNK]))
+    return parser.close()
+
+
+def check_limits(raw: bytes, limits: MimeLimits = LIMITS) -> None:
+    """Raise MimeLimitError when ``raw`` is beyond ``limits``; the doors call it before storing."""
+    _bounded_parse(bytes(raw), limits)
+
+
+# MIME parameters: the standard library's parsers are quadratic on hostile input
+# (a quoted value full of ";" costs seconds per access, and every access parses
+# again). Each Content-Type / Content-Disposition value is therefore rewritten
+# once (cached) into an equivalent short form with at most _MAX_PARAMS
+# parameters, none holding ";", quotes or backslashes inside quotes: the
+# Message methods (get_content_type, get_param, get_filename, the feed parser's
+# get_boundary) then read it in linear time, and they all see the same value.
+_PARAM_HEADERS: Final = frozenset({"content-type", "content-disposition"})
+_MAX_PARAM_HEADER: Final = 8 * 1024
+_MAX_PARAMS: Final = 32
+_MAX_PARAM_VALUE: Final = 256
+_PARAM_RE: Final = re.compile(
+    r'[\s;]*+([!#$%&\'*+.^_`|~0-9A-Za-z-]++)\s*+=\s*+("(?:[^"\\]|\\.)*+"?|[^;]*+)'
+)
+_PLAIN_VALUE_RE: Final = re.compile(r'[^";\\\x00-\x1f\x7f]*')
+_FOLD_RE: Final = re.compile(r"\r\n|\r|\n")
+
+
+def _params(rest: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(rest) and len(pairs) < _MAX_PARAMS:
+        match = _PARAM_RE.match(rest, pos)
+        if match is None or match.end() == pos:
+            following = rest.find(";", pos + 1)
+            if following < 0:
+                break
+            pos = following
+            continue
+        pairs.append((match.group(1).lower(), match.group(2).strip()))
+        pos = match.end()
+    return pairs
+
+
+@functools.lru_cache(maxsize=512)
+def _canonical_params(value: str) -> str:
+    main, _sep, rest = value.partition(";")
+    out = [main.strip()[:200]]
+    try:
+        decoded = email.utils.decode_params([(main, ""), *_params(rest)])[1:]
+    except Exception:  # a broken RFC 2231 continuation: keep the type alone
+        decoded = []
+    for name, raw_value in decoded:
+        # As Message.get_param does: unquote, then decode an RFC 2231 value.
+        if isinstance(raw_value, tuple):
+            raw_value = (raw_value[0], raw_value[1], email.utils.unquote(raw_value[2]))
+        try:
+            text = email.utils.collapse_rfc2231_value(raw_value)
+        except Exception:  # noqa: S112 - an undecodable parameter is dropped, like a missing one
+            continue
+        text = str(text)[:_MAX_PARAM_VALUE]
+        if _PLAIN_VALUE_RE.fullmatch(text):
+            out.append(f'{name}="{text}"')
+        else:
+            encoded = quote(text.encode("utf-8", "surrogateescape"), safe="")
+            out.append(f"{name}*=utf-8''{encoded}")
+    return "; ".join(out)
+
+
+class _ReadPolicy(email.policy.EmailPolicy):
+    """``email.policy.default`` that hands header values to the Message methods as plain text.
+
+    Structured parsing of the headers the application reads is done by
+    ``_Headers``, on a bounded amount of text.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        return _fetched(name.lower(), value)
+
+
+def _fetched(name: str, value: str) -> str:
+    if name in _PARAM_HEADERS:
+        return _canonical_params(
+            _FOLD_RE.sub("", value[: _MAX_PARAM_HEADER * 2])[:_MAX_PARAM_HEADER]
+        )
+    return _FOLD_RE.sub("", value)
+
+
+_READ_POLICY: Final = _ReadPolicy()
+# Re-serialises a parsed part without refolding its headers, so an attached
+# message comes out as it went in (8-bit bytes included).
+_RAW_POLICY: Final = _READ_POLICY.clone(refold_source="none", cte_type="8bit", linesep="\r\n")
+
+
 # --------------------------------------------------------------------------- parsing
 
 
@@ -236,6 +591,8 @@ class ParsedMessage:
     headers: dict[str, str] = field(default_factory=dict)
     disposition_notification_to: str | None = None
     defects: list[str] = field(default_factory=list)
+    # Set when the message is beyond LIMITS: nothing else was read from it.
+    too_complex: MimeLimitError | None = None
 
     @property
     def thread_key(self) -> str:
@@ -293,11 +650,32 @@ def _clean_header(value: str) -> str:
 
 def _raw_value(value: str) -> str:
     """Decode raw 8-bit header bytes (kept as surrogates by the parser) by guessing."""
-    if not any("\udc80" <= c <= "\udcff" for c in value):
+    if not _SURROGATE_RE.search(value):
         return value
     try:
         return _guess_decode(value.encode("utf-8", "surrogateescape"))
     except UnicodeEncodeError:
+        return value
+
+
+_SURROGATE_RE: Final = re.compile("[\udc80-\udcff]")
+# The standard library's structured header parser costs about 2.5 µs per
+# character and grows with the square of the length past a few tens of kB. It
+# sees at most _MAX_STRUCTURED characters of one header and _STRUCTURED_BUDGET
+# for the whole message; past that, addresses are split by the linear
+# getaddresses and text is cut before its encoded words are decoded.
+_MAX_STRUCTURED: Final = 8 * 1024
+_STRUCTURED_BUDGET: Final = 64 * 1024
+_MAX_DISPLAY_NAME: Final = 998
+_MAX_ADDRESSES: Final = 1000
+
+
+def _decode_words(value: str) -> str:
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except Exception:
         return value
 
 
@@ -307,6 +685,7 @@ class _Headers:
     def __init__(self, msg: Message, defects: _Defects) -> None:
         self._defects = defects
         self._values: dict[str, list[str]] = {}
+        self._budget = _STRUCTURED_BUDGET
         self.names: list[str] = []
         try:
             items = list(msg.raw_items())
@@ -327,28 +706,49 @@ class _Headers:
     def all(self, name: str) -> list[str]:
         return self._values.get(name.lower(), [])
 
-    def parsed(self, name: str) -> Any:
-        """The policy's structured header object for ``name``, or None when absent or broken."""
-        value = self.first(name)
-        if value is None:
-            return None
-        try:
-            header = _PARSE_POLICY.header_factory(name, "".join(value.splitlines()))
-        except Exception as exc:
-            self._defects.add(f"{name}: unparsable header ({type(exc).__name__})")
-            return None
+    def _affordable(self, name: str, value: str) -> bool:
+        """Whether ``value`` may go to the structured parser (and charge it to the budget)."""
+        if len(value) > min(_MAX_STRUCTURED, self._budget):
+            self._defects.add(f"{name}: header too long to be parsed in full")
+            return False
+        self._budget -= len(value)
+        return True
+
+    def _factory(self, name: str, value: str) -> Any:
+        header = _PARSE_POLICY.header_factory(name, value)
         self._defects.add_from(getattr(header, "defects", ()), f"{name}: ")
         return header
 
+    def parsed(self, name: str) -> Any:
+        """The policy's structured header object for ``name``, or None when absent, broken or long."""
+        value = self.first(name)
+        if value is None:
+            return None
+        flat = "".join(value.splitlines())
+        if not self._affordable(name, flat):
+            return None
+        try:
+            return self._factory(name, flat)
+        except Exception as exc:
+            self._defects.add(f"{name}: unparsable header ({type(exc).__name__})")
+            return None
+
     def text(self, name: str) -> str:
-        header = self.parsed(name)
-        if header is not None:
+        value = self.first(name)
+        if value is None:
+            return ""
+        flat = "".join(value.splitlines())
+        if len(flat) > _MAX_STRUCTURED:
+            # Cut at a space so that no encoded word is broken in two.
+            cut = flat.rfind(" ", 0, _MAX_STRUCTURED)
+            flat = flat[: cut if cut > 0 else _MAX_STRUCTURED]
+            self._defects.add(f"{name}: header truncated")
+        if self._affordable(name, flat):
             try:
-                return _clean_header(str(header))
+                return _clean_header(str(self._factory(name, flat)))
             except Exception as exc:
                 self._defects.add(f"{name}: undecodable header ({type(exc).__name__})")
-        value = self.first(name)
-        return _clean_header(value) if value is not None else ""
+        return _clean_header(flat)
 
     def addresses(self, name: str) -> list[Addr]:
         result: list[Addr] = []
@@ -356,17 +756,23 @@ class _Headers:
             flat = "".join(value.splitlines())
             pairs: list[Addr] = []
             try:
-                header = _PARSE_POLICY.header_factory(name, flat)
-                self._defects.add_from(getattr(header, "defects", ()), f"{name}: ")
+                if not self._affordable(name, flat):
+                    raise OverflowError(name)
+                header = self._factory(name, flat)
                 if hasattr(header, "addresses"):
                     for address in header.addresses:
                         pairs.append((address.display_name, address.addr_spec))
                 else:
                     pairs = list(getaddresses([str(header)]))
             except Exception as exc:
-                self._defects.add(f"{name}: unparsable address list ({type(exc).__name__})")
+                if not isinstance(exc, OverflowError):
+                    self._defects.add(f"{name}: unparsable address list ({type(exc).__name__})")
                 try:
-                    pairs = list(getaddresses([flat]))
+                    # Linear, and it leaves encoded words in display names to us.
+                    pairs = [
+                        (_decode_words(n[:_MAX_DISPLAY_NAME]), a)
+                        for n, a in getaddresses([flat])[:_MAX_ADDRESSES]
+                    ]
                 except Exception:
                     pairs = []
             for display_name, addr_spec in pairs:
@@ -374,6 +780,9 @@ class _Headers:
                 # Without a domain nothing can be delivered or replied to.
                 if "@" in addr:
                     result.append((_clean_header(str(display_name)), addr))
+            if len(result) >= _MAX_ADDRESSES:
+                self._defects.add(f"{name}: more than {_MAX_ADDRESSES} addresses, the rest ignored")
+                return result[:_MAX_ADDRESSES]
         return result
 
 
@@ -546,10 +955,13 @@ def _part_text(part: Message, defects: _Defects) -> str:
     return _clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def _parse(raw: bytes, defects: _Defects) -> Message | None:
+def _parse(raw: bytes, defects: _Defects) -> Message | MimeLimitError | None:
     try:
-        return email.message_from_bytes(bytes(raw), policy=_PARSE_POLICY)
-    except Exception as exc:  # RecursionError on absurd nesting, or a parser bug
+        return _bounded_parse(bytes(raw), LIMITS)
+    except MimeLimitError as exc:
+        defects.add(f"message beyond the parsing limits: {exc.rule}")
+        return exc
+    except Exception as exc:  # a parser bug: nothing else escapes the feed parser
         defects.add(f"unparsable message ({type(exc).__name__})")
         return None
 
@@ -586,6 +998,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
     result = ParsedMessage()
     defects = _Defects(result.defects)
     msg = _parse(raw, defects)
+    if isinstance(msg, MimeLimitError):
+        # Stored before the limits, or refused and kept as source: never parsed further.
+        result.too_complex = msg
+        return result
     if msg is None:
         return result
     headers = _Headers(msg, defects)
@@ -643,11 +1059,21 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return result
 
 
+def parse_tree(raw: bytes) -> Message | None:
+    """The message's MIME tree, parsed within LIMITS; None when past them or unreadable.
+
+    For protocol code that reads parts itself (delivery and read reports): header
+    values come back as plain strings, MIME parameters through the linear reader.
+    """
+    msg = _parse(raw, _Defects([]))
+    return msg if isinstance(msg, Message) else None
+
+
 def get_part(raw: bytes, index: int) -> Attachment:
     """Return the attachment listed at ``index`` by ``parse_message`` for the same bytes."""
     defects = _Defects([])
     msg = _parse(raw, defects)
-    if msg is not None:
+    if isinstance(msg, Message):
         try:
             for found, part, content_type, filename in _leaf_parts(msg, defects):
                 if found == index and filename is not None:
