@@ -108,7 +108,8 @@ ANYONE = "anyone"  # no login needed (public pages, links carrying their own tok
 STAFF = "staff"  # the operator's team, in the admin
 NOBODY = "nobody"  # no page there: 404 for everyone
 TO_LOGIN = "to_login"  # a step of logging in (or out): anyone is sent to the login page
-# An id that lives only in another user's session (a saved search): 404 for anyone logged in.
+# 404 for anyone logged in: an id that lives only in another user's session (a saved
+# search), a proxied remote image without its signed address.
 ELSEWHERE = "elsewhere"
 Need = Any  # Access | str
 
@@ -464,6 +465,10 @@ RULES: dict[str, Rule] = {
     ),
     # Webmail: one message
     "webmail_read": _web(get=Access.READ, kwargs=_entry),
+    "webmail_source": _web(get=Access.READ, kwargs=_entry),
+    # Without an address signed for the reader's entry, nothing is fetched, for anyone
+    # (tests/lib/test_imageproxy.py and test_sanitize_view try the signed ones).
+    "webmail_remote_image": _web(get=ELSEWHERE, kwargs=_entry),
     "webmail_conversation": _web(get=Access.READ, kwargs=_entry),
     "webmail_flag": _web(post=Access.READ, kwargs=_entry, data=lambda w, b: {"flagged": "1"}),
     "webmail_mark_unread": _web(post=Access.READ, kwargs=_entry),
@@ -532,6 +537,7 @@ RULES: dict[str, Rule] = {
         post=PATIENT, kwargs=_patient_entry, data=lambda w, b: {"text": "Merci."}
     ),
     "patients:download": Rule(get=PATIENT, kwargs=_patient_part),
+    "patients:source": Rule(get=PATIENT, kwargs=_patient_entry),
     "patients:preview": Rule(get=PATIENT, kwargs=_patient_part),
 }
 
