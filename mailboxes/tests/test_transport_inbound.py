@@ -276,3 +276,76 @@ def test_the_gateway_offers_starttls_and_no_password_authentication(
         # aiosmtpd still prints the AUTH keyword, with no mechanism after it.
         assert client.esmtp_features.get("auth", "").strip() == ""
         assert client.has_extn("size")
+
+
+# --------------------------------------------------------------------------- resends (issue 11)
+
+OTHER = "cabinet.autre.test"
+
+
+@pytest.fixture
+def other(ca: trustme.CA, tmp_path: Path) -> Operator:
+    operator = make_operator(ca, OTHER, tmp_path / "other")
+    operator.list()
+    return operator
+
+
+def _with_id(raw: bytes, message_id: str) -> bytes:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"message-id:")]
+    return b"\r\n".join([*lines, f"Message-ID: {message_id}".encode()]) + sep + body
+
+
+def test_another_peer_reusing_message_id_and_from_cannot_get_the_stored_message_into_its_box(
+    port: int, peer: Operator, other: Operator, box: Mailbox
+) -> None:
+    target = factories.mailbox(domain=factories.hosted_domain(HERE))
+    original = _with_id(
+        simple_message(f"dr.martin@{PEER}", box.address, body="Résultat : HbA1c 9,1 %."),
+        "<resultat-1@clinique.peer.test>",
+    )
+    send(port, peer, f"dr.martin@{PEER}", [box.address], original)
+    # Operator B copies the Message-ID and From: it has seen (a forward, a leak) and
+    # names another of our mailboxes in its own envelope.
+    forged = _with_id(
+        simple_message(f"dr.martin@{PEER}", target.address, body="Autre chose."),
+        "<resultat-1@clinique.peer.test>",
+    )
+    send(port, other, f"secretariat@{OTHER}", [target.address], forged)
+
+    received = Entry.objects.get(mailbox=target).message
+    assert services.read_raw(received) == forged
+    assert b"HbA1c" not in services.read_raw(received)
+    assert not Entry.objects.filter(mailbox=target, message__entries__mailbox=box).exists()
+    assert Entry.objects.filter(mailbox=box).count() == 1
+
+
+def test_two_different_messages_sharing_message_id_and_from_are_both_delivered(
+    port: int, peer: Operator, box: Mailbox
+) -> None:
+    first = _with_id(
+        simple_message(f"labo@{PEER}", box.address, subject="Résultat 1", body="Normal."),
+        "<lab@clinique.peer.test>",
+    )
+    second = _with_id(
+        simple_message(f"labo@{PEER}", box.address, subject="Résultat 2", body="Critique."),
+        "<lab@clinique.peer.test>",
+    )
+    send(port, peer, f"labo@{PEER}", [box.address], first)
+    send(port, peer, f"labo@{PEER}", [box.address], second)
+
+    subjects = sorted(Entry.objects.filter(mailbox=box).values_list("message__subject", flat=True))
+    assert subjects == ["Résultat 1", "Résultat 2"]
+
+
+def test_the_same_bytes_from_another_peer_are_a_new_message(
+    port: int, peer: Operator, other: Operator, box: Mailbox
+) -> None:
+    raw = simple_message(f"dr.martin@{PEER}", box.address)
+    send(port, peer, f"dr.martin@{PEER}", [box.address], raw)
+    target = factories.mailbox(domain=factories.hosted_domain(HERE))
+    send(port, other, f"secretariat@{OTHER}", [target.address], raw)
+
+    mine, theirs = Entry.objects.get(mailbox=box).message, Entry.objects.get(mailbox=target).message
+    assert mine.pk != theirs.pk
+    assert Entry.objects.filter(mailbox=box).count() == 1

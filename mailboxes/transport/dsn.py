@@ -162,7 +162,7 @@ def bounce_to_sender(message: Message, raw_original: bytes, failures: list[Failu
         return
     raw = build_dsn(message, raw_original, failures)
     try:
-        receive_message(raw, "", [box.address], peer="dsn", origin=Message.Origin.SYSTEM)
+        receive_message(raw, "", [box.address], label="dsn", origin=Message.Origin.SYSTEM)
     except ReceptionError as exc:
         # A closed sending box: nobody left to tell.
         log.warning("DSN for message %s not stored: %s", message.public_id, exc)
