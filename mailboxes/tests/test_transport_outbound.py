@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -109,7 +110,9 @@ def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
     )
     report = dsn_for(box)
     raw = services.read_raw(report)
-    assert b"multipart/report; report-type=delivery-status" in raw
+    envelope = email.message_from_bytes(raw)
+    assert envelope.get_content_type() == "multipart/report"
+    assert envelope.get_param("report-type") == "delivery-status"
     assert f"Final-Recipient: rfc822;parti@{PEER}".encode() in raw
     assert b"Status: 5.1.1" in raw
     parsed = mime.parse_message(raw)

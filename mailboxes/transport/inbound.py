@@ -75,8 +75,16 @@ class _Unavailable(Exception):
 
 
 def _bad_address(address: str) -> bool:
-    """An envelope address no mail system could mean: control characters, over-long."""
-    return len(address) > MAX_PATH or any(ord(c) < 33 or ord(c) == 127 for c in address)
+    """An envelope address no mail system could mean: control characters, over-long, not UTF-8."""
+    if len(address) > MAX_PATH or any(ord(c) < 33 or ord(c) == 127 for c in address):
+        return True
+    try:
+        # aiosmtpd decodes with "surrogateescape": bytes that were not UTF-8 come as
+        # lone surrogates, which no database column or journal entry can hold.
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class GatewaySMTP(SMTP):
