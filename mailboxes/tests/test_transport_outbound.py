@@ -236,3 +236,19 @@ def test_a_failure_report_from_the_peer_marks_its_recipient_bounced(
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.BOUNCED
     assert "550 5.2.1 mailbox disabled" in delivery.last_error
+
+
+def test_a_report_from_another_operator_cannot_speak_for_the_peers_recipient(
+    ca: trustme.CA, tmp_path: Path, route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send
+
+    other = make_operator(ca, "autre-operateur.test", tmp_path / "other")
+    other.list()
+    with sink(peer, Sink(), port=route):
+        message = submit(box, f"dr.durand@{PEER}")
+    recipient = f"dr.durand@{PEER}"
+    with gateway(here) as gw:
+        # Another listed operator writes PEER's From: on a report of its own.
+        send(gw.port, other, "", [box.address], _failure_report(message, recipient, PEER))
+    assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
