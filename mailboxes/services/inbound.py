@@ -126,9 +126,20 @@ def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and timezone.is_naive(value):
-        return value.replace(tzinfo=UTC)
-    return value
+    """The Date: header in UTC, or None when it cannot be one.
+
+    A zone like ``-2359`` is valid RFC 5322 but out of PostgreSQL's range (±15:59):
+    stored as written it failed the whole transaction, so the peer was told 451 on
+    every retry until it gave up. In UTC any zone fits.
+    """
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _hosted(domain: str, domains: Iterable[str] | None) -> bool:
@@ -164,33 +175,48 @@ def resend_key(raw: bytes, mail_from: str, peer: Peer | None) -> str:
 
 
 def _recipients(
-    rcpt_tos: Sequence[str], domains: Iterable[str] | None
-) -> tuple[list[str], dict[str, Mailbox]]:
-    """The local mailboxes named by the envelope, in order (raises ReceptionError)."""
+    rcpt_tos: Sequence[str], domains: Iterable[str] | None, *, gone_ok: bool = False
+) -> tuple[list[str], dict[str, Mailbox | None]]:
+    """The local mailboxes named by the envelope, in order (raises ReceptionError).
+
+    ``gone_ok``: a recipient the gateway accepted at RCPT whose box closed since is kept
+    with no box (its delivery bounces, the sender gets a DSN) as long as another
+    recipient can still get the message: one closed box must not cost the others theirs.
+    """
     recipients: list[str] = []
-    boxes: dict[str, Mailbox] = {}
+    boxes: dict[str, Mailbox | None] = {}
     found = local_mailboxes(rcpt_tos, domains)
     for address in rcpt_tos:
         try:
-            box = found.get(addresses.normalise(address))
+            normalised = addresses.normalise(address)
         except addresses.AddressError:
-            box = None
-        if box is None:
+            normalised = ""
+        box = found.get(normalised)
+        if box is None and not (gone_ok and normalised):
             raise ReceptionError(
                 _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
                 % {"address": address[:254]},
                 code=550,
                 rule="unknown_recipient",
             )
-        if box.address not in boxes:
-            boxes[box.address] = box
-            recipients.append(box.address)
+        if normalised not in boxes:
+            boxes[normalised] = box
+            recipients.append(normalised)
     if not recipients:
         raise ReceptionError(_("Aucun destinataire."), code=554)
+    if not any(boxes.values()):
+        raise ReceptionError(
+            _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
+            % {"address": recipients[0]},
+            code=550,
+            rule="unknown_recipient",
+        )
     return recipients, boxes
 
 
-def _add_recipients(message: Message, recipients: list[str], boxes: dict[str, Mailbox]) -> Message:
+def _add_recipients(
+    message: Message, recipients: list[str], boxes: dict[str, Mailbox | None]
+) -> Message:
     """A resend: deliveries only for recipients the stored message does not have yet."""
     now = timezone.now()
     with transaction.atomic():
@@ -240,7 +266,7 @@ def receive_message(
             code=552,
             rule="message_size",
         )
-    recipients, boxes = _recipients(rcpt_tos, domains)
+    recipients, boxes = _recipients(rcpt_tos, domains, gone_ok=peer is not None)
     sender = "" if mail_from in ("", "<>") else mail_from.strip().lower()
     key = resend_key(raw, sender, peer) if origin == Message.Origin.SMTP else ""
     if key:

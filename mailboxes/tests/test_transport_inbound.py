@@ -510,3 +510,19 @@ def test_a_message_of_many_small_attachments_is_judged_in_seconds(
     # Each attachment used to cost a parse of the whole message: minutes for this one.
     assert time.monotonic() - started < 10
     assert len(Message.objects.get().attachments) == 300
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "Fri, 31 Dec 9999 23:59:59 -2359",
+        "Mon, 1 Jan 2024 10:00:00 +2300",
+        "Mon, 1 Jan 0001 00:00:00 +0100",
+    ],
+)
+def test_a_date_with_an_out_of_range_zone_is_stored_not_answered_451_for_ever(
+    port: int, peer: Operator, box: Mailbox, date: str
+) -> None:
+    raw = f"From: a@{PEER}\r\nDate: {date}\r\nSubject: Daté\r\n\r\nx\r\n".encode()
+    assert send(port, peer, f"a@{PEER}", [box.address], raw) == {}
+    assert Entry.objects.filter(mailbox=box).count() == 1

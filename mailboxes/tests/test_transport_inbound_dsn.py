@@ -263,3 +263,29 @@ def test_long_lines_from_the_original_never_reach_the_wire_in_our_dsn(
     _assert_wire_clean(wire)
     headers = [p for p in report.walk() if p.get_content_type() == "text/rfc822-headers"]
     assert "t" * 3000 in headers[0].get_content().replace("\n", "").replace(" ", "")
+
+
+def test_a_box_closed_between_rcpt_and_data_costs_the_other_recipients_nothing(
+    port: int, peer: Operator, peer_server: Sink, box: Mailbox
+) -> None:
+    import smtplib
+
+    open_box = factories.mailbox(domain=factories.hosted_domain(HERE))
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo("mx.peer.test")
+        client.starttls(context=peer.client_context())
+        client.ehlo("mx.peer.test")
+        assert client.mail(SENDER)[0] == 250
+        assert client.rcpt(box.address)[0] == 250
+        assert client.rcpt(open_box.address)[0] == 250
+        Mailbox.objects.filter(pk=box.pk).update(status=Mailbox.Status.CLOSED)
+        assert client.data(_message(box.address))[0] == 250
+
+    message = Message.objects.get(origin=Message.Origin.SMTP)
+    assert Entry.objects.filter(mailbox=open_box, message=message).exists()
+    assert Delivery.objects.get(message=message, recipient=box.address).status == (
+        Delivery.Status.BOUNCED
+    )
+    _mail_from, rcpt_tos, report, _wire = _the_dsn(peer_server)
+    assert rcpt_tos == [SENDER]
+    assert [b["Final-Recipient"] for b in _status_blocks(report)[1:]] == [f"rfc822;{box.address}"]
