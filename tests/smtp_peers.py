@@ -100,7 +100,11 @@ def shared_connections() -> dict[str, Any] | None:
 
 @contextmanager
 def gateway(
-    operator: Operator, *, domains: list[str] | None = None, port: int | None = None
+    operator: Operator,
+    *,
+    domains: list[str] | None = None,
+    port: int | None = None,
+    timeout: float = 300,
 ) -> Iterator[Controller]:
     """The real inbound gateway (our handler) serving ``operator``'s certificate."""
     override = shared_connections()
@@ -113,6 +117,7 @@ def gateway(
             domains=domains, connections_override=override, keep_connections=bool(override)
         ),
         tls_context=operator.server_context(),
+        timeout=timeout,
     )
     controller.start()
     try:

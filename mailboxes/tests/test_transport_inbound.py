@@ -526,3 +526,30 @@ def test_a_date_with_an_out_of_range_zone_is_stored_not_answered_451_for_ever(
     raw = f"From: a@{PEER}\r\nDate: {date}\r\nSubject: Daté\r\n\r\nx\r\n".encode()
     assert send(port, peer, f"a@{PEER}", [box.address], raw) == {}
     assert Entry.objects.filter(mailbox=box).count() == 1
+
+
+def test_a_slow_transfer_is_not_cut_off_while_data_keeps_coming(
+    here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    import time
+
+    raw = simple_message(f"a@{PEER}", box.address, body="ligne\r\n" * 200)
+    with (
+        gateway(here, timeout=1) as controller,
+        smtplib.SMTP("127.0.0.1", controller.port, timeout=10) as client,
+    ):
+        client.ehlo("mx.peer.test")
+        client.starttls(context=peer.client_context())
+        client.ehlo("mx.peer.test")
+        assert client.mail(f"a@{PEER}")[0] == 250
+        assert client.rcpt(box.address)[0] == 250
+        client.putcmd("data")
+        assert client.getreply()[0] == 354
+        assert client.sock is not None
+        # Three seconds of transfer, never a second of silence.
+        for start in range(0, len(raw), len(raw) // 6 + 1):
+            client.sock.sendall(raw[start : start + len(raw) // 6 + 1])
+            time.sleep(0.5)
+        client.sock.sendall(b".\r\n")
+        assert client.getreply()[0] == 250
+    assert Entry.objects.filter(mailbox=box).count() == 1

@@ -109,7 +109,10 @@ class GatewaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            content = await read_data(self._reader, self.data_size_limit)
+            # The idle timeout runs from each piece received, not from the DATA command:
+            # a large message on a slow link is not cut off midway (RFC 5321 §4.5.3.2
+            # times each block, not the whole transfer).
+            content = await read_data(self._reader, self.data_size_limit, self._reset_timeout)
         except asyncio.IncompleteReadError:
             # The peer went away before <CRLF>.<CRLF>: it got no 250, nothing is stored.
             log.info("%r: connection lost during DATA", self.session and self.session.peer)
@@ -129,7 +132,11 @@ class GatewaySMTP(SMTP):
         await self.push("250 OK" if status is MISSING else status)
 
 
-async def read_data(reader: asyncio.StreamReader, limit: int | None) -> bytes | None:
+async def read_data(
+    reader: asyncio.StreamReader,
+    limit: int | None,
+    on_progress: Callable[[], object] | None = None,
+) -> bytes | None:
     """The message after DATA, dot-unstuffed; None when it is over ``limit`` bytes.
 
     Lines of any length are accepted (read in pieces of the stream's buffer), so memory
@@ -151,6 +158,8 @@ async def read_data(reader: asyncio.StreamReader, limit: int | None) -> bytes | 
             piece = await reader.read(exc.consumed)
             if not piece:
                 raise asyncio.IncompleteReadError(b"", None) from None
+        if on_progress is not None:
+            on_progress()
         if line_start and after_crlf and piece == b".\r\n":
             break
         size += len(piece)
@@ -342,8 +351,13 @@ def make_controller(
     port: int | None = None,
     handler: GatewayHandler | None = None,
     tls_context: Any = None,
+    timeout: float = 300,
 ) -> Controller:
-    """The gateway's aiosmtpd Controller from settings (not started)."""
+    """The gateway's aiosmtpd Controller from settings (not started).
+
+    ``timeout``: seconds a peer may stay silent (RFC 5321 §4.5.3.2 asks at least 5
+    minutes of the server).
+    """
     listen_host, listen_port = settings.SMTP_LISTEN
     return GatewayController(
         handler or GatewayHandler(),
@@ -358,4 +372,5 @@ def make_controller(
         auth_exclude_mechanism=["LOGIN", "PLAIN"],
         # 8-bit bodies are passed through untouched (bytes, never decoded).
         decode_data=False,
+        timeout=timeout,
     )
