@@ -289,3 +289,27 @@ def test_a_box_closed_between_rcpt_and_data_costs_the_other_recipients_nothing(
     _mail_from, rcpt_tos, report, _wire = _the_dsn(peer_server)
     assert rcpt_tos == [SENDER]
     assert [b["Final-Recipient"] for b in _status_blocks(report)[1:]] == [f"rfc822;{box.address}"]
+
+
+def test_our_own_sender_is_told_too_when_a_box_closes_before_delivery(box: Mailbox) -> None:
+    from mailboxes import services
+
+    colleague = factories.mailbox(domain=factories.hosted_domain(HERE))
+    queued: list[tuple[str, Any]] = []
+    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+        sent = services.submit_message(
+            mailbox=box,
+            author=box.owner,
+            to=[colleague.address],
+            cc=[],
+            subject="Relais",
+            text="Bonjour.",
+        )
+    Mailbox.objects.filter(pk=colleague.pk).update(status=Mailbox.Status.CLOSED)
+    for name, ids in queued:
+        pipeline.enqueue(name, ids)
+
+    assert Delivery.objects.get(message=sent).status == Delivery.Status.BOUNCED
+    report = Message.objects.get(origin=Message.Origin.SYSTEM, entries__mailbox=box)
+    assert report.subject == "Non distribué : Relais"
+    assert report.thread_key == sent.thread_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -252,3 +253,29 @@ def test_a_report_from_another_operator_cannot_speak_for_the_peers_recipient(
         # Another listed operator writes PEER's From: on a report of its own.
         send(gw.port, other, "", [box.address], _failure_report(message, recipient, PEER))
     assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
+
+
+def test_what_leaves_has_crlf_line_ends_and_no_line_over_998_bytes() -> None:
+    # Stored messages keep a peer's long lines and bare LF; nothing we send may have them.
+    import base64
+
+    payload = bytes(range(256)) * 30
+    stored = (
+        b"Subject: " + "é".encode() * 700 + b"\nX-Trace: " + b"t" * 2500 + b"\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/plain; '
+        b"charset=utf-8\n\n" + "é".encode() * 800 + b"\n--B\r\nContent-Type: "
+        b"application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(payload)
+        + b"\n--B--\n"
+    )
+    wire = outbound.for_the_wire(stored)
+
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 998
+    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert "".join(str(parsed["Subject"]).split()) == "é" * 700
+    parts = list(parsed.iter_attachments())
+    assert parts[0].get_payload(decode=True) == payload
+    text = parsed.get_body(("plain",))
+    assert text is not None
+    assert "".join(text.get_content().split()) == "é" * 800  # no character cut in two
