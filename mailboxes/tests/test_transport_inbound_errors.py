@@ -265,3 +265,17 @@ def test_odd_mail_parameters_are_refused_cleanly(
 def test_a_recipient_that_is_not_utf8_is_refused_cleanly(session: smtplib.SMTP) -> None:
     assert session.mail(SENDER)[0] == 250
     assert_clean_refusal(_command(session, b"RCPT TO:<camille\xff@" + HERE.encode() + b">"))
+
+
+def test_a_bug_of_ours_anywhere_in_the_dialogue_is_a_clean_451(
+    session: smtplib.SMTP, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailboxes.transport import inbound
+
+    def broken(address: str) -> str:
+        raise RuntimeError("connection to 10.0.0.5 port 5432 failed\n\tIs the server running?")
+
+    # A bug outside any database call: aiosmtpd's own handler of exceptions answers.
+    monkeypatch.setattr(inbound.addresses, "domain_of", broken)
+    assert_temporary(session.mail(SENDER))
+    assert _logged(caplog)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -238,7 +238,12 @@ class GatewayHandler:
     async def handle_exception(self, error: Exception) -> str:
         # Anything aiosmtpd's session code raises: its default reply is a permanent
         # "500 Error: (Class) text", which bounces the message and shows our internals.
-        log.error("SMTP gateway: unexpected error", exc_info=error)
+        if isinstance(error, TLSSetupException):
+            # A failed handshake (no or wrong client certificate): the peer's doing, and
+            # aiosmtpd closes the connection without a reply.
+            log.info("SMTP gateway: TLS handshake failed: %s", error.__cause__ or error)
+        else:
+            log.error("SMTP gateway: unexpected error", exc_info=error)
         return TEMPORARY_FAILURE
 
     @staticmethod
