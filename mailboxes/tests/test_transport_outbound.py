@@ -279,3 +279,44 @@ def test_what_leaves_has_crlf_line_ends_and_no_line_over_998_bytes() -> None:
     text = parsed.get_body(("plain",))
     assert text is not None
     assert "".join(text.get_content().split()) == "é" * 800  # no character cut in two
+
+
+def test_a_read_receipt_leaves_with_a_null_sender_and_its_failure_is_never_reported(
+    route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send, simple_message
+
+    raw = simple_message(f"dr.durand@{PEER}", box.address).replace(
+        b"\r\n\r\n", f"\r\nDisposition-Notification-To: <dr.durand@{PEER}>\r\n\r\n".encode(), 1
+    )
+    with gateway(here) as gw:
+        send(gw.port, peer, f"dr.durand@{PEER}", [box.address], raw)
+    entry = Entry.objects.get(mailbox=box)
+    # The peer's server refuses the receipt for good.
+    handler = Sink(refuse={f"dr.durand@{PEER}": "550 5.1.1 no such user"})
+    with sink(peer, handler, port=route):
+        services.open_entry(entry, by=box.owner)
+
+    receipt = Message.objects.get(origin=Message.Origin.SYSTEM, to_addrs=[f"dr.durand@{PEER}"])
+    assert Delivery.objects.get(message=receipt).status == Delivery.Status.BOUNCED
+    # RFC 8098: MAIL FROM:<>, so no DSN about it comes back to the reader's inbox.
+    assert not Entry.objects.filter(mailbox=box, message__origin=Message.Origin.SYSTEM).exists()
+
+
+def test_a_read_receipt_is_sent_with_mail_from_null(
+    route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send, simple_message
+
+    raw = simple_message(f"dr.durand@{PEER}", box.address).replace(
+        b"\r\n\r\n", f"\r\nDisposition-Notification-To: <dr.durand@{PEER}>\r\n\r\n".encode(), 1
+    )
+    with gateway(here) as gw:
+        send(gw.port, peer, f"dr.durand@{PEER}", [box.address], raw)
+    handler = Sink()
+    with sink(peer, handler, port=route):
+        services.open_entry(Entry.objects.get(mailbox=box), by=box.owner)
+
+    assert len(handler.messages) == 1
+    mail_from, rcpt_tos, _raw = handler.messages[0]
+    assert mail_from in ("", "<>") and rcpt_tos == [f"dr.durand@{PEER}"]

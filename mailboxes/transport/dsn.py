@@ -298,7 +298,9 @@ def report_failures(message: Message, failures: list[Failure], raw: bytes | None
     A sender of ours gets the report in their inbox; a sender at another operator gets
     it by SMTP. ``raw``: the original's bytes when the caller has them.
     """
-    if not failures:
+    if not failures or message.null_return_path:
+        # A report (DSN, MDN) that fails is never reported on: reports could otherwise
+        # bounce between two systems for ever.
         return
     local = message.sender_mailbox_id is not None
     if not local and not owes_remote_report(message):

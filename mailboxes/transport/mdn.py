@@ -129,6 +129,9 @@ def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
                 date=now,
                 size=len(raw),
                 origin=Message.Origin.SYSTEM,
+                # RFC 8098 §2.1: an MDN leaves with MAIL FROM:<>, so that no report of
+                # any kind answers it.
+                null_return_path=True,
                 blob_name=blob_name,
                 key_id=sealed.key_id,
                 wrapped_key=sealed.wrapped_key,

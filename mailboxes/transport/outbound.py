@@ -330,7 +330,7 @@ def _record(
                     remote=domain,
                 )
             if failures:
-                dsn.bounce_to_sender(message, raw, failures)
+                dsn.report_failures(message, failures, raw)
         Delivery.objects.bulk_update(
             changed, ["status", "delivered_at", "last_error", "next_attempt_at", "updated_at"]
         )
