@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Why a recipient did not get a held message, for its sender's DSN (French).
+HELD = "message retenu en quarantaine par l'antivirus"
+
+
 class QuarantineError(Exception):
     """A staff request on the quarantine that cannot be done; the message says why."""
 
@@ -83,6 +87,13 @@ def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
     )
     if message.sender_mailbox is not None:
         notify_sender(message.sender_mailbox, message, verdict.status)
+    elif recipients:
+        # A message another operator gave us (it got its 250): its sender is owed a
+        # DSN for every recipient held here, sent back over SMTP.
+        from mailboxes.transport import dsn
+
+        reason = f"{HELD} ({_notice_reason(verdict.status)})"
+        dsn.report_failures(message, [dsn.Failure(r, reason, status="5.7.1") for r in recipients])
     return record
 
 

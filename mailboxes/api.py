@@ -421,6 +421,8 @@ class MessageOut(Schema):
     message_id: str
     from_addr: str
     from_name: str
+    # Not empty: the operator that delivered it may not write for from_addr's domain.
+    from_via: str
     sender: str
     to: list[str]
     cc: list[str]
@@ -439,6 +441,7 @@ class MessageSummary(Schema):
     id: UUID
     message_id: str
     from_addr: str
+    from_via: str
     to: list[str]
     subject: str
     date: str
@@ -833,6 +836,7 @@ def get_message(request: HttpRequest, message_id: UUID) -> dict[str, Any]:
         "message_id": message.message_id,
         "from_addr": message.from_addr,
         "from_name": message.from_name,
+        "from_via": message.from_via,
         "sender": message.sender_addr,
         "to": list(message.to_addrs or []),
         "cc": list(message.cc_addrs or []),
@@ -959,6 +963,7 @@ def list_messages(request: HttpRequest, address: str, params: Query[ListQuery]) 
                 "id": e.message.public_id,
                 "message_id": e.message.message_id,
                 "from_addr": e.message.from_addr,
+                "from_via": e.message.from_via,
                 "to": list(e.message.to_addrs or []),
                 "subject": e.message.subject,
                 "date": _iso(e.message.date),

@@ -198,10 +198,29 @@ class Message(models.Model):
     key_id = models.CharField(max_length=32)
     wrapped_key = models.BinaryField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Mail from another operator: who delivered it, as its TLS session proved, recorded at
+    # reception so that nothing shown later re-derives it from what the peer wrote.
+    peer_dn = models.CharField(_("certificat de l'opérateur"), max_length=500, blank=True)
+    peer_domain = models.CharField(_("domaine de l'opérateur"), max_length=253, blank=True)
+    # Set when the header From: is not a domain that operator may speak for: the lists and
+    # the reading view show "via <this>" next to the sender.
+    from_via = models.CharField(_("remis via"), max_length=253, blank=True)
+    # sha256 of (peer certificate, MAIL FROM, raw bytes): a peer's resend after a lost 250
+    # finds its message again; anything else is a new message (see docs/decisions.md).
+    resend_key = models.CharField(max_length=64, blank=True, default="")
+    # Leaves with MAIL FROM:<> (a delivery report we send): never answered by another report.
+    null_return_path = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = _("message")
         verbose_name_plural = _("messages")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resend_key"],
+                condition=~models.Q(resend_key=""),
+                name="unique_resend_key",
+            ),
+        ]
         indexes = [
             # The sweeper looks for scans stuck in "pending": a handful of rows among millions.
             models.Index(

@@ -9,6 +9,7 @@ test's connection (as Django's live server does), so they see the same data.
 
 from __future__ import annotations
 
+import copy
 import smtplib
 import socket
 import ssl
@@ -99,7 +100,11 @@ def shared_connections() -> dict[str, Any] | None:
 
 @contextmanager
 def gateway(
-    operator: Operator, *, domains: list[str] | None = None, port: int | None = None
+    operator: Operator,
+    *,
+    domains: list[str] | None = None,
+    port: int | None = None,
+    timeout: float = 300,
 ) -> Iterator[Controller]:
     """The real inbound gateway (our handler) serving ``operator``'s certificate."""
     override = shared_connections()
@@ -112,6 +117,7 @@ def gateway(
             domains=domains, connections_override=override, keep_connections=bool(override)
         ),
         tls_context=operator.server_context(),
+        timeout=timeout,
     )
     controller.start()
     try:
@@ -120,6 +126,69 @@ def gateway(
         controller.stop()
         if override:
             override["default"].dec_thread_sharing()
+
+
+class DatabaseSwitch:
+    """The gateway's database connection, which a test can make unreachable and back.
+
+    In production the database is another process on another host: a connection that
+    fails is what a PostgreSQL restart or a network cut looks like to the gateway.
+    ``down()`` points the gateway's worker threads at a database that cannot be reached
+    (a closed port for PostgreSQL, a path that cannot exist for SQLite).
+    """
+
+    def __init__(self) -> None:
+        conn = connections["default"]
+        shared = shared_connections()
+        self._copies: list[Any] = []
+        self.working = shared["default"] if shared else self._copy(conn.settings_dict)
+        broken = copy.deepcopy(conn.settings_dict)
+        if conn.vendor == "sqlite":
+            broken["NAME"] = "/nonexistent-mssante-test/db.sqlite3"
+        else:
+            broken["HOST"], broken["PORT"] = "127.0.0.1", str(free_port())
+        self.broken = self._copy(broken)
+        self.override: dict[str, Any] = {"default": self.working}
+
+    def _copy(self, settings_dict: dict[str, Any]) -> Any:
+        wrapper = type(connections["default"])(copy.deepcopy(settings_dict), "default")
+        wrapper.inc_thread_sharing()
+        self._copies.append(wrapper)
+        return wrapper
+
+    def down(self) -> None:
+        self.override["default"] = self.broken
+
+    def up(self) -> None:
+        self.override["default"] = self.working
+
+    def close(self) -> None:
+        for wrapper in self._copies:
+            wrapper.close()
+            wrapper.dec_thread_sharing()
+
+
+@contextmanager
+def gateway_with_database_switch(operator: Operator) -> Iterator[tuple[Controller, DatabaseSwitch]]:
+    """The real gateway, whose database a test can cut (``switch.down()``) and restore."""
+    switch = DatabaseSwitch()
+    shared = shared_connections()
+    if shared:
+        shared["default"].inc_thread_sharing()
+    controller = make_controller(
+        hostname="127.0.0.1",
+        port=free_port(),
+        handler=GatewayHandler(connections_override=switch.override),
+        tls_context=operator.server_context(),
+    )
+    controller.start()
+    try:
+        yield controller, switch
+    finally:
+        controller.stop()
+        switch.close()
+        if shared:
+            shared["default"].dec_thread_sharing()
 
 
 class Sink:

@@ -189,7 +189,7 @@ def people(
     draft = services.save_draft(
         mailbox=box, author=doctor, draft=None, to=[other.address], cc=[], subject="B", text="."
     )
-    services.add_draft_attachment(draft, "a.pdf", "application/pdf", PDF)
+    services.add_draft_attachment(draft, "a.pdf", "application/pdf", PDF, by=doctor)
     return {"professional": doctor, "patient": patient, "staff": factories.staff()}
 
 

@@ -5,23 +5,30 @@ answers 250 only when it returns: by then the raw MIME is stored encrypted, the
 Message and one Delivery per local recipient are committed, and the scan is
 enqueued. The raw bytes are kept exactly as received, even when the MIME is
 broken (the reading side shows what it can).
+
+What the peer's TLS session proved (its certificate, the domain it was accepted
+for) is recorded on the Message at this point: resends are recognised by it, and
+the display's "via" rests on it, never on what the message itself claims.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, policy
+from charter import audit, listeblanche, policy
 from mailboxes import addresses, blobs
-from mailboxes.models import Delivery, Mailbox, Message
+from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.services import pipeline
 from mssante.lib import mime
 
@@ -35,6 +42,40 @@ class ReceptionError(Exception):
         super().__init__(message)
         self.code = code
         self.rule = rule
+
+
+@dataclass(frozen=True)
+class Peer:
+    """The operator that delivered a message, as its TLS session authenticated it.
+
+    ``subject`` is the client certificate's subject (``getpeercert()["subject"]``);
+    ``domain`` the MAIL FROM domain the liste blanche lists that certificate for
+    (empty for a null sender, which binds no domain).
+    """
+
+    subject: tuple[Any, ...]
+    domain: str = ""
+
+    @property
+    def dn(self) -> str:
+        """The subject as text (``commonName=…,organizationName=…``), for the record."""
+        return ",".join(f"{k}={v}" for rdn in self.subject for k, v in rdn)
+
+    @property
+    def identity(self) -> str:
+        """The subject in a canonical form: two spellings of one DN give the same text."""
+        return ";".join(f"{k}={v}" for k, v in sorted(listeblanche.parse_dn(self.subject)))
+
+    @property
+    def name(self) -> str:
+        """What "via …" names: the domain it spoke for, else its certificate's host name."""
+        if self.domain:
+            return self.domain
+        for rdn in self.subject:
+            for key, value in rdn:
+                if key == "commonName":
+                    return str(value)
+        return self.dn
 
 
 def local_mailboxes(
@@ -77,19 +118,124 @@ def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]
     policy.check_recipient_count(len(recipients), exception_active=False)
     policy.check_patient_recipients(recipients)
     files = []
-    for part in parsed.attachments:
-        try:
-            found = mime.get_part(raw, part.index)
-        except mime.PartNotFoundError:
-            continue
-        files.append((found.filename, found.content_type, found.data))
+    if parsed.attachments:
+        # One parse for all of them (get_part per attachment made a message of many
+        # tiny parts cost minutes of the gateway's time).
+        files = [(a.filename, a.content_type, a.data) for _i, a in mime.get_parts(raw)]
     policy.check_attachments(files)
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and timezone.is_naive(value):
-        return value.replace(tzinfo=UTC)
-    return value
+    """The Date: header in UTC, or None when it cannot be one.
+
+    A zone like ``-2359`` is valid RFC 5322 but out of PostgreSQL's range (±15:59):
+    stored as written it failed the whole transaction, so the peer was told 451 on
+    every retry until it gave up. In UTC any zone fits.
+    """
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
+
+
+def _hosted(domain: str, domains: Iterable[str] | None) -> bool:
+    if domains is not None:
+        return domain in domains
+    return HostedDomain.objects.filter(name=domain).exists()
+
+
+def from_via(from_addr: str, peer: Peer | None, domains: Iterable[str] | None = None) -> str:
+    """What to show after the sender as "via …", or "" when the From: domain is the peer's.
+
+    The peer may write any From: it likes. It speaks for a domain only when the liste
+    blanche lists its certificate for that domain (MAIL FROM's domain was checked so at
+    MAIL); never for one of ours.
+    """
+    if peer is None:
+        return ""
+    domain = addresses.domain_of(from_addr.strip().lower()) if "@" in from_addr else ""
+    if domain and not _hosted(domain, domains) and listeblanche.peer_allowed(domain, peer.subject):
+        return ""
+    return peer.name[:253]
+
+
+def resend_key(raw: bytes, mail_from: str, peer: Peer | None) -> str:
+    """The key that makes a message a resend: same bytes, same MAIL FROM, same certificate."""
+    if peer is None:
+        return ""
+    digest = hashlib.sha256()
+    for part in (peer.identity.encode(), mail_from.encode(), hashlib.sha256(raw).digest()):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _recipients(
+    rcpt_tos: Sequence[str], domains: Iterable[str] | None, *, gone_ok: bool = False
+) -> tuple[list[str], dict[str, Mailbox | None]]:
+    """The local mailboxes named by the envelope, in order (raises ReceptionError).
+
+    ``gone_ok``: a recipient the gateway accepted at RCPT whose box closed since is kept
+    with no box (its delivery bounces, the sender gets a DSN) as long as another
+    recipient can still get the message: one closed box must not cost the others theirs.
+    """
+    recipients: list[str] = []
+    boxes: dict[str, Mailbox | None] = {}
+    found = local_mailboxes(rcpt_tos, domains)
+    for address in rcpt_tos:
+        try:
+            normalised = addresses.normalise(address)
+        except addresses.AddressError:
+            normalised = ""
+        box = found.get(normalised)
+        if box is None and not (gone_ok and normalised):
+            raise ReceptionError(
+                _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
+                % {"address": address[:254]},
+                code=550,
+                rule="unknown_recipient",
+            )
+        if normalised not in boxes:
+            boxes[normalised] = box
+            recipients.append(normalised)
+    if not recipients:
+        raise ReceptionError(_("Aucun destinataire."), code=554)
+    if not any(boxes.values()):
+        raise ReceptionError(
+            _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
+            % {"address": recipients[0]},
+            code=550,
+            rule="unknown_recipient",
+        )
+    return recipients, boxes
+
+
+def _add_recipients(
+    message: Message, recipients: list[str], boxes: dict[str, Mailbox | None]
+) -> Message:
+    """A resend: deliveries only for recipients the stored message does not have yet."""
+    now = timezone.now()
+    with transaction.atomic():
+        Delivery.objects.bulk_create(
+            (
+                Delivery(
+                    message=message,
+                    recipient=address,
+                    mailbox=boxes[address],
+                    next_attempt_at=now + pipeline.retry_delay(),
+                )
+                for address in recipients
+            ),
+            ignore_conflicts=True,
+        )
+        audit.record("message.resent", obj=message, recipients=len(recipients))
+        pk = message.pk
+        transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
+    return message
 
 
 def receive_message(
@@ -97,15 +243,18 @@ def receive_message(
     mail_from: str,
     rcpt_tos: Sequence[str],
     *,
-    peer: str = "",
+    peer: Peer | None = None,
+    label: str = "",
     domains: Iterable[str] | None = None,
     origin: str = Message.Origin.SMTP,
 ) -> Message:
     """Store a message received for local recipients and enqueue its scan (one transaction).
 
     Raises ReceptionError (an unknown or closed recipient) or PolicyError (a
-    charter rule); nothing is stored then. A peer that sends the same message
-    again (its 250 was lost) gets the stored one back: it is delivered once.
+    charter rule); nothing is stored then. ``peer``: the operator whose TLS session
+    delivered it. The same bytes with the same MAIL FROM from the same peer (its 250
+    was lost) give the stored message back, delivered once; anything else is a new
+    message, and one peer's message is never handed to another's recipients.
     """
     if len(raw) > settings.SMTP_MAX_MESSAGE_BYTES:
         raise ReceptionError(
@@ -123,60 +272,21 @@ def receive_message(
         raise ReceptionError(
             _(exc.template) % exc.params, code=exc.smtp_code, rule=exc.rule
         ) from None
-    recipients: list[str] = []
-    boxes: dict[str, Mailbox] = {}
-    found = local_mailboxes(rcpt_tos, domains)
-    for address in rcpt_tos:
-        try:
-            box = found.get(addresses.normalise(address))
-        except addresses.AddressError:
-            box = None
-        if box is None:
-            raise ReceptionError(
-                _("Aucune boîte aux lettres active à l'adresse « %(address)s ».")
-                % {"address": address},
-                code=550,
-                rule="unknown_recipient",
-            )
-        if box.address not in boxes:
-            boxes[box.address] = box
-            recipients.append(box.address)
-    if not recipients:
-        raise ReceptionError(_("Aucun destinataire."), code=554)
+    recipients, boxes = _recipients(rcpt_tos, domains, gone_ok=peer is not None)
+    sender = "" if mail_from in ("", "<>") else mail_from.strip().lower()
+    key = resend_key(raw, sender, peer) if origin == Message.Origin.SMTP else ""
+    if key:
+        existing = Message.objects.filter(resend_key=key).first()
+        if existing is not None:
+            return _add_recipients(existing, recipients, boxes)
 
     parsed = mime.parse_message(raw)
     _check_charter(raw, parsed, recipients)
 
-    sender = "" if mail_from in ("", "<>") else mail_from.strip().lower()
     from_addr = (parsed.from_[1] or sender or "").strip().lower()[:254]
     message_id = parsed.message_id or f"<{uuid.uuid4().hex}@{settings.SMTP_HOSTNAME}>"
     message_id = message_id[:255]
     now = timezone.now()
-
-    existing = (
-        Message.objects.filter(
-            message_id=message_id, origin=origin, from_addr=from_addr, sender_mailbox=None
-        )
-        .order_by("pk")
-        .first()
-    )
-    if existing is not None:
-        with transaction.atomic():
-            Delivery.objects.bulk_create(
-                (
-                    Delivery(
-                        message=existing,
-                        recipient=address,
-                        mailbox=boxes[address],
-                        next_attempt_at=now + pipeline.retry_delay(),
-                    )
-                    for address in recipients
-                ),
-                ignore_conflicts=True,
-            )
-            pk = existing.pk
-            transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
-        return existing
 
     blob_name = blobs.new_name("messages")
     sealed = blobs.write(blob_name, raw)
@@ -208,6 +318,10 @@ def receive_message(
                 ],
                 conversation_closed=parsed.headers.get("X-MSS-MES", "").strip().upper() == "FIN",
                 origin=origin,
+                peer_dn=peer.dn[:500] if peer else "",
+                peer_domain=peer.domain[:253] if peer else "",
+                from_via=from_via(from_addr, peer, domains),
+                resend_key=key,
                 blob_name=blob_name,
                 key_id=sealed.key_id,
                 wrapped_key=sealed.wrapped_key,
@@ -226,7 +340,7 @@ def receive_message(
                 "message.received",
                 obj=message,
                 origin=origin,
-                peer=peer[:300],
+                peer=label[:300],
                 mail_from=sender,
                 recipients=len(recipients),
                 size=len(raw),
@@ -237,9 +351,16 @@ def receive_message(
                 # A read or delivery report from a peer updates the original's timeline.
                 from mailboxes.transport import mdn
 
-                mdn.apply_report(message, raw)
+                mdn.apply_report(message, raw, peer)
             message_pk = message.pk
             transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+    except IntegrityError:
+        blobs.delete(blob_name)
+        # The same resend on a parallel connection won the race: it is that message.
+        existing = Message.objects.filter(resend_key=key).first() if key else None
+        if existing is None:
+            raise
+        return _add_recipients(existing, recipients, boxes)
     except BaseException:
         # The row that would have pointed to the blob was never committed.
         blobs.delete(blob_name)

@@ -100,9 +100,8 @@ def scan(message_id: int) -> None:
             if message.scan_status == Message.ScanStatus.INFECTED:
                 quarantine.hold(message, verdict)
                 return
-        if message.scan_status == Message.ScanStatus.INFECTED:
-            # Already held (a duplicate task): staff decide, the pipeline does nothing.
-            return
+        # Deliveries still pending of a message already judged (a resend added some, or
+        # a duplicate task): the delivery step holds them if the message is held.
         ids = list(
             Delivery.objects.filter(message_id=message_id, status__in=PENDING).values_list(
                 "pk", flat=True
@@ -118,6 +117,9 @@ def deliver(delivery_id: int) -> None:
 
 def deliver_many(delivery_ids: list[int]) -> int:
     """Deliver several recipients in one transaction (idempotent); return how many were done."""
+    # Imported here: dsn and outbound import this module.
+    from mailboxes.transport import dsn
+
     remote = set(
         Delivery.objects.filter(pk__in=delivery_ids, remote=True).values_list("pk", flat=True)
     )
@@ -151,6 +153,8 @@ def deliver_many(delivery_ids: list[int]) -> int:
         released = quarantine.released_ids(
             d.message_id for d in deliveries if d.message.scan_status == Message.ScanStatus.INFECTED
         )
+        # Recipients who will not get their message, by message: the sender is owed a DSN.
+        failures: dict[int, list[dsn.Failure]] = {}
         for delivery in deliveries:
             delivery.attempts += 1
             delivery.updated_at = now
@@ -160,9 +164,20 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 and delivery.message_id not in released
             ):
                 delivery.status = Delivery.Status.QUARANTINED
+                delivery.last_error = quarantine.HELD
+                failures.setdefault(delivery.message_id, []).append(
+                    dsn.Failure(delivery.recipient, quarantine.HELD, status="5.7.1")
+                )
             elif box is None or not box.is_active:
                 delivery.status = Delivery.Status.BOUNCED
                 delivery.last_error = _("La boîte du destinataire n'existe plus ou est fermée.")
+                failures.setdefault(delivery.message_id, []).append(
+                    dsn.Failure(
+                        delivery.recipient,
+                        delivery.last_error,
+                        status="5.1.1" if box is None else "5.2.1",
+                    )
+                )
             else:
                 entries.append(
                     Entry(
@@ -197,6 +212,10 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 deliveries=[d.pk for d in group],
                 mailboxes=[d.recipient for d in group],
             )
+        messages = {d.message_id: d.message for d in deliveries}
+        for message_id, failed in failures.items():
+            # In this transaction: the report exists exactly when the bounce does.
+            dsn.report_failures(messages[message_id], failed)
     return done + len(deliveries)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -109,7 +111,9 @@ def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
     )
     report = dsn_for(box)
     raw = services.read_raw(report)
-    assert b"multipart/report; report-type=delivery-status" in raw
+    envelope = email.message_from_bytes(raw)
+    assert envelope.get_content_type() == "multipart/report"
+    assert envelope.get_param("report-type") == "delivery-status"
     assert f"Final-Recipient: rfc822;parti@{PEER}".encode() in raw
     assert b"Status: 5.1.1" in raw
     parsed = mime.parse_message(raw)
@@ -233,3 +237,86 @@ def test_a_failure_report_from_the_peer_marks_its_recipient_bounced(
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.BOUNCED
     assert "550 5.2.1 mailbox disabled" in delivery.last_error
+
+
+def test_a_report_from_another_operator_cannot_speak_for_the_peers_recipient(
+    ca: trustme.CA, tmp_path: Path, route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send
+
+    other = make_operator(ca, "autre-operateur.test", tmp_path / "other")
+    other.list()
+    with sink(peer, Sink(), port=route):
+        message = submit(box, f"dr.durand@{PEER}")
+    recipient = f"dr.durand@{PEER}"
+    with gateway(here) as gw:
+        # Another listed operator writes PEER's From: on a report of its own.
+        send(gw.port, other, "", [box.address], _failure_report(message, recipient, PEER))
+    assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
+
+
+def test_what_leaves_has_crlf_line_ends_and_no_line_over_998_bytes() -> None:
+    # Stored messages keep a peer's long lines and bare LF; nothing we send may have them.
+    import base64
+
+    payload = bytes(range(256)) * 30
+    stored = (
+        b"Subject: " + "é".encode() * 700 + b"\nX-Trace: " + b"t" * 2500 + b"\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/plain; '
+        b"charset=utf-8\n\n" + "é".encode() * 800 + b"\n--B\r\nContent-Type: "
+        b"application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(payload)
+        + b"\n--B--\n"
+    )
+    wire = outbound.for_the_wire(stored)
+
+    assert max(len(line) for line in wire.split(b"\r\n")) <= 998
+    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert "".join(str(parsed["Subject"]).split()) == "é" * 700
+    parts = list(parsed.iter_attachments())
+    assert parts[0].get_payload(decode=True) == payload
+    text = parsed.get_body(("plain",))
+    assert text is not None
+    assert "".join(text.get_content().split()) == "é" * 800  # no character cut in two
+
+
+def test_a_read_receipt_leaves_with_a_null_sender_and_its_failure_is_never_reported(
+    route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send, simple_message
+
+    raw = simple_message(f"dr.durand@{PEER}", box.address).replace(
+        b"\r\n\r\n", f"\r\nDisposition-Notification-To: <dr.durand@{PEER}>\r\n\r\n".encode(), 1
+    )
+    with gateway(here) as gw:
+        send(gw.port, peer, f"dr.durand@{PEER}", [box.address], raw)
+    entry = Entry.objects.get(mailbox=box)
+    # The peer's server refuses the receipt for good.
+    handler = Sink(refuse={f"dr.durand@{PEER}": "550 5.1.1 no such user"})
+    with sink(peer, handler, port=route):
+        services.open_entry(entry, by=box.owner)
+
+    receipt = Message.objects.get(origin=Message.Origin.SYSTEM, to_addrs=[f"dr.durand@{PEER}"])
+    assert Delivery.objects.get(message=receipt).status == Delivery.Status.BOUNCED
+    # RFC 8098: MAIL FROM:<>, so no DSN about it comes back to the reader's inbox.
+    assert not Entry.objects.filter(mailbox=box, message__origin=Message.Origin.SYSTEM).exists()
+
+
+def test_a_read_receipt_is_sent_with_mail_from_null(
+    route: int, here: Operator, peer: Operator, box: Mailbox
+) -> None:
+    from tests.smtp_peers import gateway, send, simple_message
+
+    raw = simple_message(f"dr.durand@{PEER}", box.address).replace(
+        b"\r\n\r\n", f"\r\nDisposition-Notification-To: <dr.durand@{PEER}>\r\n\r\n".encode(), 1
+    )
+    with gateway(here) as gw:
+        send(gw.port, peer, f"dr.durand@{PEER}", [box.address], raw)
+    handler = Sink()
+    with sink(peer, handler, port=route):
+        services.open_entry(Entry.objects.get(mailbox=box), by=box.owner)
+
+    assert len(handler.messages) == 1
+    mail_from, rcpt_tos, _raw = handler.messages[0]
+    assert mail_from in ("", "<>") and rcpt_tos == [f"dr.durand@{PEER}"]

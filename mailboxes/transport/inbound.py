@@ -12,7 +12,13 @@ Each step refuses as early as it can, and nothing is stored before DATA:
   once that transaction is committed.
 
 The database is reached from the event loop through a thread (``run_in_executor``):
-Django's ORM is synchronous.
+Django's ORM is synchronous. Any failure of ours (the database unreachable, a bug)
+is answered ``451 4.3.0`` on one clean line at whatever step it happens, and logged
+here: the peer keeps the message and tries again; nothing internal reaches it.
+
+DATA is read like a real MTA reads it (``GatewaySMTP``): lines longer than RFC 5321's
+1,000 bytes and bare LF line ends are accepted and stored as received, bounded by
+the message size limit; only ``<CRLF>.<CRLF>`` ends the data.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -34,7 +40,7 @@ from charter.listeblanche import parse_dn, peer_allowed
 from charter.models import OperatorCertificate
 from charter.policy import PolicyError
 from mailboxes import addresses
-from mailboxes.services.inbound import ReceptionError, local_mailbox, receive_message
+from mailboxes.services.inbound import Peer, ReceptionError, local_mailbox, receive_message
 from mailboxes.transport import tls
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,12 @@ T = TypeVar("T")
 
 # Enhanced status codes (RFC 3463) for the refusals of receive_message.
 _ENHANCED = {550: "5.1.1", 552: "5.3.4", 554: "5.5.1"}
+
+# Our own failure, whatever it is: the peer keeps the message and tries again later.
+TEMPORARY_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
+
+# RFC 5321 §4.5.3.1: a path is at most 256 octets with its angle brackets.
+MAX_PATH = 254
 
 
 def smtp_text(text: str) -> str:
@@ -56,6 +68,123 @@ def _listed_anywhere(subject: Any) -> bool:
         parse_dn(dn) == wanted
         for dn in OperatorCertificate.objects.values_list("dn", flat=True).distinct()
     )
+
+
+class _Unavailable(Exception):
+    """A database call of the gateway failed (already logged): answer 451."""
+
+
+def _bad_address(address: str) -> bool:
+    """An envelope address no mail system could mean: control characters, over-long, not UTF-8."""
+    if len(address) > MAX_PATH or any(ord(c) < 33 or ord(c) == 127 for c in address):
+        return True
+    try:
+        # aiosmtpd decodes with "surrogateescape": bytes that were not UTF-8 come as
+        # lone surrogates, which no database column or journal entry can hold.
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP session with the DATA reader of a real MTA.
+
+    aiosmtpd refuses any line over 1,000 bytes (``500 Line too long``) and only knows
+    CRLF as a line end, so a long base64 line or an attachment with bare LF line ends
+    loses the message. Postfix accepts both; so does this reader (``read_data``).
+    """
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            # The idle timeout runs from each piece received, not from the DATA command:
+            # a large message on a slow link is not cut off midway (RFC 5321 §4.5.3.2
+            # times each block, not the whole transfer).
+            content = await read_data(self._reader, self.data_size_limit, self._reset_timeout)
+        except asyncio.IncompleteReadError:
+            # The peer went away before <CRLF>.<CRLF>: it got no 250, nothing is stored.
+            log.info("%r: connection lost during DATA", self.session and self.session.peer)
+            self._writer.close()
+            return
+        except asyncio.CancelledError:
+            self._writer.close()
+            raise
+        if content is None:
+            self._set_post_data_state()
+            await self.push("552 5.3.4 Message too big")
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+
+async def read_data(
+    reader: asyncio.StreamReader,
+    limit: int | None,
+    on_progress: Callable[[], object] | None = None,
+) -> bytes | None:
+    """The message after DATA, dot-unstuffed; None when it is over ``limit`` bytes.
+
+    Lines of any length are accepted (read in pieces of the stream's buffer), so memory
+    stays bounded by ``limit`` alone. A bare LF ends a line like CRLF does, for
+    dot-unstuffing, and is kept as received; only ``<CRLF>.<CRLF>`` ends the data, so
+    ``<LF>.<CRLF>`` or ``<CRLF>.<LF>`` cannot smuggle a second message in.
+    """
+    data = bytearray()
+    size = 0
+    too_big = False
+    line_start = True  # the next piece begins a line
+    after_crlf = True  # the last line ended with CRLF (the DATA command's did)
+    previous = b"\n"
+    while True:
+        try:
+            piece = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            # Part of a line longer than the stream's buffer: take what is there.
+            piece = await reader.read(exc.consumed)
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", None) from None
+        if on_progress is not None:
+            on_progress()
+        if line_start and after_crlf and piece == b".\r\n":
+            break
+        size += len(piece)
+        ends = piece.endswith(b"\n")
+        crlf = piece.endswith(b"\r\n") or (piece == b"\n" and previous == b"\r")
+        previous = piece[-1:]
+        if line_start and piece.startswith(b"."):
+            piece = piece[1:]  # RFC 5321 §4.5.2 transparency
+        if limit and size > limit:
+            # Keep reading to the end (the reply comes after it), but drop what came.
+            too_big = True
+            data.clear()
+        if not too_big:
+            data += piece
+        line_start = ends
+        if ends:
+            after_crlf = crlf
+    return None if too_big else bytes(data)
+
+
+class GatewayController(Controller):
+    """aiosmtpd's Controller serving ``GatewaySMTP`` sessions."""
+
+    def factory(self) -> SMTP:
+        return GatewaySMTP(self.handler, **self.SMTP_kwargs)
 
 
 class GatewayHandler:
@@ -78,8 +207,17 @@ class GatewayHandler:
         self.keep_connections = keep_connections
 
     async def _db(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func`` in a worker thread; a failure that is not a refusal is logged."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self._run, func, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(
+                None, functools.partial(self._run, func, *args, **kwargs)
+            )
+        except (ReceptionError, PolicyError):
+            raise
+        except Exception as exc:
+            log.exception("SMTP gateway: %s failed", getattr(func, "__name__", func))
+            raise _Unavailable from exc
 
     def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.connections_override:
@@ -96,6 +234,17 @@ class GatewayHandler:
         finally:
             if not self.keep_connections:
                 connections.close_all()
+
+    async def handle_exception(self, error: Exception) -> str:
+        # Anything aiosmtpd's session code raises: its default reply is a permanent
+        # "500 Error: (Class) text", which bounces the message and shows our internals.
+        if isinstance(error, TLSSetupException):
+            # A failed handshake (no or wrong client certificate): the peer's doing, and
+            # aiosmtpd closes the connection without a reply.
+            log.info("SMTP gateway: TLS handshake failed: %s", error.__cause__ or error)
+        else:
+            log.error("SMTP gateway: unexpected error", exc_info=error)
+        return TEMPORARY_FAILURE
 
     @staticmethod
     def _peer_subject(session: Session) -> Any:
@@ -119,26 +268,31 @@ class GatewayHandler:
         subject = self._peer_subject(session)
         if not subject:
             return "530 5.7.0 Client certificate required"
+        if _bad_address(address):
+            return "553 5.1.7 Malformed sender address"
         null_sender = address in ("", "<>")
         domain = "" if null_sender else addresses.domain_of(address.strip().lower())
-        if null_sender:
-            allowed = await self._db(_listed_anywhere, subject)
-        else:
-            allowed = await self._db(peer_allowed, domain, subject)
-        if not allowed:
-            dn = tls.subject_text(subject)
-            await self._db(
-                audit.record,
-                "smtp.peer_refused",
-                peer=str(session.peer)[:100],
-                mail_from=address[:254],
-                certificate=dn[:500],
-            )
-            log.warning("peer %s refused: DN %r not listed for %r", session.peer, dn, domain)
-            return smtp_text(
-                f"550 5.7.1 Certificate subject {dn} is not listed in the liste blanche "
-                f"for domain {domain or '(null sender)'}"
-            )
+        try:
+            if null_sender:
+                allowed = await self._db(_listed_anywhere, subject)
+            else:
+                allowed = await self._db(peer_allowed, domain, subject)
+            if not allowed:
+                dn = tls.subject_text(subject)
+                await self._db(
+                    audit.record,
+                    "smtp.peer_refused",
+                    peer=str(session.peer)[:100],
+                    mail_from=address[:254],
+                    certificate=dn[:500],
+                )
+                log.warning("peer %s refused: DN %r not listed for %r", session.peer, dn, domain)
+                return smtp_text(
+                    f"550 5.7.1 Certificate subject {dn} is not listed in the liste blanche "
+                    f"for domain {domain or '(null sender)'}"
+                )
+        except _Unavailable:
+            return TEMPORARY_FAILURE
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -156,7 +310,12 @@ class GatewayHandler:
                 f"452 4.5.3 Too many recipients: at most {settings.MAX_RECIPIENTS} "
                 "per message (MSSante trust space rule)"
             )
-        box = await self._db(local_mailbox, address, self.domains)
+        if _bad_address(address):
+            return "553 5.1.3 Malformed recipient address"
+        try:
+            box = await self._db(local_mailbox, address, self.domains)
+        except _Unavailable:
+            return TEMPORARY_FAILURE
         if box is None:
             return smtp_text(f"550 5.1.1 <{address}>: no active mailbox at this address")
         envelope.rcpt_tos.append(address)
@@ -165,23 +324,29 @@ class GatewayHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
-        peer = f"{session.peer} {tls.subject_text(self._peer_subject(session))}"
+        subject = self._peer_subject(session)
+        mail_from = envelope.mail_from or ""
+        null_sender = mail_from in ("", "<>")
+        peer = Peer(
+            subject=tuple(subject or ()),
+            domain="" if null_sender else addresses.domain_of(mail_from.strip().lower()),
+        )
         try:
             message = await self._db(
                 receive_message,
                 bytes(raw),
-                envelope.mail_from or "",
+                mail_from,
                 list(envelope.rcpt_tos),
                 peer=peer,
+                label=f"{session.peer} {tls.subject_text(subject)}",
                 domains=self.domains,
             )
         except ReceptionError as exc:
             return smtp_text(f"{exc.code} {_ENHANCED.get(exc.code, '5.0.0')} {exc}")
         except PolicyError as exc:
             return smtp_text(f"550 5.7.1 {exc}")
-        except Exception:
-            log.exception("inbound message from %s could not be stored", session.peer)
-            return "451 4.3.0 Temporary failure, please try again later"
+        except _Unavailable:
+            return TEMPORARY_FAILURE
         return smtp_text(f"250 2.0.0 OK {message.message_id}")
 
 
@@ -191,10 +356,15 @@ def make_controller(
     port: int | None = None,
     handler: GatewayHandler | None = None,
     tls_context: Any = None,
+    timeout: float = 300,
 ) -> Controller:
-    """The gateway's aiosmtpd Controller from settings (not started)."""
+    """The gateway's aiosmtpd Controller from settings (not started).
+
+    ``timeout``: seconds a peer may stay silent (RFC 5321 §4.5.3.2 asks at least 5
+    minutes of the server).
+    """
     listen_host, listen_port = settings.SMTP_LISTEN
-    return Controller(
+    return GatewayController(
         handler or GatewayHandler(),
         hostname=hostname or listen_host,
         port=listen_port if port is None else port,
@@ -207,4 +377,5 @@ def make_controller(
         auth_exclude_mechanism=["LOGIN", "PLAIN"],
         # 8-bit bodies are passed through untouched (bytes, never decoded).
         decode_data=False,
+        timeout=timeout,
     )

@@ -18,7 +18,7 @@ import uuid
 from email.header import Header
 from email.message import Message as EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +31,9 @@ from mailboxes.selectors import Access
 from mailboxes.services import pipeline
 from mailboxes.services.rights import authorise
 from mssante.lib import crypto, mime
+
+if TYPE_CHECKING:
+    from mailboxes.services.inbound import Peer
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +133,9 @@ def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
                 date=now,
                 size=len(raw),
                 origin=Message.Origin.SYSTEM,
+                # RFC 8098 §2.1: an MDN leaves with MAIL FROM:<>, so that no report of
+                # any kind answers it.
+                null_return_path=True,
                 blob_name=blob_name,
                 key_id=sealed.key_id,
                 wrapped_key=sealed.wrapped_key,
@@ -266,9 +272,14 @@ def _original_id(msg: EmailMessage, per_message: EmailMessage | None) -> str:
     return ""
 
 
-def apply_report(report: Message, raw: bytes) -> int:
-    """Update the original's deliveries from an incoming MDN or DSN; return how many changed."""
-    if not _is_report(raw):
+def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
+    """Update the original's deliveries from an incoming MDN or DSN; return how many changed.
+
+    A report speaks for a recipient only when both its From: and the operator that
+    delivered it (``peer``, its certificate) are of that recipient's domain: the From:
+    alone is whatever the peer wrote.
+    """
+    if peer is None or not _is_report(raw):
         return 0
     msg = mime.parse_tree(raw)  # within mime.LIMITS, like every message read
     if msg is None:
@@ -302,7 +313,10 @@ def apply_report(report: Message, raw: bytes) -> int:
         when = now
     for recipient, fields, kind in entries:
         if not recipient or addresses.domain_of(recipient) != report_domain:
-            # A report speaks only for its own domain's recipients.
+            # A report speaks only for its own domain's recipients…
+            continue
+        if not listeblanche.peer_allowed(report_domain, peer.subject):
+            # …and only when it came from an operator listed for that domain.
             continue
         delivery = Delivery.objects.filter(message=original, recipient=recipient).first()
         if delivery is None:

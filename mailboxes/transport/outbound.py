@@ -83,6 +83,58 @@ def with_nil_header(raw: bytes) -> bytes:
     return f"X-MSS-NIL: {settings.MSS_NIL}\r\n".encode("ascii", "replace") + raw
 
 
+# RFC 5321 §4.5.3.1.6: 1,000 octets per line with its CRLF.
+MAX_LINE = 998
+
+
+def _fold(line: bytes, in_header: bool) -> list[bytes]:
+    """``line`` (no line end) cut into lines of at most MAX_LINE bytes.
+
+    In the header a cut goes before a space or tab when there is one (RFC 5322
+    folding, nothing added); otherwise, as Postfix does (``smtp_line_length_limit``),
+    the continuation starts with a space: harmless to base64, and to headers it is
+    folding. A cut never falls inside a UTF-8 sequence.
+    """
+    pieces: list[bytes] = []
+    prefix = b""
+    while len(prefix) + len(line) > MAX_LINE:
+        room = MAX_LINE - len(prefix)
+        cut = max(line.rfind(b" ", 1, room), line.rfind(b"\t", 1, room)) if in_header else -1
+        if cut > 0:
+            pieces.append(prefix + line[:cut])
+            line, prefix = line[cut:], b""
+            continue
+        cut = room
+        while cut > 1 and (line[cut] & 0xC0) == 0x80:
+            cut -= 1
+        pieces.append(prefix + line[:cut])
+        line, prefix = line[cut:], b" "
+    pieces.append(prefix + line)
+    return pieces
+
+
+def for_the_wire(raw: bytes) -> bytes:
+    """The message as SMTP may carry it: CRLF line ends and no line over 998 bytes.
+
+    Stored messages keep the bytes a peer sent (long lines, bare LF); what we send must
+    be what any peer accepts, so this is applied to everything leaving.
+    """
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out: list[bytes] = []
+    in_header = True
+    for line in lines:
+        line = line.removesuffix(b"\r")
+        if in_header and line == b"":
+            in_header = False
+        if len(line) > MAX_LINE:
+            out.extend(_fold(line, in_header))
+        else:
+            out.append(line)
+    return b"\r\n".join(out) + b"\r\n"
+
+
 # --------------------------------------------------------------------------- SMTP
 
 
@@ -278,7 +330,7 @@ def _record(
                     remote=domain,
                 )
             if failures:
-                dsn.bounce_to_sender(message, raw, failures)
+                dsn.report_failures(message, failures, raw)
         Delivery.objects.bulk_update(
             changed, ["status", "delivered_at", "last_error", "next_attempt_at", "updated_at"]
         )
@@ -308,7 +360,11 @@ def deliver_remote(delivery_ids: list[int]) -> int:
         if not groups:
             continue
         envelopes = [
-            Envelope(message.from_addr, [d.recipient for d in deliveries], with_nil_header(raw))
+            Envelope(
+                "" if message.null_return_path else message.from_addr,
+                [d.recipient for d in deliveries],
+                for_the_wire(with_nil_header(raw)),
+            )
             for message, raw, deliveries in groups
         ]
         try:

@@ -49,18 +49,35 @@ class Row:
     who: str
     size: str
     folder: str
+    # The operator that delivered a message whose From: it may not speak for ("via …").
+    via: str = ""
+
+
+def author(message: Message) -> str:
+    """The sender as a list shows it: the name, unless the name poses as another address."""
+    name = message.from_name.strip()
+    if not name or ("@" in name and name.lower() != message.from_addr.lower()):
+        return message.from_addr
+    return name
 
 
 def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
     out = []
     for entry in entries:
         message = entry.message
+        via = ""
         if sent or message.sender_mailbox_id == entry.mailbox_id:
             who = ", ".join(message.to_addrs or []) or _("(aucun destinataire)")
         else:
-            who = message.from_name or message.from_addr
+            who, via = author(message), message.from_via
         out.append(
-            Row(entry, who, mime.human_size(message.size), selectors.folder_label(entry.folder))
+            Row(
+                entry,
+                who,
+                mime.human_size(message.size),
+                selectors.folder_label(entry.folder),
+                via,
+            )
         )
     return out
 

@@ -55,6 +55,7 @@ __all__ = [
     "build_message",
     "check_limits",
     "get_part",
+    "get_parts",
     "html_too_large",
     "human_size",
     "parse_message",
@@ -1083,6 +1084,28 @@ def get_part(raw: bytes, index: int) -> Attachment:
         except Exception as exc:
             raise PartNotFoundError(f"part {index} is unreadable ({type(exc).__name__})") from None
     raise PartNotFoundError(f"this message has no attachment at index {index}")
+
+
+def get_parts(raw: bytes) -> list[tuple[int, Attachment]]:
+    """Every attachment ``parse_message`` lists, with its index and bytes, in ONE parse.
+
+    ``get_part`` parses the whole message for one attachment: calling it for each of
+    n attachments costs n parses (a 160 kB message of 1,000 tiny parts took minutes).
+    """
+    defects = _Defects([])
+    msg = _parse(raw, defects)
+    found: list[tuple[int, Attachment]] = []
+    if not isinstance(msg, Message):
+        return found
+    try:
+        for index, part, content_type, filename in _leaf_parts(msg, defects):
+            if filename is not None:
+                found.append(
+                    (index, Attachment(filename, content_type, _part_bytes(part, defects)))
+                )
+    except Exception:  # noqa: S110 - the parts read so far stand; the rest is unreadable
+        pass
+    return found
 
 
 def thread_key(message_id: str, in_reply_to: str | None, references: list[str] | None) -> str:
