@@ -57,6 +57,8 @@ _ROW_FIELDS = (
     "hash",
     "key_id",
 )
+# Rows fetched per round trip while verifying: memory stays bounded whatever the journal's size.
+VERIFY_CHUNK = 2000
 logger = logging.getLogger("mssante.audit")
 anchor_logger = logging.getLogger("mssante.audit.anchor")
 
@@ -414,7 +416,7 @@ def _walk(
     rows = AuditEvent.objects.filter(id__gt=after_id).order_by("id")
     if until is not None:
         rows = rows.filter(id__lte=until)
-    for row in rows.values_list(*_ROW_FIELDS).iterator(chunk_size=2000):
+    for row in rows.values_list(*_ROW_FIELDS).iterator(chunk_size=VERIFY_CHUNK):
         event_id, at, actor_id, label, action, otype, oid, ip, data, prev_hash, digest, kid = row
         if prev_hash != prev:
             after = f"la ligne {prev_id}" if prev_id is not None else "le début du journal"

@@ -33,8 +33,10 @@ from charter.models import AuditCheckpoint, AuditEvent
 from charter.tests.conftest import raw, requires_postgresql
 from tests import factories as f
 
-# Committed rows: the attacker's connection (PostgreSQL) sees only those.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+# Committed rows: the attacker's connection (PostgreSQL) sees only those, and the anchor
+# after a purge is written on commit.
+committed = pytest.mark.django_db(transaction=True)
 
 K1 = "k1:" + base64.b64encode(b"1" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"2" * 32).decode()
@@ -114,18 +116,21 @@ def test_every_event_is_signed_with_the_current_key(settings: Any) -> None:
     assert event.hash != unkeyed(event.prev_hash, event)
 
 
+@committed
 def test_verify_audit_names_a_row_changed_with_raw_sql() -> None:
     events = three_events()
     raw("UPDATE charter_auditevent SET action = 'autre' WHERE id = %s", [events[1].id])
     assert "contenu modifié" in verify_fails(events[1].id)
 
 
+@committed
 def test_a_row_changed_and_the_chain_recomputed_after_it_is_detected() -> None:
     events = three_events()
     rewrite_from(events, 1, action="login.succeeded")
     assert "sans clé" in verify_fails(events[1].id)
 
 
+@committed
 def test_a_chain_recomputed_with_a_guessed_key_is_detected(settings: Any) -> None:
     settings.AUDIT_KEYS = K1
     events = three_events()
@@ -144,18 +149,21 @@ def test_a_chain_recomputed_with_a_guessed_key_is_detected(settings: Any) -> Non
     assert "contenu modifié" in verify_fails(events[1].id)
 
 
+@committed
 def test_verify_audit_names_the_row_after_a_deleted_one() -> None:
     events = three_events()
     raw("DELETE FROM charter_auditevent WHERE id = %s", [events[1].id])
     assert "supprimées" in verify_fails(events[2].id)
 
 
+@committed
 def test_verify_audit_detects_that_the_first_row_was_deleted() -> None:
     events = three_events()
     raw("DELETE FROM charter_auditevent WHERE id = %s", [events[0].id])
     assert "début du journal" in verify_fails(events[1].id)
 
 
+@committed
 def test_verify_audit_names_a_forged_row_inserted_with_raw_sql() -> None:
     events = three_events()
     forged_id = events[-1].id + 1
@@ -205,6 +213,7 @@ def test_a_key_removed_too_early_is_named(settings: Any) -> None:
 # --- Anchors outside the database ---------------------------------------------------------
 
 
+@committed
 def test_the_newest_rows_deleted_after_an_anchor_are_detected(anchor_file: Path) -> None:
     events = [*three_events(), *three_events()]
     anchor_now()
@@ -213,6 +222,7 @@ def test_the_newest_rows_deleted_after_an_anchor_are_detected(anchor_file: Path)
     assert "ancrage externe" in message and "supprimées" in message
 
 
+@committed
 def test_an_emptied_journal_is_detected(anchor_file: Path) -> None:
     three_events()
     anchor_now()
@@ -227,6 +237,7 @@ def test_an_emptied_journal_is_detected(anchor_file: Path) -> None:
         anchor_now()
 
 
+@committed
 def test_a_journal_restored_from_an_older_backup_is_detected(anchor_file: Path) -> None:
     events = three_events()
     anchor_now()
@@ -247,6 +258,7 @@ def test_rows_added_after_the_last_anchor_still_verify(
     assert "intact" in out and f"(ligne {first}) concorde" in out
 
 
+@committed
 def test_an_anchor_line_is_appended_every_n_events(settings: Any, anchor_file: Path) -> None:
     settings.AUDIT_ANCHOR_EVERY = 3
     for n in range(7):
@@ -300,6 +312,7 @@ def test_a_torn_anchor_line_is_skipped_and_anchoring_goes_on(
     assert "intact" in captured.out and "illisible" in captured.err
 
 
+@committed
 def test_anchoring_refuses_to_certify_a_tampered_tail(anchor_file: Path) -> None:
     events = three_events()
     anchor_now()
@@ -382,6 +395,7 @@ def test_unkeyed_rows_without_a_seal_are_refused() -> None:
     assert "sans clé" in verify_fails(legacy[0].id)
 
 
+@committed
 def test_the_sealed_rows_cannot_be_rewritten() -> None:
     _legacy_rows(3)
     _run_the_seal_migration()
@@ -391,6 +405,7 @@ def test_the_sealed_rows_cannot_be_rewritten() -> None:
     verify_fails()
 
 
+@committed
 def test_the_whole_journal_rewritten_as_unkeyed_rows_is_detected() -> None:
     legacy = _legacy_rows(2)
     _run_the_seal_migration()
@@ -407,6 +422,7 @@ def events_aged(days: int, n: int) -> list[AuditEvent]:
         return [audit.record("test.event", n=i) for i in range(n)]
 
 
+@committed
 def test_the_purge_removes_old_events_and_the_rest_still_verifies(
     settings: Any, anchor_file: Path
 ) -> None:
@@ -429,6 +445,7 @@ def test_the_purge_removes_old_events_and_the_rest_still_verifies(
     call_command("verify_audit")
 
 
+@committed
 def test_the_chain_goes_on_from_the_checkpoint_when_everything_was_purged(
     settings: Any, anchor_file: Path
 ) -> None:
@@ -461,6 +478,7 @@ def test_the_purge_keeps_an_old_event_that_follows_a_recent_one(settings: Any) -
     call_command("verify_audit")
 
 
+@committed
 def test_a_forged_checkpoint_is_detected(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
@@ -470,6 +488,7 @@ def test_a_forged_checkpoint_is_detected(settings: Any) -> None:
     assert "signature invalide" in verify_fails(checkpoint.last_event_id)
 
 
+@committed
 def test_a_deleted_checkpoint_is_detected(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
@@ -481,6 +500,7 @@ def test_a_deleted_checkpoint_is_detected(settings: Any) -> None:
     verify_fails(first_left.id)
 
 
+@committed
 def test_a_purge_checkpoint_missing_from_the_database_is_named_by_the_anchor(
     settings: Any, anchor_file: Path
 ) -> None:
@@ -492,6 +512,7 @@ def test_a_purge_checkpoint_missing_from_the_database_is_named_by_the_anchor(
     assert "absent de la base" in verify_fails(checkpoint.last_event_id)
 
 
+@committed
 def test_an_old_prefix_deleted_without_a_purge_is_detected(settings: Any) -> None:
     events = three_events()
     raw("DELETE FROM charter_auditevent WHERE id <= %s", [events[1].id])
@@ -508,6 +529,7 @@ def test_a_checkpoint_signed_with_another_key_is_refused(settings: Any) -> None:
     assert broken is not None and "signature invalide" in broken.reason
 
 
+@committed
 def test_a_checkpoint_from_before_the_keys_still_verifies(settings: Any) -> None:
     # Written by the previous version: signed with AUDIT_CHECKPOINT_KEY, no key id.
     legacy = _legacy_rows(2)
@@ -527,6 +549,7 @@ def test_a_checkpoint_from_before_the_keys_still_verifies(settings: Any) -> None
     assert audit.verify_chain() is not None
 
 
+@committed
 def test_the_purge_refuses_to_certify_a_tampered_journal(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     old = events_aged(60, 2)
@@ -571,13 +594,16 @@ def _peak_verifying() -> int:
         tracemalloc.stop()
 
 
-def test_verification_streams_the_journal_in_bounded_memory(settings: Any) -> None:
-    _chain(4_000, settings)
+def test_verification_streams_the_journal_in_bounded_memory(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "VERIFY_CHUNK", 200)
+    _chain(1_000, settings)
     small = _peak_verifying()
-    _chain(36_000, settings)
+    _chain(9_000, settings)
     large = _peak_verifying()
-    # Ten times the rows, about the same memory (the rows are read 2,000 at a time).
-    assert large < small * 2 + 1_000_000, (small, large)
+    # Ten times the rows, about the same memory (the rows are read a chunk at a time).
+    assert large < small * 1.5 + 200_000, (small, large)
 
 
 # --- PostgreSQL: the application's role -----------------------------------------------------
@@ -607,6 +633,7 @@ def test_the_application_may_not_delete_the_journal_through_the_orm() -> None:
         AuditEvent.objects.all().delete()
 
 
+@committed
 @requires_postgresql
 def test_the_trigger_still_refuses_an_update_by_a_role_with_the_privilege() -> None:
     # Someone granted UPDATE by mistake, or a single-role installation: the trigger.

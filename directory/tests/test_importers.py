@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from directory.importers import MssImporter, PsImporter
 from directory.models import DirectoryEntry, ImportRun, Practitioner
+from directory.search import TRIGRAM_INDEX
 from directory.tests import factories as df
 from mssante.lib.annuaire import MSS_HEADER, PS_HEADER, FormatError
 
@@ -224,3 +226,19 @@ def test_the_scheduled_task_imports_the_configured_path(tmp_path, settings):
     assert (run.kind, run.added) == ("mss", 2)
     settings.DIRECTORY_PS_SOURCE = ""
     assert import_annuaire("ps") is None
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the index rebuild is PostgreSQL's fast path"
+)
+def test_a_first_bulk_import_works_under_the_applications_own_role(tmp_path, monkeypatch):
+    # The application's role (docs/deployment.md) does not own the tables and may not
+    # drop their indexes: a first big import keeps the index instead of failing.
+    from directory.importers import postgres
+
+    monkeypatch.setattr(postgres, "BULK_REBUILD_ROWS", 0)
+    path = mss_file(tmp_path, real_looking_rows())
+    assert MssImporter().run(path).status == ImportRun.Status.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [TRIGRAM_INDEX])
+        assert cursor.fetchone() == (1,)
