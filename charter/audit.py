@@ -20,6 +20,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import logging.handlers
@@ -117,7 +118,75 @@ def _unkeyed_digest(prev_hash: str, content: list[Any]) -> str:
 
 
 def _row_mac(key: bytes, key_id: str, prev_hash: str, content: list[Any]) -> str:
+    content = list(content)
+    # The database may write an address differently (PostgreSQL's inet): sign its value.
+    content[6] = _canonical_ip(content[6])
     return _sign(key, "event", [prev_hash, key_id, *content])
+
+
+def _canonical_ip(ip: str | None) -> str | None:
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+# Names a caller must never put in ``data``: the journal holds ids and counts, never a
+# secret nor a message's content (its rows are kept for a year and shown to staff).
+FORBIDDEN_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "otp",
+        "api_key",
+        "private_key",
+        "subject",
+        "body",
+        "html",
+        "text",
+        "content",
+        "filename",
+    }
+)
+# A longer string in ``data`` is cut: the journal's rows stay small whatever a peer sent.
+MAX_DATA_STRING = 1000
+
+
+def _clean(value: Any) -> Any:
+    """``value`` as the database will give it back (JSON), safe to store whatever its origin."""
+    if isinstance(value, str):
+        # NUL is refused by PostgreSQL's JSON, lone surrogates by UTF-8.
+        text = value[:MAX_DATA_STRING].encode("utf-8", "replace").decode("utf-8")
+        return text.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {str(_clean(key)): _clean(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return _clean(str(value))
+
+
+def _clean_data(data: dict[str, Any]) -> dict[str, Any]:
+    forbidden = {key for key in data if key.lower() in FORBIDDEN_KEYS}
+    if forbidden:
+        raise ValueError(
+            f"audit.record : « {', '.join(sorted(forbidden))} » n'a pas sa place au journal"
+        )
+    cleaned: dict[str, Any] = json.loads(json.dumps(_clean(data), allow_nan=False))
+    return cleaned
+
+
+def _clip(value: Any, length: int) -> str:
+    text: str = _clean(str(value))
+    return text[:length]
 
 
 def _digest(prev_hash: str, event: AuditEvent) -> str:
@@ -141,7 +210,12 @@ def _event_content(event: AuditEvent) -> list[Any]:
 def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    address = request.META.get("REMOTE_ADDR") or ""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return None  # not an address (a misconfigured proxy): the column would refuse it
+    return address
 
 
 def _lock() -> None:
@@ -175,26 +249,24 @@ def record(
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
-    actor_obj = actor if getattr(actor, "pk", None) else None
     key_id, keys = keyring()
+    event = AuditEvent(
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_label=_clip(actor, 200) if actor is not None else "",
+        action=_clip(action, 64),
+        object_type=_clip(object_type, 64),
+        object_id=_clip(object_id, 64),
+        ip=client_ip(request),
+        data=_clean_data(data),
+        key_id=key_id,
+    )
     with transaction.atomic():
         # Rows are chained in id order: serialise writers so two events never
         # claim the same predecessor.
         _lock()
         last = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
         prev_id, prev_hash = last if last is not None else (None, _restart_hash())
-        event = AuditEvent(
-            at=timezone.now(),
-            actor=actor_obj,
-            actor_label=str(actor) if actor is not None else "",
-            action=action,
-            object_type=object_type,
-            object_id=str(object_id),
-            ip=client_ip(request),
-            data=data,
-            prev_hash=prev_hash,
-            key_id=key_id,
-        )
+        event.at, event.prev_hash = timezone.now(), prev_hash
         event.hash = _row_mac(keys[key_id], key_id, prev_hash, _event_content(event))
         event.save(force_insert=True)
         every = settings.AUDIT_ANCHOR_EVERY

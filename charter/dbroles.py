@@ -45,9 +45,11 @@ def grant_app_role(sender: Any, using: str = "default", **kwargs: Any) -> None:
             f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {grantee}",
             f"REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {journal} FROM {grantee}, PUBLIC",
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON django_migrations FROM {grantee}, PUBLIC",
-            f"GRANT EXECUTE ON FUNCTION charter_audit_purge(bigint) TO {grantee}",
         ):
             cursor.execute(statement)
+        cursor.execute("SELECT to_regprocedure('charter_audit_purge(bigint)') IS NOT NULL")
+        if cursor.fetchone()[0]:  # absent only below charter's migration 0008
+            cursor.execute(f"GRANT EXECUTE ON FUNCTION charter_audit_purge(bigint) TO {grantee}")
 
 
 def journal_role_warnings() -> list[str]:

@@ -184,6 +184,48 @@ def test_deleting_a_user_leaves_the_chain_intact() -> None:
     assert AuditEvent.objects.get(action="login.succeeded").actor_id is not None
 
 
+# --- What reaches the journal ---------------------------------------------------------------
+
+
+def test_hostile_strings_are_journaled_and_still_verify() -> None:
+    # A peer's MAIL FROM or a header can carry NUL, lone surrogates, megabytes.
+    event = audit.record(
+        "smtp.peer_refused",
+        object_id="x" * 500,
+        mail_from="a\x00b@exemple.fr",
+        peer="\ud800" + "y" * 100_000,
+        nested={"\x00": ["\udfff", 1, 2.5, None]},
+        ids={1: "un", 10: "dix", 2: "deux"},
+    )
+    stored = AuditEvent.objects.get(id=event.id)
+    assert "\x00" not in json.dumps(stored.data) and len(stored.data["peer"]) == 1000
+    assert len(stored.object_id) == 64
+    assert audit.verify_chain() is None
+
+
+def test_an_address_written_differently_by_the_database_still_verifies(client: Any) -> None:
+    # PostgreSQL's inet gives 2001:db8::1 back for 2001:0DB8:0:0::1.
+    client.post(
+        "/connexion/",
+        {"identifier": "10000000000", "password": "mauvais-mot-de-passe"},
+        REMOTE_ADDR="2001:0DB8:0:0::1",
+    )
+    client.post(
+        "/connexion/",
+        {"identifier": "10000000000", "password": "mauvais-mot-de-passe"},
+        REMOTE_ADDR="::ffff:192.0.2.7",
+    )
+    assert AuditEvent.objects.filter(action="login.failed").count() == 2
+    assert audit.verify_chain() is None
+
+
+def test_secrets_and_content_are_refused_by_the_journal() -> None:
+    for name in ("token", "password", "subject", "body"):
+        with pytest.raises(ValueError, match=name):
+            audit.record("test.event", **{name: "valeur"})
+    assert not AuditEvent.objects.exists()
+
+
 # --- Key rotation ---------------------------------------------------------------------------
 
 
