@@ -89,7 +89,7 @@ def _subkey(key: bytes, purpose: str) -> bytes:
 
 def _sign(key: bytes, purpose: str, payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hmac.new(_subkey(key, purpose), text.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(_subkey(key, purpose), text.encode(), "sha256").hex()
 
 
 # --- Rows -------------------------------------------------------------------------------
@@ -124,6 +124,7 @@ def _row_mac(key: bytes, key_id: str, prev_hash: str, content: list[Any]) -> str
     return _sign(key, "event", [prev_hash, key_id, *content])
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical_ip(ip: str | None) -> str | None:
     if not ip:
         return None

@@ -13,6 +13,8 @@ import importlib
 import json
 import os
 import socket
+import subprocess
+import sys
 import tracemalloc
 from datetime import timedelta
 from pathlib import Path
@@ -311,6 +313,21 @@ def test_an_anchor_line_is_appended_every_n_events(settings: Any, anchor_file: P
     assert [line["n"] for line in lines] == list(range(1, len(lines) + 1))
     assert lines[-1]["last_id"] >= AuditEvent.objects.order_by("-id").first().id - 2
     call_command("verify_audit")
+
+
+def test_every_process_knows_the_anchoring_task(tmp_path: Path) -> None:
+    # record() enqueues it by name: a web process that never imported charter.tasks
+    # would silently never anchor.
+    script = (
+        "import django; django.setup(); from celery import current_app; "
+        f"print({audit.ANCHOR_TASK!r} in current_app.tasks)"
+    )
+    env = {**os.environ, "MSSANTE_VAR_DIR": str(tmp_path), "MSSANTE_IGNORE_DOTENV": "true"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True"
 
 
 def test_the_anchor_file_is_private_and_holds_no_content(anchor_file: Path) -> None:
