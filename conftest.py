@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,10 +29,11 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _audit_anchor_off(settings: Any) -> None:
-    # Never append to the real anchor file under var/ (it would then name rows of a
-    # test database); the audit tests that anchor give each test its own file.
-    settings.AUDIT_ANCHOR_FILE = ""
+def _audit_anchor_file(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Each test anchors the audit journal in a file of its own, never in the real one
+    # under var/ (it would then name rows of a test database that are gone).
+    anchors = tmp_path_factory.getbasetemp() / "audit-anchors"
+    settings.AUDIT_ANCHOR_FILE = str(anchors / f"{uuid.uuid4().hex}.jsonl")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ class CharterConfig(AppConfig):
 
         # The anchoring task must be registered in every process (web, gateway, shell):
         # charter.audit.record enqueues it by name.
-        from charter import tasks  # noqa: F401
+        from charter import checks, tasks  # noqa: F401
         from charter.admin_journal import record_admin_change
         from charter.dbroles import grant_app_role
 

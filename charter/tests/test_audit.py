@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import time_machine
 from django.apps import apps as django_apps
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
@@ -392,12 +393,16 @@ def test_the_anchor_command_appends_a_line(
     assert json.loads(anchor_file.read_text().splitlines()[-1])["head"] == event.hash
 
 
-def test_the_anchor_command_says_when_anchoring_is_off() -> None:
+def test_the_anchor_command_says_when_anchoring_is_off(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
     with pytest.raises(CommandError, match="désactivé"):
         call_command("anchor_audit")
 
 
-def test_verify_audit_warns_when_nothing_is_anchored(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_audit_warns_when_nothing_is_anchored(
+    settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
     audit.record("test.event")
     call_command("verify_audit")
     assert "n'est attestée nulle part" in capsys.readouterr().err
@@ -549,6 +554,7 @@ def test_a_forged_checkpoint_is_detected(settings: Any) -> None:
 
 @committed
 def test_a_deleted_checkpoint_is_detected(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""  # the chain alone shows it (the anchors too: below)
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
     checkpoint = audit.purge_expired()
@@ -663,6 +669,31 @@ def test_verification_streams_the_journal_in_bounded_memory(
     large = _peak_verifying()
     # Ten times the rows, about the same memory (the rows are read a chunk at a time).
     assert large < small * 1.5 + 200_000, (small, large)
+
+
+# --- Deployment checks ----------------------------------------------------------------------
+
+
+def test_check_deploy_warns_when_nothing_is_anchored(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
+    ids = {m.id for m in run_checks(include_deployment_checks=True)}
+    assert "charter.W002" in ids
+    settings.AUDIT_ANCHOR_FILE = "/var/lib/mssante-audit/anchors.jsonl"
+    assert "charter.W002" not in {m.id for m in run_checks(include_deployment_checks=True)}
+
+
+@requires_postgresql
+def test_check_deploy_warns_when_the_application_and_the_owner_are_one_role(
+    settings: Any,
+) -> None:
+    settings.DATABASE_APP_ROLE = ""
+    assert "charter.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+
+
+@requires_postgresql
+def test_the_database_check_finds_nothing_to_say_about_the_application_role() -> None:
+    messages = run_checks(tags=["database"], databases=["default"])
+    assert "charter.W003" not in {m.id for m in messages}
 
 
 # --- PostgreSQL: the application's role -----------------------------------------------------
