@@ -351,6 +351,7 @@ class Anchor:
     prev: str
     mac: str
     purge: tuple[int, str, int] | None  # (last purged id, its hash, count)
+    restart: str  # the operator's reason, on a line that starts the comparison afresh
 
 
 def _anchor_fields(line: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +384,7 @@ def _parse_anchor(text: str, keys: dict[str, bytes]) -> Anchor | str:
             prev=str(line["prev"]),
             mac=str(line["mac"]),
             purge=(int(purge[0]), str(purge[1]), int(purge[2])) if purge else None,
+            restart=str(line.get("restart", "")),
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return "champs invalides"
@@ -398,6 +400,7 @@ class AnchorFile:
     purges: dict[int, tuple[str, int, str]] = field(default_factory=dict)
     problem: str | None = None
     skipped: list[int] = field(default_factory=list)
+    restarts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def read_anchor_file(path: str, keys: dict[str, bytes]) -> AnchorFile | None:
@@ -427,6 +430,11 @@ def read_anchor_file(path: str, keys: dict[str, bytes]) -> AnchorFile | None:
         if previous and parsed.last_id < previous.last_id:
             result.problem = f"ligne {number} du fichier d'ancrage : la chaîne y recule"
             return result
+        if parsed.restart:
+            # The operator restarted the anchoring (a backup restored): earlier lines,
+            # purges included, describe a journal that is no longer the one compared.
+            result.purges.clear()
+            result.restarts.append((parsed.at, parsed.restart))
         if parsed.purge:
             result.purges[parsed.purge[0]] = (parsed.purge[1], parsed.purge[2], parsed.at)
         previous = parsed
@@ -686,9 +694,13 @@ def _head() -> tuple[int, str]:
         return last if last is not None else (0, _restart_hash())
 
 
-def anchor(*, purge: AuditCheckpoint | None = None) -> dict[str, Any] | None:
+def anchor(*, purge: AuditCheckpoint | None = None, restart: str = "") -> dict[str, Any] | None:
     """Append the chain's head to the anchor file (and syslog), after checking the rows
-    added since the previous anchor. None when anchoring is off (AUDIT_ANCHOR_FILE empty)."""
+    added since the previous anchor. None when anchoring is off (AUDIT_ANCHOR_FILE empty).
+
+    ``restart`` (a reason): compare with nothing before, only check the whole chain is
+    consistent (see restart_anchoring).
+    """
     path = settings.AUDIT_ANCHOR_FILE
     if not path:
         return None
@@ -706,7 +718,7 @@ def anchor(*, purge: AuditCheckpoint | None = None) -> dict[str, Any] | None:
             raise _alarm(f"fichier d'ancrage {path} : aucune ligne valide à la fin du fichier")
         head_id, head_hash = _head()
         with _snapshot():
-            events = _check_since(previous, head_id, head_hash, keys)
+            events = _check_since(None if restart else previous, head_id, head_hash, keys)
         line: dict[str, Any] = {
             "v": 1,
             "n": previous.number + 1 if previous else 1,
@@ -719,11 +731,27 @@ def anchor(*, purge: AuditCheckpoint | None = None) -> dict[str, Any] | None:
         }
         if purge is not None:
             line["purge"] = [purge.last_event_id, purge.last_hash, purge.purged_count]
+        if restart:
+            line["restart"] = restart
         line["mac"] = _sign(keys[key_id], "anchor", line)
         text = json.dumps(line, sort_keys=True, separators=(",", ":"))
         store.append(text)
     _ship(text)
     return line
+
+
+def restart_anchoring(reason: str, *, by: Any = None) -> dict[str, Any] | None:
+    """After a legitimate break of the anchors (the database restored from a backup older
+    than the last anchor): journal it, then anchor afresh, stating the reason.
+
+    The chain itself must still be whole: a restart never covers a row changed or
+    removed in the middle, only a journal that ends earlier than the anchors said.
+    """
+    reason = " ".join(reason.split())[:300]
+    if not reason:
+        raise ValueError("restart_anchoring : un motif est obligatoire")
+    record("audit.anchor_restarted", actor=by, reason=reason)
+    return anchor(restart=reason)
 
 
 def _check_since(

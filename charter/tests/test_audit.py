@@ -292,6 +292,39 @@ def test_a_journal_restored_from_an_older_backup_is_detected(anchor_file: Path) 
     verify_fails(newer.id)
 
 
+@committed
+def test_anchoring_restarts_after_a_restored_backup_with_the_reason_kept(
+    anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = three_events()
+    anchor_now()
+    newer = three_events()
+    anchor_now()
+    # Disaster recovery: the database comes back from a backup older than the last anchor.
+    raw("DELETE FROM charter_auditevent WHERE id >= %s", [newer[0].id])
+    verify_fails(newer[-1].id)
+    with pytest.raises(audit.AuditIntegrityError):
+        anchor_now()
+    call_command("anchor_audit", "--restart", "restauration de la sauvegarde du 3 mars")
+    call_command("verify_audit")
+    captured = capsys.readouterr()
+    assert "intact" in captured.out
+    assert "ancrage repris" in captured.err and "sauvegarde du 3 mars" in captured.err
+    restarted = AuditEvent.objects.get(action="audit.anchor_restarted")
+    assert restarted.prev_hash == events[-1].hash
+    anchor_now()  # and anchoring goes on from there
+
+
+@committed
+def test_a_restart_never_covers_a_row_changed_in_the_middle(anchor_file: Path) -> None:
+    events = three_events()
+    anchor_now()
+    raw("UPDATE charter_auditevent SET action = 'autre' WHERE id = %s", [events[1].id])
+    with pytest.raises(CommandError, match="ancrage refusé"):
+        call_command("anchor_audit", "--restart", "on efface tout")
+    verify_fails(events[1].id)
+
+
 def test_rows_added_after_the_last_anchor_still_verify(
     anchor_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

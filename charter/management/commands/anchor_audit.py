@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from charter import audit
 
@@ -15,9 +15,24 @@ class Command(BaseCommand):
         "du journal d'audit, après avoir vérifié les lignes ajoutées depuis la précédente."
     )
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--restart",
+            metavar="MOTIF",
+            default="",
+            help=(
+                "Reprend l'ancrage sans comparer aux lignes précédentes, après une "
+                "restauration de la base (motif journalisé et écrit dans le fichier). La "
+                "chaîne doit rester cohérente."
+            ),
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            line = audit.anchor()
+            if options["restart"].strip():
+                line = audit.restart_anchoring(options["restart"])
+            else:
+                line = audit.anchor()
         except audit.AuditIntegrityError as exc:
             raise CommandError(f"Journal d'audit altéré, ancrage refusé : {exc}.") from exc
         if line is None:

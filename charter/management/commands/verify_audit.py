@@ -19,6 +19,8 @@ class Command(BaseCommand):
         result = audit.verify()
         for warning in [*result.warnings, *dbroles.journal_role_warnings()]:
             self.stderr.write(f"Attention : {warning}.")
+        for at, reason in result.anchors.restarts[-3:] if result.anchors else []:
+            self.stderr.write(f"Attention : ancrage repris le {at} : {reason}.")
         if result.broken is not None:
             where = (
                 f"à la ligne {result.broken.event_id} "
