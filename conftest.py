@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from mssante.celery import app as celery_app
+from tests import db_roles
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """PostgreSQL: the test database is created and migrated by the schema owner."""
+    db_roles.login_as_owner()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """Then every test runs as the application's restricted role (tests/db_roles.py)."""
+    with db_roles.as_app_role():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _audit_anchor_file(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Each test anchors the audit journal in a file of its own, never in the real one
+    # under var/ (it would then name rows of a test database that are gone).
+    anchors = tmp_path_factory.getbasetemp() / "audit-anchors"
+    settings.AUDIT_ANCHOR_FILE = str(anchors / f"{uuid.uuid4().hex}.jsonl")
 
 
 @pytest.fixture(autouse=True)

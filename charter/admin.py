@@ -63,14 +63,24 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "data",
         "prev_hash",
         "hash",
+        "key_id",
     )
     readonly_fields = fields
 
 
 @admin.register(AuditCheckpoint)
 class AuditCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "last_event_id", "purged_count", "cutoff")
-    fields = ("created_at", "last_event_id", "last_hash", "purged_count", "cutoff", "signature")
+    list_display = ("created_at", "kind", "last_event_id", "purged_count", "cutoff")
+    fields = (
+        "kind",
+        "created_at",
+        "last_event_id",
+        "last_hash",
+        "purged_count",
+        "cutoff",
+        "key_id",
+        "signature",
+    )
     readonly_fields = fields
 
 

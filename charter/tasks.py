@@ -16,6 +16,13 @@ def purge_audit_journal() -> int:
 
 
 @shared_task(acks_late=True)
+def anchor_audit_journal() -> int:
+    """Anchor the audit journal's head outside the database; returns the anchored event id."""
+    line = audit.anchor()
+    return int(line["last_id"]) if line else 0
+
+
+@shared_task(acks_late=True)
 def refresh_liste_blanche() -> str:
     """Re-import the liste blanche from LISTE_BLANCHE_URL (nothing when it is empty)."""
     url = settings.LISTE_BLANCHE_URL

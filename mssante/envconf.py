@@ -114,12 +114,15 @@ def secret_file(path: Path, make: Any) -> str:
     return value
 
 
-def master_keys(name: str, var_dir: Path) -> str:
-    """Master keys as "id:base64,id:base64" (first is current); generated under var/ by default."""
+def master_keys(name: str, var_dir: Path, filename: str = "master.key") -> str:
+    """Keys as "id:base64,id:base64" (first is current); generated under var/ by default.
+
+    The message master keys and the audit journal's keys share this format.
+    """
     value = _raw(name)
     if not value:
         value = secret_file(
-            var_dir / "master.key",
+            var_dir / filename,
             lambda: "k1:" + base64.b64encode(os.urandom(32)).decode(),
         )
     for part in value.split(","):

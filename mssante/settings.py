@@ -8,6 +8,7 @@ other variables documented in .env.example and docs/operations.md.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -111,6 +112,10 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["TEST"] = {"NAME": conf.string("DATABASE_TEST_NAME", "") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL: the role the application logs in as when migrations run as another one (the
+# schema owner). `migrate` then grants it what it needs, and on the audit journal only
+# INSERT and SELECT (docs/deployment.md). Empty: no grants (one role, or SQLite).
+DATABASE_APP_ROLE = conf.string("DATABASE_APP_ROLE", "")
 
 # --- Identity -----------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -299,8 +304,38 @@ DIRECTORY_FHIR_PUBLIC = conf.boolean("DIRECTORY_FHIR_PUBLIC", True)
 # --- Charter --------------------------------------------------------------------------
 # Audit journal: events older than this are purged, leaving a signed checkpoint.
 AUDIT_RETENTION_DAYS = conf.integer("AUDIT_RETENTION_DAYS", 365, minimum=1)
-# Signs purge checkpoints; empty = derived from SECRET_KEY (set it to rotate SECRET_KEY freely).
+# Each event is chained by HMAC-SHA256 under a key kept outside the database, so whoever
+# holds only the database cannot rewrite the chain: "id:base64,…" (32-byte keys), the first
+# signs, the others still verify older rows and anchors (keep them listed). Distinct from
+# MSSANTE_MASTER_KEYS. Default: generated on first run in var/audit.keys.
+AUDIT_KEYS = conf.master_keys("AUDIT_KEYS", VAR_DIR, filename="audit.keys")
+_audit_key_ids = [part.strip().partition(":")[0] for part in AUDIT_KEYS.split(",")]
+if any(not re.fullmatch(r"[A-Za-z0-9_.-]{1,16}", key_id) for key_id in _audit_key_ids):
+    raise ImproperlyConfigured(
+        "AUDIT_KEYS : identifiant de clé de 1 à 16 caractères [A-Za-z0-9_.-]."
+    )
+if len(set(_audit_key_ids)) != len(_audit_key_ids):
+    raise ImproperlyConfigured("AUDIT_KEYS : deux clés portent le même identifiant.")
+if {p.strip().partition(":")[2] for p in AUDIT_KEYS.split(",")} & {
+    p.strip().partition(":")[2] for p in MSSANTE_MASTER_KEYS.split(",")
+}:
+    raise ImproperlyConfigured(
+        "AUDIT_KEYS : une clé du journal ne doit pas être une clé maîtresse."
+    )
+# Signs purge checkpoints written before AUDIT_KEYS existed (verification only); empty =
+# derived from SECRET_KEY.
 AUDIT_CHECKPOINT_KEY = conf.string("AUDIT_CHECKPOINT_KEY", "")
+# The chain's head is anchored outside the database: a signed line appended (O_APPEND,
+# fsync) to this file every AUDIT_ANCHOR_SECONDS, every AUDIT_ANCHOR_EVERY events and after
+# each purge, so that verify_audit detects removed newest rows or an emptied table. Put it
+# where the database server's account cannot write. Empty = no anchoring (not recommended).
+AUDIT_ANCHOR_FILE = conf.string("AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit" / "anchors.jsonl"))
+# Also send each anchor line to syslog: "/dev/log" or "host:port" (UDP); empty = none.
+AUDIT_ANCHOR_SYSLOG = conf.string("AUDIT_ANCHOR_SYSLOG", "")
+AUDIT_ANCHOR_SECONDS = conf.integer("AUDIT_ANCHOR_SECONDS", 300, minimum=10)
+AUDIT_ANCHOR_EVERY = conf.integer("AUDIT_ANCHOR_EVERY", 1000, minimum=1)
+# Queue of the anchoring task, for a worker on the host that holds the file (empty = default).
+AUDIT_ANCHOR_QUEUE = conf.string("AUDIT_ANCHOR_QUEUE", "")
 # The national liste blanche: where the scheduled refresh reads it (empty = no refresh),
 # and the largest share of domains (percent) an import may remove without --force.
 LISTE_BLANCHE_URL = conf.string(
@@ -360,6 +395,12 @@ CELERY_BEAT_SCHEDULE["purge-audit-journal"] = {
     "task": "charter.tasks.purge_audit_journal",
     "schedule": 24 * 3600,
 }
+CELERY_BEAT_SCHEDULE["anchor-audit-journal"] = {
+    "task": "charter.tasks.anchor_audit_journal",
+    "schedule": AUDIT_ANCHOR_SECONDS,
+}
+if AUDIT_ANCHOR_QUEUE:
+    CELERY_TASK_ROUTES = {"charter.tasks.anchor_audit_journal": {"queue": AUDIT_ANCHOR_QUEUE}}
 CELERY_BEAT_SCHEDULE["refresh-liste-blanche"] = {
     "task": "charter.tasks.refresh_liste_blanche",
     "schedule": LISTE_BLANCHE_REFRESH_HOURS * 3600,

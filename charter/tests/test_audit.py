@@ -1,14 +1,31 @@
-"""The audit journal: chained, verifiable, append-only, purged with a signed checkpoint."""
+"""The audit journal: keyed chain, external anchors, append-only, purged with a signed checkpoint.
+
+Every attack is played as whoever holds the database (charter.tests.conftest.raw: on
+PostgreSQL the cluster's superuser, trigger off), who knows the code but not AUDIT_KEYS,
+and is caught by ``manage.py verify_audit``, the operator's check.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import base64
+import hashlib
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tracemalloc
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
 import time_machine
+from django.apps import apps as django_apps
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
@@ -16,42 +33,75 @@ from django.utils import timezone
 
 from charter import audit, tasks
 from charter.models import AuditCheckpoint, AuditEvent
-from charter.tests.conftest import requires_postgresql
+from charter.tests.conftest import raw, requires_postgresql
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
+# Committed rows: the attacker's connection (PostgreSQL) sees only those, and the anchor
+# after a purge is written on commit.
+committed = pytest.mark.django_db(transaction=True)
 
-
-@contextmanager
-def trigger_bypassed() -> Iterator[None]:
-    """Play an attacker with SQL access: on PostgreSQL, switch the trigger off first."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE charter_auditevent DISABLE TRIGGER USER")
-            cursor.execute("ALTER TABLE charter_auditcheckpoint DISABLE TRIGGER USER")
-        yield
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE charter_auditevent ENABLE TRIGGER USER")
-            cursor.execute("ALTER TABLE charter_auditcheckpoint ENABLE TRIGGER USER")
-    else:
-        yield
-
-
-def raw(sql: str, params: list[Any] | None = None) -> None:
-    with trigger_bypassed(), connection.cursor() as cursor:
-        cursor.execute(sql, params or [])
+K1 = "k1:" + base64.b64encode(b"1" * 32).decode()
+K2 = "k2:" + base64.b64encode(b"2" * 32).decode()
 
 
 def three_events() -> list[AuditEvent]:
     return [audit.record("test.event", object_id=n, n=n) for n in range(3)]
 
 
-def verify_fails_at(event_id: int) -> str:
+def verify_fails(at: int | None = None) -> str:
     with pytest.raises(CommandError) as caught:
         call_command("verify_audit")
     message = str(caught.value)
-    assert f"ligne {event_id} " in message
+    if at is not None:
+        assert f"ligne {at} " in message
     return message
+
+
+def unkeyed(prev_hash: str, event: AuditEvent) -> str:
+    """The plain SHA-256 anyone can compute from the code (the scheme before the keys)."""
+    payload = json.dumps(
+        [
+            prev_hash,
+            event.at.isoformat(),
+            event.actor_id,
+            event.actor_label,
+            event.action,
+            event.object_type,
+            event.object_id,
+            event.ip,
+            event.data,
+        ],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def rewrite_from(events: list[AuditEvent], index: int, **changes: Any) -> None:
+    """The attack the keys stop: change one row, then recompute every hash after it."""
+    prev = events[index - 1].hash if index else audit.GENESIS
+    for position, event in enumerate(events[index:]):
+        if position == 0:
+            for name, value in changes.items():
+                setattr(event, name, value)
+        digest = unkeyed(prev, event)
+        raw(
+            "UPDATE charter_auditevent SET action = %s, prev_hash = %s, hash = %s, key_id = ''"
+            " WHERE id = %s",
+            [event.action, prev, digest, event.id],
+        )
+        prev = digest
+
+
+def anchor_now() -> int:
+    """The scheduled anchoring task, as Celery beat runs it; the id it anchored."""
+    anchored: int = tasks.anchor_audit_journal.apply().get()
+    return anchored
+
+
+# --- The chain ----------------------------------------------------------------------------
 
 
 def test_verify_audit_accepts_an_intact_journal(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,54 +111,72 @@ def test_verify_audit_accepts_an_intact_journal(capsys: pytest.CaptureFixture[st
     assert "intact" in out and events[-1].hash in out
 
 
+def test_every_event_is_signed_with_the_current_key(settings: Any) -> None:
+    settings.AUDIT_KEYS = K1
+    event = audit.record("test.event")
+    assert event.key_id == "k1"
+    # Not the unkeyed digest: knowing the code is not enough to compute it.
+    assert event.hash != unkeyed(event.prev_hash, event)
+
+
+@committed
 def test_verify_audit_names_a_row_changed_with_raw_sql() -> None:
     events = three_events()
     raw("UPDATE charter_auditevent SET action = 'autre' WHERE id = %s", [events[1].id])
-    assert "contenu modifié" in verify_fails_at(events[1].id)
+    assert "contenu modifié" in verify_fails(events[1].id)
 
 
+@committed
+def test_a_row_changed_and_the_chain_recomputed_after_it_is_detected() -> None:
+    events = three_events()
+    rewrite_from(events, 1, action="login.succeeded")
+    assert "sans clé" in verify_fails(events[1].id)
+
+
+@committed
+def test_a_chain_recomputed_with_a_guessed_key_is_detected(settings: Any) -> None:
+    settings.AUDIT_KEYS = K1
+    events = three_events()
+    # The attacker signs like the application, with a key of their own under our key id.
+    settings.AUDIT_KEYS = "k1:" + base64.b64encode(b"x" * 32).decode()
+    prev = events[0].hash
+    for event in events[1:]:
+        event.action = "login.succeeded" if event is events[1] else event.action
+        digest = audit._row_mac(b"x" * 32, "k1", prev, audit._event_content(event))
+        raw(
+            "UPDATE charter_auditevent SET action = %s, prev_hash = %s, hash = %s WHERE id = %s",
+            [event.action, prev, digest, event.id],
+        )
+        prev = digest
+    settings.AUDIT_KEYS = K1
+    assert "contenu modifié" in verify_fails(events[1].id)
+
+
+@committed
 def test_verify_audit_names_the_row_after_a_deleted_one() -> None:
     events = three_events()
     raw("DELETE FROM charter_auditevent WHERE id = %s", [events[1].id])
-    assert "supprimées" in verify_fails_at(events[2].id)
+    assert "supprimées" in verify_fails(events[2].id)
 
 
+@committed
 def test_verify_audit_detects_that_the_first_row_was_deleted() -> None:
     events = three_events()
     raw("DELETE FROM charter_auditevent WHERE id = %s", [events[0].id])
-    assert "début du journal" in verify_fails_at(events[1].id)
+    assert "début du journal" in verify_fails(events[1].id)
 
 
+@committed
 def test_verify_audit_names_a_forged_row_inserted_with_raw_sql() -> None:
     events = three_events()
     forged_id = events[-1].id + 1
     raw(
         "INSERT INTO charter_auditevent (id, at, actor_label, action, object_type, object_id, data,"
-        " prev_hash, hash) VALUES (%s, %s, '', 'login.succeeded', '', '1', '{}', %s, %s)",
-        [forged_id, timezone.now(), events[-1].hash, "f" * 64],
+        " prev_hash, hash, key_id) VALUES (%s, %s, '', 'login.succeeded', '', '1', '{}', %s, %s,"
+        " %s)",
+        [forged_id, timezone.now(), events[-1].hash, "f" * 64, events[-1].key_id],
     )
-    assert "contenu modifié" in verify_fails_at(forged_id)
-
-
-def test_verify_audit_detects_a_row_replaced_by_a_self_consistent_forgery() -> None:
-    events = three_events()
-    forged = AuditEvent(
-        id=events[1].id,
-        at=events[1].at,
-        actor_label="",
-        action="forged",
-        object_id="1",
-        prev_hash=events[0].hash,
-        data={},
-    )
-    forged.hash = audit._digest(forged.prev_hash, forged)
-    raw("DELETE FROM charter_auditevent WHERE id = %s", [events[1].id])
-    raw(
-        "INSERT INTO charter_auditevent (id, at, actor_label, action, object_type, object_id, data,"
-        " prev_hash, hash) VALUES (%s, %s, '', 'forged', '', '1', '{}', %s, %s)",
-        [forged.id, forged.at, forged.prev_hash, forged.hash],
-    )
-    assert f"lien rompu avec la ligne {events[1].id}" in verify_fails_at(events[2].id)
+    assert "contenu modifié" in verify_fails(forged_id)
 
 
 def test_deleting_a_user_leaves_the_chain_intact() -> None:
@@ -119,42 +187,328 @@ def test_deleting_a_user_leaves_the_chain_intact() -> None:
     assert AuditEvent.objects.get(action="login.succeeded").actor_id is not None
 
 
-# --- PostgreSQL trigger -------------------------------------------------------------------
+# --- What reaches the journal ---------------------------------------------------------------
 
 
-@requires_postgresql
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "UPDATE charter_auditevent SET action = 'x' WHERE id = %s",
-        "DELETE FROM charter_auditevent WHERE id = %s",
-    ],
-)
-def test_the_database_refuses_to_update_or_delete_an_event(sql: str) -> None:
-    assert connection.vendor == "postgresql"
-    event = audit.record("test.event")
-    with pytest.raises(DatabaseError, match="ajout seul"), transaction.atomic():
-        connection.cursor().execute(sql, [event.id])
-    assert AuditEvent.objects.get(id=event.id).action == "test.event"
+def test_hostile_strings_are_journaled_and_still_verify() -> None:
+    # A peer's MAIL FROM or a header can carry NUL, lone surrogates, megabytes.
+    event = audit.record(
+        "smtp.peer_refused",
+        object_id="x" * 500,
+        mail_from="a\x00b@exemple.fr",
+        peer="\ud800" + "y" * 100_000,
+        nested={"\x00": ["\udfff", 1, 2.5, None]},
+        ids={1: "un", 10: "dix", 2: "deux"},
+    )
+    stored = AuditEvent.objects.get(id=event.id)
+    assert "\x00" not in json.dumps(stored.data) and len(stored.data["peer"]) == 1000
+    assert len(stored.object_id) == 64
+    assert audit.verify_chain() is None
 
 
-@requires_postgresql
-def test_the_database_refuses_an_orm_delete_of_the_journal() -> None:
-    assert connection.vendor == "postgresql"
+def test_an_address_written_differently_by_the_database_still_verifies(client: Any) -> None:
+    # PostgreSQL's inet gives 2001:db8::1 back for 2001:0DB8:0:0::1.
+    client.post(
+        "/connexion/",
+        {"identifier": "10000000000", "password": "mauvais-mot-de-passe"},
+        REMOTE_ADDR="2001:0DB8:0:0::1",
+    )
+    client.post(
+        "/connexion/",
+        {"identifier": "10000000000", "password": "mauvais-mot-de-passe"},
+        REMOTE_ADDR="::ffff:192.0.2.7",
+    )
+    assert AuditEvent.objects.filter(action="login.failed").count() == 2
+    assert audit.verify_chain() is None
+
+
+def test_secrets_and_content_are_refused_by_the_journal() -> None:
+    for name in ("token", "password", "subject", "body"):
+        with pytest.raises(ValueError, match=name):
+            audit.record("test.event", **{name: "valeur"})
+    assert not AuditEvent.objects.exists()
+
+
+# --- Key rotation ---------------------------------------------------------------------------
+
+
+def test_the_journal_verifies_across_a_key_rotation(
+    settings: Any, anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.AUDIT_KEYS = K1
+    before = three_events()
+    anchor_now()
+    settings.AUDIT_KEYS = f"{K2},{K1}"  # new key first, the old one kept to verify
+    after = three_events()
+    anchor_now()
+    assert {e.key_id for e in before} == {"k1"}
+    assert {AuditEvent.objects.get(id=e.id).key_id for e in after} == {"k2"}
+    call_command("verify_audit")
+    assert "intact" in capsys.readouterr().out
+
+
+def test_a_key_removed_too_early_is_named(settings: Any) -> None:
+    settings.AUDIT_KEYS = K1
+    first = audit.record("test.event")
+    settings.AUDIT_KEYS = K2
     audit.record("test.event")
-    with pytest.raises(DatabaseError, match="ajout seul"), transaction.atomic():
-        AuditEvent.objects.all().delete()
+    assert "clé inconnue « k1 »" in verify_fails(first.id)
 
 
-@requires_postgresql
-def test_the_database_refuses_to_change_a_checkpoint() -> None:
-    assert connection.vendor == "postgresql"
-    with time_machine.travel(timezone.now() - timedelta(days=400)):
-        audit.record("old.event")
-    checkpoint = audit.purge_expired()
-    assert checkpoint is not None
-    with pytest.raises(DatabaseError, match="ajout seul"), transaction.atomic():
-        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(purged_count=0)
+# --- Anchors outside the database ---------------------------------------------------------
+
+
+@committed
+def test_the_newest_rows_deleted_after_an_anchor_are_detected(anchor_file: Path) -> None:
+    events = [*three_events(), *three_events()]
+    anchor_now()
+    raw("DELETE FROM charter_auditevent WHERE id >= %s", [events[4].id])
+    message = verify_fails(events[-1].id)
+    assert "ancrage externe" in message and "supprimées" in message
+
+
+@committed
+def test_an_emptied_journal_is_detected(anchor_file: Path) -> None:
+    three_events()
+    anchor_now()
+    table = "TRUNCATE charter_auditevent, charter_auditcheckpoint"
+    raw(table if connection.vendor == "postgresql" else "DELETE FROM charter_auditevent")
+    assert "table vidée" in verify_fails()
+    # The application carries on with a fresh chain: still caught, and the next anchor
+    # refuses to certify it.
+    audit.record("login.succeeded")
+    assert "table vidée" in verify_fails()
+    with pytest.raises(audit.AuditIntegrityError):
+        anchor_now()
+
+
+@committed
+def test_a_journal_restored_from_an_older_backup_is_detected(anchor_file: Path) -> None:
+    events = three_events()
+    anchor_now()
+    newer = audit.record("login.succeeded")
+    anchor_now()
+    raw("DELETE FROM charter_auditevent WHERE id > %s", [events[-1].id])
+    verify_fails(newer.id)
+
+
+@committed
+def test_anchoring_restarts_after_a_restored_backup_with_the_reason_kept(
+    anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = three_events()
+    anchor_now()
+    newer = three_events()
+    anchor_now()
+    # Disaster recovery: the database comes back from a backup older than the last anchor.
+    raw("DELETE FROM charter_auditevent WHERE id >= %s", [newer[0].id])
+    verify_fails(newer[-1].id)
+    with pytest.raises(audit.AuditIntegrityError):
+        anchor_now()
+    call_command("anchor_audit", "--restart", "restauration de la sauvegarde du 3 mars")
+    call_command("verify_audit")
+    captured = capsys.readouterr()
+    assert "intact" in captured.out
+    assert "ancrage repris" in captured.err and "sauvegarde du 3 mars" in captured.err
+    restarted = AuditEvent.objects.get(action="audit.anchor_restarted")
+    assert restarted.prev_hash == events[-1].hash
+    anchor_now()  # and anchoring goes on from there
+
+
+@committed
+def test_a_restart_never_covers_a_row_changed_in_the_middle(anchor_file: Path) -> None:
+    events = three_events()
+    anchor_now()
+    raw("UPDATE charter_auditevent SET action = 'autre' WHERE id = %s", [events[1].id])
+    with pytest.raises(CommandError, match="ancrage refusé"):
+        call_command("anchor_audit", "--restart", "on efface tout")
+    verify_fails(events[1].id)
+
+
+def test_rows_added_after_the_last_anchor_still_verify(
+    anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three_events()
+    first = anchor_now()
+    three_events()
+    call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert "intact" in out and f"(ligne {first}) concorde" in out
+
+
+@committed
+def test_an_anchor_line_is_appended_every_n_events(settings: Any, anchor_file: Path) -> None:
+    settings.AUDIT_ANCHOR_EVERY = 3
+    for n in range(7):
+        audit.record("test.event", n=n)
+    lines = [json.loads(line) for line in anchor_file.read_text().splitlines()]
+    # The first event of a chain, then each crossing of a multiple of 3.
+    assert len(lines) >= 3
+    assert [line["n"] for line in lines] == list(range(1, len(lines) + 1))
+    assert lines[-1]["last_id"] >= AuditEvent.objects.order_by("-id").first().id - 2
+    call_command("verify_audit")
+
+
+def test_every_process_knows_the_anchoring_task(tmp_path: Path) -> None:
+    # record() enqueues it by name: a web process that never imported charter.tasks
+    # would silently never anchor.
+    script = (
+        "import django; django.setup(); from celery import current_app; "
+        f"print({audit.ANCHOR_TASK!r} in current_app.tasks)"
+    )
+    env = {**os.environ, "MSSANTE_VAR_DIR": str(tmp_path), "MSSANTE_IGNORE_DOTENV": "true"}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "True"
+
+
+def test_the_anchor_file_is_private_and_holds_no_content(anchor_file: Path) -> None:
+    audit.record("message.submitted", object_id=42, mailbox="dr.martin@exemple.mssante.fr")
+    anchor_now()
+    assert anchor_file.stat().st_mode & 0o777 == 0o600
+    assert anchor_file.parent.stat().st_mode & 0o777 == 0o700
+    assert "dr.martin" not in anchor_file.read_text()
+
+
+def test_a_line_removed_from_the_anchor_file_is_detected(anchor_file: Path) -> None:
+    for _ in range(3):
+        audit.record("test.event")
+        anchor_now()
+    lines = anchor_file.read_text().splitlines()
+    anchor_file.write_text("\n".join([lines[0], lines[2]]) + "\n")
+    assert "ne suit pas la précédente" in verify_fails()
+
+
+def test_a_forged_anchor_line_is_detected(anchor_file: Path) -> None:
+    audit.record("test.event")
+    anchor_now()
+    *before, newest = anchor_file.read_text().splitlines()
+    line = json.loads(newest)
+    line["events"] = 99
+    anchor_file.write_text("\n".join([*before, json.dumps(line)]) + "\n")
+    assert "signature invalide" in verify_fails()
+
+
+def test_a_torn_anchor_line_is_skipped_and_anchoring_goes_on(
+    anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    audit.record("test.event")
+    anchor_now()
+    with anchor_file.open("a") as handle:
+        handle.write('{"v":1,"n":2,"at":"2026-')  # a crash in the middle of a write
+    audit.record("test.event")
+    anchor_now()
+    call_command("verify_audit")
+    captured = capsys.readouterr()
+    assert "intact" in captured.out and "illisible" in captured.err
+
+
+@committed
+def test_anchoring_refuses_to_certify_a_tampered_tail(anchor_file: Path) -> None:
+    events = three_events()
+    anchor_now()
+    more = three_events()
+    rewrite_from([*events, *more], 4, action="login.succeeded")
+    written = anchor_file.read_text()
+    with pytest.raises(audit.AuditIntegrityError):
+        anchor_now()
+    assert anchor_file.read_text() == written
+
+
+def test_the_anchor_command_appends_a_line(
+    anchor_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = audit.record("test.event")
+    call_command("anchor_audit")
+    assert f"ligne {event.id}" in capsys.readouterr().out
+    assert json.loads(anchor_file.read_text().splitlines()[-1])["head"] == event.hash
+
+
+def test_the_anchor_command_says_when_anchoring_is_off(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
+    with pytest.raises(CommandError, match="désactivé"):
+        call_command("anchor_audit")
+
+
+def test_verify_audit_warns_when_nothing_is_anchored(
+    settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
+    audit.record("test.event")
+    call_command("verify_audit")
+    assert "n'est attestée nulle part" in capsys.readouterr().err
+
+
+def test_each_anchor_line_also_goes_to_syslog(settings: Any, anchor_file: Path) -> None:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    settings.AUDIT_ANCHOR_SYSLOG = f"127.0.0.1:{receiver.getsockname()[1]}"
+    try:
+        event = audit.record("test.event")
+        anchor_now()
+        datagram = receiver.recv(4096).decode()
+    finally:
+        receiver.close()
+    assert "mssante-audit-anchor" in datagram and event.hash in datagram
+
+
+# --- Unkeyed rows written before the keys (migration 0008's seal) -------------------------
+
+
+def _legacy_rows(n: int) -> list[AuditEvent]:
+    """Rows as the application wrote them before AUDIT_KEYS: plain SHA-256, no key id."""
+    rows, prev = [], audit.GENESIS
+    for i in range(n):
+        event = AuditEvent(
+            at=timezone.now(), action="test.legacy", object_id=str(i), data={}, prev_hash=prev
+        )
+        event.hash = unkeyed(prev, event)
+        event.save(force_insert=True)
+        rows.append(event)
+        prev = event.hash
+    return rows
+
+
+def _run_the_seal_migration() -> None:
+    migration = importlib.import_module(
+        "charter.migrations.0008_audit_keys_seal_and_restricted_role"
+    )
+    migration.seal_unkeyed_rows(django_apps, SimpleNamespace(connection=connection))
+
+
+def test_rows_from_before_the_keys_verify_once_sealed(capsys: pytest.CaptureFixture[str]) -> None:
+    _legacy_rows(3)
+    _run_the_seal_migration()
+    audit.record("test.event")
+    call_command("verify_audit")
+    assert "dont 3 antérieur(s) aux clés" in capsys.readouterr().out
+
+
+def test_unkeyed_rows_without_a_seal_are_refused() -> None:
+    legacy = _legacy_rows(2)
+    assert "sans clé" in verify_fails(legacy[0].id)
+
+
+@committed
+def test_the_sealed_rows_cannot_be_rewritten() -> None:
+    _legacy_rows(3)
+    _run_the_seal_migration()
+    audit.record("test.event")
+    newest = AuditEvent.objects.order_by("id")
+    rewrite_from(list(newest)[:3], 1, action="autre")
+    verify_fails()
+
+
+@committed
+def test_the_whole_journal_rewritten_as_unkeyed_rows_is_detected() -> None:
+    legacy = _legacy_rows(2)
+    _run_the_seal_migration()
+    keyed = three_events()
+    rewrite_from([*legacy, *keyed], 1, action="autre")
+    verify_fails()
 
 
 # --- Retention ----------------------------------------------------------------------------
@@ -165,22 +519,36 @@ def events_aged(days: int, n: int) -> list[AuditEvent]:
         return [audit.record("test.event", n=i) for i in range(n)]
 
 
-def test_the_purge_removes_old_events_and_the_rest_still_verifies(settings: Any) -> None:
+@committed
+def test_the_purge_removes_old_events_and_the_rest_still_verifies(
+    settings: Any, anchor_file: Path
+) -> None:
     settings.AUDIT_RETENTION_DAYS = 365
     old = events_aged(400, 3)
+    anchor_now()  # an anchor naming rows the purge then removes
     recent = events_aged(10, 2)
-    checkpoint = audit.purge_expired()
-    assert checkpoint is not None
+    assert tasks.purge_audit_journal.apply().get() == 3
+    checkpoint = AuditCheckpoint.objects.get(kind="purge")
     assert checkpoint.purged_count == 3 and checkpoint.last_event_id == old[-1].id
     assert not AuditEvent.objects.filter(id__lte=old[-1].id).exists()
     assert set(AuditEvent.objects.values_list("id", flat=True)) >= {e.id for e in recent}
     assert AuditEvent.objects.filter(action="audit.purged").exists()
+    # The purge is recorded outside the database too.
+    last = json.loads(anchor_file.read_text().splitlines()[-1])
+    assert last["purge"] == [old[-1].id, old[-1].hash, 3]
+    call_command("verify_audit")
+    audit.record("test.event")
+    anchor_now()
     call_command("verify_audit")
 
 
-def test_the_chain_goes_on_from_the_checkpoint_when_everything_was_purged(settings: Any) -> None:
+@committed
+def test_the_chain_goes_on_from_the_checkpoint_when_everything_was_purged(
+    settings: Any, anchor_file: Path
+) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
+    anchor_now()
     checkpoint = audit.purge_expired()
     assert checkpoint is not None
     # Only the purge's own event is left, chained to the checkpoint.
@@ -207,16 +575,19 @@ def test_the_purge_keeps_an_old_event_that_follows_a_recent_one(settings: Any) -
     call_command("verify_audit")
 
 
+@committed
 def test_a_forged_checkpoint_is_detected(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
     checkpoint = audit.purge_expired()
     assert checkpoint is not None
     raw("UPDATE charter_auditcheckpoint SET purged_count = 1 WHERE id = %s", [checkpoint.pk])
-    assert "signature invalide" in verify_fails_at(checkpoint.last_event_id)
+    assert "signature invalide" in verify_fails(checkpoint.last_event_id)
 
 
+@committed
 def test_a_deleted_checkpoint_is_detected(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""  # the chain alone shows it (the anchors too: below)
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
     checkpoint = audit.purge_expired()
@@ -224,17 +595,59 @@ def test_a_deleted_checkpoint_is_detected(settings: Any) -> None:
     raw("DELETE FROM charter_auditcheckpoint WHERE id = %s", [checkpoint.pk])
     first_left = AuditEvent.objects.order_by("id").first()
     assert first_left is not None
-    verify_fails_at(first_left.id)
+    verify_fails(first_left.id)
+
+
+@committed
+def test_a_purge_checkpoint_missing_from_the_database_is_named_by_the_anchor(
+    settings: Any, anchor_file: Path
+) -> None:
+    settings.AUDIT_RETENTION_DAYS = 30
+    events_aged(60, 2)
+    checkpoint = audit.purge_expired()
+    assert checkpoint is not None
+    raw("DELETE FROM charter_auditcheckpoint WHERE id = %s", [checkpoint.pk])
+    assert "absent de la base" in verify_fails(checkpoint.last_event_id)
+
+
+@committed
+def test_an_old_prefix_deleted_without_a_purge_is_detected(settings: Any) -> None:
+    events = three_events()
+    raw("DELETE FROM charter_auditevent WHERE id <= %s", [events[1].id])
+    assert "début du journal" in verify_fails(events[2].id)
 
 
 def test_a_checkpoint_signed_with_another_key_is_refused(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
+    settings.AUDIT_KEYS = K1
     events_aged(60, 2)
     audit.purge_expired()
+    settings.AUDIT_KEYS = "k1:" + base64.b64encode(b"y" * 32).decode()
+    broken = audit.verify_chain()
+    assert broken is not None and "signature invalide" in broken.reason
+
+
+@committed
+def test_a_checkpoint_from_before_the_keys_still_verifies(settings: Any) -> None:
+    # Written by the previous version: signed with AUDIT_CHECKPOINT_KEY, no key id.
+    legacy = _legacy_rows(2)
+    checkpoint = AuditCheckpoint(
+        created_at=timezone.now(),
+        last_event_id=legacy[0].id,
+        last_hash=legacy[0].hash,
+        purged_count=1,
+        cutoff=timezone.now(),
+    )
+    checkpoint.signature = audit._checkpoint_signature(checkpoint)
+    checkpoint.save()
+    _run_the_seal_migration()
+    raw("DELETE FROM charter_auditevent WHERE id = %s", [legacy[0].id])
+    assert audit.verify_chain() is None
     settings.AUDIT_CHECKPOINT_KEY = "une-autre-clé"
     assert audit.verify_chain() is not None
 
 
+@committed
 def test_the_purge_refuses_to_certify_a_tampered_journal(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     old = events_aged(60, 2)
@@ -248,6 +661,128 @@ def test_the_purge_task_runs_the_purge(settings: Any) -> None:
     settings.AUDIT_RETENTION_DAYS = 30
     events_aged(60, 2)
     assert tasks.purge_audit_journal.delay().get() == 2
+
+
+# --- Bounded verification -----------------------------------------------------------------
+
+
+def _chain(n: int, settings: Any) -> None:
+    """n keyed rows written in bulk (the journal of a busy operator, quickly)."""
+    settings.AUDIT_KEYS = K1
+    _, keys = audit.keyring()
+    last = AuditEvent.objects.order_by("-id").first()
+    prev = last.hash if last else audit.GENESIS
+    rows, at = [], timezone.now()
+    for i in range(n):
+        event = AuditEvent(
+            at=at, action="test.bulk", object_id=str(i), data={"n": i}, prev_hash=prev, key_id="k1"
+        )
+        event.hash = audit._row_mac(keys["k1"], "k1", prev, audit._event_content(event))
+        rows.append(event)
+        prev = event.hash
+    AuditEvent.objects.bulk_create(rows, batch_size=1000)
+
+
+def _peak_verifying() -> int:
+    tracemalloc.start()
+    try:
+        assert audit.verify_chain() is None
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_verification_streams_the_journal_in_bounded_memory(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit, "VERIFY_CHUNK", 200)
+    _chain(1_000, settings)
+    small = _peak_verifying()
+    _chain(9_000, settings)
+    large = _peak_verifying()
+    # Ten times the rows, about the same memory (the rows are read a chunk at a time).
+    assert large < small * 1.5 + 200_000, (small, large)
+
+
+# --- Deployment checks ----------------------------------------------------------------------
+
+
+def test_check_deploy_warns_when_nothing_is_anchored(settings: Any) -> None:
+    settings.AUDIT_ANCHOR_FILE = ""
+    ids = {m.id for m in run_checks(include_deployment_checks=True)}
+    assert "charter.W002" in ids
+    settings.AUDIT_ANCHOR_FILE = "/var/lib/mssante-audit/anchors.jsonl"
+    assert "charter.W002" not in {m.id for m in run_checks(include_deployment_checks=True)}
+
+
+@requires_postgresql
+def test_check_deploy_warns_when_the_application_and_the_owner_are_one_role(
+    settings: Any,
+) -> None:
+    settings.DATABASE_APP_ROLE = ""
+    assert "charter.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+
+
+@requires_postgresql
+def test_the_database_check_finds_nothing_to_say_about_the_application_role() -> None:
+    messages = run_checks(tags=["database"], databases=["default"])
+    assert "charter.W003" not in {m.id for m in messages}
+
+
+# --- PostgreSQL: the application's role -----------------------------------------------------
+
+
+@requires_postgresql
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE charter_auditevent SET action = 'x' WHERE id = %s",
+        "DELETE FROM charter_auditevent WHERE id = %s",
+    ],
+)
+def test_the_application_may_not_update_or_delete_an_event(sql: str) -> None:
+    assert connection.vendor == "postgresql"
+    event = audit.record("test.event")
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        connection.cursor().execute(sql, [event.id])
+    assert AuditEvent.objects.get(id=event.id).action == "test.event"
+
+
+@requires_postgresql
+def test_the_application_may_not_delete_the_journal_through_the_orm() -> None:
+    assert connection.vendor == "postgresql"
+    audit.record("test.event")
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        AuditEvent.objects.all().delete()
+
+
+@committed
+@requires_postgresql
+def test_the_trigger_still_refuses_an_update_by_a_role_with_the_privilege() -> None:
+    # Someone granted UPDATE by mistake, or a single-role installation: the trigger.
+    assert connection.vendor == "postgresql"
+    event = audit.record("test.event")
+    url = os.environ.get("MSSANTE_TEST_PG_SUPERUSER_URL")
+    if not url:
+        pytest.skip("needs MSSANTE_TEST_PG_SUPERUSER_URL (scripts/services env)")
+    target = psycopg.conninfo.make_conninfo(url, dbname=connection.settings_dict["NAME"])
+    with (
+        psycopg.connect(target, autocommit=True) as owner,
+        owner.cursor() as cursor,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="ajout seul"),
+    ):
+        cursor.execute("UPDATE charter_auditevent SET action = 'x' WHERE id = %s", [event.id])
+
+
+@requires_postgresql
+def test_the_application_may_not_change_a_checkpoint(settings: Any) -> None:
+    assert connection.vendor == "postgresql"
+    settings.AUDIT_RETENTION_DAYS = 30
+    events_aged(60, 1)
+    checkpoint = audit.purge_expired()
+    assert checkpoint is not None
+    with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic():
+        AuditCheckpoint.objects.filter(pk=checkpoint.pk).update(purged_count=0)
 
 
 # --- Admin --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 from django.db import connection
 
 STAGE = "directory_import_stage"
+# A run writing more rows than this (and than the table holds) rebuilds the bulk indexes.
+BULK_REBUILD_ROWS = 50_000
 
 
 class PgStage:
@@ -100,8 +102,11 @@ class PgStage:
             cursor.execute(f"SELECT count(*) FROM {self.table}")
             stored = int(cursor.fetchone()[0])
         # Dropping an index takes an exclusive lock until commit: only worth it
-        # (and acceptable) when the table is mostly new, as on a first import.
-        rebuild = self.bulk_indexes if written > 50_000 and written > stored else []
+        # (and acceptable) when the table is mostly new, as on a first import. Only the
+        # table's owner may drop it: the application's own role (two-role deployments,
+        # docs/deployment.md) keeps the index and loads a little slower.
+        big = written > BULK_REBUILD_ROWS and written > stored
+        rebuild = self.bulk_indexes if big and self._owns_table() else []
         with connection.cursor() as cursor:
             for name, _ in rebuild:
                 cursor.execute(f"DROP INDEX IF EXISTS {name}")
@@ -111,6 +116,16 @@ class PgStage:
                 cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
             for _, create in rebuild:
                 cursor.execute(create)
+
+    def _owns_table(self) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_has_role(current_user, tableowner, 'USAGE') FROM pg_tables "
+                "WHERE schemaname = current_schema() AND tablename = %s",
+                [self.table],
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])
 
     def _upsert(self) -> None:
         cols = ", ".join(self.columns)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from directory.importers import MssImporter, PsImporter
 from directory.models import DirectoryEntry, ImportRun, Practitioner
+from directory.search import TRIGRAM_INDEX
 from directory.tests import factories as df
 from mssante.lib.annuaire import MSS_HEADER, PS_HEADER, FormatError
 
@@ -246,3 +248,18 @@ def test_an_overlong_line_is_rejected_without_being_read_whole(tmp_path, zipped)
 def call_import(path: Path) -> ImportRun:
     call_command("import_annuaire_mss", str(path), stdout=io.StringIO())
     return ImportRun.objects.latest("pk")
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the index rebuild is PostgreSQL's fast path"
+)
+def test_a_first_bulk_import_works_under_the_applications_own_role(tmp_path, monkeypatch):
+    # The application's role (docs/deployment.md) does not own the tables and may not
+    # drop their indexes: a first big import keeps the index instead of failing.
+    from directory.importers import postgres
+
+    monkeypatch.setattr(postgres, "BULK_REBUILD_ROWS", 0)
+    path = mss_file(tmp_path, real_looking_rows())
+    assert MssImporter().run(path).status == ImportRun.Status.SUCCEEDED
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", [TRIGRAM_INDEX])
+        assert cursor.fetchone() == (1,)

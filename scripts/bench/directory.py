@@ -5,7 +5,7 @@ the real format, imports it with the management command in a child process
 (wall time and peak RSS of that process), re-imports it unchanged, then times
 1,000 varied autocomplete queries.
 
-    DATABASE_URL=postgres://app:app@127.0.0.1:55432/bench_directory \\
+    DATABASE_URL=postgres://mssante_owner:owner@127.0.0.1:55432/bench_directory \\
         .venv/bin/python scripts/bench/directory.py [--lines 535000] [--keep FILE]
 
 The database must exist and be dedicated to the benchmark: its directory

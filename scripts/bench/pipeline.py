@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = os.environ.get("BENCH_PG", "postgres://app:app@127.0.0.1:55432")
+# The schema owner: it creates the benchmark database (the app role may not).
+PG = os.environ.get("BENCH_PG", "postgres://mssante_owner:owner@127.0.0.1:55432")
 BENCH_DB = "webmail_bench"
 BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:56379/9")
 POSTFIX_REFERENCE = 182.0  # msg/s, RECIPES.md, 20 kB, 1 recipient, concurrency 10

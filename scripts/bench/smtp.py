@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = os.environ.get("BENCH_PG", "postgres://app:app@127.0.0.1:55432")
+# The schema owner: it creates the benchmark database (the app role may not).
+PG = os.environ.get("BENCH_PG", "postgres://mssante_owner:owner@127.0.0.1:55432")
 BENCH_DB = "webmail_smtpbench"
 BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:56379/10")
 DOMAIN = "bench.mssante.test"
