@@ -19,9 +19,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from mailboxes import services
 from mailboxes.models import Draft, Entry, Folder, Mailbox, Membership
 from mailboxes.selectors import Access

@@ -16,13 +16,31 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
-from accounts import services
+from accounts import lockout, services
 from accounts.forms import PasswordSetForm
 from accounts.views.enrolment import enrolment_context
 from accounts.views.login import landing_url
 from mssante.access import current_user, verified_required
 
 SESSION_SECRET = "activation_secret"  # noqa: S105 (a session key name, not a secret)
+
+
+def activated(request: HttpRequest, enrolment: services.Enrolment) -> HttpResponse:
+    """Log the new holder in and show the backup codes (both activation pages end here).
+
+    ``enrolment.user`` is the copy saved with the new password: its session hash is
+    the one the next request checks (a copy loaded before would end the session).
+    """
+    request.session.pop(SESSION_SECRET, None)
+    request.session.cycle_key()
+    login(request, enrolment.user, backend="accounts.backends.IdentifierBackend")
+    otp_login(request, enrolment.device)
+    request.session["last_seen"] = time.time()
+    request.session["backup_codes"] = enrolment.backup_codes
+    messages.success(request, _("Votre compte est activé."))
+    response = redirect("accounts:backup_codes")
+    lockout.remember_client(request, response, enrolment.user)
+    return response
 
 
 @never_cache
@@ -53,14 +71,7 @@ def activation_view(request: HttpRequest, token: str) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error("code", str(exc))
         else:
-            request.session.pop(SESSION_SECRET, None)
-            request.session.cycle_key()
-            login(request, user, backend="accounts.backends.IdentifierBackend")
-            otp_login(request, enrolment.device)
-            request.session["last_seen"] = time.time()
-            request.session["backup_codes"] = enrolment.backup_codes
-            messages.success(request, _("Votre compte est activé."))
-            return redirect("accounts:backup_codes")
+            return activated(request, enrolment)
     context = {
         "form": form,
         "activated_user": user,
