@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import logging
 import secrets
 import time
 from datetime import timedelta
@@ -18,6 +19,9 @@ from django_otp.models import CooldownMixin, Device, DeviceManager, TimestampMix
 from django_otp.oath import TOTP
 
 from accounts import sealing
+from mssante.lib import crypto
+
+log = logging.getLogger(__name__)
 
 
 # django-otp is untyped: the stubs cannot type the devices' reverse managers on User.
@@ -230,6 +234,17 @@ class SealedSecretMixin(models.Model):
             sealed.ciphertext,
         )
 
+    def usable_secret(self) -> bytes | None:
+        """The secret, or None when it cannot be opened (altered, moved, key withdrawn).
+
+        A device that cannot be opened refuses every code rather than fail the page.
+        """
+        try:
+            return self.open_secret()
+        except crypto.BlobIntegrityError:
+            log.error("second factor %s of user %s cannot be opened", self.pk, self.user_id)
+            return None
+
     def open_secret(self) -> bytes:
         return sealing.unseal(
             self.key_id,
@@ -278,14 +293,12 @@ class TOTPDevice(TimestampMixin, SealedSecretMixin, Device):
     def bin_key(self) -> bytes:
         return self.open_secret()
 
-    def totp(self) -> TOTP:
-        return TOTP(self.bin_key, self.step, self.t0, self.digits, self.drift)
-
     def verify_token(self, token: object) -> bool:
         value = _digits(token, self.digits)
-        if value is None:
+        key = self.usable_secret() if value is not None else None
+        if value is None or key is None:
             return False
-        checker = self.totp()
+        checker = TOTP(key, self.step, self.t0, self.digits, self.drift)
         checker.time = time.time()
         if not checker.verify(value, self.tolerance, self.last_t + 1):
             return False
@@ -338,7 +351,10 @@ class BackupCodeDevice(TimestampMixin, SealedSecretMixin, Device):
         candidate = normalise_backup_code(token)
         if not (8 <= len(candidate) <= 16):
             return False
-        digest = sealing.mac(self.open_secret(), candidate)
+        key = self.usable_secret()
+        if key is None:
+            return False
+        digest = sealing.mac(key, candidate)
         found = None
         # Compare with every stored code, in constant time each, without stopping early.
         for pk, stored in BackupCode.objects.filter(device=self).values_list("pk", "code_hash"):
@@ -404,9 +420,10 @@ class EmailCodeDevice(TimestampMixin, CooldownMixin, SealedSecretMixin, Device):
         value = _digits(token, 6)
         if value is None or not self.token_hash or self.valid_until is None:
             return False
-        if self.valid_until <= timezone.now():
+        key = self.usable_secret()
+        if self.valid_until <= timezone.now() or key is None:
             return False
-        digest = sealing.mac(self.open_secret(), f"{value:06d}")
+        digest = sealing.mac(key, f"{value:06d}")
         if not hmac.compare_digest(self.token_hash, digest):
             return False
         won = EmailCodeDevice.objects.filter(pk=self.pk, token_hash=digest).update(

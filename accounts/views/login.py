@@ -209,6 +209,8 @@ def code_view(request: HttpRequest) -> HttpResponse:
         messages.info(request, _("Votre connexion a expiré : recommencez."))
         return redirect("accounts:login")
     user, state = pending
+    if not services.has_second_factor(user):
+        return redirect("accounts:login_enrol")
     resend = request.method == "POST" and "renvoyer" in request.POST
     form = CodeForm(request.POST if request.method == "POST" and not resend else None)
     context: dict[str, Any] = {"form": form, "pending_user": user}
