@@ -287,7 +287,9 @@ def test_the_migration_seals_plaintext_devices_and_their_codes_still_work():
     migration.seal_plugin_devices(apps, SimpleNamespace(connection=connection))
     with connection.cursor() as cursor:
         for table in ("totpdevice", "staticdevice", "statictoken", "emaildevice"):
-            name = {"totpdevice": "otp_totp_", "emaildevice": "otp_email_"}.get(table, "otp_static_")
+            name = {"totpdevice": "otp_totp_", "emaildevice": "otp_email_"}.get(
+                table, "otp_static_"
+            )
             cursor.execute(f"SELECT COUNT(*) FROM {name}{table}")  # noqa: S608
             assert cursor.fetchone()[0] == 0, table
     device = TOTPDevice.objects.get(user=doctor)
