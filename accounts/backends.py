@@ -39,11 +39,8 @@ class IdentifierBackend(ModelBackend):
             User().set_password(password)
             return None
         user = found.user
-        if not user.has_usable_password():
-            # Not activated yet: check_password would answer at once, telling a
-            # guesser that this identifier has an account. Spend the same time.
-            User().set_password(password)
-            return None
+        # An account not activated yet (unusable password) costs the same: Django's
+        # check_password runs the hasher anyway (a test keeps it so).
         if user.check_password(password) and user.is_active:
             user.via_former_adeli = found.via_former_adeli  # type: ignore[attr-defined]
             return user
