@@ -325,6 +325,17 @@ class PortalUserAdmin(UserAdmin):
     def issue_activation_link(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             try:
+                if user.email:
+                    # A link that sets the password and the second factor is a secret:
+                    # it goes to the holder's confirmed address, not to staff's screen.
+                    services.email_activation_link(user, by=current_user(request))
+                    self.message_user(
+                        request,
+                        _("Lien envoyé à l'adresse e-mail personnelle de %(user)s.")
+                        % {"user": user},
+                        messages.SUCCESS,
+                    )
+                    continue
                 path = services.issue_activation_link(user, by=current_user(request))
             except services.AccountError as exc:
                 self.message_user(request, f"{user} : {exc}", messages.ERROR)
@@ -332,7 +343,8 @@ class PortalUserAdmin(UserAdmin):
             self.message_user(
                 request,
                 _(
-                    "Lien pour %(user)s (valable une fois, transmettez-le par un canal sûr) : %(url)s"
+                    "Lien pour %(user)s, qui n'a pas d'adresse e-mail personnelle (valable une "
+                    "fois, transmettez-le par un canal sûr) : %(url)s"
                 )
                 % {"user": user, "url": request.build_absolute_uri(path)},
                 messages.WARNING,

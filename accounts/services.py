@@ -282,6 +282,31 @@ def issue_activation_link(user: User, *, by: User | None) -> str:
     return f"/activation/{token}/"
 
 
+@transaction.atomic
+def email_activation_link(user: User, *, by: User | None) -> None:
+    """Issue a link and send it to the holder's personal address, never to the staff's screen."""
+    if not user.email:
+        raise AccountError(_("Ce compte n'a pas d'adresse e-mail personnelle."))
+    path = issue_activation_link(user, by=by)
+    recipient = user.email
+    body = render_to_string(
+        "accounts/emails/activation_link.txt",
+        {
+            "url": settings.SITE_URL + path,
+            "hours": settings.ACTIVATION_LINK_HOURS,
+            "operator": settings.OPERATOR_NAME,
+            "reset": user.has_usable_password(),
+        },
+    )
+    subject = _("Votre lien pour choisir un mot de passe")
+    transaction.on_commit(lambda: send_mail(subject, body, None, [recipient], fail_silently=False))
+
+
+def _cancel_links(user: User) -> None:
+    """A password or an address that changed ends the links issued before (reset links too)."""
+    ActivationLink.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
+
+
 def find_activation_link(token: str) -> ActivationLink:
     """The link a token designates, or AccountError saying why it cannot be used."""
     link = ActivationLink.objects.select_related("user").filter(token_hash=_hash(token)).first()
@@ -453,6 +478,7 @@ def _finish_activation(
     user.save(update_fields=["password"])
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
+    _cancel_links(user)
     audit.record("account.activated", actor=user, obj=user, request=request)
     if had_password:
         _notify(user, "password_changed")
@@ -481,6 +507,7 @@ def change_password(user: User, *, new_password: str, request: HttpRequest | Non
     """Change the password of a logged-in user (old password checked by the form)."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    _cancel_links(user)
     audit.record("account.password_changed", actor=user, obj=user, request=request)
     _notify(user, "password_changed")
 
@@ -660,6 +687,8 @@ def confirm_email_change(token: str, *, request: HttpRequest | None = None) -> U
     user.save(update_fields=["email"])
     change.used_at = timezone.now()
     change.save(update_fields=["used_at"])
+    # A reset link e-mailed to the old address must not outlive it.
+    _cancel_links(user)
     audit.record("account.email_changed", actor=user, obj=user, request=request)
     if old:
         _notify(user, "email_changed", to=old)

@@ -126,3 +126,20 @@ def test_after_activation_the_holder_sees_ten_backup_codes_that_each_work_once()
     again.post("/connexion/", {"identifier": nurse.username, "password": NEW_PASSWORD})
     refused = again.post("/connexion/code/", {"code": codes[0]})
     assert "Code incorrect" in refused.content.decode()
+
+
+def test_a_password_change_ends_the_links_issued_before():
+    doctor = f.professional()
+    path = services.issue_activation_link(doctor, by=None)
+    client = Client()
+    client.post("/connexion/", {"identifier": doctor.username, "password": f.PASSWORD})
+    client.post("/connexion/code/", {"code": f.code_for(doctor)})
+    client.post(
+        "/compte/mot-de-passe/",
+        {
+            "old_password": f.PASSWORD,
+            "new_password1": "Nouveau-secret-2026!",
+            "new_password2": "Nouveau-secret-2026!",
+        },
+    )
+    assert Client().get(path).status_code == 410
