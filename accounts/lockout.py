@@ -49,6 +49,7 @@ from mssante.lib.identifiers import IdentifierError
 log = logging.getLogger(__name__)
 
 DEVICE_COOKIE = "mss_appareil"
+LOCK_KEY = "lock_key"
 _DEVICE_SALT = "accounts.lockout.device"
 _DEVICE_MAX_ACCOUNTS = 8
 
@@ -111,10 +112,15 @@ def target_for(user: User) -> Target:
 
 
 def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
-    """django-axes' key: every identifier of one account shares a counter."""
-    raw = str((credentials or {}).get("username") or "")
-    if raw.startswith(("account:", "id:")):
-        return raw  # already a key (the code step passes the key it was given)
+    """django-axes' key: every identifier of one account shares a counter.
+
+    Our own calls pass the key itself as ``lock_key``; ``username`` is always what was
+    typed (or a username), never taken for a key, whatever it looks like.
+    """
+    credentials = credentials or {}
+    if credentials.get(LOCK_KEY):
+        return str(credentials[LOCK_KEY])
+    raw = str(credentials.get("username") or "")
     cache: dict[str, str] = request.__dict__.setdefault("_lock_keys", {})
     if raw not in cache:
         cache[raw] = target(raw).key
@@ -255,7 +261,7 @@ class Verdict:
 
 
 def is_locked(request: HttpRequest, key: Target) -> bool:
-    return bool(AxesProxyHandler.is_locked(request, {"username": key.key}))
+    return bool(AxesProxyHandler.is_locked(request, {LOCK_KEY: key.key}))
 
 
 def failed(request: HttpRequest, key: Target) -> bool:
@@ -278,7 +284,7 @@ def verify_code(request: HttpRequest, user: User, code: str) -> Verdict:
     if device is not None:
         refund_attempt(request, key)
         return Verdict(device=device)
-    user_login_failed.send(sender=__name__, credentials={"username": key.key}, request=request)
+    user_login_failed.send(sender=__name__, credentials={LOCK_KEY: key.key}, request=request)
     return Verdict(locked=failed(request, key))
 
 

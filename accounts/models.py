@@ -242,7 +242,7 @@ class SealedSecretMixin(models.Model):
         try:
             return self.open_secret()
         except crypto.BlobIntegrityError:
-            log.error("second factor %s of user %s cannot be opened", self.pk, self.user_id)
+            log.error("second factor %s of user %s cannot be opened", self.pk, self._user_id())
             return None
 
     def open_secret(self) -> bytes:

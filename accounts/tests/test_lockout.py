@@ -193,3 +193,10 @@ def test_a_known_browser_logs_in_during_an_attack_and_reaches_the_inbox():
         traveller.shift(timedelta(seconds=31))
         full_login(doctor, "198.51.100.3", browser)
         assert browser.get(reverse("webmail_home")).status_code == 200
+
+
+def test_typing_a_lock_key_as_identifier_counts_for_nobody_else():
+    doctor = f.professional()
+    for _ in range(6):
+        attempt(f"account:{doctor.pk}", "faux", "203.0.113.7")
+    assert attempt(doctor.username, f.PASSWORD, "203.0.113.7")["Location"] == CODE

@@ -243,16 +243,16 @@ _OLD_TABLES = [
     """CREATE TABLE otp_totp_totpdevice (id integer PRIMARY KEY, user_id bigint,
     name varchar(64), confirmed boolean, key varchar(80), step smallint, t0 bigint,
     digits smallint, tolerance smallint, drift smallint, last_t bigint,
-    throttling_failure_timestamp timestamp NULL, throttling_failure_count integer,
-    created_at timestamp NULL, last_used_at timestamp NULL)""",
+    throttling_failure_timestamp timestamp with time zone NULL, throttling_failure_count integer,
+    created_at timestamp with time zone NULL, last_used_at timestamp with time zone NULL)""",
     """CREATE TABLE otp_static_staticdevice (id integer PRIMARY KEY, user_id bigint,
-    name varchar(64), confirmed boolean, created_at timestamp NULL,
-    last_used_at timestamp NULL)""",
+    name varchar(64), confirmed boolean, created_at timestamp with time zone NULL,
+    last_used_at timestamp with time zone NULL)""",
     """CREATE TABLE otp_static_statictoken (id integer PRIMARY KEY, device_id integer,
     token varchar(16))""",
     """CREATE TABLE otp_email_emaildevice (id integer PRIMARY KEY, user_id bigint,
-    name varchar(64), confirmed boolean, token varchar(16) NULL, valid_until timestamp,
-    email varchar(254) NULL, created_at timestamp NULL, last_used_at timestamp NULL)""",
+    name varchar(64), confirmed boolean, token varchar(16) NULL, valid_until timestamp with time zone,
+    email varchar(254) NULL, created_at timestamp with time zone NULL, last_used_at timestamp with time zone NULL)""",
 ]
 
 

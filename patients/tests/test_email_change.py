@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
-import pytest
 import time_machine
 from django.core import mail
 from django.test import Client
