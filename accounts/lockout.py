@@ -272,20 +272,34 @@ def failed(request: HttpRequest, key: Target) -> bool:
     return locked
 
 
-def verify_code(request: HttpRequest, user: User, code: str) -> Verdict:
-    """Check a one-time code of ``user``; wrong codes count like wrong passwords."""
+def may_try(request: HttpRequest, user: User) -> Verdict | None:
+    """Before checking a secret of a logged-in user: a refusal, or None to go on."""
     key = target_for(user)
     if is_locked(request, key):
         return Verdict(locked=True)
     claim = claim_attempt(request, key)
     if not claim.allowed:
         return Verdict(retry_at=claim.retry_at)
-    device = match_token(user, code)
-    if device is not None:
-        refund_attempt(request, key)
-        return Verdict(device=device)
+    return None
+
+
+def wrong_secret(request: HttpRequest, user: User) -> Verdict:
+    """After a wrong password or code of a logged-in user: counted like a failed login."""
+    key = target_for(user)
     user_login_failed.send(sender=__name__, credentials={LOCK_KEY: key.key}, request=request)
     return Verdict(locked=failed(request, key))
+
+
+def verify_code(request: HttpRequest, user: User, code: str) -> Verdict:
+    """Check a one-time code of ``user``; wrong codes count like wrong passwords."""
+    refusal = may_try(request, user)
+    if refusal is not None:
+        return refusal
+    device = match_token(user, code)
+    if device is not None:
+        refund_attempt(request, target_for(user))
+        return Verdict(device=device)
+    return wrong_secret(request, user)
 
 
 # --- Telling the holder ------------------------------------------------------------------------

@@ -304,3 +304,16 @@ def test_a_password_change_is_told_to_the_holder(django_capture_on_commit_callba
         )
     assert [m.to for m in mail.outbox] == [["camille@example.org"]]
     assert "Nouveau-secret-2026!" not in mail.outbox[0].body
+
+
+def test_guessing_the_current_password_from_an_open_session_is_bounded():
+    doctor = f.professional()
+    client = Client()
+    full_login(client, doctor)
+    new = {"new_password1": "Nouveau-secret-2026!", "new_password2": "Nouveau-secret-2026!"}
+    for guess in range(5):
+        client.post("/compte/mot-de-passe/", {"old_password": f"essai-{guess}", **new})
+    right = client.post("/compte/mot-de-passe/", {"old_password": f.PASSWORD, **new})
+    assert right.status_code == 429 and "bloqué" in right.content.decode()
+    doctor.refresh_from_db()
+    assert doctor.check_password(f.PASSWORD)
