@@ -11,6 +11,7 @@ a backup code is hashed in (lower-case letters and digits only). A test migrates
 plaintext devices and logs in with their codes, so a drift fails the suite.
 """
 
+import datetime
 import hashlib
 import hmac
 import os
@@ -47,8 +48,15 @@ def _rows(cursor, connection, table, wanted):
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def _aware(value):
+    # SQLite hands back naive datetimes, stored in UTC by Django; PostgreSQL aware ones.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
 def _keep_dates(model, device, row):
-    dates = {k: row[k] for k in ("created_at", "last_used_at") if row.get(k) is not None}
+    dates = {k: _aware(row[k]) for k in ("created_at", "last_used_at") if row.get(k) is not None}
     if dates:
         model.objects.filter(pk=device.pk).update(**dates)
 
