@@ -610,11 +610,12 @@ def _normalise_email(address: str) -> str:
 @transaction.atomic
 def request_email_change(
     user: User, new_email: str, *, by: User, request: HttpRequest | None = None
-) -> EmailChange:
+) -> str:
     """Send a confirmation link to a new personal address; nothing changes until it is followed.
 
     ``by`` is the holder (who has just given a fresh code: checked by the caller with
-    check_fresh_code) or a staff member. The old address is told, without content.
+    lockout.verify_code) or a staff member. The old address is told, without content.
+    Returns the link's path (for tests and commands; never shown to staff).
     """
     new_email = _normalise_email(new_email)
     if not new_email:
@@ -624,7 +625,7 @@ def request_email_change(
     now = timezone.now()
     EmailChange.objects.filter(user=user, used_at=None, cancelled_at=None).update(cancelled_at=now)
     token = secrets.token_urlsafe(32)
-    change = EmailChange.objects.create(
+    EmailChange.objects.create(
         user=user,
         old_email=user.email or "",
         new_email=new_email,
@@ -634,7 +635,8 @@ def request_email_change(
         requested_by=by,
     )
     audit.record("account.email_change_requested", actor=by, obj=user, request=request)
-    url = settings.SITE_URL + reverse("accounts:email_confirm", args=[token])
+    path = reverse("accounts:email_confirm", args=[token])
+    url = settings.SITE_URL + path
     body = render_to_string(
         "accounts/emails/email_change_link.txt",
         {"url": url, "hours": settings.EMAIL_CHANGE_LINK_HOURS, "operator": settings.OPERATOR_NAME},
@@ -642,7 +644,7 @@ def request_email_change(
     subject = _("Confirmez votre nouvelle adresse e-mail")
     transaction.on_commit(lambda: send_mail(subject, body, None, [new_email], fail_silently=False))
     _notify(user, "email_change_requested", hours=settings.EMAIL_CHANGE_LINK_HOURS)
-    return change
+    return path
 
 
 def find_email_change(token: str) -> EmailChange:
