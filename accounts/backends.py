@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 
-from accounts.identity import login_key, resolve
+from accounts.identity import resolve
 from accounts.models import User
 from mssante.lib.identifiers import IdentifierError
 
@@ -39,6 +39,8 @@ class IdentifierBackend(ModelBackend):
             User().set_password(password)
             return None
         user = found.user
+        # An account not activated yet (unusable password) costs the same: Django's
+        # check_password runs the hasher anyway (a test keeps it so).
         if user.check_password(password) and user.is_active:
             user.via_former_adeli = found.via_former_adeli  # type: ignore[attr-defined]
             return user
@@ -49,12 +51,3 @@ class IdentifierBackend(ModelBackend):
         if user is not None and user.status != User.Status.ACTIVE:
             return None
         return user
-
-
-def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
-    """Lock on the canonical identifier, so "8xxxxxxxxxxx" and "xxxxxxxxxxx" share a counter."""
-    raw = (credentials or {}).get("username") or ""
-    try:
-        return login_key(str(raw)).key
-    except IdentifierError:
-        return str(raw).strip()

@@ -302,8 +302,6 @@ def _mailboxes(account: DemoAccount, user: User) -> list[str]:
 
 def _patient_space(user: User) -> dict[str, Any]:
     """The demo patient's box in the patient domain; codes by app (TOTP) or by e-mail."""
-    from django_otp.plugins.otp_email.models import EmailDevice
-
     from mailboxes import services as mailbox_services
     from mailboxes.models import Mailbox
 
@@ -318,8 +316,7 @@ def _patient_space(user: User) -> dict[str, Any]:
         )
     # Both factors work for the demo patient: the TOTP secret printed by the seed,
     # and a code e-mailed to the personal address (printed on the console in the demo).
-    EmailDevice.objects.filter(user=user).delete()
-    EmailDevice.objects.create(user=user, name="E-mail", confirmed=True)
+    services.add_email_codes(user)
     return {"address": box.address, "mailboxes": [box.address], "second_factor": "totp+email"}
 
 

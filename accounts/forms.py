@@ -81,3 +81,35 @@ class PasswordSetForm(forms.Form):
         if data.get("code"):
             data["code"] = "".join(data["code"].split())
         return data
+
+
+class EmailChangeForm(forms.Form):
+    """A new personal address, with a fresh one-time code proving the holder is here."""
+
+    new_email = forms.EmailField(
+        label=_("Nouvelle adresse e-mail personnelle"),
+        help_text=_(
+            "Un lien de confirmation y sera envoyé : l'adresse ne changera qu'une fois ce lien suivi."
+        ),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    code = forms.CharField(
+        label=_("Code à usage unique"),
+        help_text=_("Le code de votre application, un code reçu par e-mail ou un code de secours."),
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_new_email(self) -> str:
+        value: str = self.cleaned_data["new_email"].strip()
+        if self.user is not None and value.lower() == (self.user.email or "").lower():
+            raise forms.ValidationError(gettext("C'est déjà l'adresse enregistrée."))
+        return value
+
+    def clean_code(self) -> str:
+        return "".join(self.cleaned_data["code"].split())

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+import logging
+import secrets
+import time
+from datetime import timedelta
+from typing import ClassVar
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_otp.models import CooldownMixin, Device, DeviceManager, TimestampMixin
+from django_otp.oath import TOTP
+
+from accounts import sealing
+from mssante.lib import crypto
+
+log = logging.getLogger(__name__)
 
 
-class User(AbstractUser):
+# django-otp is untyped: the stubs cannot type the devices' reverse managers on User.
+class User(AbstractUser):  # type: ignore[django-manager-missing]
     """An account. ``username`` is the canonical login key (national id, INS matricule or staff name)."""
 
     class Kind(models.TextChoices):
@@ -187,3 +203,311 @@ class ActivationLink(models.Model):
     @property
     def is_usable(self) -> bool:
         return self.used_at is None and self.expires_at > timezone.now()
+
+
+# --- Second factor --------------------------------------------------------------------
+#
+# django-otp stays the framework (match_token, OTPMiddleware, OTPAdminSite, persistent
+# ids), but its plugin models keep TOTP keys, backup codes and e-mailed codes in clear
+# and come with admin pages that show and edit them. These devices subclass its
+# abstract Device instead: every secret is sealed with the master keys (accounts.sealing),
+# codes are stored as HMACs under a sealed per-device key, and no admin is registered.
+
+
+class SealedSecretMixin(models.Model):
+    """One secret per device, sealed under the master keys and bound to the device's user."""
+
+    seal_context: ClassVar[str]
+
+    key_id = models.CharField(max_length=64, editable=False)
+    wrapped_key = models.BinaryField(editable=False)
+    sealed_secret = models.BinaryField(editable=False)
+
+    class Meta:
+        abstract = True
+
+    def seal_secret(self, secret: bytes) -> None:
+        sealed = sealing.seal(secret, purpose=self.seal_context, user_id=self._user_id())
+        self.key_id, self.wrapped_key, self.sealed_secret = (
+            sealed.key_id,
+            sealed.wrapped_key,
+            sealed.ciphertext,
+        )
+
+    def usable_secret(self) -> bytes | None:
+        """The secret, or None when it cannot be opened (altered, moved, key withdrawn).
+
+        A device that cannot be opened refuses every code rather than fail the page.
+        """
+        try:
+            return self.open_secret()
+        except crypto.BlobIntegrityError:
+            log.error("second factor %s of user %s cannot be opened", self.pk, self._user_id())
+            return None
+
+    def open_secret(self) -> bytes:
+        return sealing.unseal(
+            self.key_id,
+            self.wrapped_key,
+            self.sealed_secret,
+            purpose=self.seal_context,
+            user_id=self._user_id(),
+        )
+
+    def _user_id(self) -> int:
+        user_id = getattr(self, "user_id", None)
+        assert user_id is not None, "a device secret is sealed for a given user"
+        return int(user_id)
+
+
+def _digits(token: object, digits: int) -> int | None:
+    text = "".join(str(token).split())
+    if len(text) != digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+class TOTPDevice(TimestampMixin, SealedSecretMixin, Device):
+    """An authenticator application (RFC 6238), its key sealed at rest."""
+
+    seal_context = "totp"
+
+    step = models.PositiveSmallIntegerField(default=30)
+    t0 = models.BigIntegerField(default=0)
+    digits = models.PositiveSmallIntegerField(default=6)
+    tolerance = models.PositiveSmallIntegerField(default=1)
+    drift = models.SmallIntegerField(default=0)
+    # The time step of the last code accepted: a code is never accepted twice.
+    last_t = models.BigIntegerField(default=-1)
+
+    objects: ClassVar[models.Manager[TOTPDevice]] = DeviceManager()
+
+    class Meta(Device.Meta):
+        verbose_name = _("application d'authentification")
+        verbose_name_plural = _("applications d'authentification")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"
+
+    @property
+    def bin_key(self) -> bytes:
+        return self.open_secret()
+
+    def verify_token(self, token: object) -> bool:
+        value = _digits(token, self.digits)
+        key = self.usable_secret() if value is not None else None
+        if value is None or key is None:
+            return False
+        checker = TOTP(key, self.step, self.t0, self.digits, self.drift)
+        checker.time = time.time()
+        if not checker.verify(value, self.tolerance, self.last_t + 1):
+            return False
+        accepted_t = checker.t()
+        # Conditional update: of two requests racing with the same code, one wins.
+        won = TOTPDevice.objects.filter(pk=self.pk, last_t__lt=accepted_t).update(
+            last_t=accepted_t, drift=checker.drift, last_used_at=timezone.now()
+        )
+        if not won:
+            return False
+        self.refresh_from_db(fields=["last_t", "drift", "last_used_at"])
+        return True
+
+
+def new_backup_code() -> str:
+    """8 characters of base32 (40 bits), lower case: easy to copy by hand."""
+    return base64.b32encode(secrets.token_bytes(5)).decode().lower()
+
+
+def normalise_backup_code(token: object) -> str:
+    return "".join(ch for ch in str(token).lower() if ch.isalnum())
+
+
+class BackupCodeDevice(TimestampMixin, SealedSecretMixin, Device):
+    """The 10 backup codes, each usable once, kept only as HMACs under a sealed key."""
+
+    seal_context = "backup"
+
+    objects: ClassVar[models.Manager[BackupCodeDevice]] = DeviceManager()
+
+    class Meta(Device.Meta):
+        verbose_name = _("codes de secours")
+        verbose_name_plural = _("codes de secours")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"
+
+    def set_codes(self, codes: list[str]) -> None:
+        """Store the HMACs of these codes (the device is saved and its key sealed)."""
+        key = self.open_secret()
+        BackupCode.objects.filter(device=self).delete()
+        BackupCode.objects.bulk_create(
+            [
+                BackupCode(device=self, code_hash=sealing.mac(key, normalise_backup_code(c)))
+                for c in codes
+            ]
+        )
+
+    def verify_token(self, token: object) -> bool:
+        candidate = normalise_backup_code(token)
+        if not (8 <= len(candidate) <= 16):
+            return False
+        key = self.usable_secret()
+        if key is None:
+            return False
+        digest = sealing.mac(key, candidate)
+        found = None
+        # Compare with every stored code, in constant time each, without stopping early.
+        for pk, stored in BackupCode.objects.filter(device=self).values_list("pk", "code_hash"):
+            if hmac.compare_digest(stored, digest):
+                found = pk
+        if found is None:
+            return False
+        # Deleting is the single use: of two requests racing with one code, one wins.
+        deleted, _rows = BackupCode.objects.filter(pk=found).delete()
+        if not deleted:
+            return False
+        self.set_last_used_timestamp(commit=False)
+        BackupCodeDevice.objects.filter(pk=self.pk).update(last_used_at=self.last_used_at)
+        return True
+
+
+class BackupCode(models.Model):
+    device = models.ForeignKey(BackupCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = _("code de secours")
+        verbose_name_plural = _("codes de secours")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} #{self.pk}"
+
+
+class EmailCodeDevice(TimestampMixin, CooldownMixin, SealedSecretMixin, Device):
+    """Codes e-mailed to the account's confirmed personal address (patients' choice).
+
+    The address is always ``user.email``, which changes only through a confirmed
+    link (services.request_email_change); the code pending is kept as an HMAC.
+    """
+
+    seal_context = "email"
+
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    valid_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects: ClassVar[models.Manager[EmailCodeDevice]] = DeviceManager()
+
+    class Meta(Device.Meta):
+        verbose_name = _("codes par e-mail")
+        verbose_name_plural = _("codes par e-mail")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"
+
+    def get_cooldown_duration(self) -> int:
+        return int(settings.OTP_EMAIL_COOLDOWN_DURATION)
+
+    def new_token(self) -> str:
+        """A fresh 6-digit code (the previous one stops working); saved as an HMAC."""
+        token = f"{secrets.randbelow(10**6):06d}"
+        self.token_hash = sealing.mac(self.open_secret(), token)
+        self.valid_until = timezone.now() + timedelta(seconds=settings.OTP_EMAIL_TOKEN_VALIDITY)
+        self.cooldown_set(commit=False)
+        self.save(update_fields=["token_hash", "valid_until", "last_generated_timestamp"])
+        return token
+
+    def verify_token(self, token: object) -> bool:
+        value = _digits(token, 6)
+        if value is None or not self.token_hash or self.valid_until is None:
+            return False
+        key = self.usable_secret()
+        if self.valid_until <= timezone.now() or key is None:
+            return False
+        digest = sealing.mac(key, f"{value:06d}")
+        if not hmac.compare_digest(self.token_hash, digest):
+            return False
+        won = EmailCodeDevice.objects.filter(pk=self.pk, token_hash=digest).update(
+            token_hash="", valid_until=None, last_used_at=timezone.now()
+        )
+        return bool(won)
+
+
+# --- Personal address changes ---------------------------------------------------------
+
+
+class EmailChange(models.Model):
+    """A requested new personal address, applied only when the link sent to it is followed.
+
+    Only a SHA-256 of the link's token is stored, as for activation links.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_changes"
+    )
+    old_email = models.EmailField(_("ancienne adresse"), blank=True)
+    new_email = models.EmailField(_("nouvelle adresse"))
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("changement d'adresse personnelle")
+        verbose_name_plural = _("changements d'adresse personnelle")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user}"
+
+    @property
+    def is_usable(self) -> bool:
+        return (
+            self.used_at is None and self.cancelled_at is None and self.expires_at > timezone.now()
+        )
+
+
+# --- Guessing passwords and codes -----------------------------------------------------
+
+
+class LoginThrottle(models.Model):
+    """Attempts on one login key from clients it does not know, whatever their addresses.
+
+    ``key`` is the lockout key (``accounts.lockout.lock_key``): one per account, or the
+    normalised form of an identifier no account has.
+    """
+
+    key = models.CharField(max_length=160, unique=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_allowed_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("ralentissement de connexion")
+        verbose_name_plural = _("ralentissements de connexion")
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class KnownAddress(models.Model):
+    """A network address an account completed a login from (kept as a keyed hash)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="known_addresses"
+    )
+    address_hash = models.CharField(max_length=64)
+    last_login_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("adresse réseau connue")
+        verbose_name_plural = _("adresses réseau connues")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "address_hash"], name="unique_known_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user}"

@@ -8,15 +8,29 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django_otp.models import Device
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ActivationLink, FormerAdeli, PatientIdentity, ProfessionalIdentity, User
+from accounts.models import (
+    ActivationLink,
+    BackupCodeDevice,
+    EmailChange,
+    EmailCodeDevice,
+    FormerAdeli,
+    PatientIdentity,
+    ProfessionalIdentity,
+    TOTPDevice,
+    User,
+    new_backup_code,
+)
 from charter import audit
 from mssante.lib import identifiers as ids
 from mssante.lib import professions
@@ -268,6 +282,31 @@ def issue_activation_link(user: User, *, by: User | None) -> str:
     return f"/activation/{token}/"
 
 
+@transaction.atomic
+def email_activation_link(user: User, *, by: User | None) -> None:
+    """Issue a link and send it to the holder's personal address, never to the staff's screen."""
+    if not user.email:
+        raise AccountError(_("Ce compte n'a pas d'adresse e-mail personnelle."))
+    path = issue_activation_link(user, by=by)
+    recipient = user.email
+    body = render_to_string(
+        "accounts/emails/activation_link.txt",
+        {
+            "url": settings.SITE_URL + path,
+            "hours": settings.ACTIVATION_LINK_HOURS,
+            "operator": settings.OPERATOR_NAME,
+            "reset": user.has_usable_password(),
+        },
+    )
+    subject = _("Votre lien pour choisir un mot de passe")
+    transaction.on_commit(lambda: send_mail(subject, body, None, [recipient], fail_silently=False))
+
+
+def _cancel_links(user: User) -> None:
+    """A password or an address that changed ends the links issued before (reset links too)."""
+    ActivationLink.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
+
+
 def find_activation_link(token: str) -> ActivationLink:
     """The link a token designates, or AccountError saying why it cannot be used."""
     link = ActivationLink.objects.select_related("user").filter(token_hash=_hash(token)).first()
@@ -288,7 +327,7 @@ def find_activation_link(token: str) -> ActivationLink:
 
 
 def new_totp_secret() -> str:
-    """A fresh TOTP key (hex, as django-otp stores it), kept in the session until confirmed."""
+    """A fresh TOTP key (hex), kept in the session until confirmed, then only sealed."""
     return secrets.token_hex(20)
 
 
@@ -304,28 +343,59 @@ def verify_pending_totp(secret_hex: str, code: str) -> bool:
     return _totp(secret_hex).verify(int(code), tolerance=1)
 
 
+DEVICE_MODELS: tuple[type[Device], ...] = (TOTPDevice, BackupCodeDevice, EmailCodeDevice)
+
+
 @dataclass
 class Enrolment:
-    device: TOTPDevice
+    user: User
+    device: Device
     backup_codes: list[str]
 
 
-def _enrol(user: User, secret_hex: str) -> Enrolment:
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
-    # last_t: the code just used to confirm must not be accepted again at login.
-    device = TOTPDevice.objects.create(
-        user=user,
-        name="Application",
-        key=secret_hex,
-        confirmed=True,
-        tolerance=1,
-        last_t=_totp(secret_hex).t(),
+def has_second_factor(user: User) -> bool:
+    """Whether the account has a way to give a code at login (application or e-mail)."""
+    return (
+        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+        or EmailCodeDevice.objects.filter(user=user, confirmed=True).exists()
     )
-    static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(settings.OTP_BACKUP_CODES)]
-    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
-    return Enrolment(device, codes)
+
+
+def email_device(user: User) -> EmailCodeDevice | None:
+    return EmailCodeDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def _remove_second_factor(user: User) -> int:
+    removed = 0
+    for model in DEVICE_MODELS:
+        count, _rows = model.objects.filter(user=user).delete()
+        removed += count
+    return removed
+
+
+def _new_backup_codes(user: User) -> list[str]:
+    device = BackupCodeDevice(user=user, name=_("Codes de secours"), confirmed=True)
+    device.seal_secret(secrets.token_bytes(32))
+    device.save()
+    codes = [new_backup_code() for _ in range(settings.OTP_BACKUP_CODES)]
+    device.set_codes(codes)
+    return codes
+
+
+def _new_totp_device(user: User, secret_hex: str, *, last_t: int = -1) -> TOTPDevice:
+    device = TOTPDevice(
+        user=user, name=_("Application"), confirmed=True, tolerance=1, last_t=last_t
+    )
+    device.seal_secret(bytes.fromhex(secret_hex))
+    device.save()
+    return device
+
+
+def _enrol(user: User, secret_hex: str) -> Enrolment:
+    _remove_second_factor(user)
+    # last_t: the code just used to confirm must not be accepted again at login.
+    device = _new_totp_device(user, secret_hex, last_t=_totp(secret_hex).t())
+    return Enrolment(user, device, _new_backup_codes(user))
 
 
 @transaction.atomic
@@ -341,6 +411,41 @@ def enrol_totp(
 
 
 @transaction.atomic
+def use_email_codes(user: User, *, request: HttpRequest | None = None) -> Enrolment:
+    """Replace the user's second factor by codes e-mailed to the personal address."""
+    if not user.email:
+        raise AccountError(_("Aucune adresse e-mail personnelle n'est connue pour ce compte."))
+    _remove_second_factor(user)
+    device = EmailCodeDevice(user=user, name=_("E-mail"), confirmed=True)
+    device.seal_secret(secrets.token_bytes(32))
+    device.save()
+    enrolment = Enrolment(user, device, _new_backup_codes(user))
+    audit.record("account.otp_enrolled", actor=user, obj=user, request=request, method="email")
+    return enrolment
+
+
+@dataclass(frozen=True)
+class CodeSending:
+    """What happened when a code was asked for by e-mail."""
+
+    sent: bool
+    wait_seconds: int = 0
+
+
+def send_login_code(device: EmailCodeDevice) -> CodeSending:
+    """E-mail a fresh login code, unless one left less than the cooldown ago."""
+    allowed, data = device.generate_is_allowed()
+    if not allowed:
+        next_at = (data or {}).get("next_generation_at")
+        wait = int((next_at - timezone.now()).total_seconds()) + 1 if next_at else 1
+        return CodeSending(False, max(wait, 1))
+    token = device.new_token()
+    body = render_to_string(settings.OTP_EMAIL_BODY_TEMPLATE_PATH, {"token": token})
+    send_mail(_("Votre code de connexion"), body, None, [device.user.email])
+    return CodeSending(True)
+
+
+@transaction.atomic
 def activate_account(
     link: ActivationLink,
     *,
@@ -349,19 +454,51 @@ def activate_account(
     code: str,
     request: HttpRequest | None = None,
 ) -> Enrolment:
-    """Set the password and enrol the device in one go: a failure leaves the account untouched."""
-    link = ActivationLink.objects.select_for_update().get(pk=link.pk)
+    """Set the password and enrol the device in one go: a failure leaves the account untouched.
+
+    The enrolment carries the user as saved with the new password: logging in any
+    older copy would store a stale session hash and end the session at once.
+    """
+    link = ActivationLink.objects.select_for_update().select_related("user").get(pk=link.pk)
     if not link.is_usable:
         raise AccountError(
             _("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe.")
         )
     user = link.user
     enrolment = enrol_totp(user, secret_hex=secret_hex, code=code, request=request)
+    _finish_activation(link, user, password, request)
+    return enrolment
+
+
+def _finish_activation(
+    link: ActivationLink, user: User, password: str, request: HttpRequest | None
+) -> None:
+    had_password = user.has_usable_password()
     user.set_password(password)
     user.save(update_fields=["password"])
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
+    _cancel_links(user)
     audit.record("account.activated", actor=user, obj=user, request=request)
+    if had_password:
+        _notify(user, "password_changed")
+
+
+@transaction.atomic
+def activate_with_email_codes(
+    link: ActivationLink, *, password: str, request: HttpRequest | None = None
+) -> Enrolment:
+    """Set the password and choose e-mailed codes; the link itself proved the address."""
+    link = ActivationLink.objects.select_for_update().select_related("user").get(pk=link.pk)
+    if not link.is_usable:
+        raise AccountError(
+            _("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe.")
+        )
+    user = link.user
+    if not user.is_patient:
+        raise AccountError(_("Les codes par e-mail sont réservés aux patients."))
+    enrolment = use_email_codes(user, request=request)
+    _finish_activation(link, user, password, request)
     return enrolment
 
 
@@ -370,19 +507,191 @@ def change_password(user: User, *, new_password: str, request: HttpRequest | Non
     """Change the password of a logged-in user (old password checked by the form)."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
+    _cancel_links(user)
     audit.record("account.password_changed", actor=user, obj=user, request=request)
+    _notify(user, "password_changed")
+
+
+@transaction.atomic
+def reset_second_factor(
+    user: User, *, reason: str, by: User | None, request: HttpRequest | None = None
+) -> None:
+    """Staff remove every device of an account; its holder enrols again at the next login.
+
+    Nothing secret is shown to staff or sent to the holder: the notice only says that
+    it happened. Sessions verified with a removed device stop being verified.
+    """
+    if not reason.strip():
+        raise AccountError(_("Un motif est obligatoire pour réinitialiser le second facteur."))
+    removed = _remove_second_factor(user)
+    audit.record(
+        "account.second_factor_reset",
+        actor=by,
+        obj=user,
+        request=request,
+        reason=reason.strip(),
+        devices=removed,
+    )
+    _notify(user, "second_factor_reset")
 
 
 def set_known_totp(user: User, *, secret_hex: str, backup_codes: list[str]) -> None:
     """Enrol a device with a given secret (demo data only: secrets the README can print)."""
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
-    TOTPDevice.objects.create(
-        user=user, name="Application", key=secret_hex, confirmed=True, tolerance=1
-    )
-    static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
-    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in backup_codes])
+    _remove_second_factor(user)
+    _new_totp_device(user, secret_hex)
+    device = BackupCodeDevice(user=user, name=_("Codes de secours"), confirmed=True)
+    device.seal_secret(secrets.token_bytes(32))
+    device.save()
+    device.set_codes(backup_codes)
+
+
+def add_email_codes(user: User) -> EmailCodeDevice:
+    """Also accept codes e-mailed to the personal address (demo patient: both factors)."""
+    EmailCodeDevice.objects.filter(user=user).delete()
+    device = EmailCodeDevice(user=user, name=_("E-mail"), confirmed=True)
+    device.seal_secret(secrets.token_bytes(32))
+    device.save()
+    return device
 
 
 def login_expired(started: datetime) -> bool:
     return timezone.now() - started > timedelta(minutes=settings.LOGIN_STEP_MINUTES)
+
+
+# --- Notices to the holder ------------------------------------------------------------------
+
+_NOTICES = {
+    "password_changed": (
+        gettext_lazy("Votre mot de passe a été modifié"),
+        "accounts/emails/password_changed.txt",
+    ),
+    "second_factor_reset": (
+        gettext_lazy("Votre second facteur de connexion a été réinitialisé"),
+        "accounts/emails/second_factor_reset.txt",
+    ),
+    "email_change_requested": (
+        gettext_lazy("Demande de changement de votre adresse e-mail"),
+        "accounts/emails/email_change_requested.txt",
+    ),
+    "email_changed": (
+        gettext_lazy("Votre adresse e-mail a été remplacée"),
+        "accounts/emails/email_changed.txt",
+    ),
+}
+
+
+def _notify(user: User, notice: str, *, to: str = "", **context: object) -> None:
+    """A content-free notice to the holder's personal address, sent after commit."""
+    recipient = to or user.email
+    if not recipient:
+        return
+    subject, template = _NOTICES[notice]
+    body = render_to_string(
+        template,
+        {
+            "operator": settings.OPERATOR_NAME,
+            "login_url": settings.SITE_URL + "/connexion/",
+            **context,
+        },
+    )
+    subject_text = str(subject)
+    transaction.on_commit(
+        lambda: send_mail(subject_text, body, None, [recipient], fail_silently=False)
+    )
+
+
+# --- Personal address --------------------------------------------------------------------------
+
+
+def _normalise_email(address: str) -> str:
+    return User.objects.normalize_email(address.strip())
+
+
+@transaction.atomic
+def request_email_change(
+    user: User, new_email: str, *, by: User, request: HttpRequest | None = None
+) -> str:
+    """Send a confirmation link to a new personal address; nothing changes until it is followed.
+
+    ``by`` is the holder (who has just given a fresh code: checked by the caller with
+    lockout.verify_code) or a staff member. The old address is told, without content.
+    Returns the link's path (for tests and commands; never shown to staff).
+    """
+    new_email = _normalise_email(new_email)
+    if not new_email:
+        raise AccountError(_("Indiquez la nouvelle adresse e-mail."))
+    if new_email.lower() == (user.email or "").lower():
+        raise AccountError(_("C'est déjà l'adresse enregistrée."))
+    now = timezone.now()
+    EmailChange.objects.filter(user=user, used_at=None, cancelled_at=None).update(cancelled_at=now)
+    token = secrets.token_urlsafe(32)
+    EmailChange.objects.create(
+        user=user,
+        old_email=user.email or "",
+        new_email=new_email,
+        token_hash=_hash(token),
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.EMAIL_CHANGE_LINK_HOURS),
+        requested_by=by,
+    )
+    audit.record("account.email_change_requested", actor=by, obj=user, request=request)
+    path = reverse("accounts:email_confirm", args=[token])
+    url = settings.SITE_URL + path
+    body = render_to_string(
+        "accounts/emails/email_change_link.txt",
+        {"url": url, "hours": settings.EMAIL_CHANGE_LINK_HOURS, "operator": settings.OPERATOR_NAME},
+    )
+    subject = _("Confirmez votre nouvelle adresse e-mail")
+    transaction.on_commit(lambda: send_mail(subject, body, None, [new_email], fail_silently=False))
+    _notify(user, "email_change_requested", hours=settings.EMAIL_CHANGE_LINK_HOURS)
+    return path
+
+
+def find_email_change(token: str) -> EmailChange:
+    """The pending change a link designates, or AccountError saying why it cannot be used."""
+    change = EmailChange.objects.select_related("user").filter(token_hash=_hash(token)).first()
+    _check_email_change(change)
+    assert change is not None
+    return change
+
+
+def _check_email_change(change: EmailChange | None) -> None:
+    if change is None:
+        raise AccountError(_("Ce lien de confirmation n'est pas valide."))
+    if change.used_at is not None:
+        raise AccountError(_("Ce lien de confirmation a déjà été utilisé."))
+    if change.cancelled_at is not None:
+        raise AccountError(_("Ce lien a été remplacé par une demande plus récente."))
+    if change.expires_at <= timezone.now():
+        raise AccountError(
+            _("Ce lien de confirmation a expiré. Refaites la demande depuis votre compte.")
+        )
+    if change.user.status != User.Status.ACTIVE:
+        raise AccountError(_("Ce compte n'est pas actif."))
+    if (change.user.email or "") != change.old_email:
+        raise AccountError(_("L'adresse du compte a changé depuis cette demande."))
+
+
+@transaction.atomic
+def confirm_email_change(token: str, *, request: HttpRequest | None = None) -> User:
+    """Follow the link: the new address replaces the old one, once."""
+    found = EmailChange.objects.filter(token_hash=_hash(token)).values_list("pk", flat=True).first()
+    change = (
+        EmailChange.objects.select_for_update().select_related("user").filter(pk=found).first()
+        if found is not None
+        else None
+    )
+    _check_email_change(change)
+    assert change is not None
+    user = change.user
+    old = user.email
+    user.email = change.new_email
+    user.save(update_fields=["email"])
+    change.used_at = timezone.now()
+    change.save(update_fields=["used_at"])
+    # A reset link e-mailed to the old address must not outlive it.
+    _cancel_links(user)
+    audit.record("account.email_changed", actor=user, obj=user, request=request)
+    if old:
+        _notify(user, "email_changed", to=old)
+    return user

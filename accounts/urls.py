@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.views import activation, login
+from accounts.views import activation, email, login
 
 app_name = "accounts"
 
@@ -12,4 +12,10 @@ urlpatterns = [
     path("deconnexion/", login.logout_view, name="logout"),
     path("activation/<str:token>/", activation.activation_view, name="activation"),
     path("compte/mot-de-passe/", activation.password_change_view, name="password_change"),
+    path("compte/adresse-e-mail/", email.email_change_view, name="email_change"),
+    path(
+        "compte/adresse-e-mail/confirmer/<str:token>/",
+        email.email_confirm_view,
+        name="email_confirm",
+    ),
 ]

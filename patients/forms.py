@@ -19,11 +19,8 @@ class ReplyForm(forms.Form):
 
 
 class PreferencesForm(forms.Form):
-    email = forms.EmailField(
-        label=_("Adresse e-mail personnelle"),
-        help_text=_("Nous y envoyons seulement un avis sans contenu quand un message arrive."),
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-    )
+    # The personal address is changed by its own form (accounts.views.email): a fresh
+    # code, then a link to the new address. It receives login codes.
     frequency = forms.ChoiceField(
         label=_("Me prévenir"),
         choices=NotificationPreference.Frequency.choices,

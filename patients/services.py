@@ -22,12 +22,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as account_services
-from accounts.models import ActivationLink, PatientIdentity, User
+from accounts.models import PatientIdentity, User
 from charter import audit
 from charter.policy import PolicyError, check_patient_reply
 from mailboxes import addresses
@@ -371,22 +368,19 @@ def close_conversation(
 
 
 @transaction.atomic
-def update_preferences(user: User, *, email: str, frequency: str) -> NotificationPreference:
-    """Change the personal address and how often the patient is notified."""
+def update_preferences(user: User, *, frequency: str) -> NotificationPreference:
+    """Change how often the patient is notified.
+
+    The personal address is not changed here: it receives login codes, so it changes
+    only through accounts.services.request_email_change (fresh code, confirmed link).
+    """
     if frequency not in NotificationPreference.Frequency.values:
         raise PatientError(_("Fréquence inconnue."))
     pref, _created = NotificationPreference.objects.select_for_update().get_or_create(user=user)
-    changed = []
-    if user.email != email:
-        user.email = email
-        user.save(update_fields=["email"])
-        changed.append("email")
     if pref.frequency != frequency:
         pref.frequency = frequency
-        changed.append("frequency")
-    pref.save()
-    if changed:
-        audit.record("patient.preferences_changed", actor=user, obj=user, fields=changed)
+        pref.save()
+        audit.record("patient.preferences_changed", actor=user, obj=user, fields=["frequency"])
     return pref
 
 
@@ -463,44 +457,6 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
 # --- Activation with e-mailed codes -------------------------------------------------------
 
 
-@dataclass
-class EmailEnrolment:
-    device: EmailDevice
-    backup_codes: list[str]
-
-
-def use_email_codes(user: User) -> EmailEnrolment:
-    """Replace the user's second factor by codes e-mailed to the personal address."""
-    TOTPDevice.objects.filter(user=user).delete()
-    StaticDevice.objects.filter(user=user).delete()
-    EmailDevice.objects.filter(user=user).delete()
-    device = EmailDevice.objects.create(user=user, name="E-mail", confirmed=True)
-    static = StaticDevice.objects.create(user=user, name="Codes de secours", confirmed=True)
-    codes = [StaticToken.random_token() for _ in range(settings.OTP_BACKUP_CODES)]
-    StaticToken.objects.bulk_create([StaticToken(device=static, token=c) for c in codes])
-    return EmailEnrolment(device, codes)
-
-
-@transaction.atomic
-def activate_with_email_codes(
-    link: ActivationLink, *, password: str, request: HttpRequest | None = None
-) -> EmailEnrolment:
-    """Set the password and choose e-mailed codes; the link itself proved the address."""
-    link = ActivationLink.objects.select_for_update().select_related("user").get(pk=link.pk)
-    if not link.is_usable:
-        raise PatientError(
-            _("Ce lien d'activation a déjà été utilisé. Demandez-en un nouveau à l'équipe.")
-        )
-    user = link.user
-    if not user.is_patient:
-        raise PatientError(_("Les codes par e-mail sont réservés aux patients."))
-    if not user.email:
-        raise PatientError(_("Aucune adresse e-mail personnelle n'est connue pour ce compte."))
-    enrolment = use_email_codes(user)
-    user.set_password(password)
-    user.save(update_fields=["password"])
-    link.used_at = timezone.now()
-    link.save(update_fields=["used_at"])
-    audit.record("account.otp_enrolled", actor=user, obj=user, request=request, method="email")
-    audit.record("account.activated", actor=user, obj=user, request=request)
-    return enrolment
+def use_email_codes(user: User) -> account_services.Enrolment:
+    """Replace the patient's second factor by codes e-mailed to the personal address."""
+    return account_services.use_email_codes(user)

@@ -6,11 +6,9 @@ Every id in a URL is resolved inside the patient's own box (404 otherwise).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import login
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,9 +17,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_otp import login as otp_login
 
 from accounts import services as account_services
+from accounts.views.activation import activated
+from accounts.views.email import ACTION, email_change_step
 from mailboxes import selectors as mailbox_selectors
 from mailboxes import services as mailbox_services
 from mailboxes.views.attachments import SOURCE_PART, download_response, inline_response
@@ -186,23 +185,23 @@ def exchanges_view(request: HttpRequest) -> HttpResponse:
 @verified_required("patient")
 @require_http_methods(["GET", "POST"])
 def preferences_view(request: HttpRequest) -> HttpResponse:
+    """How often to be told a message waits, and the personal address (by confirmed link)."""
     user = current_user(request)
+    email_step = email_change_step(request, user, page_url=reverse("patients:preferences"))
+    if email_step.response is not None:
+        return email_step.response
     pref = NotificationPreference.objects.filter(user=user).first()
-    initial = {
-        "email": user.email,
-        "frequency": pref.frequency if pref else NotificationPreference.Frequency.EACH,
-    }
-    form = PreferencesForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        services.update_preferences(
-            user, email=form.cleaned_data["email"], frequency=form.cleaned_data["frequency"]
-        )
+    initial = {"frequency": pref.frequency if pref else NotificationPreference.Frequency.EACH}
+    changing_frequency = request.method == "POST" and ACTION not in request.POST
+    form = PreferencesForm(request.POST if changing_frequency else None, initial=initial)
+    if changing_frequency and form.is_valid():
+        services.update_preferences(user, frequency=form.cleaned_data["frequency"])
         messages.success(request, _("Vos préférences sont enregistrées."))
         return redirect("patients:preferences")
     return _page(
         request,
         "patients/preferences.html",
-        {"form": form, "nav": "preferences"},
+        {"form": form, "nav": "preferences", "account": user, **email_step.context},
         status=400 if request.method == "POST" else 200,
     )
 
@@ -238,8 +237,6 @@ def close_conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse
 
 # --- Activation with e-mailed codes -------------------------------------------------------
 
-SESSION_SECRET = "activation_secret"  # noqa: S105 (a session key name, not a secret)
-
 
 @never_cache
 @csrf_protect
@@ -256,20 +253,13 @@ def activation_email_view(request: HttpRequest, token: str) -> HttpResponse:
     form = EmailActivationForm(request.POST or None, user=user)
     if request.method == "POST" and form.is_valid():
         try:
-            enrolment = services.activate_with_email_codes(
+            enrolment = account_services.activate_with_email_codes(
                 link, password=form.cleaned_data["password1"], request=request
             )
-        except services.PatientError as exc:
+        except account_services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            request.session.pop(SESSION_SECRET, None)
-            request.session.cycle_key()
-            login(request, user, backend="accounts.backends.IdentifierBackend")
-            otp_login(request, enrolment.device)
-            request.session["last_seen"] = time.time()
-            request.session["backup_codes"] = enrolment.backup_codes
-            messages.success(request, _("Votre compte est activé."))
-            return redirect("accounts:backup_codes")
+            return activated(request, enrolment)
     return render(
         request,
         "patients/activation_email.html",

@@ -7,10 +7,9 @@ from datetime import date
 from typing import Any
 
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from mssante.lib.identifiers import make_ins, make_rpps
 
 PASSWORD = "Un-mot-de-passe-solide-42"
@@ -76,9 +75,9 @@ def _finish(user: User, password: str | None, enrol: bool) -> User:
         user.set_password(password)
         user.save()
     if enrol:
-        TOTPDevice.objects.create(
-            user=user, name="app", key=f"{user.pk:040x}", confirmed=True, tolerance=1
-        )
+        device = TOTPDevice(user=user, name="app", confirmed=True, tolerance=1)
+        device.seal_secret(bytes.fromhex(f"{user.pk:040x}"))
+        device.save()
     return user
 
 

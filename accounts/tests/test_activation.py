@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 import time_machine
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import totp
 
@@ -41,7 +43,7 @@ def test_an_activation_link_sets_the_password_and_enrols_a_device():
     nurse.refresh_from_db()
     assert nurse.check_password(NEW_PASSWORD)
     assert nurse.totpdevice_set.filter(confirmed=True).count() == 1
-    assert nurse.staticdevice_set.get().token_set.count() == 10
+    assert nurse.backupcodedevice_set.get().codes.count() == 10
 
 
 def test_an_activation_link_works_only_once():
@@ -94,3 +96,50 @@ def test_a_new_link_cancels_the_previous_one():
 
 def test_an_unknown_token_is_refused():
     assert Client().get("/activation/pas-un-jeton/").status_code == 410
+
+
+def shown_backup_codes(html: str) -> list[str]:
+    """The codes listed on the backup-codes page, as the user reads them."""
+    if 'id="backup-codes"' not in html:
+        return []
+    block = html.split('id="backup-codes"', 1)[1].split("</ul>", 1)[0]
+    return re.findall(r"<li>\s*([a-z2-7]{8})\s*</li>", block)
+
+
+def test_after_activation_the_holder_sees_ten_backup_codes_that_each_work_once():
+    nurse = f.professional(password=None, enrol=False)
+    path = services.issue_activation_link(nurse, by=None)
+    client = Client()
+    response = _activate(client, path)
+    page = client.get(response["Location"])
+    # The page itself, not a redirect to the login page (the session used to be dropped).
+    assert page.status_code == 200, page.get("Location")
+    codes = shown_backup_codes(page.content.decode())
+    assert len(codes) == 10 and len(set(codes)) == 10
+    assert client.get(reverse("webmail_home")).status_code == 200
+    for code in codes[:2]:
+        other = Client()
+        other.post("/connexion/", {"identifier": nurse.username, "password": NEW_PASSWORD})
+        done = other.post("/connexion/code/", {"code": code})
+        assert done["Location"] == reverse("webmail_home")
+    again = Client()
+    again.post("/connexion/", {"identifier": nurse.username, "password": NEW_PASSWORD})
+    refused = again.post("/connexion/code/", {"code": codes[0]})
+    assert "Code incorrect" in refused.content.decode()
+
+
+def test_a_password_change_ends_the_links_issued_before():
+    doctor = f.professional()
+    path = services.issue_activation_link(doctor, by=None)
+    client = Client()
+    client.post("/connexion/", {"identifier": doctor.username, "password": f.PASSWORD})
+    client.post("/connexion/code/", {"code": f.code_for(doctor)})
+    client.post(
+        "/compte/mot-de-passe/",
+        {
+            "old_password": f.PASSWORD,
+            "new_password1": "Nouveau-secret-2026!",
+            "new_password2": "Nouveau-secret-2026!",
+        },
+    )
+    assert Client().get(path).status_code == 410

@@ -124,3 +124,25 @@ def test_staff_grant_an_eligibility_override_with_a_reason_from_the_admin():
     aide.professional.refresh_from_db()
     assert aide.professional.eligibility_override
     assert aide.professional.eligibility_override_by == boss
+
+
+def test_a_reset_link_goes_to_the_holders_address_never_to_the_staff_screen(
+    django_capture_on_commit_callbacks,
+):
+    from django.core import mail
+
+    boss = f.staff()
+    doctor = f.professional()
+    doctor.email = "camille@example.org"
+    doctor.save()
+    client = _staff_client(boss, with_code=True)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/accounts/user/",
+            {"action": "issue_activation_link", "_selected_action": [doctor.pk]},
+            follow=True,
+        )
+    assert "/activation/" not in response.content.decode()
+    assert [m.to for m in mail.outbox] == [["camille@example.org"]]
+    assert "/activation/" in mail.outbox[0].body

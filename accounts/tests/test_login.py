@@ -6,13 +6,14 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 
 from accounts import services
+from accounts.models import BackupCodeDevice
 from charter.models import AuditEvent
 from tests import factories as f
 
@@ -104,8 +105,10 @@ def test_it_refuses_a_code_already_used():
 
 def test_a_backup_code_works_once():
     doctor = f.professional()
-    static = StaticDevice.objects.create(user=doctor, name="secours", confirmed=True)
-    StaticToken.objects.create(device=static, token="secours1")
+    device = BackupCodeDevice(user=doctor, name="secours", confirmed=True)
+    device.seal_secret(b"k" * 32)
+    device.save()
+    device.set_codes(["secours1"])
     client = Client()
     password_step(client, doctor.username)
     assert client.post(CODE, {"code": "secours1"})["Location"] == reverse("webmail_home")
@@ -239,3 +242,78 @@ def test_password_change_requires_the_current_password():
     assert ok.status_code == 302
     doctor.refresh_from_db()
     assert doctor.check_password("Nouveau-secret-2026!")
+
+
+def test_the_code_page_tells_the_truth_when_the_cooldown_kept_a_code_from_leaving():
+    patient = f.patient(enrol=False)
+    services.use_email_codes(patient)
+    client = Client()
+    mail.outbox.clear()
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        password_step(client, patient.username)
+        first = client.get(CODE).content.decode()
+        assert len(mail.outbox) == 1 and "nous avons envoyé un code" in first
+        traveller.shift(timedelta(seconds=10))
+        again = client.post(CODE, {"renvoyer": "1"}).content.decode()
+        assert len(mail.outbox) == 1
+        assert "nous avons envoyé un code" not in again
+        assert "Un code vous a déjà été envoyé il y a moins de 30 secondes" in again
+        assert "réessayez dans 21 secondes" in again
+        traveller.shift(timedelta(seconds=21))
+        later = client.post(CODE, {"renvoyer": "1"}).content.decode()
+        assert len(mail.outbox) == 2 and "nous avons envoyé un code" in later
+
+
+def test_an_account_not_yet_activated_costs_a_guesser_the_same_hashing_as_any_other(monkeypatch):
+    from django.contrib.auth import hashers
+
+    calls: list[str] = []
+    real = hashers.MD5PasswordHasher.encode
+
+    def counting(self, password, salt):
+        calls.append(password)
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashers.MD5PasswordHasher, "encode", counting)
+    active = f.professional()
+    waiting = f.professional(password=None, enrol=False)
+    counts = []
+    for identifier in (active.username, waiting.username, "8" + f.rpps()):
+        calls.clear()
+        response = password_step(Client(), identifier, "pas-le-bon-mot-de-passe")
+        assert "Identifiant ou mot de passe incorrect" in response.content.decode()
+        counts.append(len(calls))
+    assert counts[0] == counts[1] == counts[2] >= 1
+
+
+def test_a_password_change_is_told_to_the_holder(django_capture_on_commit_callbacks):
+    doctor = f.professional()
+    doctor.email = "camille@example.org"
+    doctor.save()
+    client = Client()
+    full_login(client, doctor)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            "/compte/mot-de-passe/",
+            {
+                "old_password": f.PASSWORD,
+                "new_password1": "Nouveau-secret-2026!",
+                "new_password2": "Nouveau-secret-2026!",
+            },
+        )
+    assert [m.to for m in mail.outbox] == [["camille@example.org"]]
+    assert "Nouveau-secret-2026!" not in mail.outbox[0].body
+
+
+def test_guessing_the_current_password_from_an_open_session_is_bounded():
+    doctor = f.professional()
+    client = Client()
+    full_login(client, doctor)
+    new = {"new_password1": "Nouveau-secret-2026!", "new_password2": "Nouveau-secret-2026!"}
+    for guess in range(5):
+        client.post("/compte/mot-de-passe/", {"old_password": f"essai-{guess}", **new})
+    right = client.post("/compte/mot-de-passe/", {"old_password": f.PASSWORD, **new})
+    assert right.status_code == 429 and "bloqué" in right.content.decode()
+    doctor.refresh_from_db()
+    assert doctor.check_password(f.PASSWORD)

@@ -16,13 +16,31 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
-from accounts import services
+from accounts import lockout, services
 from accounts.forms import PasswordSetForm
 from accounts.views.enrolment import enrolment_context
-from accounts.views.login import landing_url
+from accounts.views.login import landing_url, lockout_message, slowdown_message
 from mssante.access import current_user, verified_required
 
 SESSION_SECRET = "activation_secret"  # noqa: S105 (a session key name, not a secret)
+
+
+def activated(request: HttpRequest, enrolment: services.Enrolment) -> HttpResponse:
+    """Log the new holder in and show the backup codes (both activation pages end here).
+
+    ``enrolment.user`` is the copy saved with the new password: its session hash is
+    the one the next request checks (a copy loaded before would end the session).
+    """
+    request.session.pop(SESSION_SECRET, None)
+    request.session.cycle_key()
+    login(request, enrolment.user, backend="accounts.backends.IdentifierBackend")
+    otp_login(request, enrolment.device)
+    request.session["last_seen"] = time.time()
+    request.session["backup_codes"] = enrolment.backup_codes
+    messages.success(request, _("Votre compte est activé."))
+    response = redirect("accounts:backup_codes")
+    lockout.remember_client(request, response, enrolment.user)
+    return response
 
 
 @never_cache
@@ -53,14 +71,7 @@ def activation_view(request: HttpRequest, token: str) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error("code", str(exc))
         else:
-            request.session.pop(SESSION_SECRET, None)
-            request.session.cycle_key()
-            login(request, user, backend="accounts.backends.IdentifierBackend")
-            otp_login(request, enrolment.device)
-            request.session["last_seen"] = time.time()
-            request.session["backup_codes"] = enrolment.backup_codes
-            messages.success(request, _("Votre compte est activé."))
-            return redirect("accounts:backup_codes")
+            return activated(request, enrolment)
     context = {
         "form": form,
         "activated_user": user,
@@ -79,11 +90,28 @@ def password_change_view(request: HttpRequest) -> HttpResponse:
     """Change the password while logged in (the current one is asked)."""
     user = current_user(request)
     form = PasswordChangeForm(user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        services.change_password(
-            user, new_password=form.cleaned_data["new_password1"], request=request
-        )
-        update_session_auth_hash(request, user)
-        messages.success(request, _("Votre mot de passe a été modifié."))
-        return redirect(landing_url(user))
+    if request.method == "POST":
+        # The current password is checked here too: guessing it from an open session
+        # is bounded like guessing it at the login page.
+        refusal = lockout.may_try(request, user)
+        if refusal is not None:
+            message = slowdown_message(refusal.retry_at) if refusal.retry_at else lockout_message()
+            return render(
+                request,
+                "accounts/password_change.html",
+                {"form": PasswordChangeForm(user), "refused": message},
+                status=429,
+            )
+        if form.is_valid():
+            lockout.refund_attempt(request, lockout.target_for(user))
+            services.change_password(
+                user, new_password=form.cleaned_data["new_password1"], request=request
+            )
+            update_session_auth_hash(request, user)
+            messages.success(request, _("Votre mot de passe a été modifié."))
+            return redirect(landing_url(user))
+        if "old_password" in form.errors:
+            lockout.wrong_secret(request, user)
+        else:
+            lockout.refund_attempt(request, lockout.target_for(user))
     return render(request, "accounts/password_change.html", {"form": form})

@@ -6,10 +6,9 @@ import time
 from datetime import datetime
 from typing import Any
 
-from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout, user_login_failed
+from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,13 +20,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
-from django_otp import match_token
-from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts import services
+from accounts import lockout, services
 from accounts.forms import CodeForm, LoginForm
-from accounts.identity import login_key
 from accounts.models import User
 from accounts.views.enrolment import enrolment_context
 from charter import audit
@@ -40,18 +35,43 @@ BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 def lockout_message() -> str:
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return _(
-        "Trop d'essais infructueux : cet identifiant est bloqué pendant %(minutes)d minutes. "
-        "Réessayez plus tard ou contactez le support."
+        "Trop d'essais infructueux depuis votre connexion : cet identifiant y est bloqué "
+        "pendant %(minutes)d minutes. Réessayez plus tard, depuis un autre réseau, "
+        "ou contactez le support."
     ) % {"minutes": minutes}
+
+
+def slowdown_message(retry_at: datetime | None) -> str:
+    wait = max(1, int(((retry_at or timezone.now()) - timezone.now()).total_seconds()))
+    minutes = (wait + 59) // 60
+    return _(
+        "Par sécurité, après des essais infructueux, les connexions à cet identifiant depuis "
+        "un appareil ou un réseau inconnu sont ralenties. Réessayez dans %(minutes)d minute(s), "
+        "ou connectez-vous depuis un appareil ou un réseau d'où vous vous êtes déjà connecté."
+    ) % {"minutes": minutes}
+
+
+def _refused(
+    request: HttpRequest, context: dict[str, Any], *, retry_at: datetime | None = None
+) -> HttpResponse:
+    """The login page saying why no attempt was made (429, with Retry-After when known)."""
+    if retry_at is None:
+        context["locked"] = lockout_message()
+        wait = int(settings.AXES_COOLOFF_TIME.total_seconds())
+    else:
+        context["locked"] = slowdown_message(retry_at)
+        wait = max(1, int((retry_at - timezone.now()).total_seconds()))
+    context.setdefault("form", LoginForm())
+    response = render(request, "accounts/login.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 def lockout_response(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """What django-axes answers once the identifier is locked: the login page with the reason."""
     form = LoginForm(request.POST or None)
     form.is_valid()
-    return render(
-        request, "accounts/login.html", {"form": form, "locked": lockout_message()}, status=429
-    )
+    return _refused(request, {"form": form})
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -81,7 +101,7 @@ def _status_message(user: User) -> str:
     return text
 
 
-def _masked(address: str) -> str:
+def masked_address(address: str) -> str:
     local, _at, domain = address.partition("@")
     return f"{local[:1]}•••@{domain}" if domain else ""
 
@@ -112,15 +132,20 @@ def login_view(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "next": _next_url(request)}
     if request.method == "POST" and form.is_valid():
         identifier = form.cleaned_data["identifier"]
-        credentials = {"username": identifier}
-        if AxesProxyHandler.is_locked(request, credentials):
-            context["locked"] = lockout_message()
-            return render(request, "accounts/login.html", context, status=429)
+        key = lockout.target(identifier)
+        if lockout.is_locked(request, key):
+            return _refused(request, context)
+        claim = lockout.claim_attempt(request, key)
+        if not claim.allowed:
+            return _refused(request, context, retry_at=claim.retry_at)
         user = authenticate(request, username=identifier, password=form.cleaned_data["password"])
         if user is None:
             audit.record("login.failed", request=request, step="password")
+            if lockout.failed(request, key):
+                return _refused(request, context)
             context["error"] = _(BAD_CREDENTIALS)
             return render(request, "accounts/login.html", context, status=200)
+        lockout.refund_attempt(request, key)
         if user.status != User.Status.ACTIVE:
             audit.record("login.refused", actor=user, obj=user, request=request, status=user.status)
             context["refused"] = _status_message(user)
@@ -130,20 +155,23 @@ def login_view(request: HttpRequest) -> HttpResponse:
         request.session[PENDING] = {
             "uid": user.pk,
             "at": time.time(),
-            "key": login_key(identifier).key,
             "next": _next_url(request),
             "former_adeli_until": former.accepted_until.isoformat() if former else "",
         }
-        if (
-            TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-            or EmailDevice.objects.filter(user=user, confirmed=True).exists()
-        ):
+        if services.has_second_factor(user):
             return redirect("accounts:login_code")
         return redirect("accounts:login_enrol")
     return render(request, "accounts/login.html", context)
 
 
-def _finish(request: HttpRequest, user: User, device: Any, state: dict[str, Any]) -> HttpResponse:
+def _finish(
+    request: HttpRequest,
+    user: User,
+    device: Any,
+    state: dict[str, Any],
+    *,
+    then: str = "",
+) -> HttpResponse:
     request.session.pop(PENDING, None)
     login(request, user, backend="accounts.backends.IdentifierBackend")
     otp_login(request, device)
@@ -159,7 +187,16 @@ def _finish(request: HttpRequest, user: User, device: Any, state: dict[str, Any]
             )
             % {"date": date_format(until, "j F Y"), "rpps": user.professional.id_number},
         )
-    return redirect(state.get("next") or landing_url(user))
+    response = redirect(then or state.get("next") or landing_url(user))
+    lockout.remember_client(request, response, user)
+    return response
+
+
+def code_sending_message(sending: services.CodeSending) -> str:
+    return _(
+        "Un code vous a déjà été envoyé il y a moins de %(cooldown)d secondes : utilisez-le, "
+        "ou réessayez dans %(wait)d secondes."
+    ) % {"cooldown": settings.OTP_EMAIL_COOLDOWN_DURATION, "wait": sending.wait_seconds}
 
 
 @never_cache
@@ -172,44 +209,38 @@ def code_view(request: HttpRequest) -> HttpResponse:
         messages.info(request, _("Votre connexion a expiré : recommencez."))
         return redirect("accounts:login")
     user, state = pending
-    form = CodeForm(request.POST or None)
+    if not services.has_second_factor(user):
+        return redirect("accounts:login_enrol")
+    resend = request.method == "POST" and "renvoyer" in request.POST
+    form = CodeForm(request.POST if request.method == "POST" and not resend else None)
     context: dict[str, Any] = {"form": form, "pending_user": user}
-    email_device = EmailDevice.objects.filter(user=user, confirmed=True).first()
+    email_device = services.email_device(user)
     if email_device is not None:
         # Codes by e-mail (patients' choice): one is sent on entering this step, and
-        # again on request; django-otp's cooldown keeps a reload from flooding the box.
-        context["email_hint"] = _masked(email_device.email or user.email)
+        # again on request; the cooldown keeps a reload from flooding the box, and the
+        # page says so rather than claim a code left.
+        context["email_hint"] = masked_address(user.email)
         form.fields["code"].help_text = _("Les chiffres reçus par e-mail, ou un code de secours.")
-        if request.method == "GET" and (not state.get("email_sent") or "renvoyer" in request.GET):
-            email_device.generate_challenge()
-            state["email_sent"] = True
-            request.session[PENDING] = state
-    if request.method == "POST" and form.is_valid():
-        credentials = {"username": state["key"]}
-        if AxesProxyHandler.is_locked(request, credentials):
+        if resend or (request.method == "GET" and not state.get("email_sent")):
+            sending = services.send_login_code(email_device)
+            if sending.sent:
+                state["email_sent"] = True
+                request.session[PENDING] = state
+                context["code_sent"] = True
+            else:
+                context["code_not_sent"] = code_sending_message(sending)
+        elif state.get("email_sent"):
+            context["code_sent"] = True
+    if request.method == "POST" and not resend and form.is_valid():
+        verdict = lockout.verify_code(request, user, form.cleaned_data["code"])
+        if verdict.device is not None:
+            return _finish(request, user, verdict.device, state)
+        audit.record("login.failed", actor=user, obj=user, request=request, step="code")
+        if verdict.locked or verdict.retry_at is not None:
             request.session.pop(PENDING, None)
-            return render(
-                request,
-                "accounts/login.html",
-                {"form": LoginForm(), "locked": lockout_message()},
-                status=429,
-            )
-        device = match_token(user, form.cleaned_data["code"])
-        if device is None:
-            # Counted by django-axes like a wrong password, so guessing codes locks too.
-            user_login_failed.send(sender=__name__, credentials=credentials, request=request)
-            audit.record("login.failed", actor=user, obj=user, request=request, step="code")
-            if AxesProxyHandler.is_locked(request, credentials):
-                request.session.pop(PENDING, None)
-                return render(
-                    request,
-                    "accounts/login.html",
-                    {"form": LoginForm(), "locked": lockout_message()},
-                    status=429,
-                )
-            context["error"] = _("Code incorrect ou déjà utilisé.")
-            return render(request, "accounts/code.html", context)
-        return _finish(request, user, device, state)
+            return _refused(request, {"form": LoginForm()}, retry_at=verdict.retry_at)
+        context["error"] = _("Code incorrect ou déjà utilisé.")
+        return render(request, "accounts/code.html", context)
     return render(request, "accounts/code.html", context)
 
 
@@ -222,10 +253,7 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
     if pending is None:
         return redirect("accounts:login")
     user, state = pending
-    if (
-        TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-        or EmailDevice.objects.filter(user=user, confirmed=True).exists()
-    ):
+    if services.has_second_factor(user):
         return redirect("accounts:login_code")
     secret = request.session.get("enrol_secret") or services.new_totp_secret()
     request.session["enrol_secret"] = secret
@@ -239,9 +267,15 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
             form.add_error("code", str(exc))
         else:
             request.session.pop("enrol_secret", None)
+            response = _finish(
+                request,
+                enrolment.user,
+                enrolment.device,
+                state,
+                then=reverse("accounts:backup_codes"),
+            )
             request.session["backup_codes"] = enrolment.backup_codes
-            _finish(request, user, enrolment.device, state)
-            return redirect("accounts:backup_codes")
+            return response
     context = {"form": form, **enrolment_context(user, secret)}
     return render(request, "accounts/enrol.html", context)
 

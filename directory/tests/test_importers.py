@@ -249,6 +249,7 @@ def call_import(path: Path) -> ImportRun:
     call_command("import_annuaire_mss", str(path), stdout=io.StringIO())
     return ImportRun.objects.latest("pk")
 
+
 @pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the index rebuild is PostgreSQL's fast path"
 )

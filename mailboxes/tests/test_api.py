@@ -328,7 +328,8 @@ def test_create_api_token_prints_a_token_that_works(lab) -> None:
 
 def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts.models import TOTPDevice
 
     staff = factories.staff()
     client = Client()

@@ -25,11 +25,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
+from accounts.models import TOTPDevice
 from mailboxes.models import Draft, Entry, Mailbox, Message
 from mailboxes.services.inbound import receive_message
 from mssante.lib import mime

@@ -13,9 +13,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from mailboxes import services
 from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message, ReceiptPreference
 from mailboxes.transport.timeline import timeline

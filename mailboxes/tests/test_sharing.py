@@ -13,9 +13,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from mailboxes import selectors, services
 from mailboxes.models import AccessEvent, Entry, Mailbox, Membership, Message
 from mssante.lib import mime

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import User
+from accounts.models import TOTPDevice, User
 from mailboxes import services
 from mailboxes.models import Entry, Mailbox, Message
 from tests import factories

@@ -11,11 +11,9 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
-from django_otp.plugins.otp_email.models import EmailDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services as account_services
-from accounts.models import User
+from accounts.models import EmailCodeDevice, TOTPDevice, User
 from mailboxes.models import HostedDomain, Mailbox
 from mssante.lib.identifiers import make_ins
 from patients import services
@@ -89,7 +87,7 @@ def test_a_patient_activates_with_codes_by_email_and_logs_in_with_one() -> None:
         {"password1": factories.PASSWORD, "password2": factories.PASSWORD},
     )
     assert response.status_code == 302
-    assert EmailDevice.objects.filter(user=done.user, confirmed=True).exists()
+    assert EmailCodeDevice.objects.filter(user=done.user, confirmed=True).exists()
     assert not TOTPDevice.objects.filter(user=done.user).exists()
 
     # Login: INS with spaces, password, then the code received by e-mail.
@@ -179,3 +177,29 @@ def test_the_demo_lists_the_patient_address_personal_email_and_totp_secret() -> 
     assert Mailbox.objects.get(address=marie["address"]).kind == Mailbox.Kind.PATIENT
     # Seeding again changes nothing.
     assert {a["key"]: a for a in demo.seed()}["patient"]["address"] == marie["address"]
+
+
+def test_after_activation_with_emailed_codes_the_patient_sees_ten_backup_codes() -> None:
+    from accounts.tests.test_activation import shown_backup_codes
+
+    done = _provision()
+    token = account_services.issue_activation_link(done.user, by=None).split("/")[-2]
+    client = Client()
+    response = client.post(
+        reverse("patients:activation_email", args=[token]),
+        {"password1": factories.PASSWORD, "password2": factories.PASSWORD},
+    )
+    page = client.get(response["Location"])
+    assert page.status_code == 200, page.get("Location")
+    codes = shown_backup_codes(page.content.decode())
+    assert len(codes) == 10
+    assert client.get(reverse("patient_home")).status_code == 200
+    # A backup code replaces the e-mailed code once.
+    login = Client()
+    login.post(reverse("accounts:login"), {"identifier": INS, "password": factories.PASSWORD})
+    answer = login.post(reverse("accounts:login_code"), {"code": codes[3]})
+    assert answer["Location"] == reverse("patient_home")
+    again = Client()
+    again.post(reverse("accounts:login"), {"identifier": INS, "password": factories.PASSWORD})
+    refused = again.post(reverse("accounts:login_code"), {"code": codes[3]})
+    assert "Code incorrect" in refused.content.decode()

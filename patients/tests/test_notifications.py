@@ -123,12 +123,12 @@ def test_at_most_one_notification_per_period(space: Space, settings: Any) -> Non
 
 def test_daily_and_never_preferences_are_honoured(space: Space, settings: Any) -> None:
     settings.PATIENT_NOTIFY_MINUTES = 60
-    services.update_preferences(space.patient, email=space.patient.email, frequency="daily")
+    services.update_preferences(space.patient, frequency="daily")
     mail.outbox.clear()
     assert services.notify(space.patient_box.pk)
     assert not services.notify(space.patient_box.pk, now=timezone.now() + timedelta(hours=2))
     assert services.notify(space.patient_box.pk, now=timezone.now() + timedelta(hours=25))
-    services.update_preferences(space.patient, email=space.patient.email, frequency="never")
+    services.update_preferences(space.patient, frequency="never")
     assert not services.notify(space.patient_box.pk, now=timezone.now() + timedelta(days=3))
     assert len(mail.outbox) == 2
 

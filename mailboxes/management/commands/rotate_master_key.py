@@ -11,18 +11,29 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Model
 
+from accounts.models import BackupCodeDevice, EmailCodeDevice, TOTPDevice
 from mailboxes import blobs
 from mailboxes.models import Draft, DraftAttachment, Message
 from mssante.lib import crypto
 
 _BATCH = 500
+# Every model holding a data key wrapped under a master key (key_id, wrapped_key).
+_SEALED: tuple[type[Model], ...] = (
+    Message,
+    DraftAttachment,
+    Draft,
+    TOTPDevice,
+    BackupCodeDevice,
+    EmailCodeDevice,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Rechiffre les clés de données de tous les messages, brouillons et pièces jointes "
-        "avec la clé maîtresse courante (la première de MSSANTE_MASTER_KEYS). Les corps "
-        "des messages ne sont pas réécrits. Ensuite, l'ancienne clé peut être retirée."
+        "avec la clé maîtresse courante (la première de MSSANTE_MASTER_KEYS), ainsi que "
+        "celles des secrets de second facteur. Les corps des messages ne sont pas "
+        "réécrits. Ensuite, l'ancienne clé peut être retirée."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -39,10 +50,10 @@ class Command(BaseCommand):
             return
         ring = blobs.keyring()
         total = 0
-        for model in (Message, DraftAttachment, Draft):
+        for model in _SEALED:
             total += self._rewrap(model, ring)
         left = Counter[str]()
-        for model in (Message, DraftAttachment, Draft):
+        for model in _SEALED:
             rows = model._default_manager.exclude(key_id__in=["", ring.current]).values_list(
                 "key_id", flat=True
             )
