@@ -22,7 +22,6 @@ normalised form and treated exactly like a known one, so nothing tells them apar
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +43,7 @@ from django_otp import match_token
 from accounts.identity import login_key, resolve
 from accounts.models import KnownAddress, LoginThrottle, User
 from charter import audit
+from mssante.lib import untrusted
 from mssante.lib.identifiers import IdentifierError
 
 log = logging.getLogger(__name__)
@@ -63,20 +63,12 @@ def client_ip(request: HttpRequest) -> str:
     Each trusted proxy appends the address it received from to X-Forwarded-For; the
     entries further left were written by the client and prove nothing.
     """
-    remote = str(request.META.get("REMOTE_ADDR") or "")
-    hops = int(getattr(settings, "TRUSTED_PROXY_HOPS", 0))
-    if hops > 0:
-        forwarded = [
-            part.strip()
-            for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")
-            if part.strip()
-        ]
-        if len(forwarded) >= hops:
-            remote = forwarded[-hops]
-    try:
-        return str(ipaddress.ip_address(remote))
-    except ValueError:
-        return "0.0.0.0"  # noqa: S104 (a placeholder key, never a bind address)
+    address = untrusted.client_address(
+        str(request.META.get("REMOTE_ADDR") or ""),
+        str(request.META.get("HTTP_X_FORWARDED_FOR") or ""),
+        int(getattr(settings, "TRUSTED_PROXY_HOPS", 0)),
+    )
+    return address or "0.0.0.0"  # noqa: S104 (a placeholder key, never a bind address)
 
 
 def axes_client_ip(request: HttpRequest) -> str:

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from charter import anchors
 from charter.models import AuditCheckpoint, AuditEvent
+from mssante.lib import untrusted
 
 GENESIS = "0" * 64
 ANCHOR_TASK = "charter.tasks.anchor_audit_journal"
@@ -209,14 +210,15 @@ def _event_content(event: AuditEvent) -> list[Any]:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
+    """The client's address as our own proxies saw it (TRUSTED_PROXY_HOPS), or None."""
     if request is None:
         return None
-    address = request.META.get("REMOTE_ADDR") or ""
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return None  # not an address (a misconfigured proxy): the column would refuse it
-    return address
+    # None for what is not an address (a misconfigured proxy): the column would refuse it.
+    return untrusted.client_address(
+        str(request.META.get("REMOTE_ADDR") or ""),
+        str(request.META.get("HTTP_X_FORWARDED_FOR") or ""),
+        int(getattr(settings, "TRUSTED_PROXY_HOPS", 0)),
+    )
 
 
 def _lock() -> None:

@@ -200,3 +200,20 @@ def test_typing_a_lock_key_as_identifier_counts_for_nobody_else():
     for _ in range(6):
         attempt(f"account:{doctor.pk}", "faux", "203.0.113.7")
     assert attempt(doctor.username, f.PASSWORD, "203.0.113.7")["Location"] == CODE
+
+
+def test_behind_the_proxy_the_journal_records_the_client_not_the_proxy(settings: Any):
+    from charter.models import AuditEvent
+
+    settings.TRUSTED_PROXY_HOPS = 1
+    doctor = f.professional()
+    Client().post(
+        LOGIN,
+        {"identifier": doctor.username, "password": "faux"},
+        REMOTE_ADDR="127.0.0.1",
+        HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.7",
+    )
+    event = AuditEvent.objects.filter(action="login.failed").latest("pk")
+    # The proxy's own address would make every line of the journal the same; the left
+    # part of the header is the client's own claim.
+    assert str(event.ip) == "203.0.113.7"

@@ -12,6 +12,7 @@ The messages are plain French strings: the Django layer translates them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Any, Final
@@ -21,6 +22,7 @@ __all__ = [
     "TEXT_HAS_NUL",
     "TEXT_HAS_SURROGATE",
     "UntrustedInputError",
+    "client_address",
     "load_json",
     "text_fault",
 ]
@@ -106,3 +108,22 @@ def _check_tree(data: Any, max_depth: int) -> None:
 def _printable(path: str) -> str:
     # The path names keys the client sent: show them without the faulty characters.
     return _SURROGATE.sub("\ufffd", path.replace("\x00", "\\0"))[:100]
+
+
+def client_address(remote_addr: str, forwarded_for: str, trusted_hops: int) -> str | None:
+    """The client's address in canonical form, or None when there is none to trust.
+
+    ``remote_addr`` is the peer of the TCP connection. Behind ``trusted_hops`` proxies of
+    our own, each proxy appended the address it received from to ``X-Forwarded-For``:
+    the entry ``trusted_hops`` from the right is the one our outermost proxy saw; those
+    further left were written by the client and prove nothing.
+    """
+    address = remote_addr
+    if trusted_hops > 0:
+        forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
+        if len(forwarded) >= trusted_hops:
+            address = forwarded[-trusted_hops]
+    try:
+        return str(ipaddress.ip_address(address.strip()))
+    except ValueError:
+        return None
