@@ -275,7 +275,7 @@ def check_patient_recipients(addresses: Iterable[str]) -> None:
     """A message to a patient has no other patient among its recipients (to and cc)."""
     from mailboxes.models import HostedDomain
 
-    wanted = [address.strip().lower() for address in addresses]
+    wanted = list(dict.fromkeys(address.strip().lower() for address in addresses))
     patient_domains = set(
         HostedDomain.objects.filter(kind=HostedDomain.Kind.PATIENT).values_list("name", flat=True)
     )

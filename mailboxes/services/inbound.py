@@ -116,7 +116,11 @@ def local_mailbox(address: str, domains: Iterable[str] | None = None) -> Mailbox
 def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]) -> None:
     """The charter rules that apply to mail from outside (raises PolicyError)."""
     policy.check_recipient_count(len(recipients), exception_active=False)
-    policy.check_patient_recipients(recipients)
+    # What the patient reads counts, not only the envelope: a peer sending one message to
+    # two patients as two transactions would otherwise show each the other's address.
+    policy.check_patient_recipients(
+        [*recipients, *(a for _n, a in parsed.to), *(a for _n, a in parsed.cc)]
+    )
     files = []
     if parsed.attachments:
         # One parse for all of them (get_part per attachment made a message of many
