@@ -28,6 +28,8 @@ from ninja.security import HttpBearer
 from pydantic import Field
 
 from mailboxes import selectors, services
+from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.middleware import RETRY_AFTER_SECONDS, storage_unavailable_text
 from mailboxes.models import (
     AccessEvent,
     ApiToken,
@@ -181,6 +183,14 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(PermissionDenied)
 def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     return _error(request, 403, "forbidden", _("Ce jeton ne donne pas accès à cette ressource."))
+
+
+@api.exception_handler(BlobStoreUnavailable)
+def _storage_unavailable(request: HttpRequest, exc: BlobStoreUnavailable) -> HttpResponse:
+    # Temporary: nothing was stored, the same request (same Idempotency-Key) may be retried.
+    response = _error(request, 503, "storage_unavailable", storage_unavailable_text())
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @api.exception_handler(Exception)

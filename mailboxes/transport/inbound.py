@@ -34,6 +34,7 @@ from charter.listeblanche import parse_dn, peer_allowed
 from charter.models import OperatorCertificate
 from charter.policy import PolicyError
 from mailboxes import addresses
+from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.inbound import ReceptionError, local_mailbox, receive_message
 from mailboxes.transport import tls
 
@@ -96,6 +97,12 @@ class GatewayHandler:
         finally:
             if not self.keep_connections:
                 connections.close_all()
+
+    async def handle_exception(self, error: Exception) -> str:
+        # aiosmtpd's default answers "500 Error: (<class>) <text>": permanent (the peer
+        # bounces the message) and leaking our internals. Any failure of ours is temporary.
+        log.error("smtp gateway: %s during the dialogue", type(error).__name__, exc_info=error)
+        return "451 4.3.0 Temporary failure, please try again later"
 
     @staticmethod
     def _peer_subject(session: Session) -> Any:
@@ -179,6 +186,9 @@ class GatewayHandler:
             return smtp_text(f"{exc.code} {_ENHANCED.get(exc.code, '5.0.0')} {exc}")
         except PolicyError as exc:
             return smtp_text(f"550 5.7.1 {exc}")
+        except BlobStoreUnavailable:
+            # Nothing stored: the peer keeps the message and tries again later.
+            return "452 4.3.1 Insufficient system storage, please try again later"
         except Exception:
             log.exception("inbound message from %s could not be stored", session.peer)
             return "451 4.3.0 Temporary failure, please try again later"
