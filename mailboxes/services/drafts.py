@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from mailboxes import blobs, selectors
@@ -73,6 +73,10 @@ def save_draft(
             kept_headers: dict[str, str] = {}
             receipt = False
         else:
+            if not Draft.objects.select_for_update().filter(pk=draft.pk).exists():
+                # Sent or deleted by another request meanwhile: saving would bring it back
+                # (an UPDATE of no row becomes an INSERT), and it could be sent twice.
+                raise Draft.DoesNotExist(f"draft {draft.pk} was already sent or deleted")
             # A draft keeps what it answers or forwards whatever the form resends.
             previous = open_draft(draft)
             reply_id, forward_id = previous.in_reply_to_id, previous.forward_of_id
@@ -244,39 +248,49 @@ def send_draft(
     request: HttpRequest | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> Message:
-    """Send a draft through ``submit_message`` with its files, then delete it."""
+    """Send a draft through ``submit_message`` with its files and delete it, in one transaction.
+
+    The draft is locked first and deleted in the transaction that stores the message:
+    a second sending of the same draft (a double click, or a retry after an answer
+    lost to a failure) finds it gone, ``Draft.DoesNotExist``, and sends nothing again.
+    """
     # The view checked it too; a grant revoked since must still stop the message here.
     selectors.require(by, draft.mailbox, selectors.Access.SEND)
-    content = open_draft(draft)
-    files = [
-        mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
-        for a in draft.files.order_by("pk")
-    ]
-    # The XDM headers recorded in compose go only while the package is still attached.
-    headers: dict[str, str] = {}
-    if content.headers and any(f.filename.upper() == XDM_FILENAME for f in files):
-        headers.update(content.headers)
-    headers.update(extra_headers or {})
-    parent = None
-    if content.in_reply_to_id is not None:
-        parent = Message.objects.filter(pk=content.in_reply_to_id).first()
-    message = submit_message(
-        mailbox=draft.mailbox,
-        author=by,
-        to=content.to,
-        cc=content.cc,
-        subject=content.subject,
-        text=content.text,
-        attachments=files,
-        in_reply_to=parent,
-        extra_headers=headers or None,
-        request=request,
-    )
-    record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
-    try:
-        with transaction.atomic():
-            delete_draft(draft)
-    except IntegrityError:
-        # The message is sent and committed; a leftover draft is only clutter.
-        log.exception("draft %s sent but not deleted", draft.pk)
+    with transaction.atomic():
+        locked = (
+            Draft.objects.select_for_update(of=("self",))
+            .select_related("mailbox")
+            .filter(pk=draft.pk)
+            .first()
+        )
+        if locked is None:
+            raise Draft.DoesNotExist(f"draft {draft.pk} was already sent or deleted")
+        draft = locked
+        content = open_draft(draft)
+        files = [
+            mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
+            for a in draft.files.order_by("pk")
+        ]
+        # The XDM headers recorded in compose go only while the package is still attached.
+        headers: dict[str, str] = {}
+        if content.headers and any(f.filename.upper() == XDM_FILENAME for f in files):
+            headers.update(content.headers)
+        headers.update(extra_headers or {})
+        parent = None
+        if content.in_reply_to_id is not None:
+            parent = Message.objects.filter(pk=content.in_reply_to_id).first()
+        message = submit_message(
+            mailbox=draft.mailbox,
+            author=by,
+            to=content.to,
+            cc=content.cc,
+            subject=content.subject,
+            text=content.text,
+            attachments=files,
+            in_reply_to=parent,
+            extra_headers=headers or None,
+            request=request,
+        )
+        record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
+        delete_draft(draft)
     return message
