@@ -139,7 +139,7 @@ def test_the_gateway_answers_452_on_a_full_disk_and_stores_nothing(
         with disk_full(), pytest.raises(Exception) as refused:
             send(controller.port, peer, "dr.durand@clinique.peer.test", [nurse.address], raw)
         assert getattr(refused.value, "smtp_code", None) == 452
-        assert refused.value.smtp_error.startswith(b"4.3.1 ")  # type: ignore[attr-defined]
+        assert refused.value.smtp_error.startswith(b"4.3.1 ")
         assert not Message.objects.exists() and stored_files() == []
         # The peer's next try goes through.
         assert (
@@ -176,3 +176,22 @@ def test_the_scheduled_collection_removes_old_orphans_and_temporary_files_only(
     assert services.read_raw(Message.objects.get(pk=kept.pk))  # still readable
     schedule = settings.CELERY_BEAT_SCHEDULE["collect-orphan-blobs"]
     assert schedule["task"] == "mailboxes.tasks.collect_orphan_blobs"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_the_commit_never_takes_the_committed_messages_blob(
+    doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tasks run eagerly (the embedded default): the delivery runs inside the commit's
+    # callbacks, and its failure comes back through submit_message.
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("delivery failed")
+
+    monkeypatch.setattr(services, "deliver_many", broken)
+    with pytest.raises(RuntimeError):
+        services.submit_message(
+            mailbox=doctor, author=doctor.owner, to=[nurse.address], cc=[], subject="Gardé",
+            text="Le message est enregistré : son contenu doit le rester.",
+        )  # fmt: skip
+    message = Message.objects.get(subject="Gardé")
+    assert b"son contenu doit le rester" in services.read_raw(message).replace(b"=\r\n", b"")
