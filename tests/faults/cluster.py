@@ -176,10 +176,15 @@ class Cluster:
 
     def start(self) -> None:
         self.sink.start()
+        # Started together: each takes seconds to import Django on a busy machine.
         for proc in self.procs.values():
-            proc.start()
+            proc.spawn()
+        for proc in self.procs.values():
+            proc.wait_ready()
 
     def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
         for proc in self.procs.values():
             proc.stop()
         self.sink.stop()
@@ -236,6 +241,7 @@ class Row:
     duplicated: int = 0
     stuck: int = 0
     recover: float | None = None
+    resent: int = 0
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -258,8 +264,20 @@ def pending(prefix: str) -> bool:
     )
 
 
-def tally(row: Row, outcomes: list[Outcome], sink: PeerSink, cleared_at: float) -> Row:
-    """Count, in the database and at the peer, what became of every message."""
+def tally(
+    row: Row,
+    outcomes: list[Outcome],
+    sink: PeerSink,
+    cleared_at: float,
+    in_flight: frozenset[tuple[str, str]] = frozenset(),
+) -> Row:
+    """Count, in the database and at the peer, what became of every message.
+
+    ``in_flight``: (subject, recipient) of remote deliveries a crash caught between
+    the peer's 250 and our record of it. SMTP cannot tell those apart from a lost
+    message: sending again is the rule (RFC 5321, 6.1), so a second copy at the peer
+    is counted as a resend, not a duplicate. Any other second copy is a duplicate.
+    """
     tags = [o.tag for o in outcomes]
     local = {address for o in outcomes for address in o.local}
     entries = Counter(
@@ -298,6 +316,9 @@ def tally(row: Row, outcomes: list[Outcome], sink: PeerSink, cleared_at: float) 
             rows = deliveries.get((outcome.tag, address), [])
             if n == 0 and any(s == Delivery.Status.BOUNCED for s, _u in rows):
                 n = dsns[outcome.tag]  # given up on: the sender got a DSN instead
+            if n == 2 and (outcome.tag, address) in in_flight:
+                row.resent += 1
+                n = 1
             states.append(_state(n, rows))
         if outcome.temporary or outcome.acked_at <= cleared_at:
             for address in outcome.recipients:

@@ -62,6 +62,10 @@ class Proc:
             return b""
 
     def start(self, timeout: float = 60.0) -> None:
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
         self._offset = self.log.stat().st_size if self.log.exists() else 0
         self.popen = subprocess.Popen(
             self.argv,
@@ -76,11 +80,20 @@ class Proc:
             target=_copy, args=(self.popen.stdout, self.log), name=f"log-{self.name}", daemon=True
         )
         self._drain.start()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.popen is not None
         deadline = time.monotonic() + timeout
         while not self.is_ready():
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not start:\n{self.tail()}")
             time.sleep(0.1)
+
+    def terminate(self) -> None:
+        """SIGTERM to the session, without waiting (``stop`` waits)."""
+        if self.popen is not None and self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
 
     @property
     def pid(self) -> int:
