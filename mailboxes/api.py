@@ -19,7 +19,7 @@ from uuid import UUID
 import pydantic
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI, Query, Schema, Status
@@ -29,7 +29,11 @@ from pydantic import Field
 
 from mailboxes import selectors, services
 from mailboxes.blobs import BlobStoreUnavailable
-from mailboxes.middleware import RETRY_AFTER_SECONDS, storage_unavailable_text
+from mailboxes.middleware import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable_text,
+    storage_unavailable_text,
+)
 from mailboxes.models import (
     AccessEvent,
     ApiToken,
@@ -189,6 +193,16 @@ def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
 def _storage_unavailable(request: HttpRequest, exc: BlobStoreUnavailable) -> HttpResponse:
     # Temporary: nothing was stored, the same request (same Idempotency-Key) may be retried.
     response = _error(request, 503, "storage_unavailable", storage_unavailable_text())
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Temporary: the same request (same Idempotency-Key) may be retried.
+    log.error("API: database unavailable on %s", request.path, exc_info=exc)
+    response = _error(request, 503, "unavailable", database_unavailable_text())
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

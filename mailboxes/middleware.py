@@ -1,9 +1,12 @@
-"""A blob store that refuses a write becomes a clear temporary error page, never a bare 500."""
+"""A failure of ours that will pass (the blob store refusing a write, the database out of
+reach) becomes a clear temporary error page in French, never a bare 500."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -11,8 +14,12 @@ from django.utils.translation import gettext as _
 
 from mailboxes.blobs import BlobStoreUnavailable
 
+log = logging.getLogger(__name__)
+
 # How long a client is asked to wait before trying again (HTTP Retry-After).
 RETRY_AFTER_SECONDS = 120
+# Database errors that say "not now" (connection lost, server restarting, deadlock).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def storage_unavailable_text() -> str:
@@ -22,8 +29,15 @@ def storage_unavailable_text() -> str:
     )
 
 
-class BlobStoreMiddleware:
-    """Turns ``BlobStoreUnavailable`` raised by any web view into a French 503 page."""
+def database_unavailable_text() -> str:
+    return _(
+        "Le service est momentanément indisponible : votre dernière action n'a peut-être pas "
+        "été enregistrée. Vérifiez-la dans quelques instants avant de la refaire."
+    )
+
+
+class TemporaryFailureMiddleware:
+    """Turns ``BlobStoreUnavailable`` and an unreachable database into a French 503 page."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -32,12 +46,17 @@ class BlobStoreMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, BlobStoreUnavailable):
+        if isinstance(exception, BlobStoreUnavailable):
+            text = storage_unavailable_text()
+        elif isinstance(exception, DATABASE_UNAVAILABLE):
+            log.error("database unavailable on %s", request.path, exc_info=exception)
+            text = database_unavailable_text()
+        else:
             return None
         response = render(
             request,
             "mailboxes/storage_unavailable.html",
-            {"error": storage_unavailable_text(), "back_url": reverse("home")},
+            {"error": text, "back_url": reverse("home")},
             status=503,
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

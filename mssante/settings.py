@@ -72,7 +72,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
-    "mailboxes.middleware.BlobStoreMiddleware",
+    "mailboxes.middleware.TemporaryFailureMiddleware",
 ]
 
 ROOT_URLCONF = "mssante.urls"
