@@ -10,6 +10,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from mailboxes.blobs import BlobStoreUnavailable
@@ -53,11 +54,20 @@ class TemporaryFailureMiddleware:
             text = database_unavailable_text()
         else:
             return None
-        response = render(
-            request,
-            "mailboxes/storage_unavailable.html",
-            {"error": text, "back_url": reverse("home")},
-            status=503,
-        )
+        try:
+            response = render(
+                request,
+                "mailboxes/storage_unavailable.html",
+                {"error": text, "back_url": reverse("home")},
+                status=503,
+            )
+        except Exception:
+            # The page needs the database too (the user's name): a bare page still says it.
+            title = _("Service momentanément indisponible")
+            response = HttpResponse(
+                f'<!doctype html><html lang="fr"><title>{escape(title)}</title>'
+                f"<h1>{escape(title)}</h1><p>{escape(text)}</p></html>",
+                status=503,
+            )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
