@@ -103,6 +103,24 @@ def test_sending_from_the_webmail_on_a_full_disk_says_so_in_french_and_keeps_the
 
 
 @pytest.mark.django_db
+def test_a_file_added_to_a_draft_on_a_full_disk_is_refused_plainly(doctor: Mailbox) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = logged_in(doctor.owner)
+    client.post(reverse("webmail_compose", args=[doctor.pk]))
+    draft = Draft.objects.get(mailbox=doctor)
+    with disk_full():
+        response = client.post(
+            reverse("webmail_draft_upload", args=[draft.pk]),
+            {"files": [SimpleUploadedFile("bilan.pdf", os.urandom(3000), "application/pdf")]},
+            headers={"X-Requested-With": "XMLHttpRequest"},
+        )
+    assert response.status_code == 503
+    assert "momentanément indisponible" in response.content.decode()
+    assert not draft.files.exists() and stored_files() == []
+
+
+@pytest.mark.django_db
 def test_the_api_answers_503_on_a_full_disk_and_the_retry_sends_once(nurse: Mailbox) -> None:
     app = factories.shared_mailbox(
         factories.professional(),
