@@ -17,6 +17,7 @@ from mailboxes.models import Mailbox
 from tests import factories
 from tests.faults.cluster import OUR_DOMAIN, REMOTE_RECIPIENT, Cluster, Row, make_cluster, table
 from tests.faults.doors import ApiDoor, Outcome, SmtpDoor, WebDoor
+from tests.faults.processes import port_open
 
 ROWS: list[Row] = []
 
@@ -28,6 +29,11 @@ def cluster(
     """The worker, beat, the gateway and the web on the test database, and the peer."""
     import redis
 
+    clamd = os.environ.get("CLAMD_ADDRESS", "")
+    if clamd:
+        # Without clamd every message waits, unscanned, for ever: say so now, not in minutes.
+        host, _, port = clamd.rpartition(":")
+        assert port_open(int(port), host), f"clamd is not answering on {clamd}"
     with django_db_blocker.unblock():
         made = make_cluster(tmp_path_factory.mktemp("faults"))
         redis.Redis.from_url(made.broker_url).flushdb()
