@@ -140,14 +140,24 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def _kind(answer: str) -> str:
+    if answer.startswith("connection"):
+        return "connection lost"
+    found = re.match(r"(compose )?(\d{3})", answer)
+    if found:
+        return ("new draft " if found.group(1) else "") + found.group(2)
+    found = re.search(r"\((\d)(\d\d)?", answer)  # SMTP recipients refused: {addr: (code, …)}
+    return f"RCPT {found.group(1)}{found.group(2) or 'xx'}" if found else answer[:20]
+
+
 def answer_kinds(run: Run) -> str:
-    """What the doors answered before the message went through, counted by kind."""
-    kinds: Counter[str] = Counter()
+    """What the doors answered before the message went through, counted by door and kind."""
+    parts = []
     for door, group in run.outcomes.items():
-        for outcome in group:
-            for answer in outcome.temporary:
-                kinds[f"{door} {' '.join(answer.split()[:2])[:40]}"] += 1
-    return ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items())) or "none"
+        kinds = Counter(_kind(a) for o in group for a in o.temporary)
+        if kinds:
+            parts.append(f"{door}: " + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
+    return "; ".join(parts) or "none"
 
 
 def deliveries_expected(run: Run) -> int:
