@@ -29,7 +29,6 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.db import transaction
 from django.utils import timezone
 
 from mssante.lib import crypto
@@ -155,31 +154,6 @@ def _write_file(store: FileSystemStorage, name: str, data: bytes) -> None:
     with contextlib.suppress(OSError):
         temp.unlink()
     _fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def kept_if_committed(name: str) -> Iterator[None]:
-    """The transaction whose rows name the blob ``name``; the blob is deleted if it fails.
-
-    Only if it fails: the on-commit callbacks run inside this block's exit, after
-    the commit, and one that raises (a task run eagerly) must not take the blob of a
-    committed message with it. A transaction nested in a larger one that fails later
-    leaves an orphan, which ``collect_orphans`` removes.
-    """
-    committed = False
-
-    def mark() -> None:
-        nonlocal committed
-        committed = True
-
-    try:
-        with transaction.atomic():
-            transaction.on_commit(mark)  # first: runs before any callback that may raise
-            yield
-    except BaseException:
-        if not committed:
-            delete(name)
-        raise
 
 
 def read(name: str, key_id: str, wrapped_key: bytes | memoryview[Any]) -> bytes:

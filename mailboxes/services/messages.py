@@ -190,71 +190,81 @@ def submit_message(
 
     blob_name = blobs.new_name("messages")
     sealed = blobs.write(blob_name, raw)
-    with blobs.kept_if_committed(blob_name):
-        message = Message.objects.create(
-            message_id=message_id,
-            thread_key=thread,
-            in_reply_to=in_reply_to.message_id if in_reply_to else "",
-            sender_mailbox=mailbox,
-            submitted_by=author,
-            from_addr=mailbox.address,
-            from_name=mailbox.display_name,
-            sender_addr=parseaddr(sender)[1] if sender else "",
-            sender_name=parseaddr(sender)[0][:200] if sender else "",
-            to_addrs=to_list,
-            cc_addrs=cc_list,
-            subject=outgoing.subject[:998],
-            date=now,
-            size=len(raw),
-            attachments=[
-                {
-                    "index": p.index,
-                    "filename": p.filename,
-                    "content_type": p.content_type,
-                    "size": p.size,
-                }
-                for p in listed
-            ],
-            origin=origin,
-            blob_name=blob_name,
-            key_id=sealed.key_id,
-            wrapped_key=sealed.wrapped_key,
-            created_at=now,
-            # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
-            **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
-        )
-        Delivery.objects.bulk_create(
-            Delivery(
-                message=message,
-                recipient=address,
-                mailbox=boxes.get(address),
-                remote=address not in boxes,
-                next_attempt_at=now + pipeline.retry_delay(),
+    committed: list[bool] = []
+    try:
+        with transaction.atomic():
+            # First of the on-commit callbacks: those after it may raise (a task run
+            # eagerly), and must not take the committed message's blob with them.
+            transaction.on_commit(lambda: committed.append(True))
+            message = Message.objects.create(
+                message_id=message_id,
+                thread_key=thread,
+                in_reply_to=in_reply_to.message_id if in_reply_to else "",
+                sender_mailbox=mailbox,
+                submitted_by=author,
+                from_addr=mailbox.address,
+                from_name=mailbox.display_name,
+                sender_addr=parseaddr(sender)[1] if sender else "",
+                sender_name=parseaddr(sender)[0][:200] if sender else "",
+                to_addrs=to_list,
+                cc_addrs=cc_list,
+                subject=outgoing.subject[:998],
+                date=now,
+                size=len(raw),
+                attachments=[
+                    {
+                        "index": p.index,
+                        "filename": p.filename,
+                        "content_type": p.content_type,
+                        "size": p.size,
+                    }
+                    for p in listed
+                ],
+                origin=origin,
+                blob_name=blob_name,
+                key_id=sealed.key_id,
+                wrapped_key=sealed.wrapped_key,
+                created_at=now,
+                # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
+                **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
             )
-            for address in recipients
-        )
-        Entry.objects.create(
-            mailbox=mailbox,
-            message=message,
-            folder_id=system_folder_id(mailbox.pk, Folder.Role.SENT),
-            seen=True,
-            received_at=now,
-        )
-        if in_reply_to is not None:
-            Entry.objects.filter(mailbox=mailbox, message=in_reply_to).update(answered=True)
-        audit.record(
-            "message.submitted",
-            actor=author,
-            obj=message,
-            request=request,
-            mailbox=mailbox.address,
-            recipients=len(recipients),
-            size=len(raw),
-            attachments=len(listed),
-            origin=origin,
-        )
-        message_pk = message.pk
-        transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+            Delivery.objects.bulk_create(
+                Delivery(
+                    message=message,
+                    recipient=address,
+                    mailbox=boxes.get(address),
+                    remote=address not in boxes,
+                    next_attempt_at=now + pipeline.retry_delay(),
+                )
+                for address in recipients
+            )
+            Entry.objects.create(
+                mailbox=mailbox,
+                message=message,
+                folder_id=system_folder_id(mailbox.pk, Folder.Role.SENT),
+                seen=True,
+                received_at=now,
+            )
+            if in_reply_to is not None:
+                Entry.objects.filter(mailbox=mailbox, message=in_reply_to).update(answered=True)
+            audit.record(
+                "message.submitted",
+                actor=author,
+                obj=message,
+                request=request,
+                mailbox=mailbox.address,
+                recipients=len(recipients),
+                size=len(raw),
+                attachments=len(listed),
+                origin=origin,
+            )
+            message_pk = message.pk
+            transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+    except BaseException:
+        if not committed:
+            # The row that would have pointed to the blob was never committed.
+            blobs.delete(blob_name)
+        raise
     return message
 
 
