@@ -241,6 +241,7 @@ def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
     return added
 
 
+@transaction.atomic
 def send_draft(
     draft: Draft,
     *,
@@ -256,41 +257,36 @@ def send_draft(
     """
     # The view checked it too; a grant revoked since must still stop the message here.
     selectors.require(by, draft.mailbox, selectors.Access.SEND)
-    with transaction.atomic():
-        locked = (
-            Draft.objects.select_for_update(of=("self",))
-            .select_related("mailbox")
-            .filter(pk=draft.pk)
-            .first()
-        )
-        if locked is None:
-            raise Draft.DoesNotExist(f"draft {draft.pk} was already sent or deleted")
-        draft = locked
-        content = open_draft(draft)
-        files = [
-            mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
-            for a in draft.files.order_by("pk")
-        ]
-        # The XDM headers recorded in compose go only while the package is still attached.
-        headers: dict[str, str] = {}
-        if content.headers and any(f.filename.upper() == XDM_FILENAME for f in files):
-            headers.update(content.headers)
-        headers.update(extra_headers or {})
-        parent = None
-        if content.in_reply_to_id is not None:
-            parent = Message.objects.filter(pk=content.in_reply_to_id).first()
-        message = submit_message(
-            mailbox=draft.mailbox,
-            author=by,
-            to=content.to,
-            cc=content.cc,
-            subject=content.subject,
-            text=content.text,
-            attachments=files,
-            in_reply_to=parent,
-            extra_headers=headers or None,
-            request=request,
-        )
-        record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
-        delete_draft(draft)
+    draft = (
+        Draft.objects.select_for_update(of=("self",))
+        .select_related("mailbox")
+        .get(pk=draft.pk)  # Draft.DoesNotExist: already sent (or deleted) by another request
+    )
+    content = open_draft(draft)
+    files = [
+        mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
+        for a in draft.files.order_by("pk")
+    ]
+    # The XDM headers recorded in compose go only while the package is still attached.
+    headers: dict[str, str] = {}
+    if content.headers and any(f.filename.upper() == XDM_FILENAME for f in files):
+        headers.update(content.headers)
+    headers.update(extra_headers or {})
+    parent = None
+    if content.in_reply_to_id is not None:
+        parent = Message.objects.filter(pk=content.in_reply_to_id).first()
+    message = submit_message(
+        mailbox=draft.mailbox,
+        author=by,
+        to=content.to,
+        cc=content.cc,
+        subject=content.subject,
+        text=content.text,
+        attachments=files,
+        in_reply_to=parent,
+        extra_headers=headers or None,
+        request=request,
+    )
+    record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
+    delete_draft(draft)
     return message
