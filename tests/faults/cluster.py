@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ class PeerSink:
         self.port = port
         self.handler = Sink()
         self.controller: Controller | None = None
-        self.lock = threading.Lock()
 
     def start(self) -> None:
         # aiosmtpd logs every command at INFO: the peer's dialogue is not what is tested.

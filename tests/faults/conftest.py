@@ -130,7 +130,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"(written to {table_file()})")
     except OSError:
         pass
-
-
-def services_available() -> bool:
-    return bool(os.environ.get("MSSANTE_TEST_SERVICES"))
