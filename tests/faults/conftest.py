@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +44,18 @@ def cluster(
             yield made
         finally:
             made.stop()
-            # Connections the processes left would make DROP DATABASE fail at the end.
+            # Connections the processes left would make DROP DATABASE fail at the end;
+            # a terminated backend takes a moment to go.
+            deadline = time.monotonic() + 10
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+                while True:
+                    cursor.execute(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                    if not cursor.fetchone()[0] or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
 
 
 @dataclass
