@@ -88,7 +88,9 @@ def run(
                 progress()
             elif verdict == TEMPORARY:
                 outcome.temporary.append(answer)
-                outcome.not_before = time.monotonic() + RETRY_SECONDS
+                # Like a real client: 0.5 s, then doubling up to 4 s.
+                wait = min(RETRY_SECONDS * 2 ** (len(outcome.temporary) - 1), 4.0)
+                outcome.not_before = time.monotonic() + wait
                 queue.append(outcome)
             else:
                 outcome.final_error = answer
