@@ -56,6 +56,8 @@ def cluster(
                     if not cursor.fetchone()[0] or time.monotonic() > deadline:
                         break
                     time.sleep(0.2)
+            # This connection too: it may not be the one pytest-django closes before the drop.
+            connection.close()
 
 
 @dataclass
