@@ -89,8 +89,15 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Browser tests are slow to start: run them last so unit failures show first.
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    # Browser tests are slow to start: run them last so unit failures show first. The
+    # fault-injection suite comes after everything: it restarts PostgreSQL under the
+    # session's feet (and reconnects before it hands over).
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("faults") is not None,
+            item.get_closest_marker("browser") is not None,
+        )
+    )
 
 
 @pytest.fixture(autouse=True)

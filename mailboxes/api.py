@@ -25,7 +25,7 @@ from django.core.exceptions import (
     SuspiciousOperation,
     TooManyFieldsSent,
 )
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils.datastructures import MultiValueDict
@@ -38,6 +38,12 @@ from ninja.security import HttpBearer
 from pydantic import AfterValidator, Field
 
 from mailboxes import selectors, services
+from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.middleware import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable_text,
+    storage_unavailable_text,
+)
 from mailboxes.models import (
     AccessEvent,
     ApiToken,
@@ -274,6 +280,24 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 @api.exception_handler(PermissionDenied)
 def _forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
     return _error(request, 403, "forbidden", _("Ce jeton ne donne pas accès à cette ressource."))
+
+
+@api.exception_handler(BlobStoreUnavailable)
+def _storage_unavailable(request: HttpRequest, exc: BlobStoreUnavailable) -> HttpResponse:
+    # Temporary: nothing was stored, the same request (same Idempotency-Key) may be retried.
+    response = _error(request, 503, "storage_unavailable", storage_unavailable_text())
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Temporary: the same request (same Idempotency-Key) may be retried.
+    log.error("API: database unavailable on %s", request.path, exc_info=exc)
+    response = _error(request, 503, "unavailable", database_unavailable_text())
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @api.exception_handler(Exception)

@@ -3,12 +3,27 @@
 Every blob is sealed with its own data key (``mssante.lib.crypto``), and its name
 is bound into the ciphertext as associated data, so a blob copied over another
 one's name fails authentication instead of showing the wrong message.
+
+On the filesystem a blob is written to a temporary file beside its final name,
+fsynced, linked to its name and its folder fsynced: it is durable before the
+transaction that references it commits, and a write that fails (disk full,
+read-only) leaves no partial file under a blob's name. Whatever is still left
+behind (a process killed mid-write, a transaction that failed after the write,
+a deletion that failed) is removed by ``collect_orphans``, run by Celery beat.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import logging
+import os
+import re
 import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +33,23 @@ from django.utils import timezone
 
 from mssante.lib import crypto
 
+log = logging.getLogger(__name__)
+
 _FILESYSTEM = "django.core.files.storage.FileSystemStorage"
+# The kinds of blob and the shape of their names (``new_name``); only such files, and
+# our temporary files, are ever considered by the orphan collector.
+KINDS = ("messages", "drafts")
+_NAME_RE = re.compile(r"^(?:messages|drafts)/\d{4}/\d{2}/[0-9a-f]{32}\.bin$")
+_TEMP_PREFIX = ".tmp-"
+_TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{32}$")
+
+
+class BlobStoreUnavailable(Exception):
+    """The blob store refused a write (full, read-only, unreachable): try again later.
+
+    Nothing is stored when this is raised; the doors answer with a temporary error
+    (a French page, HTTP 503, SMTP 452) and the sender may try again.
+    """
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,14 +84,76 @@ def new_name(kind: str) -> str:
 
 
 def write(name: str, data: bytes) -> crypto.SealedBlob:
-    """Seal ``data`` and store it under ``name``; return what the row must keep."""
+    """Seal ``data`` and store it durably under ``name``; return what the row must keep.
+
+    Raises ``BlobStoreUnavailable`` when the store refuses the write; nothing is
+    left under ``name`` then.
+    """
     sealed = crypto.seal(keyring(), data, aad=name.encode())
-    saved = storage().save(name, ContentFile(sealed.ciphertext))
-    if saved != name:
+    store = storage()
+    try:
+        if isinstance(store, FileSystemStorage):
+            _write_file(store, name, sealed.ciphertext)
+        else:
+            saved = store.save(name, ContentFile(sealed.ciphertext))
+            if saved != name:
+                store.delete(saved)
+                raise FileExistsError(errno.EEXIST, "blob name already taken", name)
+    except FileExistsError:
         # Names are random: a clash means a bug or a replayed name, never chance.
-        storage().delete(saved)
-        raise RuntimeError(f"blob name {name!r} already taken")
+        raise RuntimeError(f"blob name {name!r} already taken") from None
+    except Exception as exc:
+        # Only the kind of failure is logged: the errno says full, read-only or gone.
+        log.error("blob store: %s not written (%s: %s)", name, type(exc).__name__, exc)
+        raise BlobStoreUnavailable(str(exc)) from exc
     return sealed
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(root: Path, folder: Path) -> None:
+    """Create ``folder`` under ``root`` with every new level's entry made durable."""
+    missing = []
+    current = folder
+    while current != root and not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            level.mkdir()
+        _fsync_dir(level.parent)
+
+
+def _write_file(store: FileSystemStorage, name: str, data: bytes) -> None:
+    root = Path(store.location)
+    path = Path(store.path(name))  # refuses a name that would leave the store
+    root.mkdir(parents=True, exist_ok=True)
+    _make_dirs(root, path.parent)
+    temp = path.parent / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        # link, not rename: an existing blob is never replaced.
+        os.link(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    with contextlib.suppress(OSError):
+        temp.unlink()
+    _fsync_dir(path.parent)
 
 
 def read(name: str, key_id: str, wrapped_key: bytes | memoryview[Any]) -> bytes:
@@ -80,8 +173,15 @@ def read(name: str, key_id: str, wrapped_key: bytes | memoryview[Any]) -> bytes:
 
 
 def delete(name: str) -> None:
-    """Remove a blob; a blob already gone is not an error."""
-    storage().delete(name)
+    """Remove a blob; a blob already gone is not an error.
+
+    A store that refuses (read-only, unreachable) is logged and not raised: the row
+    is gone or was never committed, and the orphan collector removes the file later.
+    """
+    try:
+        storage().delete(name)
+    except Exception as exc:
+        log.warning("blob store: %s not deleted (%s: %s)", name, type(exc).__name__, exc)
 
 
 def seal_value(data: bytes, context: bytes) -> crypto.SealedBlob:
@@ -103,3 +203,78 @@ def delete_many(names: list[str]) -> None:
     """Remove several blobs (after the rows that named them are gone)."""
     for name in names:
         delete(name)
+
+
+# --------------------------------------------------------------------------- orphans
+
+
+def _stored(store: Storage) -> Iterator[tuple[str, datetime]]:
+    """Every file under the blob kinds' folders with its modification time (UTC)."""
+    if isinstance(store, FileSystemStorage):
+        root = Path(store.location)
+        for kind in KINDS:
+            for folder, _dirs, files in os.walk(root / kind):
+                for filename in files:
+                    path = Path(folder) / filename
+                    try:
+                        mtime = path.stat().st_mtime
+                    except FileNotFoundError:
+                        continue  # removed meanwhile
+                    yield path.relative_to(root).as_posix(), datetime.fromtimestamp(mtime, UTC)
+        return
+
+    def walk(folder: str) -> Iterator[str]:
+        dirs, files = store.listdir(folder)
+        for filename in files:
+            yield f"{folder}/{filename}"
+        for sub in dirs:
+            yield from walk(f"{folder}/{sub}")
+
+    for kind in KINDS:
+        if not store.exists(kind):
+            continue
+        for name in walk(kind):
+            yield name, store.get_modified_time(name)
+
+
+def collect_orphans(
+    referenced: Callable[[list[str]], Iterable[str]],
+    *,
+    grace: timedelta,
+    now: datetime | None = None,
+    batch: int = 1000,
+) -> dict[str, int]:
+    """Delete blob files older than ``grace`` that no row names, and stale temporary files.
+
+    ``referenced(names)`` returns those of ``names`` that a row still points to. The
+    grace period covers the moment between writing a blob and committing its row
+    (and any row being committed elsewhere right now): only older files are judged.
+    """
+    store = storage()
+    cutoff = (now or timezone.now()) - grace
+    counts = {"orphans": 0, "temporary": 0, "kept": 0}
+    candidates: list[str] = []
+
+    def judge(names: list[str]) -> None:
+        keep = set(referenced(names))
+        counts["kept"] += len(keep)
+        for name in names:
+            if name not in keep:
+                delete(name)
+                counts["orphans"] += 1
+
+    for name, modified in _stored(store):
+        if modified > cutoff:
+            continue
+        basename = name.rpartition("/")[2]
+        if _TEMP_RE.match(basename):
+            delete(name)
+            counts["temporary"] += 1
+        elif _NAME_RE.match(name):
+            candidates.append(name)
+            if len(candidates) >= batch:
+                judge(candidates)
+                candidates = []
+    if candidates:
+        judge(candidates)
+    return counts

@@ -49,3 +49,9 @@ def sweep() -> int:
 def purge_idempotency_keys() -> int:
     """Forget API idempotency keys past their retention (beat, hourly)."""
     return services.purge_idempotency_keys()
+
+
+@shared_task(ignore_result=True)
+def collect_orphan_blobs() -> dict[str, int]:
+    """Remove blob files no row names, past their grace period (beat, BLOB_ORPHAN_SCAN_SECONDS)."""
+    return services.collect_orphan_blobs()

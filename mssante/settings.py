@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
+    "mailboxes.middleware.TemporaryFailureMiddleware",
 ]
 
 ROOT_URLCONF = "mssante.urls"
@@ -300,6 +301,15 @@ CELERY_BEAT_SCHEDULE["purge-login-throttles"] = {
 DELIVERY_RETRY_SECONDS = conf.integer("DELIVERY_RETRY_SECONDS", 60, minimum=5)
 # Local deliveries handled per task and transaction (one journal event per message).
 DELIVERY_BATCH = conf.integer("DELIVERY_BATCH", 50, minimum=1)
+# Blob files that no row names (a transaction that failed after its blob was written, a
+# process killed mid-write, a deletion refused by the store) are deleted by a scheduled
+# task once older than the grace period, which must exceed any write-to-commit delay.
+BLOB_ORPHAN_GRACE_SECONDS = conf.integer("BLOB_ORPHAN_GRACE_SECONDS", 24 * 3600, minimum=600)
+BLOB_ORPHAN_SCAN_SECONDS = conf.integer("BLOB_ORPHAN_SCAN_SECONDS", 6 * 3600, minimum=5)
+CELERY_BEAT_SCHEDULE["collect-orphan-blobs"] = {
+    "task": "mailboxes.tasks.collect_orphan_blobs",
+    "schedule": BLOB_ORPHAN_SCAN_SECONDS,
+}
 
 # --- Directory ------------------------------------------------------------------------
 # A full import that would deactivate more than this share of entries stops (unless --force).

@@ -6,6 +6,8 @@ records the audit event and only enqueues background work once committed.
 One module per concern; callers use the names re-exported here.
 """
 
+from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.drafts import (
     DraftContent,
     add_draft_attachment,
@@ -72,6 +74,7 @@ from mailboxes.services.tokens import (
 
 __all__ = [
     "SYSTEM_FOLDERS",
+    "BlobStoreUnavailable",
     "DraftContent",
     "DraftError",
     "FolderError",
@@ -84,6 +87,7 @@ __all__ = [
     "attach_forwarded",
     "authenticate_token",
     "change_membership",
+    "collect_orphan_blobs",
     "count_request",
     "create_api_token",
     "create_folder",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
@@ -97,6 +97,10 @@ def save_draft(
             kept_headers: dict[str, str] = {}
             receipt = False
         else:
+            if not Draft.objects.select_for_update().filter(pk=draft.pk).exists():
+                # Sent or deleted by another request meanwhile: saving would bring it back
+                # (an UPDATE of no row becomes an INSERT), and it could be sent twice.
+                raise Draft.DoesNotExist(f"draft {draft.pk} was already sent or deleted")
             # A draft keeps what it answers or forwards whatever the form resends.
             previous = open_draft(draft)
             reply_id, forward_id = previous.in_reply_to_id, previous.forward_of_id
@@ -268,6 +272,7 @@ def attach_forwarded(draft: Draft, message: Message) -> list[DraftAttachment]:
     return added
 
 
+@transaction.atomic
 def send_draft(
     draft: Draft,
     *,
@@ -275,9 +280,19 @@ def send_draft(
     request: HttpRequest | None = None,
     extra_headers: dict[str, str] | None = None,
 ) -> Message:
-    """Send a draft through ``submit_message`` with its files, then delete it."""
+    """Send a draft through ``submit_message`` with its files and delete it, in one transaction.
+
+    The draft is locked first and deleted in the transaction that stores the message:
+    a second sending of the same draft (a double click, or a retry after an answer
+    lost to a failure) finds it gone, ``Draft.DoesNotExist``, and sends nothing again.
+    """
     # The view checked it too; a grant revoked since must still stop the message here.
     _authorise_draft(draft, by)
+    draft = (
+        Draft.objects.select_for_update(of=("self",))
+        .select_related("mailbox")
+        .get(pk=draft.pk)  # Draft.DoesNotExist: already sent (or deleted) by another request
+    )
     content = open_draft(draft)
     files = [
         mime.Attachment(a.filename, a.content_type, read_draft_attachment(a))
@@ -304,10 +319,5 @@ def send_draft(
         request=request,
     )
     record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
-    try:
-        with transaction.atomic():
-            delete_draft(draft, by=by)
-    except IntegrityError:
-        # The message is sent and committed; a leftover draft is only clutter.
-        log.exception("draft %s sent but not deleted", draft.pk)
+    delete_draft(draft, by=by)
     return message

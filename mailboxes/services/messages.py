@@ -209,8 +209,12 @@ def submit_message(
 
     blob_name = blobs.new_name("messages")
     sealed = blobs.write(blob_name, raw)
+    committed: list[bool] = []
     try:
         with transaction.atomic():
+            # First of the on-commit callbacks: those after it may raise (a task run
+            # eagerly), and must not take the committed message's blob with them.
+            transaction.on_commit(lambda: committed.append(True))
             message = Message.objects.create(
                 message_id=message_id,
                 thread_key=thread,
@@ -276,8 +280,9 @@ def submit_message(
             message_pk = message.pk
             transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
     except BaseException:
-        # The row that would have pointed to the blob was never committed.
-        blobs.delete(blob_name)
+        if not committed:
+            # The row that would have pointed to the blob was never committed.
+            blobs.delete(blob_name)
         raise
     return message
 

@@ -62,9 +62,7 @@ def test_a_peer_cannot_show_one_patient_another_patients_address(port: int, peer
     assert not Message.objects.exists()
 
 
-def test_a_patient_named_in_the_header_and_the_envelope_is_one_patient(
-    port: int, peer: Operator
-):
+def test_a_patient_named_in_the_header_and_the_envelope_is_one_patient(port: int, peer: Operator):
     box = factories.patient_mailbox()
     raw = simple_message(f"dr.martin@{PEER}", f"{box.address}, confrere@{PEER}")
     send(port, peer, f"dr.martin@{PEER}", [box.address], raw)

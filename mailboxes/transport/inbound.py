@@ -40,6 +40,7 @@ from charter.listeblanche import parse_dn, peer_allowed
 from charter.models import OperatorCertificate
 from charter.policy import PolicyError
 from mailboxes import addresses
+from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.inbound import Peer, ReceptionError, local_mailbox, receive_message
 from mailboxes.transport import tls
 
@@ -215,6 +216,9 @@ class GatewayHandler:
             )
         except (ReceptionError, PolicyError):
             raise
+        except BlobStoreUnavailable:
+            log.warning("SMTP gateway: the blob store refused a write")
+            raise
         except Exception as exc:
             log.exception("SMTP gateway: %s failed", getattr(func, "__name__", func))
             raise _Unavailable from exc
@@ -345,6 +349,9 @@ class GatewayHandler:
             return smtp_text(f"{exc.code} {_ENHANCED.get(exc.code, '5.0.0')} {exc}")
         except PolicyError as exc:
             return smtp_text(f"550 5.7.1 {exc}")
+        except BlobStoreUnavailable:
+            # Nothing stored: the peer keeps the message and tries again later.
+            return "452 4.3.1 Insufficient system storage, please try again later"
         except _Unavailable:
             return TEMPORARY_FAILURE
         return smtp_text(f"250 2.0.0 OK {message.message_id}")

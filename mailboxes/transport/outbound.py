@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from charter import audit, quarantine
@@ -340,7 +341,8 @@ def deliver_remote(delivery_ids: list[int]) -> int:
     """Deliver remote recipients over SMTP, one connection per domain; return how many tried."""
     from mailboxes.services.messages import read_raw
 
-    claimed = _claim(delivery_ids, timezone.now())
+    claimed_at = timezone.now()
+    claimed = _claim(delivery_ids, claimed_at)
     by_domain: dict[str, dict[int, list[Delivery]]] = defaultdict(lambda: defaultdict(list))
     for delivery in claimed:
         domain = addresses.domain_of(delivery.recipient)
@@ -376,5 +378,36 @@ def deliver_remote(delivery_ids: list[int]) -> int:
                 dict.fromkeys(e.recipients, Result(0, f"erreur interne ({type(exc).__name__})"))
                 for e in envelopes
             ]
-        _record(groups, results, domain)
+        _record_within_lease(groups, results, domain, claimed_at + _lease())
     return len(claimed)
+
+
+def _record_within_lease(
+    groups: list[tuple[Message, bytes, list[Delivery]]],
+    results: list[dict[str, Result]],
+    domain: str,
+    lease_end: datetime,
+) -> None:
+    """``_record``, tried again while the database is unreachable, until the claim's lease ends.
+
+    The peer has answered: if its 250s are not recorded, the deliveries are sent
+    again once the lease is over, and the recipients get the message twice (found
+    by the fault-injection suite with PostgreSQL restarted mid-delivery). Within the
+    lease no other task takes these deliveries, so trying again is safe.
+    """
+    pause = 0.25
+    while True:
+        try:
+            _record(groups, results, domain)
+            return
+        except (OperationalError, InterfaceError):
+            if timezone.now() + timedelta(seconds=pause) >= lease_end - timedelta(seconds=1):
+                raise
+            log.warning(
+                "outcome of %d deliveries to %s not recorded yet: database unreachable",
+                sum(len(d) for _m, _r, d in groups),
+                domain,
+            )
+            connection.close()  # a new one at the next try
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)

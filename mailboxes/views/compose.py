@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import PatientIdentity
 from mailboxes import selectors, services
 from mailboxes.forms import ComposeForm, XdmForm, join_addresses
+from mailboxes.middleware import RETRY_AFTER_SECONDS, storage_unavailable_text
 from mailboxes.models import Draft, Entry, Folder, Message
 from mailboxes.transport import xdm
 from mailboxes.views._common import current_user, folder_url, render_webmail
@@ -256,7 +257,10 @@ def draft_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     if request.method == "POST":
         form = ComposeForm(request.POST)
         if form.is_valid():
-            draft = _save(request, draft, form)
+            try:
+                draft = _save(request, draft, form)
+            except Draft.DoesNotExist:
+                raise Http404 from None  # sent or deleted meanwhile
             messages.success(request, _("Brouillon enregistré."))
             return redirect(_draft_url(draft))
         return _compose_page(request, draft, form, status=400)
@@ -271,7 +275,10 @@ def draft_save_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     form = ComposeForm(request.POST)
     if not form.is_valid():
         return render(request, "mailboxes/_draft_status.html", {"failed": True}, status=400)
-    _save(request, draft, form)
+    try:
+        _save(request, draft, form)
+    except Draft.DoesNotExist:
+        raise Http404 from None  # sent meanwhile: the page's last autosave comes too late
     if not _is_async(request):
         # sendBeacon ignores the answer; keep it empty.
         return HttpResponse(status=204)
@@ -309,18 +316,28 @@ def draft_send_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     form = ComposeForm(request.POST)
     if not form.is_valid():
         return _compose_page(request, draft, form, status=400)
-    # Saved first: a refused message stays a draft with everything the user typed.
-    draft = _save(request, draft, form)
     mailbox = draft.mailbox
     try:
+        # Saved first: a refused message stays a draft with everything the user typed.
+        draft = _save(request, draft, form)
         services.send_draft(
             draft,
             by=user,
             request=request,
             extra_headers=_send_headers(request, draft) or None,
         )
+    except Draft.DoesNotExist:
+        # Sent by an earlier click, or a try whose answer was lost: never sent twice.
+        messages.info(request, _("Ce message a déjà été envoyé."))
+        sent = selectors.system_folder(mailbox, Folder.Role.SENT)
+        return redirect(folder_url(sent) if sent else reverse("webmail_home"))
     except services.SubmissionError as exc:
         return _compose_page(request, draft, form, error=str(exc), status=400)
+    except services.BlobStoreUnavailable:
+        # A temporary failure: the draft keeps everything, nothing was sent.
+        response = _compose_page(request, draft, form, error=storage_unavailable_text(), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     messages.success(request, _("Message envoyé."))
     sent = selectors.system_folder(mailbox, Folder.Role.SENT)
     return redirect(folder_url(sent) if sent else reverse("webmail_home"))
@@ -345,6 +362,7 @@ def draft_upload_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     user = current_user(request)
     draft = selectors.get_draft(user, draft_id)
     error = ""
+    status = 400
     uploads = request.FILES.getlist("files")
     if not uploads:
         error = _("Choisissez au moins un fichier.")
@@ -360,12 +378,15 @@ def draft_upload_view(request: HttpRequest, draft_id: int) -> HttpResponse:
         except services.DraftError as exc:
             error = str(exc)
             break
+        except services.BlobStoreUnavailable:
+            error, status = storage_unavailable_text(), 503
+            break
     if _is_async(request):
         return render(
             request,
             "mailboxes/_draft_files.html",
             {"draft": draft, "files": _files(draft), "upload_error": error},
-            status=400 if error else 200,
+            status=status if error else 200,
         )
     if error:
         messages.error(request, error)

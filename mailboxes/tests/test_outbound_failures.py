@@ -1,0 +1,64 @@
+"""The peer accepted the message, then our database failed: the message is not sent twice.
+
+Found by the fault-injection suite (PostgreSQL restarted mid-delivery): the peer's
+250 could not be recorded, the deliveries stayed claimed, and once the claim's lease
+was over they were sent again: the remote recipient got the message twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from django.db import OperationalError
+
+from mailboxes import services
+from mailboxes.models import Delivery
+from mailboxes.transport import outbound
+from tests import factories
+from tests.smtp_peers import Sink, free_port, make_operator, sink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HERE = "hopital.mssante.test"
+PEER = "clinique.peer.test"
+
+
+def test_a_database_hiccup_after_the_peers_250_does_not_send_the_message_again(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca = trustme.CA()
+    make_operator(ca, HERE, tmp_path / "here").settings_for(settings)
+    peer = make_operator(ca, PEER, tmp_path / "peer")
+    peer.list()
+    box = factories.mailbox(domain=factories.hosted_domain(HERE))
+    port = free_port()
+    # A claim's lease of 3 s (3 x SMTP_TIMEOUT) rather than 3 min.
+    settings.SMTP_TIMEOUT = settings.DELIVERY_RETRY_SECONDS = 1
+    settings.SMTP_ROUTES = {PEER: ("127.0.0.1", port)}
+    real_record = outbound._record
+    calls: list[int] = []
+
+    def record_after_a_hiccup(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        real_record(*args, **kwargs)
+
+    monkeypatch.setattr(outbound, "_record", record_after_a_hiccup)
+    handler = Sink()
+    with sink(peer, handler, port=port):
+        with contextlib.suppress(OperationalError):
+            services.submit_message(
+                mailbox=box, author=box.owner, to=[f"dr.durand@{PEER}"], cc=[],
+                subject="Résultats", text="Bonjour.",
+            )  # fmt: skip
+        # Once the claim's lease is over, the sweeper finds nothing left to send.
+        time.sleep(outbound._lease().total_seconds() + 0.5)
+        services.sweep()
+    assert len(handler.messages) == 1
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED

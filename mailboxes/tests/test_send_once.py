@@ -1,0 +1,94 @@
+"""A draft is sent once, whatever happens between the message being stored and the answer.
+
+Found by the fault-injection suite: with PostgreSQL restarted while people were
+sending, a message was stored, the draft was not deleted (its deletion came in a
+second transaction, which failed), the sender saw an error page and sent again:
+the recipients got it twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import OperationalError
+from django.test import Client
+from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from mailboxes import services
+from mailboxes.models import Draft, Mailbox, Message
+from mailboxes.services import drafts
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+HERE = "hopital.mssante.test"
+
+
+@pytest.fixture
+def doctor() -> Mailbox:
+    return factories.mailbox(
+        factories.professional(first_name="Claire", last_name="Martin"),
+        domain=factories.hosted_domain(HERE),
+    )
+
+
+@pytest.fixture
+def nurse() -> Mailbox:
+    return factories.mailbox(domain=factories.hosted_domain(HERE))
+
+
+def logged_in(user: Any) -> Client:
+    client = Client(raise_request_exception=False)
+    client.force_login(user, backend="accounts.backends.IdentifierBackend")
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
+    session.save()
+    return client
+
+
+def test_a_send_retried_after_the_database_failed_midway_is_stored_once(
+    doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = logged_in(doctor.owner)
+    client.post(reverse("webmail_compose", args=[doctor.pk]))
+    draft = Draft.objects.get(mailbox=doctor)
+    fields = {"to": nurse.address, "subject": "Résultats", "text": "Texte"}
+
+    def database_gone(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    # The database goes away after the message is stored, before the draft is deleted.
+    monkeypatch.setattr(drafts, "delete_draft", database_gone)
+    failed = client.post(reverse("webmail_draft_send", args=[draft.pk]), fields)
+    monkeypatch.undo()
+    # The sender saw an error and sends again.
+    retried = client.post(reverse("webmail_draft_send", args=[draft.pk]), fields)
+    assert Message.objects.filter(subject="Résultats").count() == 1
+    assert not Draft.objects.filter(pk=draft.pk).exists()
+    # The error said "not now", and the second click went through.
+    assert failed.status_code == 503 and "momentanément indisponible" in failed.content.decode()
+    assert retried.status_code == 302
+
+
+def test_a_draft_sent_by_another_request_is_neither_sent_again_nor_brought_back(
+    doctor: Mailbox, nurse: Mailbox
+) -> None:
+    # Two clicks on "Envoyer": both requests loaded the draft before either sent it.
+    draft = services.save_draft(
+        mailbox=doctor, author=doctor.owner, draft=None, to=[nurse.address], cc=[],
+        subject="Deux clics", text="Texte",
+    )  # fmt: skip
+    first, second = Draft.objects.get(pk=draft.pk), Draft.objects.get(pk=draft.pk)
+    services.send_draft(first, by=doctor.owner)
+    with pytest.raises(Draft.DoesNotExist):
+        services.save_draft(
+            mailbox=doctor, author=doctor.owner, draft=second, to=[nurse.address], cc=[],
+            subject="Deux clics", text="Texte",
+        )  # fmt: skip
+    with pytest.raises(Draft.DoesNotExist):
+        services.send_draft(second, by=doctor.owner)
+    assert Message.objects.filter(subject="Deux clics").count() == 1
+    assert not Draft.objects.exists()
