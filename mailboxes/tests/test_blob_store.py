@@ -24,8 +24,8 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import TOTPDevice
 from mailboxes import blobs, services, tasks
 from mailboxes.models import Draft, Mailbox, Message
 from tests import factories

@@ -15,8 +15,8 @@ from django.db import OperationalError
 from django.test import Client
 from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import TOTPDevice
 from mailboxes import services
 from mailboxes.models import Draft, Mailbox, Message
 from mailboxes.services import drafts

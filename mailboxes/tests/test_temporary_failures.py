@@ -67,8 +67,8 @@ def test_the_webmail_says_in_french_that_the_service_is_briefly_unavailable(
 ) -> None:
     from django.test import Client
     from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from accounts.models import TOTPDevice
     from mailboxes import selectors
 
     user = factories.professional()
