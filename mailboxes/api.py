@@ -39,11 +39,6 @@ from pydantic import AfterValidator, Field
 
 from mailboxes import selectors, services
 from mailboxes.blobs import BlobStoreUnavailable
-from mailboxes.middleware import (
-    RETRY_AFTER_SECONDS,
-    database_unavailable_text,
-    storage_unavailable_text,
-)
 from mailboxes.models import (
     AccessEvent,
     ApiToken,
@@ -54,6 +49,11 @@ from mailboxes.models import (
     Message,
 )
 from mailboxes.transport.timeline import read_visible, timeline
+from mssante.errors import (
+    RETRY_AFTER_SECONDS,
+    database_unavailable_text,
+    storage_unavailable_text,
+)
 from mssante.lib import mime, untrusted
 
 log = logging.getLogger(__name__)

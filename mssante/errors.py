@@ -12,6 +12,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -23,6 +24,34 @@ log = logging.getLogger(__name__)
 
 class Refused(PermissionDenied):
     """A 403 whose message (French, for the user) the error page shows."""
+
+
+# How long a client is asked to wait before trying again (HTTP Retry-After) after a
+# failure of ours that will pass: the database out of reach, the blob store refusing.
+RETRY_AFTER_SECONDS = 120
+# Database errors that say "not now" (connection lost, server restarting).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def storage_unavailable_text() -> str:
+    return _(
+        "Le stockage des messages est momentanément indisponible : rien n'a été enregistré "
+        "ni envoyé. Réessayez dans quelques minutes."
+    )
+
+
+def database_unavailable_text() -> str:
+    return _(
+        "Le service est momentanément indisponible : votre dernière action n'a peut-être pas "
+        "été enregistrée. Vérifiez-la dans quelques instants avant de la refaire."
+    )
+
+
+def temporarily_unavailable(request: HttpRequest | None, reason: str) -> HttpResponse:
+    """The 503 page (or JSON) of a failure of ours that will pass, with Retry-After."""
+    response = error_response(request, 503, reason=reason)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _texts(status: int) -> tuple[str, str, str]:
@@ -51,6 +80,14 @@ def _texts(status: int) -> tuple[str, str, str]:
             _(
                 "Si vous pensez que c'est une erreur, demandez l'accès au titulaire de la boîte "
                 "ou à l'équipe de votre opérateur."
+            ),
+        )
+    if status == 503:
+        return (
+            _("Service momentanément indisponible"),
+            _("Une partie du service ne répond pas pour l'instant."),
+            _(
+                "Réessayez dans quelques minutes. Si le problème persiste, contactez l'équipe de votre opérateur."
             ),
         )
     if status == 404:

@@ -1,3 +1,4 @@
+import sys
 from urllib.parse import urlsplit
 
 from django.db import connection
@@ -46,6 +47,10 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception: a database out of reach before the
+    # view (loading the session or the user) is a temporary failure, not a bug.
+    if isinstance(sys.exc_info()[1], errors.DATABASE_UNAVAILABLE):
+        return errors.temporarily_unavailable(request, errors.database_unavailable_text())
     return errors.error_response(request, 500)
 
 

@@ -94,7 +94,9 @@ def test_a_400_is_a_french_page() -> None:
 
 
 @pytest.mark.parametrize("logged", [False, True])
-def test_the_500_page_shows_in_french_with_the_database_down(settings: Any, logged: bool) -> None:
+def test_the_database_down_is_a_french_503_saying_to_come_back(settings: Any, logged: bool) -> None:
+    # Logged in, the session fails before any view (handler500); anonymous, the health
+    # view's own query fails (the middleware): both are a failure that will pass.
     settings.DEBUG = False
     client = logged_in(factories.professional()) if logged else Client()
     client.raise_request_exception = False
@@ -104,7 +106,24 @@ def test_the_500_page_shows_in_french_with_the_database_down(settings: Any, logg
         side_effect=OperationalError("connection failed: host db port 5432"),
     ):
         response = client.get("/messagerie/" if logged else "/sante/")
-    html = _assert_dsfr_page(response, 500, "Erreur inattendue", "Réessayez dans quelques instants")
+    html = _assert_dsfr_page(
+        response, 503, "Service momentanément indisponible", "Réessayez dans quelques minutes"
+    )
+    assert response["Retry-After"] == "120"
     # Nothing of the failure reaches the page.
     assert "5432" not in html
     assert "OperationalError" not in html
+
+
+@pytest.mark.parametrize("logged", [False, True])
+def test_a_bug_of_ours_is_a_french_500_page(settings: Any, logged: bool) -> None:
+    settings.DEBUG = False
+    client = logged_in(factories.professional()) if logged else Client()
+    client.raise_request_exception = False
+    with mock.patch.object(
+        BaseDatabaseWrapper, "ensure_connection", side_effect=RuntimeError("secret detail 5432")
+    ):
+        response = client.get("/messagerie/" if logged else "/sante/")
+    html = _assert_dsfr_page(response, 500, "Erreur inattendue", "Réessayez dans quelques instants")
+    assert "5432" not in html
+    assert "RuntimeError" not in html

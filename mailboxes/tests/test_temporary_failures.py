@@ -83,13 +83,6 @@ def test_the_webmail_says_in_french_that_the_service_is_briefly_unavailable(
     assert response.status_code == 503
     assert response["Retry-After"]
     assert "momentanément indisponible" in response.content.decode()
-    # When even the page cannot be drawn (it needs the database for the user's name).
-    from mailboxes import middleware
-
-    monkeypatch.setattr(middleware, "render", _database_gone)
-    response = client.get(f"/messagerie/bal/{box.pk}/")
-    assert response.status_code == 503
-    assert "momentanément indisponible" in response.content.decode()
 
 
 def test_the_api_answers_503_when_the_database_is_out_of_reach(
