@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from django.contrib import messages
+from django.contrib.admin import ModelAdmin
+from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList, ChangeListSearchForm
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
+from mssante import saved_search
 from mssante.access import is_verified
 from mssante.errors import Refused
 
@@ -46,3 +57,98 @@ class PortalAdminSite(OTPAdminSite):
                 )
             )
         return redirect_to_login(target)
+
+    # ------------------------------------------------------------------ searches
+    # Staff search by a patient's name or INS: in a GET query string the terms would land
+    # in every access log (see mssante.saved_search). The search box is POSTed here, the
+    # terms kept in the session, and the list reopened with only their opaque id (_s).
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("recherche/", self.admin_view(self.saved_search_view), name="saved_search"),
+            *super().get_urls(),
+        ]
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        # Every list of the admin searches this way, whoever wrote its ModelAdmin.
+        admin_class = admin_class or ModelAdmin
+        if not issubclass(admin_class, SavedSearchAdmin):
+            admin_class = type(
+                admin_class.__name__,
+                (SavedSearchAdmin, admin_class),
+                {"__module__": admin_class.__module__},
+            )
+        super().register(model_or_iterable, admin_class, **options)
+
+    def saved_search_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        target = urlsplit(str(request.POST.get("next", "")))
+        index = reverse("admin:index", current_app=self.name)
+        if target.scheme or target.netloc or not target.path.startswith(index):
+            return HttpResponseBadRequest()
+        params = [
+            (key, value)
+            for key, value in parse_qsl(target.query, keep_blank_values=True)
+            if key not in (SEARCH_VAR, SAVED_SEARCH_VAR, PAGE_VAR)
+        ]
+        terms = str(request.POST.get(SEARCH_VAR, "")).strip()[:SEARCH_MAX]
+        if terms:
+            search_id = saved_search.remember(request, _admin_kind(target.path), {"q": terms})
+            params.append((SAVED_SEARCH_VAR, search_id))
+        query = f"?{urlencode(params)}" if params else ""
+        return saved_search.see_results(target.path + query)
+
+
+SAVED_SEARCH_VAR = "_s"
+# Longer terms are cut: no name or INS is anywhere near.
+SEARCH_MAX = 200
+
+
+def _admin_kind(path: str) -> str:
+    return f"admin:{path}"
+
+
+class SavedSearchChangeList(ChangeList):
+    """A changelist whose search terms come from the session (``_s``), never the URL."""
+
+    def __init__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        terms = ""
+        search_id = request.GET.get(SAVED_SEARCH_VAR)
+        if search_id:
+            saved = saved_search.recall(request, _admin_kind(request.path), search_id)
+            if saved is None:
+                messages.info(
+                    request,
+                    _("Cette recherche a expiré (ou vient d'une autre session) : relancez-la."),
+                )
+            else:
+                terms = str(saved.get("q", ""))
+        if terms:
+            # The form Django builds from request.GET gets the saved terms instead.
+            data = request.GET.copy()
+            data[SEARCH_VAR] = terms
+            self.search_form_class = _FixedData(data)  # type: ignore[assignment]
+        super().__init__(request, *args, **kwargs)
+
+    def get_filters_params(self, params: Any = None) -> dict[str, Any]:
+        lookup = super().get_filters_params(params)
+        lookup.pop(SAVED_SEARCH_VAR, None)
+        return lookup
+
+
+class _FixedData:
+    """Builds the changelist's search form from given data rather than the request's."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __call__(self, _request_data: Any) -> ChangeListSearchForm:
+        return ChangeListSearchForm(self.data)
+
+
+class SavedSearchAdmin(ModelAdmin):
+    """Mixed into every ModelAdmin of the portal's site (PortalAdminSite.register)."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SavedSearchChangeList
