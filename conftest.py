@@ -112,3 +112,14 @@ def _scanning_off(settings: Any) -> None:
     # only when they ask for it (the `clamd` fixtures of the scanning tests), so
     # the rest neither waits on clamd nor depends on it.
     settings.CLAMD_ADDRESS = ""
+
+
+@pytest.fixture(autouse=True)
+def _french_again() -> Iterator[None]:
+    # A request in English (the language switch, Accept-Language) leaves English active in
+    # this thread after it: the next test would read English where it expects French.
+    yield
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
