@@ -130,6 +130,11 @@ class SavedSearchChangeList(ChangeList):
             data[SEARCH_VAR] = terms
             self.search_form_class = _FixedData(data)  # type: ignore[assignment]
         super().__init__(request, *args, **kwargs)
+        # Where the search box leads back to: this list with its filters (the box's template
+        # is an inclusion tag, without the request).
+        self.search_next = request.path + self.get_query_string(
+            remove=[SEARCH_VAR, SAVED_SEARCH_VAR, PAGE_VAR]
+        )
 
     def get_filters_params(self, params: Any = None) -> dict[str, Any]:
         lookup = super().get_filters_params(params)

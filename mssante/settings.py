@@ -207,8 +207,11 @@ STORAGES = {
 MSSANTE_MASTER_KEYS = conf.master_keys("MSSANTE_MASTER_KEYS", VAR_DIR)
 
 # --- Tasks --------------------------------------------------------------------
-CELERY_BROKER_URL = conf.url("CELERY_BROKER_URL", "", schemes=("redis", "rediss", "amqp", "memory"))
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+_broker_url = conf.url("CELERY_BROKER_URL", "", schemes=("redis", "rediss", "amqp", "memory"))
+CELERY_TASK_ALWAYS_EAGER = not _broker_url
+# Celery takes a producer even for an eager task: without a broker, an in-memory transport
+# keeps kombu from reaching for (and warning about) amqp://localhost.
+CELERY_BROKER_URL = _broker_url or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

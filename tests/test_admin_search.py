@@ -30,15 +30,22 @@ def _urls_seen(response: Any) -> list[str]:
     return asked + re.findall(r'(?:href|action|value)="([^"]*[?/][^"]*)"', html)
 
 
+def _search_box(html: str) -> tuple[str, dict[str, str]]:
+    """The changelist's search form as a browser sends it: its action and its fields."""
+    form = re.search(r'<form id="changelist-search"(.*?)</form>', html, re.S)
+    assert form is not None
+    assert 'method="post"' in form.group(1)  # the search box posts
+    action = re.search(r'action="([^"]+)"', form.group(1))
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form.group(1)))
+    return action.group(1), {k: v.replace("&amp;", "&") for k, v in fields.items()}
+
+
 def test_staff_search_a_patient_by_name_and_the_name_is_in_no_url():
     staff = factories.staff()
     factories.patient()  # born MOREAU, as the factory writes them
     client = logged_in(staff)
-    page = client.get(USERS)
-    assert 'method="post"' in page.content.decode()  # the search box posts
-    found = client.post(
-        "/admin/recherche/", {"q": "MOREAU", "next": USERS + "?kind__exact=patient"}, follow=True
-    )
+    action, fields = _search_box(client.get(USERS, {"kind__exact": "patient"}).content.decode())
+    found = client.post(action, {**fields, "q": "MOREAU"}, follow=True)
     assert found.status_code == 200
     html = found.content.decode()
     assert "1 résultat" in html or "1 result" in html
