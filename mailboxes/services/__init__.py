@@ -62,6 +62,7 @@ from mailboxes.services.sharing import (
     sender_for,
     set_receipt_mode,
 )
+from mailboxes.services.structured import attach_xdm_package
 from mailboxes.services.tokens import (
     agreement_for,
     authenticate_token,
@@ -92,6 +93,7 @@ __all__ = [
     "add_draft_attachment",
     "agreement_for",
     "attach_forwarded",
+    "attach_xdm_package",
     "authenticate_token",
     "change_membership",
     "collect_orphan_blobs",
