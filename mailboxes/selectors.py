@@ -23,9 +23,12 @@ from mailboxes.models import (
     Folder,
     Mailbox,
     Membership,
+    Message,
 )
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from accounts.models import User
 
 PAGE_SIZE = 50
@@ -483,6 +486,51 @@ def message_accesses(entry: Entry) -> list[AccessEvent]:
             mailbox_id=entry.mailbox_id, message_id=entry.message_id
         ).order_by("-at", "-pk")[:50]
     )
+
+
+# --------------------------------------------------------------------------- the API
+
+
+def entry_by_public_id(mailbox: Mailbox, public_id: UUID) -> Entry | None:
+    """The mailbox's entry of the message with this public id (the API's ``id``), if any."""
+    return (
+        Entry.objects.select_related("message", "folder", "mailbox")
+        .filter(mailbox=mailbox, message__public_id=public_id)
+        .first()
+    )
+
+
+def message_by_public_id(mailbox: Mailbox, public_id: UUID) -> tuple[Message, Entry | None]:
+    """A message of the mailbox (received, or sent by it) and its entry there, or 404."""
+    entry = entry_by_public_id(mailbox, public_id)
+    if entry is not None:
+        return entry.message, entry
+    message = Message.objects.filter(public_id=public_id, sender_mailbox=mailbox).first()
+    if message is None:
+        raise Http404
+    return message, None
+
+
+def folder_named(mailbox: Mailbox, name: str) -> Folder | None:
+    """A folder of the mailbox by role (inbox, sent, archive, trash) or custom name.
+
+    Drafts are not offered: a draft is the webmail's, not a message to list or file into.
+    """
+    qs = Folder.objects.filter(mailbox=mailbox)
+    folder = (
+        qs.exclude(role=Folder.Role.CUSTOM).filter(role=name).first()
+        or qs.filter(role=Folder.Role.CUSTOM, name=name).first()
+    )
+    if folder is None or folder.role == Folder.Role.DRAFTS:
+        return None
+    return folder
+
+
+def sent_deliveries(mailbox: Mailbox, message: Message) -> list[Delivery]:
+    """Each recipient's delivery of a message, for the mailbox that sent it (else none)."""
+    if message.sender_mailbox_id != mailbox.pk:
+        return []
+    return list(Delivery.objects.filter(message=message).order_by("recipient"))
 
 
 # --------------------------------------------------------------------------- API agreements

@@ -7,6 +7,7 @@ One module per concern; callers use the names re-exported here.
 """
 
 from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.services.api import ApiAnswer, send_api_message
 from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.drafts import (
     DraftContent,
@@ -23,8 +24,10 @@ from mailboxes.services.drafts import (
 from mailboxes.services.errors import (
     DraftError,
     FolderError,
+    IdempotencyConflict,
     MailboxError,
     MembershipError,
+    ScopeError,
     SubmissionError,
     TokenError,
 )
@@ -59,6 +62,7 @@ from mailboxes.services.sharing import (
     sender_for,
     set_receipt_mode,
 )
+from mailboxes.services.structured import attach_xdm_package
 from mailboxes.services.tokens import (
     agreement_for,
     authenticate_token,
@@ -68,23 +72,28 @@ from mailboxes.services.tokens import (
     live_agreement,
     purge_idempotency_keys,
     record_api_agreement,
+    require_scope,
     revoke_api_token,
     withdraw_api_agreement,
 )
 
 __all__ = [
     "SYSTEM_FOLDERS",
+    "ApiAnswer",
     "BlobStoreUnavailable",
     "DraftContent",
     "DraftError",
     "FolderError",
+    "IdempotencyConflict",
     "MailboxError",
     "MembershipError",
+    "ScopeError",
     "SubmissionError",
     "TokenError",
     "add_draft_attachment",
     "agreement_for",
     "attach_forwarded",
+    "attach_xdm_package",
     "authenticate_token",
     "change_membership",
     "collect_orphan_blobs",
@@ -117,11 +126,13 @@ __all__ = [
     "record_entries",
     "remove_draft_attachment",
     "rename_folder",
+    "require_scope",
     "restore_entries",
     "revoke_api_token",
     "revoke_membership",
     "save_draft",
     "scan",
+    "send_api_message",
     "send_draft",
     "sender_for",
     "set_draft_headers",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+
 
 class SubmissionError(Exception):
     """A message the user asked to send was refused; ``str()`` is the French reason."""
@@ -25,3 +27,11 @@ class MembershipError(Exception):
 
 class TokenError(Exception):
     """An API token could not be created; ``str()`` is the French reason."""
+
+
+class ScopeError(PermissionDenied):
+    """An API token used beyond what its holder agreed to; ``str()`` is the French reason."""
+
+
+class IdempotencyConflict(Exception):
+    """An idempotency key already used for another request; ``str()`` is the French reason."""

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from charter import audit
 from mailboxes.models import ApiAgreement, ApiScope, ApiToken, IdempotencyRecord, Mailbox
 from mailboxes.selectors import Access
-from mailboxes.services.errors import TokenError
+from mailboxes.services.errors import ScopeError, TokenError
 from mailboxes.services.rights import authorise
 
 if TYPE_CHECKING:
@@ -43,6 +43,18 @@ _SCOPE_LEVEL = {ApiScope.READ: Access.READ, ApiScope.SEND: Access.SEND}
 def scope_level(scope: str) -> Access:
     """The webmail level a token's scope stands for (read, or send)."""
     return _SCOPE_LEVEL[ApiScope(scope)]
+
+
+def require_scope(token: ApiToken, need: Access) -> None:
+    """Refuse (``ScopeError``) a use of ``token`` that its holder did not agree to."""
+    if scope_level(token.scope) < need:
+        raise ScopeError(
+            _(
+                "Ce jeton ne permet pas d'envoyer : le titulaire de %(address)s n'a accordé "
+                "que la lecture."
+            )
+            % {"address": token.mailbox.address}
+        )
 
 
 # "mss_" + 8 characters of prefix (shown in the admin to tell tokens apart) + the secret.

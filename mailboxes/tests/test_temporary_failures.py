@@ -96,7 +96,7 @@ def test_the_api_answers_503_when_the_database_is_out_of_reach(
         factories.professional(), kind="APP", domain=factories.hosted_domain(HERE)
     )
     _token, secret = factories.api_token(app)
-    monkeypatch.setattr(services, "submit_message", _database_gone)
+    monkeypatch.setattr(services, "send_api_message", _database_gone)
     response = Client(headers={"Authorization": f"Bearer {secret}"}).post(
         "/api/v1/messages",
         {"to": [app.address], "subject": "Essai", "text": "Texte"},

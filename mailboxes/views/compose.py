@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import html
-import uuid
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +19,7 @@ from accounts.models import PatientIdentity
 from mailboxes import selectors, services
 from mailboxes.forms import ComposeForm, XdmForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Message
+from mailboxes.services.structured import XML_TYPES
 from mailboxes.transport import xdm
 from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import download_response
@@ -418,28 +417,13 @@ def draft_attachment_view(request: HttpRequest, draft_id: int, attachment_id: in
 
 # --------------------------------------------------------------------------- patient record (XDM)
 
-_XML_TYPES = ("text/xml", "application/xml", "application/hl7-cda+xml")
-
-
-def _xdm_kind(filename: str, content_type: str, data: bytes) -> str | None:
-    """ "application/pdf" or "text/xml" for a PDF or a CDA XML file, None for anything else."""
-    name = (filename or "").lower()
-    ctype = (content_type or "").split(";")[0].strip().lower()
-    if (ctype == "application/pdf" or name.endswith(".pdf")) and data.startswith(b"%PDF-"):
-        return "application/pdf"
-    if ctype in _XML_TYPES or name.endswith(".xml"):
-        head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        if head == b"<":
-            return "text/xml"
-    return None
-
 
 def _xdm_files(draft: Draft) -> list[tuple[int, str]]:
     return [
         (f.pk, f.filename)
         for f in draft.files.order_by("pk")
         if f.filename.lower().endswith((".pdf", ".xml"))
-        or f.content_type.lower() in ("application/pdf", *_XML_TYPES)
+        or f.content_type.lower() in ("application/pdf", *XML_TYPES)
     ]
 
 
@@ -495,36 +479,20 @@ def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
         initial={"patient": recipients[0].pk if len(recipients) == 1 else None},
     )
     if request.method == "POST" and form.is_valid():
-        documents, error = _xdm_documents(request, draft, form)
-        professional = getattr(user, "professional", None)
-        if professional is None:
-            error = _("Seul un professionnel identifié (RPPS) peut joindre des documents.")
-        if not error and professional is not None:
-            patient = _xdm_patient(form, patients)
-            package = xdm.build(
-                documents,
-                patient=patient,
-                author=xdm.Author(professional.national_id, user.last_name, user.first_name),
-                source_oid=f"2.25.{uuid.uuid5(uuid.NAMESPACE_DNS, draft.mailbox.domain.name).int}",
+        try:
+            services.attach_xdm_package(
+                draft,
+                by=user,
+                patient=_xdm_patient(form, patients),
+                type_code=form.cleaned_data["type_code"],
+                attachment_ids=form.cleaned_data.get("attachments") or [],
+                uploads=request.FILES.getlist("files"),
             )
-            try:
-                with transaction.atomic():
-                    # One package per message: a new one replaces the previous.
-                    for old in draft.files.filter(filename__iexact=xdm.FILENAME):
-                        services.remove_draft_attachment(old, by=user)
-                    services.add_draft_attachment(
-                        draft, xdm.FILENAME, "application/zip", package, by=user
-                    )
-                    services.set_draft_headers(draft, xdm.headers(patient, documents), by=user)
-            except services.DraftError as exc:
-                error = str(exc)
-            else:
-                messages.success(
-                    request,
-                    _("Documents joints au dossier du patient (IHE_XDM.ZIP)."),
-                )
-                return redirect(_draft_url(draft))
-        form.add_error(None, error)
+        except services.DraftError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Documents joints au dossier du patient (IHE_XDM.ZIP)."))
+            return redirect(_draft_url(draft))
     return render_webmail(
         request,
         "mailboxes/xdm.html",
@@ -533,33 +501,3 @@ def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
         current_folder=selectors.system_folder(draft.mailbox, Folder.Role.DRAFTS),
         status=400 if request.method == "POST" else 200,
     )
-
-
-def _xdm_documents(
-    request: HttpRequest, draft: Draft, form: XdmForm
-) -> tuple[list[xdm.Document], str]:
-    type_code = form.cleaned_data["type_code"]
-    picked: list[tuple[str, str, bytes]] = []
-    chosen = set(form.cleaned_data.get("attachments") or [])
-    for att in draft.files.filter(pk__in=chosen).order_by("pk"):
-        picked.append((att.filename, att.content_type, services.read_draft_attachment(att)))
-    uploads = request.FILES.getlist("files")
-    if sum(u.size or 0 for u in uploads) > settings.MESSAGE_MAX_BYTES:
-        return [], _("Les documents dépassent la taille maximale d'un message (%(limit)s).") % {
-            "limit": mime.human_size(settings.MESSAGE_MAX_BYTES)
-        }
-    for upload in uploads:
-        picked.append((upload.name or "document", upload.content_type or "", upload.read()))
-    if not picked:
-        return [], _("Choisissez au moins un document (PDF ou CDA XML).")
-    documents = []
-    for filename, content_type, data in picked:
-        kind = _xdm_kind(filename, content_type, data)
-        if kind is None:
-            return [], _("« %(name)s » n'est ni un PDF ni un document CDA XML.") % {
-                "name": filename
-            }
-        documents.append(
-            xdm.Document(filename, kind, data, type_code, filename.rsplit(".", 1)[0][:200])
-        )
-    return documents, ""

@@ -7,6 +7,7 @@ import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import Http404
 from django.test import Client
 from django.urls import reverse
 
@@ -309,3 +310,24 @@ def test_the_patient_among_the_recipients_is_proposed_first(space: Space) -> Non
     form = doctor.get(reverse("webmail_draft_xdm", args=[draft.pk])).content.decode()
     identity = space.patient.patient
     assert f'<option value="{identity.pk}" selected>' in form
+
+
+def test_the_package_service_refuses_another_authors_draft_and_a_non_identified_author(
+    space: Space,
+) -> None:
+    # The view resolves the draft in the author's boxes first; the service checks again.
+    doctor = login(space.doctor)
+    draft = _draft(space, doctor, space.patient_box.address)
+    patient = xdm.Patient(ins="279035121518989", oid="1.2.250.1.213.1.4.10")
+    upload = SimpleUploadedFile("bilan.pdf", PDF, content_type="application/pdf")
+    with pytest.raises(Http404):
+        mailbox_services.attach_xdm_package(
+            draft, by=space.nurse, patient=patient, type_code="11502-2", uploads=[upload]
+        )
+    space.doctor.professional.delete()
+    space.doctor.refresh_from_db()
+    with pytest.raises(mailbox_services.DraftError, match="professionnel identifié"):
+        mailbox_services.attach_xdm_package(
+            draft, by=space.doctor, patient=patient, type_code="11502-2", uploads=[upload]
+        )
+    assert not DraftAttachment.objects.filter(draft=draft).exists()

@@ -1,0 +1,166 @@
+"""Sending for software through the API: the token's scope, idempotency, the submission.
+
+The API endpoint only parses the request; this is the whole of what sending does, through
+the same ``submit_message`` (rights, charter and patient rules, building, storing) and the
+same access journal as the webmail's ``send_draft``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from mailboxes.models import AccessEvent, ApiToken, IdempotencyRecord, Message
+from mailboxes.selectors import Access
+from mailboxes.services.errors import IdempotencyConflict
+from mailboxes.services.messages import submit_message
+from mailboxes.services.sharing import record_access
+from mailboxes.services.tokens import require_scope
+from mssante.lib import mime
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAnswer:
+    """The answer to give: 201 and the new message, or the first answer to this key again."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def request_hash(
+    *,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    text: str,
+    html: str | None,
+    attachments: Sequence[mime.Attachment],
+) -> str:
+    """What the request asks, whatever its encoding (JSON or multipart, key order, base64).
+
+    Stored with the idempotency key: changing this form makes every retry of a request
+    sent before the change a 409, so keep it as it is.
+    """
+    canonical = json.dumps(
+        {
+            "to": to,
+            "cc": cc,
+            "subject": subject,
+            "text": text,
+            "html": html,
+            "attachments": [
+                [a.filename, a.content_type, hashlib.sha256(a.data).hexdigest()]
+                for a in attachments
+            ],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(token: ApiToken, key: str, digest: str) -> ApiAnswer | None:
+    record = IdempotencyRecord.objects.filter(token=token, key=key).first()
+    if record is None:
+        return None
+    if record.request_hash != digest:
+        raise IdempotencyConflict(
+            _(
+                "La clé d'idempotence « %(key)s » a déjà servi pour une autre requête : "
+                "utilisez une nouvelle clé pour un nouveau message."
+            )
+            % {"key": key}
+        )
+    return ApiAnswer(record.status, dict(record.body))
+
+
+def _created(message: Message) -> dict[str, Any]:
+    return {
+        "id": str(message.public_id),
+        "message_id": message.message_id,
+        "recipients": len(message.to_addrs) + len(message.cc_addrs),
+        "url": f"/api/v1/messages/{message.public_id}",
+    }
+
+
+def send_api_message(
+    token: ApiToken,
+    *,
+    to: list[str],
+    cc: list[str],
+    subject: str,
+    text: str,
+    html: str | None,
+    attachments: Sequence[mime.Attachment],
+    idempotency_key: str | None = None,
+    request: HttpRequest | None = None,
+) -> ApiAnswer:
+    """Send from the token's mailbox, once per idempotency key; the answer to give.
+
+    ``ScopeError`` if the holder only agreed to reading, ``SubmissionError`` (the French
+    reason) if a rule refuses the message, ``IdempotencyConflict`` if the key already
+    served another request. The answer is given only once the message is durably stored.
+    """
+    require_scope(token, Access.SEND)
+    fields: dict[str, Any] = {
+        "to": to,
+        "cc": cc,
+        "subject": subject,
+        "text": text,
+        "html": html,
+        "attachments": attachments,
+    }
+    digest = request_hash(**fields)
+    key = idempotency_key
+    if key is not None:
+        replayed = _replay(token, key, digest)
+        if replayed is not None:
+            return replayed
+    try:
+        # One transaction: the key, the message and its answer commit together, so the
+        # 201 goes out after the commit, and a concurrent retry with the same key waits
+        # on the unique (token, key) row, then replays this answer.
+        with transaction.atomic():
+            record = (
+                IdempotencyRecord.objects.create(
+                    token=token, key=key, request_hash=digest, status=0
+                )
+                if key is not None
+                else None
+            )
+            # The token's box and scope are checked: the platform sends (author None).
+            message = submit_message(
+                mailbox=token.mailbox,
+                author=None,
+                origin=Message.Origin.API,
+                request=request,
+                **fields,
+            )
+            record_access(
+                token.mailbox,
+                AccessEvent.Action.SEND,
+                actor=None,
+                messages=[message],
+                label=f"API {token.label or token.prefix}",
+            )
+            body = _created(message)
+            if record is not None:
+                record.status, record.body, record.message = 201, body, message
+                record.save(update_fields=["status", "body", "message"])
+    except IntegrityError:
+        if key is None:
+            raise
+        replayed = _replay(token, key, digest)
+        if replayed is None:
+            raise
+        return replayed
+    return ApiAnswer(201, body)
