@@ -19,7 +19,7 @@ from django.utils.translation import override
 
 from charter import audit
 from charter.models import Quarantine
-from charter.scanning import ScanStatus, ScanVerdict
+from trust.scanning import ScanStatus, ScanVerdict
 
 if TYPE_CHECKING:
     from accounts.models import User

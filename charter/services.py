@@ -1,8 +1,6 @@
-"""Writes of the charter: abuse reports, the staff decisions on them, recipient exceptions."""
+"""Writes of the charter: abuse reports and the staff decisions on them."""
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -15,7 +13,7 @@ from django.utils.translation import gettext_lazy
 from accounts import services as accounts
 from accounts.models import User
 from charter import audit
-from charter.models import AbuseReport, RecipientLimitException, Sanction
+from charter.models import AbuseReport, Sanction
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services.rights import authorise
@@ -169,44 +167,3 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
     if target is not None and chosen != Sanction.Decision.DISMISS:
         _notify(target, chosen, reason)
     return sanction
-
-
-# --- Exceptions to the recipient limit ---------------------------------------------------
-
-
-@transaction.atomic
-def grant_recipient_exception(
-    mailbox: Mailbox, *, reason: str, valid_until: datetime, by: User
-) -> RecipientLimitException:
-    """Staff let a mailbox exceed MAX_RECIPIENTS until ``valid_until``."""
-    reason = reason.strip()
-    if not reason:
-        raise CharterError(_("Un motif est obligatoire pour accorder une dérogation."))
-    now = timezone.now()
-    if valid_until <= now:
-        raise CharterError(_("La date de fin de la dérogation doit être dans le futur."))
-    exception = RecipientLimitException.objects.create(
-        mailbox=mailbox, reason=reason, valid_until=valid_until, granted_by=by, granted_at=now
-    )
-    audit.record(
-        "charter.recipient_exception_granted",
-        actor=by,
-        obj=exception,
-        mailbox=mailbox.pk,
-        until=valid_until.isoformat(),
-        reason=reason,
-    )
-    return exception
-
-
-@transaction.atomic
-def revoke_recipient_exception(exception: RecipientLimitException, *, by: User) -> None:
-    """End a recipient-limit exception now."""
-    if exception.revoked_at is not None:
-        return
-    exception.revoked_at = timezone.now()
-    exception.revoked_by = by
-    exception.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(
-        "charter.recipient_exception_revoked", actor=by, obj=exception, mailbox=exception.mailbox_id
-    )

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
-from charter import audit, inactivity, listeblanche
+from charter import audit, inactivity
 
 
 @shared_task(acks_late=True)
@@ -20,15 +19,6 @@ def anchor_audit_journal() -> int:
     """Anchor the audit journal's head outside the database; returns the anchored event id."""
     line = audit.anchor()
     return int(line["last_id"]) if line else 0
-
-
-@shared_task(acks_late=True)
-def refresh_liste_blanche() -> str:
-    """Re-import the liste blanche from LISTE_BLANCHE_URL (nothing when it is empty)."""
-    url = settings.LISTE_BLANCHE_URL
-    if not url:
-        return "disabled"
-    return listeblanche.import_liste_blanche(url).result
 
 
 @shared_task(acks_late=True)

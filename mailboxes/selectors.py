@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -13,6 +14,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.models import User
 from mailboxes.models import (
     AccessEvent,
     ApiAgreement,
@@ -21,15 +23,15 @@ from mailboxes.models import (
     DraftAttachment,
     Entry,
     Folder,
+    HostedDomain,
     Mailbox,
     Membership,
     Message,
 )
+from trust.policy import HostedDomains
 
 if TYPE_CHECKING:
     from uuid import UUID
-
-    from accounts.models import User
 
 PAGE_SIZE = 50
 SEARCH_LIMIT = 100
@@ -575,3 +577,34 @@ def get_api_agreement(user: User | Any, agreement_id: int) -> ApiAgreement:
         raise Http404
     require(user, agreement.mailbox, Access.HOLDER)
     return agreement
+
+
+# --------------------------------------------------------------------------- trust rules
+# What the trust rules (the trust app, below this one) need to know of our boxes: they
+# read none of our tables, the submission gives them these.
+
+
+def hosted_domains() -> HostedDomains:
+    """The domains this operator serves: those receiving mail, those of patients (one query)."""
+    rows = list(HostedDomain.objects.values_list("name", "kind", "active"))
+    return HostedDomains(
+        active=frozenset(name for name, _kind, active in rows if active),
+        patient=frozenset(
+            name for name, kind, _active in rows if kind == HostedDomain.Kind.PATIENT
+        ),
+    )
+
+
+def closed_addresses(addresses: Sequence[str]) -> set[str]:
+    """Those of these addresses whose box is closed, or whose holder's account is."""
+    return set(
+        Mailbox.objects.filter(address__in=list(addresses))
+        .filter(
+            Q(status=Mailbox.Status.CLOSED)
+            | Q(
+                kind__in=[Mailbox.Kind.PERSONAL, Mailbox.Kind.PATIENT],
+                owner__status=User.Status.CLOSED,
+            )
+        )
+        .values_list("address", flat=True)
+    )

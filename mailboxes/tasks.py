@@ -7,8 +7,8 @@ import logging
 from celery import Task, shared_task
 from django.conf import settings
 
-from charter.scanning import ClamdUnavailable
 from mailboxes import services
+from trust.scanning import ClamdUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "dsfr",
     "mssante",
     "accounts",
+    "trust",
     "mailboxes",
     "directory",
     "charter",
@@ -385,7 +386,7 @@ LISTE_BLANCHE_MAX_BYTES = conf.integer("LISTE_BLANCHE_MAX_BYTES", 64 * 1024 * 10
 # clamd: "host:port" or a Unix socket path; empty = scanning off (messages say "non analysé").
 CLAMD_ADDRESS = conf.string("CLAMD_ADDRESS", "")
 CLAMD_TIMEOUT = conf.integer("CLAMD_TIMEOUT", 30, minimum=1)
-# Attachment policy and the recipient limit of the charter.
+# Attachment policy and the recipient limit of the trust space (trust.policy).
 ATTACHMENT_MAX_BYTES = conf.integer("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 BLOCKED_EXTENSIONS = [
     ext.lower().lstrip(".")
@@ -437,7 +438,7 @@ CELERY_BEAT_SCHEDULE["anchor-audit-journal"] = {
 if AUDIT_ANCHOR_QUEUE:
     CELERY_TASK_ROUTES = {"charter.tasks.anchor_audit_journal": {"queue": AUDIT_ANCHOR_QUEUE}}
 CELERY_BEAT_SCHEDULE["refresh-liste-blanche"] = {
-    "task": "charter.tasks.refresh_liste_blanche",
+    "task": "trust.tasks.refresh_liste_blanche",
     "schedule": LISTE_BLANCHE_REFRESH_HOURS * 3600,
 }
 # A scan that finds clamd unreachable is retried after this many seconds (the sweeper

@@ -26,7 +26,6 @@ from django.utils.translation import gettext as _
 from accounts import services as account_services
 from accounts.models import PatientIdentity, User
 from charter import audit
-from charter.policy import PolicyError, check_patient_reply
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
@@ -35,6 +34,7 @@ from mailboxes.services.rights import authorise, is_operator
 from mssante.lib import identifiers as ids
 from mssante.lib import mime
 from patients.models import ConversationClosure, NotificationPreference
+from trust.policy import PolicyError, check_patient_reply
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

@@ -23,8 +23,8 @@ import trustme
 from aiosmtpd.controller import Controller
 from django.db import connections
 
-from charter.models import ListedDomain, OperatorCertificate
 from mailboxes.transport.inbound import GatewayHandler, make_controller
+from trust.models import ListedDomain, OperatorCertificate
 
 
 def free_port() -> int:

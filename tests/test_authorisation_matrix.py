@@ -682,6 +682,7 @@ def matches(got: str, want: str) -> bool:
 
 WATCHED_APPS = (
     "accounts",
+    "trust",
     "mailboxes",
     "patients",
     "charter",

@@ -111,7 +111,7 @@ def variants(form: Form) -> Iterator[tuple[str, Any]]:
 
 
 def _snapshot() -> dict[str, int]:
-    labels = ("accounts", "mailboxes", "directory", "charter", "patients", "audit", "axes")
+    labels = ("accounts", "trust", "mailboxes", "directory", "charter", "patients", "audit", "axes")
     return {
         m._meta.label: m.objects.count()
         for m in apps.get_models()

@@ -12,6 +12,8 @@ from accounts.models import User
 from charter import services
 from charter.models import AbuseReport, AuditEvent, Sanction
 from charter.tests.factories import received_message
+from mailboxes import services as mailbox_services
+from mailboxes.models import Mailbox
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +120,23 @@ def test_a_suspended_sender_can_no_longer_log_in(
 def test_closing_closes_the_senders_account(spam: dict[str, Any]) -> None:
     decide(report(spam), Sanction.Decision.CLOSE)
     assert User.objects.get(pk=spam["spammer"].pk).status == User.Status.CLOSED
+
+
+def test_closing_closes_the_senders_box_to_new_mail(spam: dict[str, Any]) -> None:
+    decide(report(spam), Sanction.Decision.CLOSE)
+    closed = Mailbox.objects.get(owner=spam["spammer"])
+    assert closed.status == Mailbox.Status.CLOSED
+    with pytest.raises(mailbox_services.SubmissionError, match="cette boîte est fermée"):
+        mailbox_services.submit_message(
+            mailbox=spam["box"],
+            author=spam["victim"],
+            to=[closed.address],
+            cc=[],
+            subject="Re: offre",
+            text="Non merci.",
+        )
+    refusal = AuditEvent.objects.filter(action="message.refused").latest("id")
+    assert refusal.data["rule"] == "mailbox_closed"
 
 
 def test_a_decision_needs_a_reason(spam: dict[str, Any]) -> None:

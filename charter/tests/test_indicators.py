@@ -10,11 +10,12 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from charter import indicators, services, submission
+from charter import indicators, services
 from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import HostedDomain, Mailbox
 from tests import factories as f
+from trust import submission
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,12 @@ from django.urls import reverse
 
 from charter import quarantine
 from charter.models import AuditEvent, Quarantine
-from charter.scanning import ScanStatus, ScanVerdict
 from charter.tests.helpers import Capture, login, send
 from mailboxes import blobs, services
 from mailboxes.models import Delivery, Entry, Folder, Message
 from mssante.lib import mime
 from tests import factories as f
+from trust.scanning import ScanStatus, ScanVerdict
 
 pytestmark = pytest.mark.django_db
 

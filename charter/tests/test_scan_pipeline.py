@@ -17,13 +17,13 @@ from django.test import Client
 from django.utils import timezone
 
 from charter.models import AuditEvent, Quarantine
-from charter.scanning import ClamdUnavailable
 from charter.tests.helpers import Capture, send
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mssante.lib import mime
 from mssante.lib.clamd import ClamdClient
 from tests import factories as f
+from trust.scanning import ClamdUnavailable
 
 pytestmark = pytest.mark.django_db
 

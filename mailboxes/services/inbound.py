@@ -26,11 +26,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, listeblanche, policy
+from charter import audit
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
+from mailboxes.selectors import hosted_domains
 from mailboxes.services import pipeline
 from mssante.lib import mime
+from trust import listeblanche, policy
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +116,13 @@ def local_mailbox(address: str, domains: Iterable[str] | None = None) -> Mailbox
 
 
 def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]) -> None:
-    """The charter rules that apply to mail from outside (raises PolicyError)."""
+    """The trust space's rules that apply to mail from outside (raises PolicyError)."""
     policy.check_recipient_count(len(recipients), exception_active=False)
     # What the patient reads counts, not only the envelope: a peer sending one message to
     # two patients as two transactions would otherwise show each the other's address.
     policy.check_patient_recipients(
-        [*recipients, *(a for _n, a in parsed.to), *(a for _n, a in parsed.cc)]
+        [*recipients, *(a for _n, a in parsed.to), *(a for _n, a in parsed.cc)],
+        patient_domains=hosted_domains().patient,
     )
     files = []
     if parsed.attachments:

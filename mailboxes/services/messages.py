@@ -12,18 +12,19 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, listeblanche
-from charter import submission as charter_checks
-from charter.policy import PolicyError
+from charter import audit
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, Entry, Folder, HostedDomain, Mailbox, Message
-from mailboxes.selectors import Access
+from mailboxes.selectors import Access, closed_addresses, hosted_domains
 from mailboxes.services import pipeline
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.mailbox import system_folder_id
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import sender_for
 from mssante.lib import crypto, mime
+from trust import listeblanche
+from trust import submission as trust_checks
+from trust.policy import PolicyError
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -127,12 +128,14 @@ def submit_message(
     if not recipients:
         raise SubmissionError(_("Indiquez au moins un destinataire."))
     try:
-        # The charter's rules (trust space, limits, closed boxes, sanctions,
+        # The trust space's rules (trust space, limits, closed boxes, sanctions,
         # attachments), at every entrance; refusals are journalled with their rule.
-        charter_checks.check_submission(
+        trust_checks.check_submission(
             mailbox=mailbox,
             author=author,
             recipients=recipients,
+            domains=hosted_domains(),
+            closed=closed_addresses(recipients),
             attachments=attachments,
             origin=origin,
             request=request,

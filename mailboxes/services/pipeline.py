@@ -15,10 +15,11 @@ from django.db.models import OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, quarantine, scanning
+from charter import audit, quarantine
 from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Message
 from mailboxes.services.mailbox import system_folder_id
+from trust import scanning
 
 log = logging.getLogger(__name__)
 

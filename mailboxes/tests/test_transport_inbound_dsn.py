@@ -155,7 +155,7 @@ def test_a_message_we_cannot_scan_gets_a_dsn_for_each_recipient(
     settings: Any, port: int, peer: Operator, peer_server: Sink, box: Mailbox
 ) -> None:
     # More leaf parts than the scanner takes: "unscannable", held like a virus.
-    from charter.scanning import MAX_PARTS
+    from trust.scanning import MAX_PARTS
 
     settings.CLAMD_ADDRESS = f"127.0.0.1:{free_port()}"  # never reached: judged before
     second = factories.mailbox(domain=factories.hosted_domain(HERE))

@@ -17,11 +17,11 @@ import trustme
 from django.test import Client
 from django.urls import reverse
 
-from charter.models import ListedDomain, OperatorCertificate
 from charter.tests.helpers import login
 from mailboxes.models import Entry, Mailbox
 from tests import factories
 from tests.smtp_peers import Operator, gateway, make_operator, send, simple_message
+from trust.models import ListedDomain, OperatorCertificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

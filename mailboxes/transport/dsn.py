@@ -32,12 +32,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit, listeblanche
+from charter import audit
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Message
 from mailboxes.services import pipeline
 from mailboxes.transport.inbound import smtp_text
 from mssante.lib import mime
+from trust import listeblanche
 
 log = logging.getLogger(__name__)
 

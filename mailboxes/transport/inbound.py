@@ -36,13 +36,12 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 
 from charter import audit
-from charter.listeblanche import parse_dn, peer_allowed
-from charter.models import OperatorCertificate
-from charter.policy import PolicyError
 from mailboxes import addresses
 from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.inbound import Peer, ReceptionError, local_mailbox, receive_message
 from mailboxes.transport import tls
+from trust.listeblanche import listed_anywhere, peer_allowed
+from trust.policy import PolicyError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,14 +60,6 @@ def smtp_text(text: str) -> str:
     """A reply line in plain ASCII (SMTP replies are ASCII without SMTPUTF8)."""
     flat = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return " ".join(flat.replace("\r", " ").replace("\n", " ").split())[:400]
-
-
-def _listed_anywhere(subject: Any) -> bool:
-    wanted = parse_dn(subject)
-    return bool(wanted) and any(
-        parse_dn(dn) == wanted
-        for dn in OperatorCertificate.objects.values_list("dn", flat=True).distinct()
-    )
 
 
 class _Unavailable(Exception):
@@ -278,7 +269,7 @@ class GatewayHandler:
         domain = "" if null_sender else addresses.domain_of(address.strip().lower())
         try:
             if null_sender:
-                allowed = await self._db(_listed_anywhere, subject)
+                allowed = await self._db(listed_anywhere, subject)
             else:
                 allowed = await self._db(peer_allowed, domain, subject)
             if not allowed:

@@ -24,13 +24,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit, listeblanche
+from charter import audit
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services import pipeline
 from mailboxes.services.rights import authorise
 from mssante.lib import crypto, mime
+from trust import listeblanche
 
 if TYPE_CHECKING:
     from mailboxes.services.inbound import Peer

@@ -30,12 +30,12 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from charter import audit, quarantine
-from charter.listeblanche import peer_allowed
 from mailboxes import addresses
 from mailboxes.models import Delivery, Message
 from mailboxes.services.pipeline import retry_delay
 from mailboxes.transport import dsn, routes, tls
 from mssante.lib import crypto
+from trust.listeblanche import peer_allowed
 
 log = logging.getLogger(__name__)
 

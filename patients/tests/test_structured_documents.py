@@ -273,7 +273,7 @@ def test_an_unsafe_archive_is_a_warning_never_unpacked(
 ) -> None:
     # The attachment policy now refuses bombs and nested archives at every door (issue 11);
     # such archives may still be in the store from before, and are never unpacked.
-    monkeypatch.setattr("charter.policy.sniff", lambda data, blocked=(): None)
+    monkeypatch.setattr("trust.policy.sniff", lambda data, blocked=(): None)
     entry_id = _received(space, _zip(entries))
     nurse = login(space.nurse)
     response = nurse.get(reverse("webmail_read", args=[entry_id]))

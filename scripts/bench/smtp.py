@@ -218,10 +218,10 @@ def prepare() -> str:
 
     call_command("migrate", verbosity=0)
     from accounts import services as accounts
-    from charter.models import ListedDomain, OperatorCertificate
     from mailboxes import services
     from mailboxes.models import HostedDomain
     from mssante.lib.identifiers import make_rpps
+    from trust.models import ListedDomain, OperatorCertificate
 
     domain, _ = HostedDomain.objects.get_or_create(name=DOMAIN)
     user = accounts.create_professional(

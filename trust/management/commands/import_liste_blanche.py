@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from charter import listeblanche
-from charter.models import ListeBlancheImport
+from trust import listeblanche
+from trust.models import ListeBlancheImport
 
 
 class Command(BaseCommand):

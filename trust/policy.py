@@ -1,9 +1,13 @@
-"""Charter rules on what a message may carry and to whom, checked before anything is stored.
+"""The trust space's rules on what a message may carry and to whom, checked before anything is stored.
 
 ``check_attachments``, ``check_recipients`` (and its parts) and
 ``check_patient_reply`` raise PolicyError with a
 French message naming the file (or the limit) and the rule; the submission
 service shows it to the sender as it is.
+
+The recipient rules need to know which domains this operator serves: that is the
+mailboxes app's table (HostedDomain), above this one, so the caller passes them in
+(``HostedDomains``) rather than this module reading them.
 
 Blocked content is recognised by extension and by its first bytes, so that a
 blocked type renamed with a harmless extension is still caught. Sniffing covers
@@ -41,7 +45,8 @@ are caught by extension only, and by the antivirus.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -49,10 +54,12 @@ from django.utils.translation import gettext as _
 
 from mssante.lib import archives
 from mssante.lib.mime import human_size
+from trust import selectors
+from trust.models import ListedDomain
 
 
 class PolicyError(Exception):
-    """A message the charter refuses; ``str(exc)`` is the French text for the sender.
+    """A message the trust space refuses; ``str(exc)`` is the French text for the sender.
 
     ``rule`` names the rule broken (a short stable code, kept in the audit journal
     and counted in the indicators): the sender reads the sentence, staff the code.
@@ -246,19 +253,30 @@ def check_recipient_count(n: int, exception_active: bool) -> None:
 # --- Recipients ------------------------------------------------------------------------------
 
 
-def check_recipient_domains(addresses: Iterable[str]) -> None:
-    """Refuse the first address outside the trust space (neither hosted here nor listed)."""
-    # Imported here: the attachment rules above stay usable without the database.
-    from charter.models import ListedDomain
-    from mailboxes.models import HostedDomain
+@dataclass(frozen=True)
+class HostedDomains:
+    """The domains this operator serves, as the mailboxes app records them.
 
+    ``active``: the hosted domains that receive mail; ``patient``: the domains of
+    patient boxes (active or not: a patient stays a patient).
+    """
+
+    active: frozenset[str]
+    patient: frozenset[str]
+
+
+def check_recipient_domains(addresses: Iterable[str], *, hosted: Collection[str]) -> None:
+    """Refuse the first address outside the trust space (neither hosted here nor listed).
+
+    ``hosted`` is the active domains this operator serves (``HostedDomains.active``).
+    """
     wanted = {
         address: address.strip().lower().rpartition("@")[2].rstrip(".") for address in addresses
     }
     domains = set(wanted.values())
-    allowed = set(
-        HostedDomain.objects.filter(name__in=domains, active=True).values_list("name", flat=True)
-    ) | set(ListedDomain.objects.filter(name__in=domains).values_list("name", flat=True))
+    allowed = (domains & set(hosted)) | set(
+        ListedDomain.objects.filter(name__in=domains).values_list("name", flat=True)
+    )
     for address, domain in wanted.items():
         if domain not in allowed:
             raise PolicyError(
@@ -271,14 +289,9 @@ def check_recipient_domains(addresses: Iterable[str]) -> None:
             )
 
 
-def check_patient_recipients(addresses: Iterable[str]) -> None:
+def check_patient_recipients(addresses: Iterable[str], *, patient_domains: Collection[str]) -> None:
     """A message to a patient has no other patient among its recipients (to and cc)."""
-    from mailboxes.models import HostedDomain
-
     wanted = list(dict.fromkeys(address.strip().lower() for address in addresses))
-    patient_domains = set(
-        HostedDomain.objects.filter(kind=HostedDomain.Kind.PATIENT).values_list("name", flat=True)
-    )
     patients = [a for a in wanted if a.rpartition("@")[2] in patient_domains]
     if len(patients) > 1:
         raise PolicyError(
@@ -311,18 +324,17 @@ def check_patient_reply(*, conversation_opened_by_professional: bool, closed: bo
         )
 
 
-def check_recipients(sender: Any, addresses: list[str]) -> None:
+def check_recipients(sender: Any, addresses: list[str], *, domains: HostedDomains) -> None:
     """Every recipient rule that needs only the sending mailbox and the addresses (to + cc).
 
-    ``sender`` is the sending mailbox (mailboxes.Mailbox). The patient reply rule
-    needs the conversation: the submission service calls check_patient_reply itself.
+    ``sender`` is the sending mailbox (a mailboxes.Mailbox); ``domains`` the domains
+    this operator serves. The patient reply rule needs the conversation: the patient
+    rules of the submission call check_patient_reply themselves.
     """
-    from charter import selectors
-
     check_recipient_count(
         len(addresses),
         exception_active=len(addresses) > settings.MAX_RECIPIENTS
         and selectors.recipient_limit_exception_active(sender),
     )
-    check_recipient_domains(addresses)
-    check_patient_recipients(addresses)
+    check_recipient_domains(addresses, hosted=domains.active)
+    check_patient_recipients(addresses, patient_domains=domains.patient)

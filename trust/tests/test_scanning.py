@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from charter.scanning import ClamdUnavailable, ScanStatus, scan_raw_message
 from mssante.lib.clamd import ClamdClient
+from trust.scanning import ClamdUnavailable, ScanStatus, scan_raw_message
 
 ADDRESS = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
 # Two halves, so that no scanner flags this source file.

@@ -1,6 +1,7 @@
 """The national liste blanche: parsing the published XML, importing it, reading it.
 
-Reads used by the rest of the code: ``is_listed(domain)``, ``dns_for(domain)`` and, for\ninbound SMTP, ``peer_allowed(domain, peer_subject)``.
+Reads used by the rest of the code: ``is_listed(domain)``, ``dns_for(domain)`` and, for
+inbound SMTP, ``peer_allowed(domain, peer_subject)`` and ``listed_anywhere(peer_subject)``.
 
 The file is untrusted input fetched over the network, so it is stream-parsed with
 defusedxml's ``iterparse`` with DTDs forbidden (the parser itself refuses a DTD, in
@@ -36,7 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from charter import audit
-from charter.models import ListeBlancheImport, ListedDomain, OperatorCertificate
+from trust.models import ListeBlancheImport, ListedDomain, OperatorCertificate
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 _ROOT = "ListeBlancheMSSante"
@@ -137,6 +138,15 @@ def peer_allowed(domain: str, peer_subject: str | tuple[Any, ...]) -> bool:
     """Whether a peer certificate's subject matches a DN listed for this sender domain."""
     wanted = parse_dn(peer_subject)
     return bool(wanted) and any(parse_dn(dn) == wanted for dn in dns_for(domain))
+
+
+def listed_anywhere(peer_subject: str | tuple[Any, ...]) -> bool:
+    """Whether a peer certificate's subject is listed for any domain at all."""
+    wanted = parse_dn(peer_subject)
+    return bool(wanted) and any(
+        parse_dn(dn) == wanted
+        for dn in OperatorCertificate.objects.values_list("dn", flat=True).distinct()
+    )
 
 
 def last_import() -> ListeBlancheImport | None:

@@ -1,4 +1,4 @@
-"""Each charter rule tried through submit_message: refused with a message naming it, audited."""
+"""Each trust-space rule tried through submit_message: refused with a message naming it, audited."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts
-from charter import services
-from charter.models import AuditEvent, Sanction
+from charter.models import AuditEvent
 from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
-from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.models import Entry, HostedDomain, Mailbox, Message
 from mssante.lib import mime
 from tests import factories as f
+from trust import services
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +65,15 @@ def test_it_refuses_a_domain_outside_the_trust_space(doctor: Mailbox) -> None:
     refused("trust_space")
 
 
+def test_a_deactivated_hosted_domain_is_outside_the_trust_space(doctor: Mailbox) -> None:
+    HostedDomain.objects.create(name="ferme.mssante.test", active=False)
+    with pytest.raises(
+        mailbox_services.SubmissionError, match=r"« x@ferme\.mssante\.test » est hors"
+    ):
+        submit(doctor, ["x@ferme.mssante.test"])
+    refused("trust_space")
+
+
 def test_an_exception_lets_more_recipients_through_until_it_expires(
     doctor: Mailbox, django_capture_on_commit_callbacks: Capture
 ) -> None:
@@ -83,7 +92,7 @@ def test_an_exception_lets_more_recipients_through_until_it_expires(
 
 
 # The patient rules are checked by the patient space's hook in submit_message, with the
-# charter's check_patient_reply (tested on its own in test_recipients.py).
+# trust rules' check_patient_reply (tested on its own in test_recipients.py).
 def test_a_patient_cannot_start_a_conversation(doctor: Mailbox) -> None:
     patient_box = f.patient_mailbox()
     with pytest.raises(mailbox_services.SubmissionError, match="ne peut pas écrire le premier"):
@@ -138,7 +147,7 @@ def test_it_refuses_an_oversize_attachment(doctor: Mailbox, nurse: Mailbox, sett
     refused("attachment_size")
 
 
-# --- Sanctions ----------------------------------------------------------------------------
+# --- Suspended and closed accounts, closed boxes -----------------------------------------
 
 
 def test_a_suspended_user_cannot_send_and_is_told_why(doctor: Mailbox, nurse: Mailbox) -> None:
@@ -164,19 +173,12 @@ def test_a_suspended_user_cannot_log_in(doctor: Mailbox) -> None:
     assert "suspendu" in page.content.decode() and "Envois non sollicités" in page.content.decode()
 
 
-def test_a_closed_accounts_box_refuses_new_mail(
-    doctor: Mailbox, nurse: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
-    spam = send(django_capture_on_commit_callbacks, nurse, [doctor.address])
-    assert doctor.owner is not None
-    report = services.report_abuse(
-        message=spam, mailbox=doctor, reporter=doctor.owner, reason="Publicité"
-    )
-    services.decide_report(
-        report, decision=Sanction.Decision.CLOSE, reason="Récidive", by=f.staff()
-    )
+# A sanction closing an account also closes its boxes: charter/tests/test_abuse.py.
+def test_the_box_of_a_closed_account_refuses_new_mail(doctor: Mailbox, nurse: Mailbox) -> None:
+    assert nurse.owner is not None
+    accounts.close_account(nurse.owner, reason="Départ à la retraite", by=f.staff())
     nurse.refresh_from_db()
-    assert nurse.status == Mailbox.Status.CLOSED
+    assert nurse.status == Mailbox.Status.ACTIVE  # the account is closed, not the box
     with pytest.raises(mailbox_services.SubmissionError, match="cette boîte est fermée"):
         submit(doctor, [nurse.address])
     refused("mailbox_closed")

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from charter import listeblanche, tasks
-from charter.models import AuditEvent, ListeBlancheImport, ListedDomain, OperatorCertificate
+from charter.models import AuditEvent
+from trust import listeblanche, tasks
+from trust.models import ListeBlancheImport, ListedDomain, OperatorCertificate
 
 pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -230,17 +231,17 @@ def test_the_scheduled_task_does_nothing_without_a_url(settings: Any) -> None:
 
 def test_the_admin_searches_by_domain_or_dn_and_shows_the_last_import(staff_client: Any) -> None:
     listeblanche.import_liste_blanche(str(FULL))
-    page = staff_client.get("/admin/charter/listeddomain/")
+    page = staff_client.get("/admin/trust/listeddomain/")
     assert page.status_code == 200
     assert "2025" in page.content.decode() and "importée" in page.content.decode()
-    by_dn = staff_client.get("/admin/charter/listeddomain/", {"q": "mx-secours"})
+    by_dn = staff_client.get("/admin/trust/listeddomain/", {"q": "mx-secours"})
     assert [d.name for d in by_dn.context["cl"].result_list] == [LAB]
-    by_name = staff_client.get("/admin/charter/listeddomain/", {"q": "medecin.mssante"})
+    by_name = staff_client.get("/admin/trust/listeddomain/", {"q": "medecin.mssante"})
     assert [d.name for d in by_name.context["cl"].result_list] == ["medecin.mssante.fr"]
     domain = ListedDomain.objects.get(name=LAB)
-    assert staff_client.get(f"/admin/charter/listeddomain/{domain.pk}/change/").status_code == 200
-    assert staff_client.get("/admin/charter/listeddomain/add/").status_code == 403
-    assert staff_client.get("/admin/charter/listeblancheimport/").status_code == 200
+    assert staff_client.get(f"/admin/trust/listeddomain/{domain.pk}/change/").status_code == 200
+    assert staff_client.get("/admin/trust/listeddomain/add/").status_code == 403
+    assert staff_client.get("/admin/trust/listeblancheimport/").status_code == 200
 
 
 # --- Matching a peer certificate (inbound SMTP) -------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.utils import translation
 
-from charter.policy import PolicyError, check_attachments, check_recipient_count, sniff
+from trust.policy import PolicyError, check_attachments, check_recipient_count, sniff
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4
 PE = b"MZ\x90\x00\x03\x00\x00\x00" + b"\x00" * 200 + b"PE\x00\x00"
