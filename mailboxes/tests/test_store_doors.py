@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -38,8 +37,6 @@ from tests.smtp_peers import (
     Operator,
     Sink,
     free_port,
-    gateway,
-    make_operator,
     send,
     simple_message,
     sink,
@@ -47,7 +44,7 @@ from tests.smtp_peers import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
+HERE = "hopital.mssante.test"  # the ``here`` and ``peer`` fixtures' domains (conftest)
 PEER = "clinique.peer.test"
 SENDER = f"labo@{PEER}"
 CLAMD = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
@@ -60,31 +57,6 @@ def _clamd_up() -> bool:
         return ClamdClient(CLAMD, timeout=2).ping()
     except ClamdUnavailable:
         return False
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 @pytest.fixture
