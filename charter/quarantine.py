@@ -19,11 +19,17 @@ from django.utils.translation import override
 
 from charter import audit
 from charter.models import Quarantine
+from mailboxes.models import Message
+
+# The module, not its names: mailboxes.services.pipeline imports this module while
+# the store is loading (until the quarantine's writes move to mailboxes).
+from mailboxes.services import store
+from mssante.lib import mime
 from trust.scanning import ScanStatus, ScanVerdict
 
 if TYPE_CHECKING:
     from accounts.models import User
-    from mailboxes.models import Mailbox, Message
+    from mailboxes.models import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +138,7 @@ def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Mes
 
 
 def deliver_system_notice(mailbox: Mailbox, *, subject: str, text: str) -> Message:
-    """Store a message from the platform straight into ``mailbox``'s inbox."""
-    from mailboxes import blobs
-    from mailboxes.models import Delivery, Entry, Folder, Message
-    from mailboxes.services.mailbox import system_folder_id
-    from mssante.lib import mime
-
-    now = timezone.now()
+    """Store a message from the platform for ``mailbox``'s inbox (delivered by the pipeline)."""
     sender = notice_from(mailbox)
     outgoing = mime.OutgoingMessage(
         from_addr=sender,
@@ -148,48 +148,25 @@ def deliver_system_notice(mailbox: Mailbox, *, subject: str, text: str) -> Messa
         text=text,
         extra_headers={"Auto-Submitted": "auto-generated"},
     )
-    message_id, raw = mime.build_message(outgoing, domain=mailbox.domain.name, now=now)
-    blob_name = blobs.new_name("messages")
-    sealed = blobs.write(blob_name, raw)
-    try:
-        with transaction.atomic():
-            notice = Message.objects.create(
-                message_id=message_id,
-                thread_key=mime.thread_key(message_id, None, None),
-                from_addr=sender,
-                from_name=settings.OPERATOR_NAME,
-                to_addrs=[mailbox.address],
-                subject=subject[:998],
-                date=now,
-                size=len(raw),
-                origin=Message.Origin.SYSTEM,
-                # Written here by the platform, not received: nothing to scan, and
-                # never called "sain" for all that.
-                scan_status=Message.ScanStatus.NOT_SCANNED,
-                blob_name=blob_name,
-                key_id=sealed.key_id,
-                wrapped_key=sealed.wrapped_key,
-                created_at=now,
-            )
-            Delivery.objects.create(
-                message=notice,
-                recipient=mailbox.address,
-                mailbox=mailbox,
-                status=Delivery.Status.DELIVERED,
-                attempts=1,
-                delivered_at=now,
-            )
-            Entry.objects.create(
-                mailbox=mailbox,
-                message=notice,
-                folder_id=system_folder_id(mailbox.pk, Folder.Role.INBOX),
-                received_at=now,
-            )
-            audit.record("message.notice", obj=notice, mailbox=mailbox.address)
-    except BaseException:
-        blobs.delete(blob_name)
-        raise
-    return notice
+    message_id, raw = mime.build_message(outgoing, domain=mailbox.domain.name)
+    return store.store_message(
+        raw,
+        store.Listing(
+            message_id=message_id,
+            thread_key=mime.thread_key(message_id, None, None),
+            from_addr=sender,
+            from_name=settings.OPERATOR_NAME,
+            to_addrs=[mailbox.address],
+            subject=subject,
+        ),
+        origin=Message.Origin.SYSTEM,
+        recipients=[store.Recipient(mailbox.address, mailbox)],
+        # Written here by the platform, not received: nothing to scan, and never
+        # called "sain" for all that.
+        scan=False,
+        event="message.notice",
+        details={"mailbox": mailbox.address},
+    )
 
 
 # --- Staff decisions ------------------------------------------------------------------------

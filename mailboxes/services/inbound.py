@@ -1,9 +1,9 @@
-"""Storing a message that arrived from another operator (or a report we generate ourselves).
+"""Receiving a message from another operator: the SMTP gateway's door into the store.
 
 The SMTP gateway calls ``receive_message`` once the peer has sent DATA and
-answers 250 only when it returns: by then the raw MIME is stored encrypted, the
-Message and one Delivery per local recipient are committed, and the scan is
-enqueued. The raw bytes are kept exactly as received, even when the MIME is
+answers 250 only when it returns: by then ``store.store_message`` has stored the
+raw MIME encrypted, committed the Message and one Delivery per local recipient,
+and enqueued the scan. The raw bytes are kept exactly as received, even when the MIME is
 broken (the reading side shows what it can).
 
 What the peer's TLS session proved (its certificate, the domain it was accepted
@@ -13,24 +13,23 @@ the display's "via" rests on it, never on what the message itself claims.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import IntegrityError
 from django.utils.translation import gettext as _
 
-from charter import audit
-from mailboxes import addresses, blobs
-from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
+from mailboxes import addresses
+from mailboxes.models import HostedDomain, Mailbox, Message
 from mailboxes.selectors import hosted_domains
-from mailboxes.services import pipeline
+from mailboxes.services.store import Listing, Provenance, Recipient, add_recipients, store_message
+from mailboxes.transport import mdn
 from mssante.lib import mime
 from trust import listeblanche, policy
 
@@ -132,23 +131,6 @@ def _check_charter(raw: bytes, parsed: mime.ParsedMessage, recipients: list[str]
     policy.check_attachments(files)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    """The Date: header in UTC, or None when it cannot be one.
-
-    A zone like ``-2359`` is valid RFC 5322 but out of PostgreSQL's range (±15:59):
-    stored as written it failed the whole transaction, so the peer was told 451 on
-    every retry until it gave up. In UTC any zone fits.
-    """
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=UTC)
-    try:
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError):
-        return None
-
-
 def _hosted(domain: str, domains: Iterable[str] | None) -> bool:
     if domains is not None:
         return domain in domains
@@ -221,30 +203,6 @@ def _recipients(
     return recipients, boxes
 
 
-def _add_recipients(
-    message: Message, recipients: list[str], boxes: dict[str, Mailbox | None]
-) -> Message:
-    """A resend: deliveries only for recipients the stored message does not have yet."""
-    now = timezone.now()
-    with transaction.atomic():
-        Delivery.objects.bulk_create(
-            (
-                Delivery(
-                    message=message,
-                    recipient=address,
-                    mailbox=boxes[address],
-                    next_attempt_at=now + pipeline.retry_delay(),
-                )
-                for address in recipients
-            ),
-            ignore_conflicts=True,
-        )
-        audit.record("message.resent", obj=message, recipients=len(recipients))
-        pk = message.pk
-        transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
-    return message
-
-
 def receive_message(
     raw: bytes,
     mail_from: str,
@@ -253,7 +211,6 @@ def receive_message(
     peer: Peer | None = None,
     label: str = "",
     domains: Iterable[str] | None = None,
-    origin: str = Message.Origin.SMTP,
 ) -> Message:
     """Store a message received for local recipients and enqueue its scan (one transaction).
 
@@ -280,96 +237,50 @@ def receive_message(
             _(exc.template) % exc.params, code=exc.smtp_code, rule=exc.rule
         ) from None
     recipients, boxes = _recipients(rcpt_tos, domains, gone_ok=peer is not None)
+    deliveries = [Recipient(address, boxes[address]) for address in recipients]
     sender = "" if mail_from in ("", "<>") else mail_from.strip().lower()
-    key = resend_key(raw, sender, peer) if origin == Message.Origin.SMTP else ""
+    key = resend_key(raw, sender, peer)
     if key:
         existing = Message.objects.filter(resend_key=key).first()
         if existing is not None:
-            return _add_recipients(existing, recipients, boxes)
+            return add_recipients(existing, deliveries)
 
     parsed = mime.parse_message(raw)
     _check_charter(raw, parsed, recipients)
-
-    from_addr = (parsed.from_[1] or sender or "").strip().lower()[:254]
-    message_id = parsed.message_id or f"<{uuid.uuid4().hex}@{settings.SMTP_HOSTNAME}>"
-    message_id = message_id[:255]
-    now = timezone.now()
-
-    blob_name = blobs.new_name("messages")
-    sealed = blobs.write(blob_name, raw)
+    listing = Listing.of(parsed, fallback_id=f"<{uuid.uuid4().hex}@{settings.SMTP_HOSTNAME}>")
+    listing = replace(listing, from_addr=listing.from_addr or sender, sender_addr=sender)
     try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                message_id=message_id,
-                thread_key=(
-                    mime.thread_key(message_id, parsed.in_reply_to, parsed.references)[:255]
-                ),
-                in_reply_to=(parsed.in_reply_to or "")[:255],
-                sender_mailbox=None,
-                from_addr=from_addr,
-                from_name=parsed.from_[0][:200],
-                sender_addr=sender[:254],
-                to_addrs=[a for _n, a in parsed.to][:100],
-                cc_addrs=[a for _n, a in parsed.cc][:100],
-                subject=parsed.subject[:998],
-                date=_aware(parsed.date) or now,
-                size=len(raw),
-                attachments=[
-                    {
-                        "index": p.index,
-                        "filename": p.filename,
-                        "content_type": p.content_type,
-                        "size": p.size,
-                    }
-                    for p in parsed.attachments
-                ],
-                conversation_closed=parsed.headers.get("X-MSS-MES", "").strip().upper() == "FIN",
-                origin=origin,
-                peer_dn=peer.dn[:500] if peer else "",
-                peer_domain=peer.domain[:253] if peer else "",
-                from_via=from_via(from_addr, peer, domains),
-                resend_key=key,
-                blob_name=blob_name,
-                key_id=sealed.key_id,
-                wrapped_key=sealed.wrapped_key,
-                created_at=now,
-            )
-            Delivery.objects.bulk_create(
-                Delivery(
-                    message=message,
-                    recipient=address,
-                    mailbox=boxes[address],
-                    next_attempt_at=now + pipeline.retry_delay(),
+        return store_message(
+            raw,
+            listing,
+            origin=Message.Origin.SMTP,
+            recipients=deliveries,
+            provenance=(
+                Provenance(
+                    peer_dn=peer.dn,
+                    peer_domain=peer.domain,
+                    from_via=from_via(listing.from_addr[:254], peer, domains),
+                    resend_key=key,
                 )
-                for address in recipients
-            )
-            audit.record(
-                "message.received",
-                obj=message,
-                origin=origin,
-                peer=label[:300],
-                mail_from=sender,
-                recipients=len(recipients),
-                size=len(raw),
-                attachments=len(parsed.attachments),
-                defects=len(parsed.defects),
-            )
-            if origin == Message.Origin.SMTP:
-                # A read or delivery report from a peer updates the original's timeline.
-                from mailboxes.transport import mdn
-
-                mdn.apply_report(message, raw, peer)
-            message_pk = message.pk
-            transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
+                if peer is not None
+                else None
+            ),
+            event="message.received",
+            details={
+                "origin": Message.Origin.SMTP,
+                "peer": label[:300],
+                "mail_from": sender,
+                "recipients": len(recipients),
+                "size": len(raw),
+                "attachments": len(parsed.attachments),
+                "defects": len(parsed.defects),
+            },
+            # A read or delivery report from a peer updates the original's timeline.
+            then=functools.partial(mdn.apply_report, raw=raw, peer=peer),
+        )
     except IntegrityError:
-        blobs.delete(blob_name)
         # The same resend on a parallel connection won the race: it is that message.
         existing = Message.objects.filter(resend_key=key).first() if key else None
         if existing is None:
             raise
-        return _add_recipients(existing, recipients, boxes)
-    except BaseException:
-        # The row that would have pointed to the blob was never committed.
-        blobs.delete(blob_name)
-        raise
-    return message
+        return add_recipients(existing, deliveries)

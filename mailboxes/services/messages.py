@@ -8,19 +8,16 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
 from mailboxes import addresses, blobs
-from mailboxes.models import Delivery, Entry, Folder, HostedDomain, Mailbox, Message
+from mailboxes.models import Entry, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access, closed_addresses, hosted_domains
-from mailboxes.services import pipeline
 from mailboxes.services.errors import SubmissionError
-from mailboxes.services.mailbox import system_folder_id
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import sender_for
+from mailboxes.services.store import Listing, Recipient, store_message
 from mssante.lib import crypto, mime
 from trust import listeblanche
 from trust import submission as trust_checks
@@ -210,84 +207,43 @@ def submit_message(
     listed = mime.parse_message(raw).attachments if attachments else []
     thread = in_reply_to.thread_key if in_reply_to else mime.thread_key(message_id, None, None)
 
-    blob_name = blobs.new_name("messages")
-    sealed = blobs.write(blob_name, raw)
-    committed: list[bool] = []
-    try:
-        with transaction.atomic():
-            # First of the on-commit callbacks: those after it may raise (a task run
-            # eagerly), and must not take the committed message's blob with them.
-            transaction.on_commit(lambda: committed.append(True))
-            message = Message.objects.create(
-                message_id=message_id,
-                thread_key=thread,
-                in_reply_to=in_reply_to.message_id if in_reply_to else "",
-                sender_mailbox=mailbox,
-                submitted_by=author,
-                from_addr=mailbox.address,
-                from_name=mailbox.display_name,
-                sender_addr=parseaddr(sender)[1] if sender else "",
-                sender_name=parseaddr(sender)[0][:200] if sender else "",
-                to_addrs=to_list,
-                cc_addrs=cc_list,
-                subject=outgoing.subject[:998],
-                date=now,
-                size=len(raw),
-                attachments=[
-                    {
-                        "index": p.index,
-                        "filename": p.filename,
-                        "content_type": p.content_type,
-                        "size": p.size,
-                    }
-                    for p in listed
-                ],
-                origin=origin,
-                blob_name=blob_name,
-                key_id=sealed.key_id,
-                wrapped_key=sealed.wrapped_key,
-                created_at=now,
-                # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
-                **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
-            )
-            Delivery.objects.bulk_create(
-                Delivery(
-                    message=message,
-                    recipient=address,
-                    mailbox=boxes.get(address),
-                    remote=address not in boxes,
-                    next_attempt_at=now + pipeline.retry_delay(),
-                )
-                for address in recipients
-            )
-            Entry.objects.create(
-                mailbox=mailbox,
-                message=message,
-                folder_id=system_folder_id(mailbox.pk, Folder.Role.SENT),
-                seen=True,
-                received_at=now,
-            )
-            if in_reply_to is not None:
-                Entry.objects.filter(mailbox=mailbox, message=in_reply_to).update(answered=True)
-            audit.record(
-                "message.submitted",
-                actor=author,
-                obj=message,
-                request=request,
-                mailbox=mailbox.address,
-                recipients=len(recipients),
-                size=len(raw),
-                attachments=len(listed),
-                origin=origin,
-            )
-            message_pk = message.pk
-            transaction.on_commit(lambda: pipeline.enqueue("scan_message", message_pk))
-    except BaseException:
-        if not committed:
-            # The row that would have pointed to the blob was never committed.
-            blobs.delete(blob_name)
-        raise
-    return message
+    return store_message(
+        raw,
+        Listing(
+            message_id=message_id,
+            thread_key=thread,
+            in_reply_to=in_reply_to.message_id if in_reply_to else "",
+            from_addr=mailbox.address,
+            from_name=mailbox.display_name,
+            sender_addr=parseaddr(sender)[1] if sender else "",
+            sender_name=parseaddr(sender)[0] if sender else "",
+            to_addrs=to_list,
+            cc_addrs=cc_list,
+            subject=outgoing.subject,
+            date=now,
+            attachments=listed,
+            # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
+            **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
+        ),
+        origin=origin,
+        recipients=[
+            Recipient(address, boxes.get(address), remote=address not in boxes)
+            for address in recipients
+        ],
+        author=author,
+        sender_mailbox=mailbox,
+        sent_copy=True,
+        answers=in_reply_to,
+        event="message.submitted",
+        details={
+            "mailbox": mailbox.address,
+            "recipients": len(recipients),
+            "size": len(raw),
+            "attachments": len(listed),
+            "origin": origin,
+        },
+        request=request,
+    )
 
 
 def read_raw(message: Message) -> bytes:

@@ -29,13 +29,12 @@ from email.message import Message as HeaderBlock
 from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from charter import audit
-from mailboxes import addresses, blobs
-from mailboxes.models import Delivery, HostedDomain, Message
-from mailboxes.services import pipeline
+from mailboxes import addresses
+from mailboxes.models import HostedDomain, Message
+from mailboxes.services.inbound import local_mailbox
+from mailboxes.services.store import Listing, Recipient, store_message
 from mailboxes.transport.inbound import smtp_text
 from mssante.lib import mime
 from trust import listeblanche
@@ -193,19 +192,38 @@ def build_dsn(
     return report.as_bytes()
 
 
+def _store_report(
+    message: Message, raw: bytes, recipient: Recipient, failures: list[Failure]
+) -> Message:
+    """Store the DSN ``raw`` about ``message`` for ``recipient`` (in the caller's transaction).
+
+    A message of its own, leaving through the pipeline (retries, back-off) with
+    ``MAIL FROM:<>``; written here, of headers only: nothing to scan, never called "sain".
+    """
+    return store_message(
+        raw,
+        Listing.of(mime.parse_message(raw)),
+        origin=Message.Origin.SYSTEM,
+        recipients=[recipient],
+        scan=False,
+        null_return_path=True,
+        event="message.dsn_sent",
+        details={"original": message.pk, "recipients": [f.recipient for f in failures]},
+    )
+
+
 def bounce_to_sender(message: Message, raw_original: bytes, failures: list[Failure]) -> None:
     """Put a DSN for ``failures`` in the sending mailbox's inbox (inside the caller's transaction)."""
-    from mailboxes.services.inbound import ReceptionError, receive_message
-
     box = message.sender_mailbox
     if box is None or not failures:
         return
-    raw = build_dsn(message, raw_original, failures)
-    try:
-        receive_message(raw, "", [box.address], label="dsn", origin=Message.Origin.SYSTEM)
-    except ReceptionError as exc:
+    if local_mailbox(box.address) is None:
         # A closed sending box: nobody left to tell.
-        log.warning("DSN for message %s not stored: %s", message.public_id, exc)
+        log.warning("DSN for message %s not stored: its sending box is closed", message.public_id)
+        return
+    _store_report(
+        message, build_dsn(message, raw_original, failures), Recipient(box.address, box), failures
+    )
 
 
 def _is_report(raw: bytes) -> bool:
@@ -248,49 +266,7 @@ def report_to_remote_sender(
         return None
     reporting_domain = addresses.domain_of(failures[0].recipient) or settings.SMTP_HOSTNAME
     raw = build_dsn(message, raw_original, failures, to=to, reporting_domain=reporting_domain)
-    parsed = mime.parse_message(raw)
-    now = timezone.now()
-    blob_name = blobs.new_name("messages")
-    sealed = blobs.write(blob_name, raw)
-    try:
-        with transaction.atomic():
-            report = Message.objects.create(
-                message_id=parsed.message_id[:255],
-                thread_key=parsed.thread_key[:255],
-                in_reply_to=(parsed.in_reply_to or "")[:255],
-                from_addr=f"mailer-daemon@{reporting_domain}"[:254],
-                from_name="Système de messagerie",
-                to_addrs=[to],
-                subject=parsed.subject[:998],
-                date=now,
-                size=len(raw),
-                origin=Message.Origin.SYSTEM,
-                # Written here, of headers only: nothing to scan, never called "sain".
-                scan_status=Message.ScanStatus.NOT_SCANNED,
-                null_return_path=True,
-                blob_name=blob_name,
-                key_id=sealed.key_id,
-                wrapped_key=sealed.wrapped_key,
-                created_at=now,
-            )
-            delivery = Delivery.objects.create(
-                message=report,
-                recipient=to,
-                remote=True,
-                next_attempt_at=now + pipeline.retry_delay(),
-            )
-            audit.record(
-                "message.dsn_sent",
-                obj=report,
-                original=message.pk,
-                recipients=[f.recipient for f in failures],
-            )
-            delivery_pk = delivery.pk
-            transaction.on_commit(lambda: pipeline.enqueue_batches([delivery_pk]))
-    except BaseException:
-        blobs.delete(blob_name)
-        raise
-    return report
+    return _store_report(message, raw, Recipient(to, remote=True), failures)
 
 
 def report_failures(message: Message, failures: list[Failure], raw: bytes | None = None) -> None:

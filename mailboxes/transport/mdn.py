@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import uuid
+from dataclasses import replace
 from email.header import Header
 from email.message import Message as EmailMessage
 from email.utils import format_datetime, make_msgid, parsedate_to_datetime
@@ -25,11 +26,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from charter import audit
-from mailboxes import addresses, blobs
+from mailboxes import addresses
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
-from mailboxes.services import pipeline
 from mailboxes.services.rights import authorise
+from mailboxes.services.store import Listing, Recipient, store_message
 from mssante.lib import crypto, mime
 from trust import listeblanche
 
@@ -117,45 +118,19 @@ def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
         return None
     if not hosted and not listeblanche.is_listed(domain):
         return None  # outside the trust space: no receipt
-    parsed = mime.parse_message(raw)
-    now = timezone.now()
-    blob_name = blobs.new_name("messages")
-    sealed = blobs.write(blob_name, raw)
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                message_id=parsed.message_id,
-                thread_key=parsed.thread_key,
-                in_reply_to=parsed.in_reply_to or "",
-                sender_mailbox=mailbox,
-                from_addr=mailbox.address,
-                to_addrs=[to],
-                subject=parsed.subject[:998],
-                date=now,
-                size=len(raw),
-                origin=Message.Origin.SYSTEM,
-                # RFC 8098 §2.1: an MDN leaves with MAIL FROM:<>, so that no report of
-                # any kind answers it.
-                null_return_path=True,
-                blob_name=blob_name,
-                key_id=sealed.key_id,
-                wrapped_key=sealed.wrapped_key,
-                created_at=now,
-            )
-            Delivery.objects.create(
-                message=message,
-                recipient=to,
-                mailbox=box if hosted else None,
-                remote=not hosted,
-                next_attempt_at=now + pipeline.retry_delay(),
-            )
-            audit.record("message.mdn_sent", obj=message, mailbox=mailbox.address)
-            pk = message.pk
-            transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
-    except BaseException:
-        blobs.delete(blob_name)
-        raise
-    return message
+    return store_message(
+        raw,
+        # The report's parts are not attachments to show.
+        replace(Listing.of(mime.parse_message(raw)), attachments=()),
+        origin=Message.Origin.SYSTEM,
+        recipients=[Recipient(to, box if hosted else None, remote=not hosted)],
+        sender_mailbox=mailbox,
+        # RFC 8098 §2.1: an MDN leaves with MAIL FROM:<>, so that no report of any
+        # kind answers it.
+        null_return_path=True,
+        event="message.mdn_sent",
+        details={"mailbox": mailbox.address},
+    )
 
 
 def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bool = False) -> int:
