@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from charter import inactivity, indicators, listeblanche, quarantine, services
+from charter import inactivity, indicators, listeblanche, services
 from charter.models import (
     AbuseReport,
     AuditCheckpoint,
@@ -24,10 +24,11 @@ from charter.models import (
     ListedDomain,
     MonthlyIndicators,
     OperatorCertificate,
-    Quarantine,
     RecipientLimitException,
     Sanction,
 )
+from mailboxes.models import Quarantine
+from mailboxes.services import quarantine
 from mssante.access import current_user
 
 
@@ -355,7 +356,11 @@ def _quarantine_action(name: str, label: Any, service: Any, done_text: Any) -> A
 
 @admin.register(Quarantine)
 class QuarantineAdmin(ReadOnlyAdmin):
-    """Envelopes of held messages, never their content; release or delete with a reason."""
+    """Envelopes of held messages, never their content; release or delete with a reason.
+
+    The record belongs to the mailboxes app (its actions write it); the review is the
+    charter's.
+    """
 
     list_display = (
         "quarantined_at",
@@ -390,13 +395,13 @@ class QuarantineAdmin(ReadOnlyAdmin):
         _quarantine_action(
             "release",
             _("Libérer (distribuer malgré le verdict)"),
-            quarantine.release,
+            quarantine.release_quarantined,
             _("%(n)d message(s) libéré(s) : leur distribution reprend."),
         ),
         _quarantine_action(
             "delete_for_good",
             _("Supprimer définitivement"),
-            quarantine.delete,
+            quarantine.delete_quarantined,
             _("%(n)d message(s) supprimé(s)."),
         ),
     ]

@@ -15,9 +15,10 @@ from django.db.models import OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, quarantine, scanning
+from charter import audit, scanning
 from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.services import quarantine
 from mailboxes.services.mailbox import system_folder_id
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,24 @@ def enqueue_batches(delivery_ids: list[int]) -> None:
     size = settings.DELIVERY_BATCH
     for start in range(0, len(delivery_ids), size):
         enqueue("deliver_batch", delivery_ids[start : start + size])
+
+
+def requeue_deliveries(message_id: int, status: str) -> int:
+    """Put a message's deliveries in ``status`` back in the queue, due now; return how many.
+
+    Staff releasing a quarantined message call it (in their transaction): the
+    deliveries are enqueued once that commits.
+    """
+    held = Delivery.objects.filter(message_id=message_id, status=status)
+    ids = list(held.values_list("pk", flat=True))
+    held.update(
+        status=Delivery.Status.QUEUED,
+        last_error="",
+        next_attempt_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: enqueue_batches(ids))
+    return len(ids)
 
 
 def enqueue(task_name: str, object_id: int | list[int]) -> None:
@@ -98,7 +117,7 @@ def scan(message_id: int) -> None:
                 parts=verdict.parts_scanned,
             )
             if message.scan_status == Message.ScanStatus.INFECTED:
-                quarantine.hold(message, verdict)
+                quarantine.quarantine_message(message, verdict)
                 return
         # Deliveries still pending of a message already judged (a resend added some, or
         # a duplicate task): the delivery step holds them if the message is held.

@@ -22,8 +22,7 @@ from unittest import mock
 import pytest
 import trustme
 
-from charter.models import Quarantine
-from mailboxes.models import Delivery, Entry, Mailbox, Message
+from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
 from mailboxes.services import pipeline
 from mssante.lib.clamd import ClamdClient, ClamdUnavailable
 from tests import factories
