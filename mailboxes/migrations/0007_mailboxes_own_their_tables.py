@@ -35,17 +35,20 @@ def withhold_unpublished_boxes(apps, schema_editor):
     db = schema_editor.connection.alias
     hidden = (
         Mailbox.objects.using(db)
-        .exclude(kind="PAT")
-        .filter(Q(liste_rouge=True) | Q(status="closed"))
-        .values_list("address", flat=True)
+        .filter(Q(liste_rouge=True) | Q(status="closed") | Q(kind="PAT"))
+        .values_list("address", "kind")
     )
-    addresses = sorted({address.lower() for address in hidden.iterator()})
-    for start in range(0, len(addresses), 1000):
-        chunk = addresses[start : start + 1000]
+    rows = sorted({(address.lower(), kind) for address, kind in hidden.iterator()})
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        # Patient addresses hold the INS: never copied (the import withholds their domain).
         WithheldAddress.objects.using(db).bulk_create(
-            [WithheldAddress(address=address) for address in chunk], ignore_conflicts=True
+            [WithheldAddress(address=address) for address, kind in chunk if kind != "PAT"],
+            ignore_conflicts=True,
         )
-        DirectoryEntry.objects.using(db).filter(source="local", address__in=chunk).delete()
+        DirectoryEntry.objects.using(db).filter(
+            source="local", address__in=[address for address, _kind in chunk]
+        ).delete()
 
 
 class Migration(migrations.Migration):

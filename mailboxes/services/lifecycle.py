@@ -10,7 +10,7 @@ closed), nor missing from it once it may be listed again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import models, transaction
 from django.utils import timezone
@@ -20,11 +20,9 @@ from django.utils.translation import gettext_lazy
 from accounts.models import User
 from charter import audit
 from directory import services as directory_services
+from directory.models import Organisation
 from mailboxes.models import Mailbox
 from mailboxes.services.errors import MailboxError
-
-if TYPE_CHECKING:
-    from directory.models import Organisation
 
 
 class ClosureCause(models.TextChoices):
