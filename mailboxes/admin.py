@@ -218,9 +218,7 @@ class MailboxAdmin(admin.ModelAdmin):
         data, changed = form.cleaned_data, set(form.changed_data)
         details = tuple(name for name in services.MAILBOX_DETAIL_FIELDS if name in changed)
         if details:
-            services.update_mailbox(
-                obj, by=by, changed=details, **{name: data[name] for name in details}
-            )
+            services.update_mailbox(obj, by=by, **{name: data[name] for name in details})
         if "liste_rouge" in changed:
             services.set_liste_rouge(obj, data["liste_rouge"], by=by)
         if "status" in changed:

@@ -145,3 +145,15 @@ def test_release_needs_a_reason(
     held_message(boxes, django_capture_on_commit_callbacks)
     with pytest.raises(quarantine.QuarantineError, match="motif"):
         quarantine.release_quarantined(Quarantine.objects.get(), reason=" ", by=f.staff())
+
+
+def test_only_staff_decide_on_the_quarantine(
+    boxes: dict[str, Any], django_capture_on_commit_callbacks: Capture
+) -> None:
+    held_message(boxes, django_capture_on_commit_callbacks)
+    record = Quarantine.objects.get()
+    for decide in (quarantine.release_quarantined, quarantine.delete_quarantined):
+        with pytest.raises(quarantine.QuarantineError, match="équipe"):
+            decide(record, reason="Je le veux", by=boxes["nurse"])
+    record.refresh_from_db()
+    assert record.status == Quarantine.Status.HELD

@@ -20,7 +20,6 @@ from django.utils.translation import gettext_lazy
 from accounts.models import User
 from charter import audit
 from directory import services as directory_services
-from directory.models import Organisation
 from mailboxes.models import Mailbox
 from mailboxes.services.errors import MailboxError
 
@@ -221,34 +220,22 @@ def set_liste_rouge(mailbox: Mailbox, listed: bool, *, by: User | None) -> Mailb
     return box
 
 
-def update_mailbox(
-    mailbox: Mailbox,
-    *,
-    by: User | None,
-    owner: User | None = None,
-    responsible: User | None = None,
-    organisation: Organisation | None = None,
-    display_name: str | None = None,
-    quota_bytes: int | None = None,
-    changed: tuple[str, ...] = DETAIL_FIELDS,
-) -> Mailbox:
+def update_mailbox(mailbox: Mailbox, *, by: User | None, **changes: Any) -> Mailbox:
     """Change a box's holder, responsible, organisation, displayed name or quota.
 
-    Only the fields named in ``changed`` are written (a form's changed data).
+    Only the fields given are written (``owner=…``, ``display_name=…``: see DETAIL_FIELDS).
     """
     _authorise_staff(by)
-    wanted = {
-        "owner": owner,
-        "responsible": responsible,
-        "organisation": organisation,
-        "display_name": (display_name or "").strip(),
-        "quota_bytes": quota_bytes,
-    }
-    fields = [name for name in DETAIL_FIELDS if name in changed]
+    unknown = set(changes) - set(DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"update_mailbox() cannot change {sorted(unknown)}")
+    if "display_name" in changes:
+        changes["display_name"] = (changes["display_name"] or "").strip()
+    fields = [name for name in DETAIL_FIELDS if name in changes]
     with transaction.atomic():
         box = _locked(mailbox)
         for name in fields:
-            setattr(box, name, wanted[name])
+            setattr(box, name, changes[name])
         _check_details(box)
         if not fields:
             return box
