@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from charter import inactivity, indicators, quarantine, services
+from charter import inactivity, indicators, services
 from charter.models import (
     AbuseReport,
     AuditCheckpoint,
@@ -20,9 +20,10 @@ from charter.models import (
     InactivityExemption,
     InactivityWarning,
     MonthlyIndicators,
-    Quarantine,
     Sanction,
 )
+from mailboxes.models import Quarantine
+from mailboxes.services import quarantine
 from mssante.access import current_user
 
 
@@ -218,7 +219,11 @@ def _quarantine_action(name: str, label: Any, service: Any, done_text: Any) -> A
 
 @admin.register(Quarantine)
 class QuarantineAdmin(ReadOnlyAdmin):
-    """Envelopes of held messages, never their content; release or delete with a reason."""
+    """Envelopes of held messages, never their content; release or delete with a reason.
+
+    The record belongs to the mailboxes app (its actions write it); the review is the
+    charter's.
+    """
 
     list_display = (
         "quarantined_at",
@@ -253,13 +258,13 @@ class QuarantineAdmin(ReadOnlyAdmin):
         _quarantine_action(
             "release",
             _("Libérer (distribuer malgré le verdict)"),
-            quarantine.release,
+            quarantine.release_quarantined,
             _("%(n)d message(s) libéré(s) : leur distribution reprend."),
         ),
         _quarantine_action(
             "delete_for_good",
             _("Supprimer définitivement"),
-            quarantine.delete,
+            quarantine.delete_quarantined,
             _("%(n)d message(s) supprimé(s)."),
         ),
     ]

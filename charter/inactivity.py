@@ -28,6 +28,7 @@ from accounts.models import User
 from charter import audit
 from charter.models import InactivityExemption, InactivityWarning
 from mailboxes.models import Mailbox
+from mailboxes.services import lifecycle as mailbox_lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,12 @@ class InactivityRun:
 
 
 def last_activity(mailbox: Mailbox) -> datetime:
-    """The latest of the holder's last login, the box's creation, and an objection."""
+    """The latest of the holder's last login, the box's creation or reopening, and an objection."""
     owner = mailbox.owner
     candidates = [mailbox.created_at]
+    if mailbox.status_changed_at is not None:
+        # Reopened by staff: the clock starts again (a closure leaves no open box here).
+        candidates.append(mailbox.status_changed_at)
     if owner is not None and owner.last_login is not None:
         candidates.append(owner.last_login)
     objected = mailbox.inactivity_warnings.aggregate(last=Max("objected_at"))["last"]
@@ -123,11 +127,10 @@ def _warn(mailbox: Mailbox, since: datetime, now: datetime) -> InactivityWarning
 
 
 def _close(mailbox: Mailbox, warning: InactivityWarning, since: datetime) -> None:
-    mailbox.status = Mailbox.Status.CLOSED
-    mailbox.save(update_fields=["status"])
-    audit.record(
-        "mailbox.closed_inactive",
-        obj=mailbox,
+    mailbox_lifecycle.close_mailbox(
+        mailbox,
+        by=None,
+        cause=mailbox_lifecycle.ClosureCause.INACTIVITY,
         inactive_since=since.isoformat(),
         warning=warning.pk,
     )
@@ -198,6 +201,7 @@ def _candidates_at(now: datetime) -> list[Mailbox]:
             created_at__lte=warn_before,
         )
         .exclude(owner__last_login__gt=warn_before)
+        .exclude(status_changed_at__gt=warn_before)
         .select_related("owner", "domain")
         .order_by("pk")
     )

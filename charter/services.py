@@ -16,6 +16,7 @@ from charter import audit
 from charter.models import AbuseReport, Sanction
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.selectors import Access
+from mailboxes.services import lifecycle as mailbox_lifecycle
 from mailboxes.services.rights import authorise
 
 
@@ -69,19 +70,6 @@ def report_abuse(
         sender=message.submitted_by_id,
     )
     return report
-
-
-def _close_held_mailboxes(user: User, *, by: User) -> None:
-    """A closed account's own boxes stop receiving: senders get "cette boîte est fermée"."""
-    boxes = Mailbox.objects.filter(
-        owner=user,
-        kind__in=[Mailbox.Kind.PERSONAL, Mailbox.Kind.PATIENT],
-        status=Mailbox.Status.ACTIVE,
-    )
-    for box in boxes:
-        box.status = Mailbox.Status.CLOSED
-        box.save(update_fields=["status"])
-        audit.record("mailbox.closed", actor=by, obj=box, reason="account.closed")
 
 
 _NOTICE_SUBJECTS = {
@@ -141,7 +129,11 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
             accounts.suspend_account(target, reason=reason, by=by)
         elif chosen == Sanction.Decision.CLOSE and target is not None:
             accounts.close_account(target, reason=reason, by=by)
-            _close_held_mailboxes(target, by=by)
+            # A closed account's own boxes stop receiving (senders are told "cette
+            # boîte est fermée") and leave the directory.
+            mailbox_lifecycle.close_mailboxes_of(
+                target, by=by, cause=mailbox_lifecycle.ClosureCause.SANCTION, reason=reason
+            )
     except accounts.AccountError as exc:
         raise CharterError(str(exc)) from None
     sanction = Sanction.objects.create(

@@ -172,6 +172,27 @@ class DirectoryEntry(models.Model):
         return self.structure_name or self.service or self.address
 
 
+class WithheldAddress(models.Model):
+    """One of our own addresses that must not be published: liste rouge or closed box.
+
+    Kept by ``services.sync_mailbox`` from what the mailboxes app tells it, so the
+    national import never stores a stale copy of such a box (the directory reads
+    no table of the mailboxes app). Only the address: nothing else about the box.
+    Patient boxes are not listed here (their address holds the INS): the import
+    withholds the whole patient domain instead.
+    """
+
+    address = models.CharField(_("adresse"), max_length=254, unique=True)
+    withheld_at = models.DateTimeField(_("retirée le"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("adresse non publiée")
+        verbose_name_plural = _("adresses non publiées")
+
+    def __str__(self) -> str:
+        return self.address
+
+
 class Practitioner(models.Model):
     """A professional from PS_LibreAcces, one row per national id (first activity kept)."""
 

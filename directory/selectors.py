@@ -1,8 +1,8 @@
 """Reads of the directory used by the search page, the autocomplete and the FHIR export.
 
 Every read starts from ``listed_entries`` or ``published_entries`` so that
-nothing unlisted can leak: liste rouge boxes are never stored (see
-services.sync_mailbox), inactive entries and applicative boxes are filtered
+nothing unlisted can leak: liste rouge and closed boxes are never stored (see
+services.sync_mailbox, called by the mailboxes app's actions), inactive entries and applicative boxes are filtered
 here. User input only ever becomes a bound LIKE parameter on a normalised
 column (``startswith``/``contains`` escape % and _), never SQL or a regex.
 """

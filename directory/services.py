@@ -5,24 +5,45 @@ from __future__ import annotations
 import shutil
 import tempfile
 import urllib.request
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
 from charter import audit
 from directory.importers import MssImporter, PsImporter
-from directory.models import DirectoryEntry, ImportRun
+from directory.models import DirectoryEntry, ImportRun, WithheldAddress
 from directory.search import entry_search_fields
-
-if TYPE_CHECKING:
-    from mailboxes.models import Mailbox
 
 # Kinds of our mailboxes that are published at all. Patient boxes never are;
 # applicative boxes are published (FHIR, national directory) but never offered
 # to end users in search or autocomplete (selectors filter them out).
 _PUBLISHED_KINDS = {"PER", "ORG", "APP"}
+
+
+@dataclass(frozen=True)
+class MailboxListing:
+    """What the mailboxes app tells the directory about one of its boxes (plain data).
+
+    ``published`` is the mailboxes app's verdict (active, not on the liste rouge);
+    the rest is what the entry shows: the holder's name and identity for a
+    nominative box, the structure's name for the others.
+    """
+
+    address: str
+    kind: str
+    published: bool
+    first_name: str = ""
+    last_name: str = ""
+    structure_name: str = ""
+    id_type: str = ""
+    national_id: str = ""
+    profession_code: str = ""
+    profession_label: str = ""
+    specialty_code: str = ""
+    specialty_label: str = ""
 
 
 def save_entry(address: str, values: dict[str, Any]) -> DirectoryEntry:
@@ -33,67 +54,29 @@ def save_entry(address: str, values: dict[str, Any]) -> DirectoryEntry:
     return entry
 
 
-def sync_mailbox(mailbox: Mailbox) -> DirectoryEntry | None:
-    """Publish one of our mailboxes (or withdraw it when it must not be listed)."""
-    if (
-        mailbox.kind not in _PUBLISHED_KINDS
-        or mailbox.liste_rouge
-        or mailbox.status != mailbox.Status.ACTIVE
-    ):
-        remove_mailbox(mailbox)
+@transaction.atomic
+def sync_mailbox(listing: MailboxListing) -> DirectoryEntry | None:
+    """Publish one of our mailboxes, or withdraw it when it must not be listed."""
+    address = listing.address.strip().lower()
+    if not listing.published or listing.kind not in _PUBLISHED_KINDS:
+        withdraw_mailbox(address, kind=listing.kind)
         return None
-    values: dict[str, Any] = {
-        "kind": mailbox.kind,
-        "source": DirectoryEntry.Source.LOCAL,
-        "active": True,
-        "service": "",
-        "structure_name": "",
-    }
-    owner = mailbox.owner
-    identity = getattr(owner, "professional", None) if owner is not None else None
-    if mailbox.kind == "PER" and owner is not None:
-        values.update(first_name=owner.first_name, last_name=owner.last_name)
-        if identity is not None:
-            values.update(
-                id_type=identity.id_type,
-                national_id=identity.national_id,
-                profession_code=identity.profession_code,
-                profession_label=identity.profession_label,
-                specialty_code=identity.specialty_code,
-                specialty_label=identity.specialty_label,
-            )
-    else:
-        values.update(
-            first_name="",
-            last_name="",
-            structure_name=mailbox.display_name[:200],
-        )
-    with transaction.atomic():
-        entry = save_entry(mailbox.address, values)
-    return entry
+    WithheldAddress.objects.filter(address=address).delete()
+    values: dict[str, Any] = asdict(listing)
+    del values["address"], values["published"]
+    values.update(source=DirectoryEntry.Source.LOCAL, active=True, service="")
+    values["structure_name"] = values["structure_name"][:200]
+    return save_entry(address, values)
 
 
-def remove_mailbox(mailbox: Mailbox) -> None:
+def withdraw_mailbox(address: str, *, kind: str = "") -> None:
     """Withdraw one of our mailboxes from the directory (closed, liste rouge, patient)."""
+    address = address.strip().lower()
     # Deleted rather than flagged: a liste rouge address must not stay in any
     # table the search or the FHIR export read, even inactive.
-    DirectoryEntry.objects.filter(
-        address=mailbox.address.lower(), source=DirectoryEntry.Source.LOCAL
-    ).delete()
-
-
-def sync_all_mailboxes() -> tuple[int, int]:
-    """Republish every one of our mailboxes (backfill, or repair after a bug): (published, withdrawn)."""
-    from mailboxes.models import Mailbox
-
-    published = withdrawn = 0
-    boxes = Mailbox.objects.select_related("owner__professional").order_by("pk")
-    for box in boxes.iterator(chunk_size=500):
-        if sync_mailbox(box) is None:
-            withdrawn += 1
-        else:
-            published += 1
-    return published, withdrawn
+    DirectoryEntry.objects.filter(address=address, source=DirectoryEntry.Source.LOCAL).delete()
+    if kind != "PAT":
+        WithheldAddress.objects.update_or_create(address=address)
 
 
 def import_from_source(kind: str, source: str) -> ImportRun:

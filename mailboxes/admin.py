@@ -1,6 +1,8 @@
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -87,24 +89,51 @@ class MailboxCreationForm(forms.ModelForm):
     def _create(self, data: dict[str, Any]) -> Mailbox:
         by = getattr(self, "request_user", None)
         if data["kind"] == Mailbox.Kind.PERSONAL:
-            box = services.create_personal_mailbox(
-                data["owner"], data["domain"], address=data.get("address") or None, by=by
-            )
-        else:
-            box = services.create_mailbox(
-                data["kind"],
-                data["address"],
+            return services.create_personal_mailbox(
+                data["owner"],
                 data["domain"],
-                owner=data.get("owner"),
-                responsible=data.get("responsible"),
-                organisation=data.get("organisation"),
-                display_name=data.get("display_name", ""),
+                address=data.get("address") or None,
+                liste_rouge=bool(data.get("liste_rouge")),
                 by=by,
             )
-        if data.get("liste_rouge"):
-            box.liste_rouge = True
-            box.save(update_fields=["liste_rouge"])
-        return box
+        return services.create_mailbox(
+            data["kind"],
+            data["address"],
+            data["domain"],
+            owner=data.get("owner"),
+            responsible=data.get("responsible"),
+            organisation=data.get("organisation"),
+            display_name=data.get("display_name", ""),
+            # Unticked on an applicative box: the service's default (listed) applies.
+            liste_rouge=True if data.get("liste_rouge") else None,
+            by=by,
+        )
+
+
+class MailboxChangeForm(forms.ModelForm):
+    """Staff edit a box; what they change is written by the mailbox actions (see save_model)."""
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "owner",
+            "organisation",
+            "responsible",
+            "display_name",
+            "liste_rouge",
+            "status",
+            "quota_bytes",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        changed = {name: data[name] for name in self.changed_data if name in data}
+        if changed:
+            try:
+                services.check_mailbox_changes(self.instance, changed)
+            except services.MailboxError as exc:
+                raise ValidationError(str(exc)) from None
+        return data
 
 
 class FolderInline(admin.TabularInline):
@@ -163,11 +192,12 @@ class MailboxAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner", "responsible", "organisation"]
     inlines = [FolderInline, MembershipInline, ApiTokenInline]
 
+    actions = ["close", "reopen"]
+
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
-        if obj is None:
-            kwargs["form"] = MailboxCreationForm
+        kwargs["form"] = MailboxCreationForm if obj is None else MailboxChangeForm
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request_user = request.user  # type: ignore[attr-defined]
         return form
@@ -181,9 +211,42 @@ class MailboxAdmin(admin.ModelAdmin):
         return ["address", "kind", "domain", "created_at"] if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-        # A new mailbox was created by the service during form validation.
+        # A new mailbox was created by the service during form validation. A change
+        # is never saved bare: each changed field goes to the action that owns it
+        # (journal, directory), in the admin's transaction.
+        if not change:
+            return
+        by: Any = request.user
+        data, changed = form.cleaned_data, set(form.changed_data)
+        details = tuple(name for name in services.MAILBOX_DETAIL_FIELDS if name in changed)
+        if details:
+            services.update_mailbox(obj, by=by, **{name: data[name] for name in details})
+        if "liste_rouge" in changed:
+            services.set_liste_rouge(obj, data["liste_rouge"], by=by)
+        if "status" in changed:
+            if data["status"] == Mailbox.Status.CLOSED:
+                services.close_mailbox(obj, by=by)
+            else:
+                services.reopen_mailbox(obj, by=by)
+
+    @admin.action(description=_("Fermer les boîtes choisies"))
+    def close(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(request, queryset, services.close_mailbox, _("%(n)d boîte(s) fermée(s)."))
+
+    @admin.action(description=_("Rouvrir les boîtes choisies"))
+    def reopen(self, request: HttpRequest, queryset: Any) -> None:
+        self._each(request, queryset, services.reopen_mailbox, _("%(n)d boîte(s) rouverte(s)."))
+
+    def _each(self, request: HttpRequest, queryset: Any, action: Any, done_text: Any) -> None:
+        done = 0
+        for box in queryset:
+            try:
+                action(box, by=request.user)
+                done += 1
+            except services.MailboxError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        if done:
+            self.message_user(request, done_text % {"n": done}, messages.SUCCESS)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         if change:
@@ -331,10 +394,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        from datetime import timedelta
-
-        from django.conf import settings
-
         return {"expires_at": timezone.now() + timedelta(days=settings.API_TOKEN_DAYS)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -90,6 +90,9 @@ class Mailbox(models.Model):
     status = models.CharField(
         _("statut"), max_length=8, choices=Status.choices, default=Status.ACTIVE
     )
+    status_changed_at = models.DateTimeField(
+        _("statut modifié le"), null=True, blank=True, editable=False
+    )
     quota_bytes = models.BigIntegerField(_("quota (octets)"), default=5 * 1024**3)
     created_at = models.DateTimeField(_("créée le"), default=timezone.now)
 
@@ -591,3 +594,65 @@ class ReceiptPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.mode}"
+
+
+# --- Quarantine ---------------------------------------------------------------------------
+
+
+class Quarantine(models.Model):
+    """A message the antivirus held back: never delivered unless staff release it.
+
+    The message's envelope is copied in (never its content), so the record and the
+    indicators survive the deletion of the message itself.
+    """
+
+    class Verdict(models.TextChoices):
+        INFECTED = "infected", _("virus détecté")
+        UNSCANNABLE = "unscannable", _("impossible à analyser")
+
+    class Status(models.TextChoices):
+        HELD = "held", _("en quarantaine")
+        RELEASED = "released", _("libéré")
+        DELETED = "deleted", _("supprimé")
+
+    message = models.OneToOneField(
+        Message,
+        verbose_name=_("message"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="quarantine",
+    )
+    message_id_header = models.CharField(_("Message-ID"), max_length=255)
+    from_addr = models.CharField(_("expéditeur"), max_length=254, db_index=True)
+    recipients = models.JSONField(_("destinataires"), default=list)
+    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    size = models.PositiveIntegerField(_("taille"), default=0)
+    message_date = models.DateTimeField(_("date du message"), null=True)
+    verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices)
+    signatures = models.JSONField(_("signatures"), default=list, blank=True)
+    detail = models.CharField(_("détail"), max_length=500, blank=True)
+    quarantined_at = models.DateTimeField(_("mis en quarantaine le"), db_index=True)
+    status = models.CharField(
+        _("état"), max_length=8, choices=Status.choices, default=Status.HELD, db_index=True
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("décidé par"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(_("décidé le"), null=True, blank=True)
+    decision_reason = models.TextField(_("motif de la décision"), blank=True)
+
+    class Meta:
+        # Created by the charter app (issue 6) and moved here with its table (issue 12).
+        db_table = "charter_quarantine"
+        verbose_name = _("message en quarantaine")
+        verbose_name_plural = _("quarantaine antivirus")
+        ordering = ["-quarantined_at"]
+
+    def __str__(self) -> str:
+        return f"{self.quarantined_at:%Y-%m-%d %H:%M} {self.from_addr}"

@@ -92,3 +92,17 @@ def as_app_role() -> Iterator[None]:
         DatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
         # The owner drops the test database.
         _use(owner)
+
+
+@contextmanager
+def as_owner() -> Iterator[None]:
+    """Within a test that migrates: connect as the schema owner, then as the application again."""
+    owner = _owner()
+    if owner is None or not _app_credentials:
+        yield
+        return
+    _use(owner)
+    try:
+        yield
+    finally:
+        _use(_app_credentials)

@@ -27,7 +27,7 @@ from django.utils import timezone
 from charter.models import AuditEvent
 from mailboxes import services, tasks
 from mailboxes.models import Delivery, Entry, Mailbox, Message
-from mailboxes.services import pipeline
+from mailboxes.services import queue
 from mssante.celery import app as celery_app
 from tests import factories
 
@@ -197,7 +197,7 @@ def test_tasks_run_twice_deliver_once(
     boxes: tuple[Mailbox, Mailbox, Mailbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doctor, nurse, pharmacist = boxes
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     messages = send_many(doctor, [nurse.address, pharmacist.address], [])
     for m in messages:
         services.scan(m.pk)
@@ -257,7 +257,7 @@ def test_a_lost_delivery_task_is_re_enqueued_by_the_sweeper(
 ) -> None:
     doctor, nurse, _pharmacist = boxes
     # The scan ran but its deliver tasks never reached the broker.
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     (message,) = send_many(doctor, [nurse.address], [], n=1)
     services.scan(message.pk)
     monkeypatch.undo()

@@ -55,7 +55,8 @@ def test_the_box_closes_after_the_closing_period_without_login_or_objection(box:
     assert run_after(366).closed == 1
     box.refresh_from_db()
     assert box.status == Mailbox.Status.CLOSED
-    assert AuditEvent.objects.filter(action="mailbox.closed_inactive").exists()
+    closed = AuditEvent.objects.get(action="mailbox.closed", object_id=str(box.pk))
+    assert closed.data["cause"] == "inactivity" and closed.actor_id is None
 
 
 def test_a_late_warning_still_gives_the_full_notice_period(box: Mailbox) -> None:

@@ -8,11 +8,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from charter import quarantine
-from charter.models import AuditEvent, Quarantine
+from charter.models import AuditEvent
 from charter.tests.helpers import Capture, login, send
 from mailboxes import blobs, services
-from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.models import Delivery, Entry, Folder, Message, Quarantine
+from mailboxes.services import quarantine
 from mssante.lib import mime
 from tests import factories as f
 from trust.scanning import ScanStatus, ScanVerdict
@@ -44,7 +44,7 @@ def held_message(boxes: dict[str, Any], capture: Capture) -> Message:
     with capture(execute=True):
         message.scan_status = Message.ScanStatus.INFECTED
         message.save(update_fields=["scan_status"])
-        quarantine.hold(
+        quarantine.quarantine_message(
             message, ScanVerdict(ScanStatus.INFECTED, ("Win.Test.EICAR_HDB-1",), parts_scanned=3)
         )
     return message
@@ -110,12 +110,12 @@ def test_staff_see_the_quarantine_in_the_admin_without_content(
     boxes: dict[str, Any], django_capture_on_commit_callbacks: Capture, staff_client: Client
 ) -> None:
     message = held_message(boxes, django_capture_on_commit_callbacks)
-    page = staff_client.get("/admin/charter/quarantine/")
+    page = staff_client.get("/admin/mailboxes/quarantine/")
     assert page.status_code == 200
     text = page.content.decode()
     assert boxes["dbox"].address in text and message.subject in text
     record = Quarantine.objects.get()
-    detail = staff_client.get(f"/admin/charter/quarantine/{record.pk}/change/").content.decode()
+    detail = staff_client.get(f"/admin/mailboxes/quarantine/{record.pk}/change/").content.decode()
     assert "Win.Test.EICAR_HDB-1" in detail and "Bonjour." not in detail
 
 
@@ -124,7 +124,7 @@ def test_staff_delete_a_held_message_with_a_reason(
 ) -> None:
     message = held_message(boxes, django_capture_on_commit_callbacks)
     record = Quarantine.objects.get()
-    url = "/admin/charter/quarantine/"
+    url = "/admin/mailboxes/quarantine/"
     form = {"action": "delete_for_good", "_selected_action": [record.pk]}
     asked = staff_client.post(url, form)
     assert asked.status_code == 200 and "Motif" in asked.content.decode()
@@ -144,4 +144,16 @@ def test_release_needs_a_reason(
 ) -> None:
     held_message(boxes, django_capture_on_commit_callbacks)
     with pytest.raises(quarantine.QuarantineError, match="motif"):
-        quarantine.release(Quarantine.objects.get(), reason=" ", by=f.staff())
+        quarantine.release_quarantined(Quarantine.objects.get(), reason=" ", by=f.staff())
+
+
+def test_only_staff_decide_on_the_quarantine(
+    boxes: dict[str, Any], django_capture_on_commit_callbacks: Capture
+) -> None:
+    held_message(boxes, django_capture_on_commit_callbacks)
+    record = Quarantine.objects.get()
+    for decide in (quarantine.release_quarantined, quarantine.delete_quarantined):
+        with pytest.raises(quarantine.QuarantineError, match="équipe"):
+            decide(record, reason="Je le veux", by=boxes["nurse"])
+    record.refresh_from_db()
+    assert record.status == Quarantine.Status.HELD

@@ -16,10 +16,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from charter.models import AuditEvent, Quarantine
+from charter.models import AuditEvent
 from charter.tests.helpers import Capture, send
 from mailboxes import services
-from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
+from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message, Quarantine
 from mssante.lib import mime
 from mssante.lib.clamd import ClamdClient
 from tests import factories as f
@@ -186,7 +186,7 @@ def test_staff_release_a_held_message_and_it_is_delivered_once(
         attachments=[mime.Attachment("note.txt", "text/plain", EICAR)],
     )
     record = Quarantine.objects.get(message=message)
-    url = "/admin/charter/quarantine/"
+    url = "/admin/mailboxes/quarantine/"
     form = {"action": "release", "_selected_action": [record.pk]}
     with django_capture_on_commit_callbacks(execute=True):
         staff_client.post(url, {**form, "apply": "1", "reason": "Faux positif vérifié"})

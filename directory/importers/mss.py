@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 from directory.importers.base import Importer
-from directory.models import DirectoryEntry
+from directory.importers.postgres import STAGE
+from directory.models import DirectoryEntry, WithheldAddress
 from directory.search import TRIGRAM_INDEX, TRIGRAM_INDEX_SQL, entry_search_fields
-from mailboxes.models import Mailbox
 from mssante.lib import annuaire
+
+# A domain name as PATIENT_DOMAIN must be (it is put in SQL): labels of letters,
+# digits and hyphens.
+_DOMAIN = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)+")
 
 
 class MssImporter(Importer[annuaire.MssRecord]):
@@ -71,21 +76,25 @@ class MssImporter(Importer[annuaire.MssRecord]):
             else:
                 yield address, pk, digest, seen, active
 
-    # A stale national copy of one of our liste rouge (or patient) boxes must
-    # not publish it: those addresses are never stored from the file.
-    withheld_reason = "boîte de nos domaines non publiable (liste rouge ou patient)"
+    # A stale national copy of one of our liste rouge or closed boxes, or of a
+    # patient box, must not publish it: those addresses are never stored from the
+    # file. Our unpublished boxes are the directory's own WithheldAddress rows
+    # (kept by services.sync_mailbox); patient boxes are the whole patient domain.
+    withheld_reason = "boîte de nos domaines non publiable (liste rouge, fermée ou patient)"
 
     def withheld(self, keys: list[str]) -> set[str]:
-        hidden = Mailbox.objects.filter(Q(liste_rouge=True) | Q(kind=Mailbox.Kind.PATIENT))
-        return {
-            a.lower() for a in hidden.filter(address__in=keys).values_list("address", flat=True)
-        }
+        patients = {k for k in keys if k.endswith("@" + settings.PATIENT_DOMAIN)}
+        listed = WithheldAddress.objects.filter(address__in=keys).values_list("address", flat=True)
+        return patients | set(listed)
 
     def withheld_sql(self) -> str:
-        # A table name and a constant: no input reaches this SQL.
+        # Table names and a setting checked as a domain name: no input reaches this SQL.
+        domain = settings.PATIENT_DOMAIN
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"PATIENT_DOMAIN is not a domain name: {domain!r}")
         return (
-            f"SELECT lower(address) FROM {Mailbox._meta.db_table} "  # noqa: S608
-            f"WHERE liste_rouge OR kind = '{Mailbox.Kind.PATIENT.value}'"
+            f"SELECT address FROM {WithheldAddress._meta.db_table} "  # noqa: S608
+            f"UNION ALL SELECT address FROM {STAGE} WHERE address LIKE '%%@{domain}'"
         )
 
     def scope(self) -> models.QuerySet[Any]:

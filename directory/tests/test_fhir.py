@@ -6,10 +6,8 @@ import pytest
 from django.test import Client
 from fhir.resources.R4B.bundle import Bundle
 
-from directory import fhir, services
+from directory import fhir
 from directory.tests import factories as df
-from mailboxes.models import HostedDomain, Mailbox
-from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
@@ -119,22 +117,6 @@ def test_searches_by_name_and_pages_with_count(directory):
     body = get("PractitionerRole", _count="1")
     assert body["total"] == 2 and len(body["entry"]) == 1
     assert [link["relation"] for link in body["link"]] == ["self", "next"]
-
-
-def test_liste_rouge_boxes_never_appear(directory):
-    doctor = f.professional(last_name="Secret")
-    domain = HostedDomain.objects.create(name="medecin.mssante.fr")
-    box = Mailbox.objects.create(
-        address="secret@medecin.mssante.fr",
-        domain=domain,
-        kind="PER",
-        owner=doctor,
-        liste_rouge=True,
-    )
-    services.sync_mailbox(box)
-    for resource in ("Practitioner", "PractitionerRole", "Organization"):
-        assert "secret@medecin.mssante.fr" not in Client().get(f"/fhir/{resource}").content.decode()
-    assert get("PractitionerRole", **{"mailbox-mss": "secret@medecin.mssante.fr"})["total"] == 0
 
 
 def test_it_can_require_login(directory, settings):

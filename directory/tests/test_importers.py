@@ -197,23 +197,24 @@ def test_ps_import_fills_the_place_of_practice_of_directory_entries(tmp_path):
     assert DirectoryEntry.objects.get(address="b@medecin.mssante.fr").city == "PAU"
 
 
-def test_a_stale_national_copy_of_our_liste_rouge_box_is_never_stored(tmp_path):
-    from mailboxes.models import HostedDomain, Mailbox
-    from tests import factories as f
+def test_a_stale_national_copy_of_our_unpublished_box_is_never_stored(tmp_path, settings):
+    from directory import services
 
-    domain = HostedDomain.objects.create(name="medecin.mssante.fr")
-    Mailbox.objects.create(
-        address="discret@medecin.mssante.fr",
-        domain=domain,
-        kind="PER",
-        owner=f.professional(),
-        liste_rouge=True,
+    # What the mailboxes app tells the directory of a box on the liste rouge (or closed).
+    services.sync_mailbox(
+        services.MailboxListing(address="discret@medecin.mssante.fr", kind="PER", published=False)
     )
-    rows = [df.mss_line(address="discret@medecin.mssante.fr"), df.mss_line()]
+    settings.PATIENT_DOMAIN = "patient.mssante.fr"
+    rows = [
+        df.mss_line(address="discret@medecin.mssante.fr"),
+        df.mss_line(address="1234567890123@patient.mssante.fr"),
+        df.mss_line(),
+    ]
     run = MssImporter().run(mss_file(tmp_path, rows))
-    assert (run.added, run.rejected) == (1, 1)
-    assert "liste rouge" in run.rejected_lines[0]["reason"]
+    assert (run.added, run.rejected) == (1, 2)
+    assert all("liste rouge" in line["reason"] for line in run.rejected_lines)
     assert not DirectoryEntry.objects.filter(address="discret@medecin.mssante.fr").exists()
+    assert not DirectoryEntry.objects.filter(address__endswith="@patient.mssante.fr").exists()
 
 
 def test_the_scheduled_task_imports_the_configured_path(tmp_path, settings):

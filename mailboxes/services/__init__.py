@@ -41,6 +41,19 @@ from mailboxes.services.folders import (
     set_flags,
     trash_entries,
 )
+from mailboxes.services.lifecycle import DETAIL_FIELDS as MAILBOX_DETAIL_FIELDS
+from mailboxes.services.lifecycle import (
+    ClosureCause,
+    close_mailbox,
+    close_mailboxes_of,
+    reopen_mailbox,
+    resync_directory,
+    set_liste_rouge,
+    update_mailbox,
+)
+from mailboxes.services.lifecycle import (
+    check_changes as check_mailbox_changes,
+)
 from mailboxes.services.mailbox import (
     SYSTEM_FOLDERS,
     create_mailbox,
@@ -49,7 +62,13 @@ from mailboxes.services.mailbox import (
     propose_address,
 )
 from mailboxes.services.messages import parse, read_raw, submit_message
-from mailboxes.services.pipeline import deliver, deliver_many, scan, sweep
+from mailboxes.services.pipeline import deliver, deliver_many, requeue_deliveries, scan, sweep
+from mailboxes.services.quarantine import (
+    QuarantineError,
+    delete_quarantined,
+    quarantine_message,
+    release_quarantined,
+)
 from mailboxes.services.sharing import (
     change_membership,
     grant_membership,
@@ -78,15 +97,18 @@ from mailboxes.services.tokens import (
 )
 
 __all__ = [
+    "MAILBOX_DETAIL_FIELDS",
     "SYSTEM_FOLDERS",
     "ApiAnswer",
     "BlobStoreUnavailable",
+    "ClosureCause",
     "DraftContent",
     "DraftError",
     "FolderError",
     "IdempotencyConflict",
     "MailboxError",
     "MembershipError",
+    "QuarantineError",
     "ScopeError",
     "SubmissionError",
     "TokenError",
@@ -96,6 +118,9 @@ __all__ = [
     "attach_xdm_package",
     "authenticate_token",
     "change_membership",
+    "check_mailbox_changes",
+    "close_mailbox",
+    "close_mailboxes_of",
     "collect_orphan_blobs",
     "count_request",
     "create_api_token",
@@ -104,6 +129,7 @@ __all__ = [
     "create_personal_mailbox",
     "delete_draft",
     "delete_folder",
+    "delete_quarantined",
     "deliver",
     "deliver_many",
     "empty_trash",
@@ -117,6 +143,7 @@ __all__ = [
     "parse",
     "propose_address",
     "purge_idempotency_keys",
+    "quarantine_message",
     "read_draft_attachment",
     "read_raw",
     "receipt_mode",
@@ -124,10 +151,14 @@ __all__ = [
     "record_api_agreement",
     "record_download",
     "record_entries",
+    "release_quarantined",
     "remove_draft_attachment",
     "rename_folder",
+    "reopen_mailbox",
+    "requeue_deliveries",
     "require_scope",
     "restore_entries",
+    "resync_directory",
     "revoke_api_token",
     "revoke_membership",
     "save_draft",
@@ -137,9 +168,11 @@ __all__ = [
     "sender_for",
     "set_draft_headers",
     "set_flags",
+    "set_liste_rouge",
     "set_receipt_mode",
     "submit_message",
     "sweep",
     "trash_entries",
+    "update_mailbox",
     "withdraw_api_agreement",
 ]

@@ -11,10 +11,10 @@ from django.utils.translation import gettext as _
 
 from accounts.services import is_eligible
 from charter import audit
-from directory import services as directory_services
 from mailboxes import addresses
 from mailboxes.models import Folder, HostedDomain, Mailbox
 from mailboxes.services.errors import MailboxError
+from mailboxes.services.lifecycle import sync_directory
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -62,9 +62,14 @@ def create_mailbox(
     responsible: User | None = None,
     organisation: Organisation | None = None,
     display_name: str = "",
+    liste_rouge: bool | None = None,
     by: User | None = None,
 ) -> Mailbox:
-    """Create a mailbox with its five system folders; its address and type never change."""
+    """Create a mailbox with its five system folders; its address and type never change.
+
+    ``liste_rouge`` defaults to listed for applicative boxes (software is never offered
+    to users), unlisted otherwise.
+    """
     try:
         address = addresses.normalise(address)
     except addresses.AddressError:
@@ -92,21 +97,32 @@ def create_mailbox(
         responsible=responsible,
         organisation=organisation,
         display_name=display_name.strip(),
-        # Applicative boxes are software: never published in the directory.
-        liste_rouge=kind == Mailbox.Kind.APPLICATIVE,
+        liste_rouge=kind == Mailbox.Kind.APPLICATIVE if liste_rouge is None else liste_rouge,
     )
     Folder.objects.bulk_create(
         Folder(mailbox=mailbox, role=role, name=_system_folder_name(role))
         for role in SYSTEM_FOLDERS
     )
-    audit.record("mailbox.created", actor=by, obj=mailbox, kind=kind, address=address)
+    audit.record(
+        "mailbox.created",
+        actor=by,
+        obj=mailbox,
+        kind=kind,
+        address=address,
+        liste_rouge=mailbox.liste_rouge,
+    )
     # Same transaction: a mailbox is never created without its directory entry (or vice versa).
-    directory_services.sync_mailbox(mailbox)
+    sync_directory(mailbox)
     return mailbox
 
 
 def create_personal_mailbox(
-    user: User, domain: HostedDomain, *, address: str | None = None, by: User | None = None
+    user: User,
+    domain: HostedDomain,
+    *,
+    address: str | None = None,
+    liste_rouge: bool = False,
+    by: User | None = None,
 ) -> Mailbox:
     """Give an eligible professional a nominative (PER) mailbox, address proposed from the name."""
     identity = getattr(user, "professional", None) if user.is_professional else None
@@ -124,6 +140,7 @@ def create_personal_mailbox(
         domain,
         owner=user,
         display_name=f"{user.first_name} {user.last_name}".strip(),
+        liste_rouge=liste_rouge,
         by=by,
     )
 

@@ -7,17 +7,17 @@ here is safe to run twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, quarantine
+from charter import audit
 from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.services import quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
 from trust import scanning
 
@@ -26,38 +26,22 @@ log = logging.getLogger(__name__)
 PENDING = (Delivery.Status.QUEUED, Delivery.Status.SCANNING, Delivery.Status.DEFERRED)
 
 
-def retry_delay() -> timedelta:
-    """How long a scan or delivery may wait before the sweeper enqueues it again."""
-    return timedelta(seconds=settings.DELIVERY_RETRY_SECONDS)
+def requeue_deliveries(message_id: int, status: str) -> int:
+    """Put a message's deliveries in ``status`` back in the queue, due now; return how many.
 
-
-def enqueue_all(task_name: str, object_ids: list[int]) -> None:
-    """Enqueue one task per id (call after commit only)."""
-    for object_id in object_ids:
-        enqueue(task_name, object_id)
-
-
-def enqueue_batches(delivery_ids: list[int]) -> None:
-    """Enqueue deliveries in batches of ``DELIVERY_BATCH`` (call after commit only)."""
-    size = settings.DELIVERY_BATCH
-    for start in range(0, len(delivery_ids), size):
-        enqueue("deliver_batch", delivery_ids[start : start + size])
-
-
-def enqueue(task_name: str, object_id: int | list[int]) -> None:
-    """Enqueue ``mailboxes.tasks.<task_name>(object_id)`` (call after commit only)."""
-    # Imported here: tasks imports this module.
-    from mailboxes import tasks
-
-    task = getattr(tasks, task_name)
-    try:
-        task.delay(object_id)
-    except Exception:
-        # The row is committed and due: the sweeper will enqueue it again later.
-        # A broker outage must delay a message, not fail its submission.
-        if getattr(task.app.conf, "task_always_eager", False):
-            raise
-        log.exception("could not enqueue %s(%s); the sweeper will retry", task_name, object_id)
+    Staff releasing a quarantined message call it (in their transaction): the
+    deliveries are enqueued once that commits.
+    """
+    held = Delivery.objects.filter(message_id=message_id, status=status)
+    ids = list(held.values_list("pk", flat=True))
+    held.update(
+        status=Delivery.Status.QUEUED,
+        last_error="",
+        next_attempt_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: queue.enqueue_batches(ids))
+    return len(ids)
 
 
 # The charter's verdicts as the message's scan status. "Unscannable" (clamd refused the
@@ -99,7 +83,7 @@ def scan(message_id: int) -> None:
                 parts=verdict.parts_scanned,
             )
             if message.scan_status == Message.ScanStatus.INFECTED:
-                quarantine.hold(message, verdict)
+                quarantine.quarantine_message(message, verdict)
                 return
         # Deliveries still pending of a message already judged (a resend added some, or
         # a duplicate task): the delivery step holds them if the message is held.
@@ -108,7 +92,7 @@ def scan(message_id: int) -> None:
                 "pk", flat=True
             )
         )
-        transaction.on_commit(lambda: enqueue_batches(ids))
+        transaction.on_commit(lambda: queue.enqueue_batches(ids))
 
 
 def deliver(delivery_id: int) -> None:
@@ -223,7 +207,7 @@ def deliver_many(delivery_ids: list[int]) -> int:
 def sweep(now: datetime | None = None) -> int:
     """Re-enqueue every delivery due and not done, and every scan stuck; return how many."""
     now = now or timezone.now()
-    stuck_before = now - retry_delay()
+    stuck_before = now - queue.retry_delay()
     count = 0
     with transaction.atomic():
         stuck = list(
@@ -239,9 +223,9 @@ def sweep(now: datetime | None = None) -> int:
         )
         # Pushing the next attempt forward keeps the next sweep from enqueueing the
         # same delivery again while this one is still in the broker.
-        Delivery.objects.filter(pk__in=due).update(next_attempt_at=now + retry_delay())
-        transaction.on_commit(lambda: enqueue_all("scan_message", stuck))
-        transaction.on_commit(lambda: enqueue_batches(due))
+        Delivery.objects.filter(pk__in=due).update(next_attempt_at=now + queue.retry_delay())
+        transaction.on_commit(lambda: queue.enqueue_scans(stuck))
+        transaction.on_commit(lambda: queue.enqueue_batches(due))
         count = len(stuck) + len(due)
     if count:
         log.info("sweep: %d scans and %d deliveries re-enqueued", len(stuck), len(due))

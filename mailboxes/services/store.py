@@ -33,9 +33,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from charter import audit
-from mailboxes import blobs
+from mailboxes import blobs, tasks
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
-from mailboxes.services import pipeline
+from mailboxes.services import queue
 from mailboxes.services.mailbox import system_folder_id
 from mssante.lib import mime
 
@@ -137,7 +137,7 @@ class Provenance:
 
 def _deliveries(message: Message, recipients: Sequence[Recipient], now: datetime) -> list[Delivery]:
     """Queued, due one retry delay from now: the sweeper's safety net if the broker loses them."""
-    due = now + pipeline.retry_delay()
+    due = now + queue.retry_delay()
     return [
         Delivery(
             message=message,
@@ -153,9 +153,9 @@ def _deliveries(message: Message, recipients: Sequence[Recipient], now: datetime
 def _enqueue_stored(message_pk: int, scanned: bool, delivery_ids: list[int]) -> None:
     """The stored message's first work, once committed: its scan, else its deliveries."""
     if scanned:
-        pipeline.enqueue("scan_message", message_pk)
+        queue.enqueue(tasks.scan_message, message_pk)
     elif delivery_ids:
-        pipeline.enqueue_batches(delivery_ids)
+        queue.enqueue_batches(delivery_ids)
 
 
 def store_message(

@@ -16,7 +16,7 @@ from charter import audit
 from charter.models import AuditEvent
 from mailboxes import blobs, services
 from mailboxes.models import Delivery, Draft, DraftAttachment, Entry, Folder, Mailbox, Message
-from mailboxes.services import pipeline
+from mailboxes.services import queue
 from mssante.lib import mime
 from tests import factories
 
@@ -279,7 +279,7 @@ def test_a_batch_delivers_every_recipient_with_one_journal_event(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     others = [factories.mailbox() for _ in range(3)]
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     message = send(doctor, [nurse.address, *(b.address for b in others)])
     services.scan(message.pk)
     ids = list(Delivery.objects.filter(message=message).values_list("pk", flat=True))
@@ -293,7 +293,7 @@ def test_a_batch_delivers_every_recipient_with_one_journal_event(
 def test_a_delivery_waits_for_the_scan(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     message = send(doctor, [nurse.address])
     services.deliver(Delivery.objects.get(message=message).pk)
     assert not Entry.objects.filter(mailbox=nurse).exists()
@@ -304,7 +304,7 @@ def test_the_sweeper_recovers_a_lost_scan_and_its_deliveries(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch, commit: None
 ) -> None:
     # The broker lost the first scan: nothing is enqueued at commit.
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     message = send(doctor, [nurse.address])
     monkeypatch.undo()
     assert services.sweep() == 0  # not stuck yet: within the retry delay
@@ -324,7 +324,7 @@ def test_the_sweeper_ignores_deliveries_that_are_done(
 def test_a_mailbox_closed_before_delivery_bounces(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "enqueue", lambda *a: None)
+    monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     message = send(doctor, [nurse.address])
     Mailbox.objects.filter(pk=nurse.pk).update(status=Mailbox.Status.CLOSED)
     services.scan(message.pk)

@@ -22,9 +22,8 @@ from unittest import mock
 import pytest
 import trustme
 
-from charter.models import Quarantine
-from mailboxes.models import Delivery, Entry, Mailbox, Message
-from mailboxes.services import pipeline
+from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
+from mailboxes.services import queue
 from mssante.lib.clamd import ClamdClient, ClamdUnavailable
 from tests import factories
 from tests.smtp_peers import Operator, Sink, free_port, gateway, make_operator, send, sink
@@ -182,13 +181,13 @@ def test_a_box_closed_between_the_250_and_the_delivery_bounces_with_a_dsn(
     open_box = factories.mailbox(domain=factories.hosted_domain(HERE))
     # The queue is slow today: what the gateway enqueues waits…
     queued: list[tuple[str, Any]] = []
-    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+    with mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))):
         raw = _message(box.address)
         assert send(port, peer, SENDER, [box.address, open_box.address], raw) == {}
     # …and meanwhile the holder's box is closed.
     Mailbox.objects.filter(pk=box.pk).update(status=Mailbox.Status.CLOSED)
-    for name, ids in queued:
-        pipeline.enqueue(name, ids)
+    for task, ids in queued:
+        queue.enqueue(task, ids)
 
     message = Message.objects.get(origin=Message.Origin.SMTP)
     assert Delivery.objects.get(message=message, recipient=box.address).status == (
@@ -210,11 +209,11 @@ def test_a_null_sender_is_never_sent_a_dsn(
     port: int, peer: Operator, peer_server: Sink, box: Mailbox
 ) -> None:
     queued: list[tuple[str, Any]] = []
-    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+    with mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))):
         assert send(port, peer, "", [box.address], _message(box.address)) == {}
     Mailbox.objects.filter(pk=box.pk).update(status=Mailbox.Status.CLOSED)
-    for name, ids in queued:
-        pipeline.enqueue(name, ids)
+    for task, ids in queued:
+        queue.enqueue(task, ids)
 
     assert Delivery.objects.get(recipient=box.address).status == Delivery.Status.BOUNCED
     assert peer_server.messages == []
@@ -235,11 +234,11 @@ def test_a_report_is_never_answered_by_a_report(
         f"Final-Recipient: rfc822;x@{PEER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--R--\r\n"
     ).encode()
     queued: list[tuple[str, Any]] = []
-    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+    with mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))):
         assert send(port, peer, f"mailer-daemon@{PEER}", [box.address], report) == {}
     Mailbox.objects.filter(pk=box.pk).update(status=Mailbox.Status.CLOSED)
-    for name, ids in queued:
-        pipeline.enqueue(name, ids)
+    for task, ids in queued:
+        queue.enqueue(task, ids)
 
     assert Delivery.objects.get(recipient=box.address).status == Delivery.Status.BOUNCED
     assert peer_server.messages == []
@@ -253,11 +252,11 @@ def test_long_lines_from_the_original_never_reach_the_wire_in_our_dsn(
         f"Message-ID: <long@{PEER}>\r\nX-Trace: {'t' * 3000}\r\n\r\n" + "corps " * 500 + "\r\n"
     ).encode()
     queued: list[tuple[str, Any]] = []
-    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+    with mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))):
         assert send(port, peer, SENDER, [box.address], raw) == {}
     Mailbox.objects.filter(pk=box.pk).update(status=Mailbox.Status.CLOSED)
-    for name, ids in queued:
-        pipeline.enqueue(name, ids)
+    for task, ids in queued:
+        queue.enqueue(task, ids)
 
     _mail_from, _rcpt, report, wire = _the_dsn(peer_server)
     _assert_wire_clean(wire)
@@ -296,7 +295,7 @@ def test_our_own_sender_is_told_too_when_a_box_closes_before_delivery(box: Mailb
 
     colleague = factories.mailbox(domain=factories.hosted_domain(HERE))
     queued: list[tuple[str, Any]] = []
-    with mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))):
+    with mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))):
         sent = services.submit_message(
             mailbox=box,
             author=box.owner,
@@ -306,8 +305,8 @@ def test_our_own_sender_is_told_too_when_a_box_closes_before_delivery(box: Mailb
             text="Bonjour.",
         )
     Mailbox.objects.filter(pk=colleague.pk).update(status=Mailbox.Status.CLOSED)
-    for name, ids in queued:
-        pipeline.enqueue(name, ids)
+    for task, ids in queued:
+        queue.enqueue(task, ids)
 
     assert Delivery.objects.get(message=sent).status == Delivery.Status.BOUNCED
     report = Message.objects.get(origin=Message.Origin.SYSTEM, entries__mailbox=box)

@@ -29,10 +29,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from charter import audit, quarantine
+from charter import audit
 from mailboxes import addresses
 from mailboxes.models import Delivery, Message
-from mailboxes.services.pipeline import retry_delay
+from mailboxes.services import quarantine
+from mailboxes.services.queue import retry_delay
 from mailboxes.transport import dsn, routes, tls
 from mssante.lib import crypto
 from trust.listeblanche import peer_allowed

@@ -16,10 +16,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from charter import quarantine
 from mailboxes import remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
+from mailboxes.services import quarantine
 from mailboxes.transport import mdn
 from mailboxes.transport.timeline import timeline
 from mailboxes.views import structured as structured_docs

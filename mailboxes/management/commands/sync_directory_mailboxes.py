@@ -4,12 +4,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from directory import services
+from mailboxes import services
 
 
 class Command(BaseCommand):
     help = "Publie (ou retire) toutes nos boîtes dans l'annuaire, d'après leur état actuel."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        published, withdrawn = services.sync_all_mailboxes()
+        published, withdrawn = services.resync_directory()
         self.stdout.write(f"{published} boîtes publiées, {withdrawn} retirées ou non publiables.")

@@ -1,15 +1,15 @@
-"""Messages the antivirus held back: quarantine, the sender's notice, staff release and delete.
+"""Messages the antivirus held back: held, the sender told, released or deleted by staff.
 
-The pipeline's scan step calls ``hold`` when the verdict is not clean; staff then
-``release`` (the deliveries go through the pipeline again) or ``delete`` (the
-encrypted content and every copy go; the quarantine record stays).
+The pipeline's scan step calls ``quarantine_message`` when the verdict is not clean;
+staff review the quarantine in the charter's admin, which calls ``release_quarantined``
+(the deliveries go through the pipeline again) or ``delete_quarantined`` (the encrypted
+content and every copy go; the quarantine record stays for the indicators).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -17,19 +17,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
+from accounts.models import User
 from charter import audit
-from charter.models import Quarantine
-from mailboxes.models import Message
-
-# The module, not its names: mailboxes.services.pipeline imports this module while
-# the store is loading (until the quarantine's writes move to mailboxes).
-from mailboxes.services import store
-from mssante.lib import mime
+from mailboxes import blobs
+from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
+from mailboxes.services import pipeline
+from mailboxes.services.notices import deliver_system_notice
+from mailboxes.transport import dsn
 from trust.scanning import ScanStatus, ScanVerdict
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from mailboxes.models import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +49,8 @@ def released_ids(message_ids: Iterable[int]) -> set[int]:
     )
 
 
-def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
+def quarantine_message(message: Message, verdict: ScanVerdict) -> Quarantine:
     """Quarantine a message (in the caller's transaction): deliveries held, sender told, audited."""
-    from mailboxes.models import Delivery
-
     deliveries = Delivery.objects.filter(message=message).exclude(status__in=Delivery.DONE)
     recipients = list(deliveries.values_list("recipient", flat=True))
     deliveries.update(
@@ -96,8 +89,6 @@ def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
     elif recipients:
         # A message another operator gave us (it got its 250): its sender is owed a
         # DSN for every recipient held here, sent back over SMTP.
-        from mailboxes.transport import dsn
-
         reason = f"{HELD} ({_notice_reason(verdict.status)})"
         dsn.report_failures(message, [dsn.Failure(r, reason, status="5.7.1") for r in recipients])
     return record
@@ -107,11 +98,6 @@ def _notice_reason(status: ScanStatus) -> str:
     if status == ScanStatus.INFECTED:
         return _("virus détecté dans une pièce jointe")
     return _("message impossible à analyser par l'antivirus")
-
-
-def notice_from(mailbox: Mailbox) -> str:
-    """The system address notices come from: CHARTER_NOTICE_FROM, or one in the box's domain."""
-    return settings.CHARTER_NOTICE_FROM or f"ne-pas-repondre@{mailbox.domain.name}"
 
 
 def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Message:
@@ -137,39 +123,12 @@ def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Mes
     return deliver_system_notice(mailbox, subject=subject, text=text)
 
 
-def deliver_system_notice(mailbox: Mailbox, *, subject: str, text: str) -> Message:
-    """Store a message from the platform for ``mailbox``'s inbox (delivered by the pipeline)."""
-    sender = notice_from(mailbox)
-    outgoing = mime.OutgoingMessage(
-        from_addr=sender,
-        from_name=settings.OPERATOR_NAME,
-        to=[mailbox.address],
-        subject=subject,
-        text=text,
-        extra_headers={"Auto-Submitted": "auto-generated"},
-    )
-    message_id, raw = mime.build_message(outgoing, domain=mailbox.domain.name)
-    return store.store_message(
-        raw,
-        store.Listing(
-            message_id=message_id,
-            thread_key=mime.thread_key(message_id, None, None),
-            from_addr=sender,
-            from_name=settings.OPERATOR_NAME,
-            to_addrs=[mailbox.address],
-            subject=subject,
-        ),
-        origin=Message.Origin.SYSTEM,
-        recipients=[store.Recipient(mailbox.address, mailbox)],
-        # Written here by the platform, not received: nothing to scan, and never
-        # called "sain" for all that.
-        scan=False,
-        event="message.notice",
-        details={"mailbox": mailbox.address},
-    )
-
-
 # --- Staff decisions ------------------------------------------------------------------------
+
+
+def _authorise(by: User) -> None:
+    if not by.is_staff:
+        raise QuarantineError(_("Seule l'équipe de l'opérateur décide de la quarantaine."))
 
 
 def _locked(record: Quarantine) -> Quarantine:
@@ -182,11 +141,9 @@ def _locked(record: Quarantine) -> Quarantine:
     return record
 
 
-def release(record: Quarantine, *, reason: str, by: User) -> Quarantine:
+def release_quarantined(record: Quarantine, *, reason: str, by: User) -> Quarantine:
     """Staff judged the verdict wrong: the held deliveries go through the pipeline again."""
-    from mailboxes.models import Delivery
-    from mailboxes.services import pipeline
-
+    _authorise(by)
     reason = reason.strip()
     if not reason:
         raise QuarantineError(_("Un motif est obligatoire pour libérer un message."))
@@ -194,34 +151,26 @@ def release(record: Quarantine, *, reason: str, by: User) -> Quarantine:
         record = _locked(record)
         if record.message_id is None:
             raise QuarantineError(_("Le message n'existe plus."))
-        now = timezone.now()
         record.status = Quarantine.Status.RELEASED
         record.decided_by = by
-        record.decided_at = now
+        record.decided_at = timezone.now()
         record.decision_reason = reason
         record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
-        held = Delivery.objects.filter(
-            message_id=record.message_id, status=Delivery.Status.QUARANTINED
-        )
-        ids = list(held.values_list("pk", flat=True))
-        held.update(status=Delivery.Status.QUEUED, last_error="", next_attempt_at=now)
+        requeued = pipeline.requeue_deliveries(record.message_id, Delivery.Status.QUARANTINED)
         audit.record(
             "quarantine.released",
             actor=by,
             obj=record,
             message=record.message_id,
-            deliveries=len(ids),
+            deliveries=requeued,
             reason=reason,
         )
-        transaction.on_commit(lambda: pipeline.enqueue_batches(ids))
     return record
 
 
-def delete(record: Quarantine, *, reason: str, by: User) -> Quarantine:
+def delete_quarantined(record: Quarantine, *, reason: str, by: User) -> Quarantine:
     """Delete a held message for good: its encrypted content and every copy in the boxes."""
-    from mailboxes import blobs
-    from mailboxes.models import Entry, Message
-
+    _authorise(by)
     reason = reason.strip()
     if not reason:
         raise QuarantineError(_("Un motif est obligatoire pour supprimer un message."))
