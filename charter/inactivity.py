@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from charter.models import InactivityExemption, InactivityWarning
 from mailboxes.models import Mailbox
 
@@ -88,7 +88,7 @@ def _warn(mailbox: Mailbox, since: datetime, now: datetime) -> InactivityWarning
     )
     owner = mailbox.owner
     emailed = bool(owner is not None and owner.email)
-    audit.record(
+    journal.record(
         "mailbox.inactivity_warned",
         obj=mailbox,
         inactive_since=since.isoformat(),
@@ -125,7 +125,7 @@ def _warn(mailbox: Mailbox, since: datetime, now: datetime) -> InactivityWarning
 def _close(mailbox: Mailbox, warning: InactivityWarning, since: datetime) -> None:
     mailbox.status = Mailbox.Status.CLOSED
     mailbox.save(update_fields=["status"])
-    audit.record(
+    journal.record(
         "mailbox.closed_inactive",
         obj=mailbox,
         inactive_since=since.isoformat(),
@@ -215,7 +215,7 @@ def object_to_closure(warning: InactivityWarning, *, request: HttpRequest | None
         return
     warning.objected_at = timezone.now()
     warning.save(update_fields=["objected_at"])
-    audit.record(
+    journal.record(
         "mailbox.inactivity_objection", obj=warning.mailbox, request=request, warning=warning.pk
     )
 
@@ -234,7 +234,7 @@ def exempt(mailbox: Mailbox, *, reason: str, by: User) -> InactivityExemption:
     exemption = InactivityExemption.objects.create(
         mailbox=mailbox, reason=reason, granted_by=by, granted_at=timezone.now()
     )
-    audit.record("mailbox.inactivity_exempted", actor=by, obj=mailbox, reason=reason)
+    journal.record("mailbox.inactivity_exempted", actor=by, obj=mailbox, reason=reason)
     return exemption
 
 
@@ -243,4 +243,4 @@ def remove_exemption(exemption: InactivityExemption, *, by: User) -> None:
     """End an exemption: the box is checked again from the next run."""
     mailbox = exemption.mailbox
     exemption.delete()
-    audit.record("mailbox.inactivity_exemption_removed", actor=by, obj=mailbox)
+    journal.record("mailbox.inactivity_exemption_removed", actor=by, obj=mailbox)

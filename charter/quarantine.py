@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from charter import audit
+from audit import journal
 from charter.models import Quarantine
 from charter.scanning import ScanStatus, ScanVerdict
 
@@ -78,7 +78,7 @@ def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
             "quarantined_at": timezone.now(),
         },
     )
-    audit.record(
+    journal.record(
         "message.quarantined",
         obj=message,
         verdict=verdict.status.value,
@@ -185,7 +185,7 @@ def deliver_system_notice(mailbox: Mailbox, *, subject: str, text: str) -> Messa
                 folder_id=system_folder_id(mailbox.pk, Folder.Role.INBOX),
                 received_at=now,
             )
-            audit.record("message.notice", obj=notice, mailbox=mailbox.address)
+            journal.record("message.notice", obj=notice, mailbox=mailbox.address)
     except BaseException:
         blobs.delete(blob_name)
         raise
@@ -228,7 +228,7 @@ def release(record: Quarantine, *, reason: str, by: User) -> Quarantine:
         )
         ids = list(held.values_list("pk", flat=True))
         held.update(status=Delivery.Status.QUEUED, last_error="", next_attempt_at=now)
-        audit.record(
+        journal.record(
             "quarantine.released",
             actor=by,
             obj=record,
@@ -262,7 +262,9 @@ def delete(record: Quarantine, *, reason: str, by: User) -> Quarantine:
         record.decided_at = timezone.now()
         record.decision_reason = reason
         record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
-        audit.record("quarantine.deleted", actor=by, obj=record, message=message_pk, reason=reason)
+        journal.record(
+            "quarantine.deleted", actor=by, obj=record, message=message_pk, reason=reason
+        )
     if blob_name:
         # After commit: a rolled-back deletion keeps a readable message.
         try:

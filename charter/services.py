@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import services as accounts
 from accounts.models import User
-from charter import audit
+from audit import journal
 from charter.models import AbuseReport, RecipientLimitException, Sanction
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.selectors import Access
@@ -62,7 +62,7 @@ def report_abuse(
             report.save()
     except IntegrityError:
         raise CharterError(_("Vous avez déjà signalé ce message.")) from None
-    audit.record(
+    journal.record(
         "abuse.reported",
         actor=reporter,
         obj=report,
@@ -83,7 +83,7 @@ def _close_held_mailboxes(user: User, *, by: User) -> None:
     for box in boxes:
         box.status = Mailbox.Status.CLOSED
         box.save(update_fields=["status"])
-        audit.record("mailbox.closed", actor=by, obj=box, reason="account.closed")
+        journal.record("mailbox.closed", actor=by, obj=box, reason="account.closed")
 
 
 _NOTICE_SUBJECTS = {
@@ -156,7 +156,7 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
     )
     report.status = AbuseReport.Status.DECIDED
     report.save(update_fields=["status"])
-    audit.record(
+    journal.record(
         "abuse.decided",
         actor=by,
         obj=report,
@@ -188,7 +188,7 @@ def grant_recipient_exception(
     exception = RecipientLimitException.objects.create(
         mailbox=mailbox, reason=reason, valid_until=valid_until, granted_by=by, granted_at=now
     )
-    audit.record(
+    journal.record(
         "charter.recipient_exception_granted",
         actor=by,
         obj=exception,
@@ -207,6 +207,6 @@ def revoke_recipient_exception(exception: RecipientLimitException, *, by: User) 
     exception.revoked_at = timezone.now()
     exception.revoked_by = by
     exception.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(
+    journal.record(
         "charter.recipient_exception_revoked", actor=by, obj=exception, mailbox=exception.mailbox_id
     )

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from charter import audit, policy
+from audit import journal
+from charter import policy
 from charter.policy import PolicyError
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def record_refusal(
     Submission checks run before any transaction is opened, so the event commits
     even though the submission fails.
     """
-    audit.record(
+    journal.record(
         "message.refused",
         actor=author,
         obj=mailbox,

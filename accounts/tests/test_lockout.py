@@ -203,7 +203,7 @@ def test_typing_a_lock_key_as_identifier_counts_for_nobody_else():
 
 
 def test_behind_the_proxy_the_journal_records_the_client_not_the_proxy(settings: Any):
-    from charter.models import AuditEvent
+    from audit.models import AuditEvent
 
     settings.TRUSTED_PROXY_HOPS = 1
     doctor = f.professional()

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from charter import listeblanche, tasks
-from charter.models import AuditEvent, ListeBlancheImport, ListedDomain, OperatorCertificate
+from charter.models import ListeBlancheImport, ListedDomain, OperatorCertificate
 
 pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures"

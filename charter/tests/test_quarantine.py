@@ -8,8 +8,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from charter import quarantine
-from charter.models import AuditEvent, Quarantine
+from charter.models import Quarantine
 from charter.scanning import ScanStatus, ScanVerdict
 from charter.tests.helpers import Capture, login, send
 from mailboxes import blobs, services

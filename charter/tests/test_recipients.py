@@ -10,8 +10,9 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from charter import services
-from charter.models import AuditEvent, ListedDomain, RecipientLimitException
+from charter.models import ListedDomain, RecipientLimitException
 from charter.policy import (
     PolicyError,
     check_patient_recipients,

@@ -16,7 +16,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from charter.models import AuditEvent, Quarantine
+from audit.models import AuditEvent
+from charter.models import Quarantine
 from charter.scanning import ClamdUnavailable
 from charter.tests.helpers import Capture, send
 from mailboxes import services

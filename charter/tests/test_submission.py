@@ -12,8 +12,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts
+from audit.models import AuditEvent
 from charter import services
-from charter.models import AuditEvent, Sanction
+from charter.models import Sanction
 from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Mailbox, Message

@@ -26,7 +26,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, listeblanche, policy
+from audit import journal
+from charter import listeblanche, policy
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.services import pipeline
@@ -236,7 +237,7 @@ def _add_recipients(
             ),
             ignore_conflicts=True,
         )
-        audit.record("message.resent", obj=message, recipients=len(recipients))
+        journal.record("message.resent", obj=message, recipients=len(recipients))
         pk = message.pk
         transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
     return message
@@ -340,7 +341,7 @@ def receive_message(
                 )
                 for address in recipients
             )
-            audit.record(
+            journal.record(
                 "message.received",
                 obj=message,
                 origin=origin,

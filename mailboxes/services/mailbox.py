@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts.services import is_eligible
-from charter import audit
+from audit import journal
 from directory import services as directory_services
 from mailboxes import addresses
 from mailboxes.models import Folder, HostedDomain, Mailbox
@@ -99,7 +99,7 @@ def create_mailbox(
         Folder(mailbox=mailbox, role=role, name=_system_folder_name(role))
         for role in SYSTEM_FOLDERS
     )
-    audit.record("mailbox.created", actor=by, obj=mailbox, kind=kind, address=address)
+    journal.record("mailbox.created", actor=by, obj=mailbox, kind=kind, address=address)
     # Same transaction: a mailbox is never created without its directory entry (or vice versa).
     directory_services.sync_mailbox(mailbox)
     return mailbox

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit, listeblanche
+from audit import journal
+from charter import listeblanche
 from charter import submission as charter_checks
 from charter.policy import PolicyError
 from mailboxes import addresses, blobs
@@ -266,7 +267,7 @@ def submit_message(
             )
             if in_reply_to is not None:
                 Entry.objects.filter(mailbox=mailbox, message=in_reply_to).update(answered=True)
-            audit.record(
+            journal.record(
                 "message.submitted",
                 actor=author,
                 obj=message,

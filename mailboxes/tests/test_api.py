@@ -381,7 +381,7 @@ def test_idempotency_keys_are_forgotten_after_their_retention(lab, settings) -> 
 
 
 def test_each_use_of_a_token_is_traced_in_the_audit_journal(lab) -> None:
-    from charter.models import AuditEvent
+    from audit.models import AuditEvent
 
     before = AuditEvent.objects.filter(action="api_token.used").count()
     assert Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages").status_code == 200

@@ -319,7 +319,7 @@ def test_staff_create_an_org_box_for_an_organisation_with_a_responsible(cardio) 
 
 
 def test_first_opening_and_downloads_reach_the_audit_journal_of_any_box():
-    from charter.models import AuditEvent
+    from audit.models import AuditEvent
 
     doctor, nurse = person("Claire", "Martin"), person("Julien", "Dupont")
     doctor_box, nurse_box = factories.mailbox(doctor), factories.mailbox(nurse)

@@ -32,7 +32,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit, listeblanche
+from audit import journal
+from charter import listeblanche
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Message
 from mailboxes.services import pipeline
@@ -278,7 +279,7 @@ def report_to_remote_sender(
                 remote=True,
                 next_attempt_at=now + pipeline.retry_delay(),
             )
-            audit.record(
+            journal.record(
                 "message.dsn_sent",
                 obj=report,
                 original=message.pk,

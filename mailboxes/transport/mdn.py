@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit, listeblanche
+from audit import journal
+from charter import listeblanche
 from mailboxes import addresses, blobs
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
@@ -148,7 +149,7 @@ def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
                 remote=not hosted,
                 next_attempt_at=now + pipeline.retry_delay(),
             )
-            audit.record("message.mdn_sent", obj=message, mailbox=mailbox.address)
+            journal.record("message.mdn_sent", obj=message, mailbox=mailbox.address)
             pk = message.pk
             transaction.on_commit(lambda: pipeline.enqueue("scan_message", pk))
     except BaseException:
@@ -345,7 +346,9 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
         delivery.save(
             update_fields=["read_at", "delivered_at", "status", "last_error", "updated_at"]
         )
-        audit.record(f"message.report_{kind}", obj=original, recipient=recipient, report=report.pk)
+        journal.record(
+            f"message.report_{kind}", obj=original, recipient=recipient, report=report.pk
+        )
         changed += 1
     return changed
 
