@@ -42,7 +42,7 @@ from django_otp import match_token
 
 from accounts.identity import login_key, resolve
 from accounts.models import KnownAddress, LoginThrottle, User
-from charter import audit
+from audit import journal
 from mssante.lib import untrusted
 from mssante.lib.identifiers import IdentifierError
 
@@ -321,7 +321,7 @@ def alert_holder(user: User) -> bool:
             },
         )
         transaction.on_commit(lambda: _send_quietly(subject, body, recipient))
-        audit.record("login.holder_alerted", obj=user)
+        journal.record("login.holder_alerted", obj=user)
     return True
 
 

@@ -31,7 +31,7 @@ from accounts.models import (
     User,
     new_backup_code,
 )
-from charter import audit
+from audit import journal
 from mssante.lib import identifiers as ids
 from mssante.lib import professions
 
@@ -96,7 +96,7 @@ def create_professional(
         specialty_code=specialty_code,
         specialty_label=specialty_label,
     )
-    audit.record("account.created", actor=by, obj=user, kind=user.kind)
+    journal.record("account.created", actor=by, obj=user, kind=user.kind)
     return user
 
 
@@ -141,7 +141,7 @@ def create_patient(
         birth_place=birth_place,
         qualified=qualified,
     )
-    audit.record("account.created", actor=by, obj=user, kind=user.kind)
+    journal.record("account.created", actor=by, obj=user, kind=user.kind)
     return user
 
 
@@ -165,7 +165,9 @@ def override_eligibility(identity: ProfessionalIdentity, *, reason: str, by: Use
     identity.eligibility_override_by = by
     identity.eligibility_override_at = timezone.now()
     identity.save()
-    audit.record("account.eligibility_override", actor=by, obj=identity.user, reason=reason.strip())
+    journal.record(
+        "account.eligibility_override", actor=by, obj=identity.user, reason=reason.strip()
+    )
 
 
 # --- Status ---------------------------------------------------------------------------
@@ -177,7 +179,7 @@ def _set_status(user: User, status: str, *, reason: str, by: User | None, action
     user.status_changed_at = timezone.now()
     user.status_changed_by = by
     user.save(update_fields=["status", "status_reason", "status_changed_at", "status_changed_by"])
-    audit.record(action, actor=by, obj=user, reason=reason)
+    journal.record(action, actor=by, obj=user, reason=reason)
 
 
 @transaction.atomic
@@ -247,7 +249,9 @@ def switch_to_rpps(identity: ProfessionalIdentity, rpps: str, *, by: User | None
         switched_at=now,
         accepted_until=now + timedelta(days=30 * settings.ADELI_TRANSITION_MONTHS),
     )
-    audit.record("account.adeli_to_rpps", actor=by, obj=user, adeli=former_number, rpps=pid.number)
+    journal.record(
+        "account.adeli_to_rpps", actor=by, obj=user, adeli=former_number, rpps=pid.number
+    )
     return former
 
 
@@ -278,7 +282,7 @@ def issue_activation_link(user: User, *, by: User | None) -> str:
         expires_at=timezone.now() + timedelta(hours=settings.ACTIVATION_LINK_HOURS),
         created_by=by,
     )
-    audit.record("account.activation_link_issued", actor=by, obj=user)
+    journal.record("account.activation_link_issued", actor=by, obj=user)
     return f"/activation/{token}/"
 
 
@@ -406,7 +410,7 @@ def enrol_totp(
     if not verify_pending_totp(secret_hex, code):
         raise AccountError(_("Code incorrect. Vérifiez l'heure de votre téléphone et recommencez."))
     enrolment = _enrol(user, secret_hex)
-    audit.record("account.otp_enrolled", actor=user, obj=user, request=request)
+    journal.record("account.otp_enrolled", actor=user, obj=user, request=request)
     return enrolment
 
 
@@ -420,7 +424,7 @@ def use_email_codes(user: User, *, request: HttpRequest | None = None) -> Enrolm
     device.seal_secret(secrets.token_bytes(32))
     device.save()
     enrolment = Enrolment(user, device, _new_backup_codes(user))
-    audit.record("account.otp_enrolled", actor=user, obj=user, request=request, method="email")
+    journal.record("account.otp_enrolled", actor=user, obj=user, request=request, method="email")
     return enrolment
 
 
@@ -479,7 +483,7 @@ def _finish_activation(
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
     _cancel_links(user)
-    audit.record("account.activated", actor=user, obj=user, request=request)
+    journal.record("account.activated", actor=user, obj=user, request=request)
     if had_password:
         _notify(user, "password_changed")
 
@@ -508,7 +512,7 @@ def change_password(user: User, *, new_password: str, request: HttpRequest | Non
     user.set_password(new_password)
     user.save(update_fields=["password"])
     _cancel_links(user)
-    audit.record("account.password_changed", actor=user, obj=user, request=request)
+    journal.record("account.password_changed", actor=user, obj=user, request=request)
     _notify(user, "password_changed")
 
 
@@ -524,7 +528,7 @@ def reset_second_factor(
     if not reason.strip():
         raise AccountError(_("Un motif est obligatoire pour réinitialiser le second facteur."))
     removed = _remove_second_factor(user)
-    audit.record(
+    journal.record(
         "account.second_factor_reset",
         actor=by,
         obj=user,
@@ -634,7 +638,7 @@ def request_email_change(
         expires_at=now + timedelta(hours=settings.EMAIL_CHANGE_LINK_HOURS),
         requested_by=by,
     )
-    audit.record("account.email_change_requested", actor=by, obj=user, request=request)
+    journal.record("account.email_change_requested", actor=by, obj=user, request=request)
     path = reverse("accounts:email_confirm", args=[token])
     url = settings.SITE_URL + path
     body = render_to_string(
@@ -691,7 +695,7 @@ def confirm_email_change(token: str, *, request: HttpRequest | None = None) -> U
     change.save(update_fields=["used_at"])
     # A reset link e-mailed to the old address must not outlive it.
     _cancel_links(user)
-    audit.record("account.email_changed", actor=user, obj=user, request=request)
+    journal.record("account.email_changed", actor=user, obj=user, request=request)
     if old:
         _notify(user, "email_changed", to=old)
     return user

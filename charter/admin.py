@@ -1,4 +1,4 @@
-"""Staff views of the charter: journal, reports, quarantine, indicators, inactivity."""
+"""Staff views of the charter: abuse reports and sanctions, quarantine review, indicators, inactivity."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from audit.admin import ReadOnlyAdmin
 from charter import inactivity, indicators, services
 from charter.models import (
     AbuseReport,
-    AuditCheckpoint,
-    AuditEvent,
     InactivityExemption,
     InactivityWarning,
     MonthlyIndicators,
@@ -25,60 +24,6 @@ from charter.models import (
 from mailboxes.models import Quarantine
 from mailboxes.services import quarantine
 from mssante.access import current_user
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds, changes or deletes here, superusers included: the journal is evidence."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "at", "action", "actor_label", "object_type", "object_id", "ip")
-    list_filter = ("action", "at")
-    search_fields = ("=object_id", "actor_label", "=actor__username")
-    show_full_result_count = False
-    list_per_page = 100
-    fields = (
-        "id",
-        "at",
-        "action",
-        "actor_id",
-        "actor_label",
-        "object_type",
-        "object_id",
-        "ip",
-        "data",
-        "prev_hash",
-        "hash",
-        "key_id",
-    )
-    readonly_fields = fields
-
-
-@admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "kind", "last_event_id", "purged_count", "cutoff")
-    fields = (
-        "kind",
-        "created_at",
-        "last_event_id",
-        "last_hash",
-        "purged_count",
-        "cutoff",
-        "key_id",
-        "signature",
-    )
-    readonly_fields = fields
-
 
 # --- Abuse reports ---------------------------------------------------------------------------
 

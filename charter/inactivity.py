@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from charter.models import InactivityExemption, InactivityWarning
 from mailboxes.models import Mailbox
 from mailboxes.services import lifecycle as mailbox_lifecycle
@@ -92,7 +92,7 @@ def _warn(mailbox: Mailbox, since: datetime, now: datetime) -> InactivityWarning
     )
     owner = mailbox.owner
     emailed = bool(owner is not None and owner.email)
-    audit.record(
+    journal.record(
         "mailbox.inactivity_warned",
         obj=mailbox,
         inactive_since=since.isoformat(),
@@ -219,7 +219,7 @@ def object_to_closure(warning: InactivityWarning, *, request: HttpRequest | None
         return
     warning.objected_at = timezone.now()
     warning.save(update_fields=["objected_at"])
-    audit.record(
+    journal.record(
         "mailbox.inactivity_objection", obj=warning.mailbox, request=request, warning=warning.pk
     )
 
@@ -238,7 +238,7 @@ def exempt(mailbox: Mailbox, *, reason: str, by: User) -> InactivityExemption:
     exemption = InactivityExemption.objects.create(
         mailbox=mailbox, reason=reason, granted_by=by, granted_at=timezone.now()
     )
-    audit.record("mailbox.inactivity_exempted", actor=by, obj=mailbox, reason=reason)
+    journal.record("mailbox.inactivity_exempted", actor=by, obj=mailbox, reason=reason)
     return exemption
 
 
@@ -247,4 +247,4 @@ def remove_exemption(exemption: InactivityExemption, *, by: User) -> None:
     """End an exemption: the box is checked again from the next run."""
     mailbox = exemption.mailbox
     exemption.delete()
-    audit.record("mailbox.inactivity_exemption_removed", actor=by, obj=mailbox)
+    journal.record("mailbox.inactivity_exemption_removed", actor=by, obj=mailbox)

@@ -24,7 +24,8 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter.models import AbuseReport, AuditEvent
+from audit.models import AuditEvent
+from charter.models import AbuseReport
 from mailboxes.models import Delivery, Mailbox, Message, Quarantine
 
 KINDS = [kind.value for kind in Mailbox.Kind]

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import services as accounts
 from accounts.models import User
-from charter import audit
+from audit import journal
 from charter.models import AbuseReport, Sanction
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.selectors import Access
@@ -61,7 +61,7 @@ def report_abuse(
             report.save()
     except IntegrityError:
         raise CharterError(_("Vous avez déjà signalé ce message.")) from None
-    audit.record(
+    journal.record(
         "abuse.reported",
         actor=reporter,
         obj=report,
@@ -146,7 +146,7 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
     )
     report.status = AbuseReport.Status.DECIDED
     report.save(update_fields=["status"])
-    audit.record(
+    journal.record(
         "abuse.decided",
         actor=by,
         obj=report,

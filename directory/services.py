@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from charter import audit
+from audit import journal
 from directory.importers import MssImporter, PsImporter
 from directory.models import DirectoryEntry, ImportRun, WithheldAddress
 from directory.search import entry_search_fields
@@ -98,7 +98,7 @@ def import_file(kind: str, path: str | Path, *, actor: Any = None, **options: An
     """Run one Annuaire Santé import and journal it."""
     importer_class = MssImporter if kind == ImportRun.Kind.MSS else PsImporter
     run = importer_class(**options).run(path)
-    audit.record(
+    journal.record(
         "directory.import",
         actor=actor,
         obj=run,

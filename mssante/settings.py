@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "dsfr",
     "mssante",
+    "audit",
     "accounts",
     "trust",
     "mailboxes",
@@ -428,15 +429,15 @@ BLOCKED_EXTENSIONS = [
 ]
 MAX_RECIPIENTS = conf.integer("MAX_RECIPIENTS", 40, minimum=1)
 CELERY_BEAT_SCHEDULE["purge-audit-journal"] = {
-    "task": "charter.tasks.purge_audit_journal",
+    "task": "audit.tasks.purge_journal",
     "schedule": 24 * 3600,
 }
 CELERY_BEAT_SCHEDULE["anchor-audit-journal"] = {
-    "task": "charter.tasks.anchor_audit_journal",
+    "task": "audit.tasks.anchor_journal",
     "schedule": AUDIT_ANCHOR_SECONDS,
 }
 if AUDIT_ANCHOR_QUEUE:
-    CELERY_TASK_ROUTES = {"charter.tasks.anchor_audit_journal": {"queue": AUDIT_ANCHOR_QUEUE}}
+    CELERY_TASK_ROUTES = {"audit.tasks.anchor_journal": {"queue": AUDIT_ANCHOR_QUEUE}}
 CELERY_BEAT_SCHEDULE["refresh-liste-blanche"] = {
     "task": "trust.tasks.refresh_liste_blanche",
     "schedule": LISTE_BLANCHE_REFRESH_HOURS * 3600,

@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from accounts import services as account_services
 from accounts.models import PatientIdentity, User
-from charter import audit
+from audit import journal
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
@@ -190,7 +190,7 @@ def _auto_create(address: str, *, by: User | None) -> Mailbox:
         by=by,
         send_activation=False,
     )
-    audit.record("patient.auto_created", actor=by, obj=provisioned.mailbox)
+    journal.record("patient.auto_created", actor=by, obj=provisioned.mailbox)
     return provisioned.mailbox
 
 
@@ -357,7 +357,7 @@ def close_conversation(
         defaults={"closed_by": by, "closed_from": from_mailbox},
     )
     if created:
-        audit.record(
+        journal.record(
             "patient.conversation_closed",
             actor=by,
             obj=patient_box,
@@ -380,7 +380,7 @@ def update_preferences(user: User, *, frequency: str) -> NotificationPreference:
     if pref.frequency != frequency:
         pref.frequency = frequency
         pref.save()
-        audit.record("patient.preferences_changed", actor=user, obj=user, fields=["frequency"])
+        journal.record("patient.preferences_changed", actor=user, obj=user, fields=["frequency"])
     return pref
 
 
@@ -450,7 +450,7 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
         send_mail(subject, body, None, [user.email], fail_silently=False)
         pref.last_notified_at = now
         pref.save(update_fields=["last_notified_at", "updated_at"])
-        audit.record("patient.notified", obj=user, mailbox=box.address)
+        journal.record("patient.notified", obj=user, mailbox=box.address)
     return True
 
 

@@ -4,7 +4,7 @@
 (no superuser, no CREATEDB); ``scripts/test`` exports DATABASE_URL (the application)
 and DATABASE_OWNER_URL (the owner). pytest-django creates, migrates and finally drops
 the test database as the owner, whose ``migrate`` grants the application's role
-what it needs (charter.dbroles); every test then connects as the application's role,
+what it needs (audit.dbroles); every test then connects as the application's role,
 so a write the application may not do fails here as it would in production.
 
 TransactionTestCase empties the tables with TRUNCATE between tests, which the

@@ -681,6 +681,7 @@ def matches(got: str, want: str) -> bool:
 # --------------------------------------------------------------------------- requests
 
 WATCHED_APPS = (
+    "audit",
     "accounts",
     "trust",
     "mailboxes",

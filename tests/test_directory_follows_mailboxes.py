@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.models import User
+from audit.models import AuditEvent
 from charter import services as charter_services
 from charter import tasks as charter_tasks
-from charter.models import AuditEvent
 from charter.tests.factories import received_message
 from directory.models import DirectoryEntry, WithheldAddress
 from mailboxes.models import Mailbox

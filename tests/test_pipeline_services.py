@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from mailboxes import services, tasks
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.services import queue

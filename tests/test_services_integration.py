@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 
 from accounts import services
-from charter import audit
-from charter.models import AuditEvent
+from audit import journal
+from audit.models import AuditEvent
 from mssante.celery import app as celery_app
 from tests import factories as f
 
@@ -54,11 +54,11 @@ def test_audit_events_written_from_threads_keep_one_chain():
 
     def write(i: int) -> None:
         try:
-            audit.record("test.concurrent", object_id=i)
+            journal.record("test.concurrent", object_id=i)
         finally:
             connections.close_all()
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(40)))
     assert AuditEvent.objects.filter(action="test.concurrent").count() == 40
-    assert audit.verify_chain() is None
+    assert journal.verify_chain() is None

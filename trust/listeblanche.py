@@ -36,7 +36,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from audit import journal
 from trust.models import ListeBlancheImport, ListedDomain, OperatorCertificate
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
@@ -390,7 +390,7 @@ def import_liste_blanche(source: str, *, force: bool = False, by: Any = None) ->
                 refusal = share + " " + _("Relancer avec --force si c'est voulu.")
         if not refusal:
             _replace(run, parsed, current, removed, warnings)
-            audit.record(
+            journal.record(
                 "listeblanche.imported",
                 actor=by,
                 obj=run,
@@ -453,5 +453,5 @@ def _refuse(run: ListeBlancheImport, reason: str) -> ListeBlancheImport:
     run.finished_at = timezone.now()
     with transaction.atomic():
         run.save()
-        audit.record("listeblanche.refused", actor=run.by, obj=run, reason=reason[:500])
+        journal.record("listeblanche.refused", actor=run.by, obj=run, reason=reason[:500])
     return run

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from trust.models import RecipientLimitException
 
 
@@ -37,7 +37,7 @@ def grant_recipient_exception(
     )
     # The action names stay those the journal has always held (stable for the indicators
     # and for anyone reading the journal), whatever app the code lives in.
-    audit.record(
+    journal.record(
         "charter.recipient_exception_granted",
         actor=by,
         obj=exception,
@@ -56,6 +56,6 @@ def revoke_recipient_exception(exception: RecipientLimitException, *, by: User) 
     exception.revoked_at = timezone.now()
     exception.revoked_by = by
     exception.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(
+    journal.record(
         "charter.recipient_exception_revoked", actor=by, obj=exception, mailbox=exception.mailbox_id
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from trust import policy
 from trust.policy import HostedDomains, PolicyError
 
@@ -118,7 +118,7 @@ def record_refusal(
     Submission checks run before any transaction is opened, so the event commits
     even though the submission fails.
     """
-    audit.record(
+    journal.record(
         "message.refused",
         actor=author,
         obj=mailbox,

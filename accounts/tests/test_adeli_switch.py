@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import FormerAdeli
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

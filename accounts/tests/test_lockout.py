@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services
+from audit.models import AuditEvent
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -203,8 +204,6 @@ def test_typing_a_lock_key_as_identifier_counts_for_nobody_else():
 
 
 def test_behind_the_proxy_the_journal_records_the_client_not_the_proxy(settings: Any):
-    from charter.models import AuditEvent
-
     settings.TRUSTED_PROXY_HOPS = 1
     doctor = f.professional()
     Client().post(

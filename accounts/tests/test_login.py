@@ -14,7 +14,7 @@ from django_otp.oath import totp
 
 from accounts import services
 from accounts.models import BackupCodeDevice
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,7 @@ from django_otp.oath import totp
 
 from accounts.models import BackupCodeDevice, EmailCodeDevice, TOTPDevice, User
 from accounts.tests.test_activation import shown_backup_codes
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db

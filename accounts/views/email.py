@@ -29,7 +29,7 @@ from accounts.views.login import (
     masked_address,
     slowdown_message,
 )
-from charter import audit
+from audit import journal
 from mssante.access import current_user, verified_required
 
 ACTION = "email_action"
@@ -76,7 +76,7 @@ def email_change_step(request: HttpRequest, user: User, *, page_url: str) -> Ema
     if action == "change" and form.is_valid():
         verdict = lockout.verify_code(request, user, form.cleaned_data["code"])
         if verdict.device is None:
-            audit.record("account.code_refused", actor=user, obj=user, request=request)
+            journal.record("account.code_refused", actor=user, obj=user, request=request)
             if verdict.locked:
                 form.add_error("code", lockout_message())
             elif verdict.retry_at is not None:

@@ -25,7 +25,7 @@ from accounts import lockout, services
 from accounts.forms import CodeForm, LoginForm
 from accounts.models import User
 from accounts.views.enrolment import enrolment_context
-from charter import audit
+from audit import journal
 from mssante.access import current_user, is_verified
 
 PENDING = "login_pending"
@@ -140,14 +140,16 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return _refused(request, context, retry_at=claim.retry_at)
         user = authenticate(request, username=identifier, password=form.cleaned_data["password"])
         if user is None:
-            audit.record("login.failed", request=request, step="password")
+            journal.record("login.failed", request=request, step="password")
             if lockout.failed(request, key):
                 return _refused(request, context)
             context["error"] = _(BAD_CREDENTIALS)
             return render(request, "accounts/login.html", context, status=200)
         lockout.refund_attempt(request, key)
         if user.status != User.Status.ACTIVE:
-            audit.record("login.refused", actor=user, obj=user, request=request, status=user.status)
+            journal.record(
+                "login.refused", actor=user, obj=user, request=request, status=user.status
+            )
             context["refused"] = _status_message(user)
             return render(request, "accounts/login.html", context, status=403)
         request.session.cycle_key()
@@ -176,7 +178,7 @@ def _finish(
     login(request, user, backend="accounts.backends.IdentifierBackend")
     otp_login(request, device)
     request.session["last_seen"] = time.time()
-    audit.record("login.succeeded", actor=user, obj=user, request=request)
+    journal.record("login.succeeded", actor=user, obj=user, request=request)
     if state.get("former_adeli_until"):
         until = datetime.fromisoformat(state["former_adeli_until"])
         messages.warning(
@@ -235,7 +237,7 @@ def code_view(request: HttpRequest) -> HttpResponse:
         verdict = lockout.verify_code(request, user, form.cleaned_data["code"])
         if verdict.device is not None:
             return _finish(request, user, verdict.device, state)
-        audit.record("login.failed", actor=user, obj=user, request=request, step="code")
+        journal.record("login.failed", actor=user, obj=user, request=request, step="code")
         if verdict.locked or verdict.retry_at is not None:
             request.session.pop(PENDING, None)
             return _refused(request, {"form": LoginForm()}, retry_at=verdict.retry_at)
@@ -298,7 +300,7 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 def logout_view(request: HttpRequest) -> HttpResponseRedirect:
     if request.user.is_authenticated:
-        audit.record("logout", actor=request.user, obj=request.user, request=request)
+        journal.record("logout", actor=request.user, obj=request.user, request=request)
     logout(request)
     messages.success(request, _("Vous êtes déconnecté."))
     return redirect("accounts:login")

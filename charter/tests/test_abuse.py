@@ -9,8 +9,9 @@ from django.core import mail
 from django.test import Client
 
 from accounts.models import User
+from audit.models import AuditEvent
 from charter import services
-from charter.models import AbuseReport, AuditEvent, Sanction
+from charter.models import AbuseReport, Sanction
 from charter.tests.factories import received_message
 from mailboxes import services as mailbox_services
 from mailboxes.models import Mailbox

@@ -11,8 +11,9 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from charter import inactivity
-from charter.models import AuditEvent, InactivityWarning
+from charter.models import InactivityWarning
 from mailboxes.models import Mailbox
 from tests import factories as f
 

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from charter.tests.helpers import Capture, login, send
 from mailboxes import blobs, services
 from mailboxes.models import Delivery, Entry, Folder, Message, Quarantine

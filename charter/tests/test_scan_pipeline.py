@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from charter.tests.helpers import Capture, send
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message, Quarantine

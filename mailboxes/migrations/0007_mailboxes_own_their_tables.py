@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("mailboxes", "0006_inbound_resend_key"),
-        ("charter", "0010_quarantine_moves_to_mailboxes"),
+        ("charter", "0011_quarantine_moves_to_mailboxes"),
         ("directory", "0003_withheld_addresses"),
         ("contenttypes", "0002_remove_content_type_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -10,7 +10,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from audit import journal
 from mailboxes import blobs
 from mailboxes.models import AccessEvent, Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.selectors import Access
@@ -44,7 +44,7 @@ def create_folder(mailbox: Mailbox, name: str, *, by: User | None) -> Folder:
     folder = Folder.objects.create(
         mailbox=mailbox, role=Folder.Role.CUSTOM, name=_folder_name(mailbox, name)
     )
-    audit.record("folder.created", actor=by, obj=folder, mailbox=mailbox.pk)
+    journal.record("folder.created", actor=by, obj=folder, mailbox=mailbox.pk)
     return folder
 
 
@@ -56,7 +56,7 @@ def rename_folder(folder: Folder, name: str, *, by: User | None) -> Folder:
         raise FolderError(_("Les dossiers du système ne peuvent pas être renommés."))
     folder.name = _folder_name(folder.mailbox, name, exclude=folder)
     folder.save(update_fields=["name"])
-    audit.record("folder.renamed", actor=by, obj=folder, mailbox=folder.mailbox_id)
+    journal.record("folder.renamed", actor=by, obj=folder, mailbox=folder.mailbox_id)
     return folder
 
 
@@ -68,7 +68,7 @@ def delete_folder(folder: Folder, *, by: User | None) -> None:
         raise FolderError(_("Les dossiers du système ne peuvent pas être supprimés."))
     if Entry.objects.filter(folder=folder).exists():
         raise FolderError(_("Le dossier « %(name)s » n'est pas vide.") % {"name": folder.name})
-    audit.record("folder.deleted", actor=by, obj=folder, mailbox=folder.mailbox_id)
+    journal.record("folder.deleted", actor=by, obj=folder, mailbox=folder.mailbox_id)
     folder.delete()
 
 
@@ -107,7 +107,7 @@ def move_entries(entries: Iterable[Entry], folder: Folder, *, by: User | None) -
         .exclude(folder=folder)
         .update(folder=folder, previous_folder=None)
     )
-    audit.record("entries.moved", actor=by, obj=folder, count=moved, entries=ids[:100])
+    journal.record("entries.moved", actor=by, obj=folder, count=moved, entries=ids[:100])
     record_entries(items, AccessEvent.Action.MOVE, actor=by)
     return moved
 
@@ -126,7 +126,7 @@ def trash_entries(entries: Iterable[Entry], *, by: User | None) -> int:
             .exclude(folder=trash)
             .update(previous_folder_id=F("folder_id"), folder=trash)
         )
-        audit.record("entries.trashed", actor=by, obj=trash, count=len(ids), entries=ids[:100])
+        journal.record("entries.trashed", actor=by, obj=trash, count=len(ids), entries=ids[:100])
     record_entries(items, AccessEvent.Action.DELETE, actor=by)
     return moved
 
@@ -145,7 +145,7 @@ def restore_entries(entries: Iterable[Entry], *, by: User | None) -> int:
             folder_id=F("previous_folder_id"), previous_folder=None
         )
         restored += in_trash.filter(previous_folder__isnull=True).update(folder=inbox)
-        audit.record("entries.restored", actor=by, obj=inbox, count=len(ids), entries=ids[:100])
+        journal.record("entries.restored", actor=by, obj=inbox, count=len(ids), entries=ids[:100])
     record_entries(items, AccessEvent.Action.MOVE, actor=by)
     return restored
 
@@ -166,7 +166,7 @@ def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
         )
         purged = list(orphans)
         Message.objects.filter(pk__in=[pk for pk, _b in purged]).delete()
-        audit.record("trash.emptied", actor=by, obj=mailbox, count=deleted, purged=len(purged))
+        journal.record("trash.emptied", actor=by, obj=mailbox, count=deleted, purged=len(purged))
         purged_ids = {pk for pk, _b in purged}
         record_access(
             mailbox,

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from directory import services as directory_services
 from mailboxes.models import Mailbox
 from mailboxes.services.errors import MailboxError
@@ -165,7 +165,7 @@ def close_mailbox(
         box.status = Mailbox.Status.CLOSED
         box.status_changed_at = timezone.now()
         box.save(update_fields=["status", "status_changed_at"])
-        audit.record(
+        journal.record(
             "mailbox.closed", actor=by, obj=box, cause=cause.value, reason=reason.strip(), **details
         )
         sync_directory(box)
@@ -199,7 +199,7 @@ def reopen_mailbox(mailbox: Mailbox, *, by: User | None, reason: str = "") -> Ma
         # again at the next run for the warning that closed it.
         box.status_changed_at = timezone.now()
         box.save(update_fields=["status", "status_changed_at"])
-        audit.record("mailbox.reopened", actor=by, obj=box, reason=reason.strip())
+        journal.record("mailbox.reopened", actor=by, obj=box, reason=reason.strip())
         sync_directory(box)
     _copy_back(box, mailbox, ["status", "status_changed_at"])
     return box
@@ -214,7 +214,7 @@ def set_liste_rouge(mailbox: Mailbox, listed: bool, *, by: User | None) -> Mailb
             return box
         box.liste_rouge = listed
         box.save(update_fields=["liste_rouge"])
-        audit.record("mailbox.liste_rouge", actor=by, obj=box, listed=listed)
+        journal.record("mailbox.liste_rouge", actor=by, obj=box, listed=listed)
         sync_directory(box)
     _copy_back(box, mailbox, ["liste_rouge"])
     return box
@@ -240,7 +240,7 @@ def update_mailbox(mailbox: Mailbox, *, by: User | None, **changes: Any) -> Mail
         if not fields:
             return box
         box.save(update_fields=fields)
-        audit.record("mailbox.updated", actor=by, obj=box, fields=fields)
+        journal.record("mailbox.updated", actor=by, obj=box, fields=fields)
         sync_directory(box)
     _copy_back(box, mailbox, fields)
     return box

@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from accounts.services import is_eligible
-from charter import audit
+from audit import journal
 from mailboxes import addresses
 from mailboxes.models import Folder, HostedDomain, Mailbox
 from mailboxes.services.errors import MailboxError
@@ -103,7 +103,7 @@ def create_mailbox(
         Folder(mailbox=mailbox, role=role, name=_system_folder_name(role))
         for role in SYSTEM_FOLDERS
     )
-    audit.record(
+    journal.record(
         "mailbox.created",
         actor=by,
         obj=mailbox,

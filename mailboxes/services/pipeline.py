@@ -14,7 +14,7 @@ from django.db.models import OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from audit import journal
 from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Message
 from mailboxes.services import quarantine, queue
@@ -76,7 +76,7 @@ def scan(message_id: int) -> None:
         if message.scan_status == Message.ScanStatus.PENDING and verdict is not None:
             message.scan_status = _SCAN_STATUS[verdict.status]
             message.save(update_fields=["scan_status"])
-            audit.record(
+            journal.record(
                 "message.scanned",
                 obj=message,
                 verdict=verdict.status.value,
@@ -191,7 +191,7 @@ def deliver_many(delivery_ids: list[int]) -> int:
         for delivery in deliveries:
             outcomes.setdefault((delivery.message_id, delivery.status), []).append(delivery)
         for (_message_id, status), group in outcomes.items():
-            audit.record(
+            journal.record(
                 f"message.{status}",
                 obj=group[0].message,
                 deliveries=[d.pk for d in group],

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from accounts.models import User
-from charter import audit
+from audit import journal
 from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
 from mailboxes.services import pipeline
@@ -77,7 +77,7 @@ def quarantine_message(message: Message, verdict: ScanVerdict) -> Quarantine:
             "quarantined_at": timezone.now(),
         },
     )
-    audit.record(
+    journal.record(
         "message.quarantined",
         obj=message,
         verdict=verdict.status.value,
@@ -157,7 +157,7 @@ def release_quarantined(record: Quarantine, *, reason: str, by: User) -> Quarant
         record.decision_reason = reason
         record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
         requeued = pipeline.requeue_deliveries(record.message_id, Delivery.Status.QUARANTINED)
-        audit.record(
+        journal.record(
             "quarantine.released",
             actor=by,
             obj=record,
@@ -188,7 +188,9 @@ def delete_quarantined(record: Quarantine, *, reason: str, by: User) -> Quaranti
         record.decided_at = timezone.now()
         record.decision_reason = reason
         record.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
-        audit.record("quarantine.deleted", actor=by, obj=record, message=message_pk, reason=reason)
+        journal.record(
+            "quarantine.deleted", actor=by, obj=record, message=message_pk, reason=reason
+        )
     if blob_name:
         # After commit: a rolled-back deletion keeps a readable message.
         try:

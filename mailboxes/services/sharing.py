@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from audit import journal
 from mailboxes import selectors
 from mailboxes.models import (
     AccessEvent,
@@ -81,7 +81,7 @@ def grant_membership(
                 granted_at=now,
                 expires_at=expires_at,
             )
-            audit.record(
+            journal.record(
                 "membership.granted",
                 actor=by,
                 obj=membership,
@@ -117,7 +117,7 @@ def change_membership(
     membership.role = role
     membership.expires_at = expires_at
     membership.save(update_fields=["role", "expires_at"])
-    audit.record(
+    journal.record(
         "membership.changed",
         actor=by,
         obj=membership,
@@ -142,7 +142,7 @@ def revoke_membership(
     membership.revoked_at = timezone.now()
     membership.revoked_by = by
     membership.save(update_fields=["revoked_at", "revoked_by"])
-    audit.record(
+    journal.record(
         "membership.revoked",
         actor=by,
         obj=membership,
@@ -237,7 +237,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
         unread = mdn.first_reads(entry)
         set_flags([entry], by=by, seen=True)
         entry.seen = True
-        audit.record(
+        journal.record(
             "message.first_opened", actor=by, obj=entry.message, mailbox=entry.mailbox.address
         )
         # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
@@ -257,7 +257,7 @@ def open_entry(entry: Entry, *, by: User) -> None:
 def record_download(entry: Entry, index: int, *, by: User) -> None:
     """An attachment of ``entry`` is handed out (download or preview): audited, and journaled in shared boxes."""
     authorise(by, entry.mailbox, Access.READ)
-    audit.record(
+    journal.record(
         "attachment.downloaded",
         actor=by,
         obj=entry.message,

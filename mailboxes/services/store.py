@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit
+from audit import journal
 from mailboxes import blobs, tasks
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
@@ -256,7 +256,7 @@ def store_message(
                 )
             if answers is not None and sender_mailbox is not None:
                 Entry.objects.filter(mailbox=sender_mailbox, message=answers).update(answered=True)
-            audit.record(event, actor=author, obj=message, request=request, **dict(details or {}))
+            journal.record(event, actor=author, obj=message, request=request, **dict(details or {}))
             if then is not None:
                 then(message)
             transaction.on_commit(
@@ -276,7 +276,7 @@ def add_recipients(message: Message, recipients: Sequence[Recipient]) -> Message
     with transaction.atomic():
         # The unique (message, recipient) constraint skips those it has.
         Delivery.objects.bulk_create(_deliveries(message, recipients, now), ignore_conflicts=True)
-        audit.record("message.resent", obj=message, recipients=len(recipients))
+        journal.record("message.resent", obj=message, recipients=len(recipients))
         # The scan of a judged message enqueues its pending deliveries (the new ones).
         transaction.on_commit(functools.partial(_enqueue_stored, message.pk, True, []))
     return message

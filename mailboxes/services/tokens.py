@@ -21,7 +21,7 @@ from django.db.models import Case, F, PositiveIntegerField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from charter import audit
+from audit import journal
 from mailboxes.models import ApiAgreement, ApiScope, ApiToken, IdempotencyRecord, Mailbox
 from mailboxes.selectors import Access
 from mailboxes.services.errors import ScopeError, TokenError
@@ -94,7 +94,7 @@ def record_api_agreement(
     agreement = ApiAgreement.objects.create(
         mailbox=mailbox, holder=by, scope=scope, software=software.strip()[:200]
     )
-    audit.record(
+    journal.record(
         "api_agreement.granted",
         actor=by,
         obj=agreement,
@@ -119,7 +119,7 @@ def withdraw_api_agreement(
     agreement.withdrawn_by = by
     agreement.save(update_fields=["withdrawn_at", "withdrawn_by"])
     revoked = agreement.tokens.filter(revoked_at__isnull=True).update(revoked_at=now)
-    audit.record(
+    journal.record(
         "api_agreement.withdrawn",
         actor=by,
         obj=agreement,
@@ -210,7 +210,7 @@ def create_api_token(
         created_by=by,
         expires_at=expires_at,
     )
-    audit.record(
+    journal.record(
         "api_token.created",
         actor=by,
         obj=token,
@@ -231,7 +231,7 @@ def revoke_api_token(token: ApiToken, *, by: User | None) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        audit.record("api_token.revoked", actor=by, obj=token, mailbox=token.mailbox.address)
+        journal.record("api_token.revoked", actor=by, obj=token, mailbox=token.mailbox.address)
     return token
 
 
@@ -276,7 +276,7 @@ def count_request(token: ApiToken) -> int | None:
     count = ApiToken.objects.filter(pk=token.pk).values_list("rate_count", flat=True).first()
     token.last_used_at = now
     # The charter's journal traces every use of a token (which box, when), never the request body.
-    audit.record("api_token.used", obj=token, mailbox=token.mailbox.address)
+    journal.record("api_token.used", obj=token, mailbox=token.mailbox.address)
     if count is not None and count > settings.API_RATE_LIMIT:
         return max(1, (window + 1) * window_seconds - int(now.timestamp()))
     return None

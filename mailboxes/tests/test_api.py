@@ -13,6 +13,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import AccessEvent, ApiToken, Entry, Mailbox, Message
 from tests import factories
@@ -381,8 +382,6 @@ def test_idempotency_keys_are_forgotten_after_their_retention(lab, settings) -> 
 
 
 def test_each_use_of_a_token_is_traced_in_the_audit_journal(lab) -> None:
-    from charter.models import AuditEvent
-
     before = AuditEvent.objects.filter(action="api_token.used").count()
     assert Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages").status_code == 200
     assert AuditEvent.objects.filter(action="api_token.used").count() == before + 1

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import ApiAgreement, ApiToken, Mailbox
 from tests import factories

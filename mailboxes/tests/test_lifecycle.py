@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from directory.models import DirectoryEntry
 from mailboxes import services
 from mailboxes.models import Mailbox

@@ -19,7 +19,7 @@ BEFORE = [
 ]
 AFTER = [
     ("mailboxes", "0007_mailboxes_own_their_tables"),
-    ("charter", "0010_quarantine_moves_to_mailboxes"),
+    ("charter", "0011_quarantine_moves_to_mailboxes"),
     ("directory", "0003_withheld_addresses"),
 ]
 

@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import User
-from charter import audit
-from charter.models import AuditEvent
+from audit import journal
+from audit.models import AuditEvent
 from mailboxes import blobs, services
 from mailboxes.models import Delivery, Draft, DraftAttachment, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
@@ -257,7 +257,7 @@ def test_a_failed_transaction_leaves_no_orphan_blob(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(audit, "record", broken)
+    monkeypatch.setattr(journal, "record", broken)
     with pytest.raises(RuntimeError):
         send(doctor, [nurse.address])
     assert stored_nothing()

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from accounts.models import TOTPDevice, User
+from audit.models import AuditEvent
 from mailboxes import selectors, services
 from mailboxes.models import AccessEvent, Entry, Mailbox, Membership, Message
 from mssante.lib import mime
@@ -319,8 +320,6 @@ def test_staff_create_an_org_box_for_an_organisation_with_a_responsible(cardio) 
 
 
 def test_first_opening_and_downloads_reach_the_audit_journal_of_any_box():
-    from charter.models import AuditEvent
-
     doctor, nurse = person("Claire", "Martin"), person("Julien", "Dupont")
     doctor_box, nurse_box = factories.mailbox(doctor), factories.mailbox(nurse)
     attachment = mime.Attachment("bilan.pdf", "application/pdf", PDF)

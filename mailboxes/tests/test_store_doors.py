@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from mailboxes import blobs, services
 from mailboxes.models import Draft, Entry, Folder, Mailbox, Message
 from mssante.lib import mime

@@ -13,7 +13,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from tests import factories

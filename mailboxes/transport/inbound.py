@@ -35,7 +35,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from django.conf import settings
 from django.db import close_old_connections, connections
 
-from charter import audit
+from audit import journal
 from mailboxes import addresses
 from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.inbound import Peer, ReceptionError, local_mailbox, receive_message
@@ -275,7 +275,7 @@ class GatewayHandler:
             if not allowed:
                 dn = tls.subject_text(subject)
                 await self._db(
-                    audit.record,
+                    journal.record,
                     "smtp.peer_refused",
                     peer=str(session.peer)[:100],
                     mail_from=address[:254],

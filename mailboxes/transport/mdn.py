@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charter import audit
+from audit import journal
 from mailboxes import addresses
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
@@ -321,7 +321,9 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
         delivery.save(
             update_fields=["read_at", "delivered_at", "status", "last_error", "updated_at"]
         )
-        audit.record(f"message.report_{kind}", obj=original, recipient=recipient, report=report.pk)
+        journal.record(
+            f"message.report_{kind}", obj=original, recipient=recipient, report=report.pk
+        )
         changed += 1
     return changed
 

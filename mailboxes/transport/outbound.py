@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from charter import audit
+from audit import journal
 from mailboxes import addresses
 from mailboxes.models import Delivery, Message
 from mailboxes.services import quarantine
@@ -324,7 +324,7 @@ def _record(
             for delivery in deliveries:
                 outcomes[delivery.status].append(delivery)
             for status, group in outcomes.items():
-                audit.record(
+                journal.record(
                     f"message.{status}",
                     obj=message,
                     deliveries=[d.pk for d in group],

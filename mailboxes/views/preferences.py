@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import match_token
 
-from charter import audit
+from audit import journal
 from mailboxes import selectors, services
 from mailboxes.forms import ApiAgreementForm, PreferencesForm
 from mailboxes.models import Mailbox
@@ -92,7 +92,7 @@ def _second_factor(request: HttpRequest, code: str) -> str:
         request.session.pop(_STEP_UP_KEY, None)
         return ""
     request.session[_STEP_UP_KEY] = [*failures, now]
-    audit.record("account.step_up_refused", actor=user, obj=user, request=request)
+    journal.record("account.step_up_refused", actor=user, obj=user, request=request)
     return _("Ce code n'est pas le bon : saisissez le code affiché par votre application.")
 
 

@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("charter", "0009_trust_rules_leave_for_trust"),
+        ("charter", "0010_trust_rules_leave_for_trust"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("mailboxes", "0006_inbound_resend_key"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

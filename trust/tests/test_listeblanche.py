@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from trust import listeblanche, tasks
 from trust.models import ListeBlancheImport, ListedDomain, OperatorCertificate
 

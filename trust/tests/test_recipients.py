@@ -10,7 +10,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from mailboxes.models import Mailbox
 from tests import factories as f
 from trust import services

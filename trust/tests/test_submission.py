@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts
-from charter.models import AuditEvent
+from audit.models import AuditEvent
 from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, HostedDomain, Mailbox, Message

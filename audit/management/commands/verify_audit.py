@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from charter import audit, dbroles
+from audit import dbroles, journal
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = audit.verify()
+        result = journal.verify()
         for warning in [*result.warnings, *dbroles.journal_role_warnings()]:
             self.stderr.write(f"Attention : {warning}.")
         for at, reason in result.anchors.restarts[-3:] if result.anchors else []:

@@ -5,7 +5,8 @@ After every ``migrate`` run by the owner, the application's role is granted what
 needs on every table, and on the journal and its checkpoints only INSERT and
 SELECT: no UPDATE, DELETE or TRUNCATE, and since it does not own them, no
 ALTER TABLE (it cannot disable the append-only trigger). Its purge goes through
-``charter_audit_purge`` (charter/migrations/0008).
+``charter_audit_purge`` (charter/migrations/0008; the journal's tables and
+functions kept their charter_ names when it became the app ``audit``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ JOURNAL_TABLES = ("charter_auditevent", "charter_auditcheckpoint")
 
 
 def grant_app_role(sender: Any, using: str = "default", **kwargs: Any) -> None:
-    """post_migrate receiver (connected in CharterConfig.ready)."""
+    """post_migrate receiver (connected in AuditConfig.ready)."""
     role = settings.DATABASE_APP_ROLE
     connection = connections[using]
     if connection.vendor != "postgresql" or not role:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from charter import audit
+from audit import journal
 
 
 class Command(BaseCommand):
@@ -30,10 +30,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             if options["restart"].strip():
-                line = audit.restart_anchoring(options["restart"])
+                line = journal.restart_anchoring(options["restart"])
             else:
-                line = audit.anchor()
-        except audit.AuditIntegrityError as exc:
+                line = journal.anchor()
+        except journal.AuditIntegrityError as exc:
             raise CommandError(f"Journal d'audit altéré, ancrage refusé : {exc}.") from exc
         if line is None:
             raise CommandError("AUDIT_ANCHOR_FILE est vide : l'ancrage est désactivé.")

@@ -1,16 +1,20 @@
-"""Writing, verifying, anchoring and purging the chained audit journal.
+"""The chained audit journal's mechanism: writing, verifying, anchoring and purging.
+
+Callers write through ``audit.journal.record``, which appends here and has the head
+anchored soon after (``audit.tasks.anchor_journal``); this module never enqueues, so
+the tasks can call it.
 
 Three defences, so that tamper evidence does not rest on the database alone:
 
 - each row is chained to the previous one by HMAC-SHA256 under a key of AUDIT_KEYS,
   kept outside the database: whoever holds only the database cannot rewrite a row
   and recompute the chain after it;
-- the chain's head is anchored outside the database (charter.anchors: a signed line
+- the chain's head is anchored outside the database (audit.anchors: a signed line
   appended to a file, and optionally syslog) every few minutes, every
   AUDIT_ANCHOR_EVERY events and after each purge: removed newest rows or an emptied
   table no longer pass;
 - on PostgreSQL the application runs under a role that may only INSERT and SELECT
-  the journal (charter.dbroles); the purge goes through a function that deletes
+  the journal (audit.dbroles); the purge goes through a function that deletes
   only a prefix vouched for by a checkpoint written in the same transaction.
 """
 
@@ -31,18 +35,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from charter import anchors
-from charter.models import AuditCheckpoint, AuditEvent
+from audit import anchors
+from audit.models import AuditCheckpoint, AuditEvent
 from mssante.lib import untrusted
 
 GENESIS = "0" * 64
-ANCHOR_TASK = "charter.tasks.anchor_audit_journal"
 # Same number as before the keys: one lock orders every writer of the chain.
 _LOCK_ID = 727274
 _ROW_FIELDS = (
@@ -238,7 +240,7 @@ def _restart_hash() -> str:
     return last or GENESIS
 
 
-def record(
+def append(
     action: str,
     *,
     actor: Any = None,
@@ -247,8 +249,13 @@ def record(
     object_id: str | int = "",
     request: HttpRequest | None = None,
     **data: Any,
-) -> AuditEvent:
-    """Append one event to the journal (in the caller's transaction). ``data`` must hold no content."""
+) -> tuple[AuditEvent, bool]:
+    """Chain one event (in the caller's transaction): the event, and whether to anchor soon.
+
+    ``data`` must hold no content. Anchoring is due at the first event of a chain and
+    whenever the ids cross a multiple of AUDIT_ANCHOR_EVERY: audit.journal.record has
+    it done after commit, never an fsync on this path.
+    """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
@@ -272,19 +279,8 @@ def record(
         event.at, event.prev_hash = timezone.now(), prev_hash
         event.hash = _row_mac(keys[key_id], key_id, prev_hash, _event_content(event))
         event.save(force_insert=True)
-        every = settings.AUDIT_ANCHOR_EVERY
-        if prev_id is None or event.id // every != prev_id // every:
-            # A batch's worth of events since the last anchor (or a chain starting):
-            # anchor soon, after commit. Never an fsync on this path.
-            transaction.on_commit(_enqueue_anchor, robust=True)
-    return event
-
-
-def _enqueue_anchor() -> None:
-    # By name: charter.tasks imports this module.
-    task = current_app.tasks.get(ANCHOR_TASK)
-    if task is not None:
-        task.delay()
+    every = settings.AUDIT_ANCHOR_EVERY
+    return event, prev_id is None or event.id // every != prev_id // every
 
 
 # --- Checkpoints (purges, and the seal of the unkeyed rows) ----------------------------------
@@ -292,7 +288,8 @@ def _enqueue_anchor() -> None:
 
 def _legacy_checkpoint_key() -> bytes:
     # Checkpoints written before AUDIT_KEYS: HMAC under AUDIT_CHECKPOINT_KEY, by
-    # default derived from SECRET_KEY.
+    # default derived from SECRET_KEY. The label is part of the key: it keeps its old
+    # name, or those checkpoints would no longer verify.
     key: str = settings.AUDIT_CHECKPOINT_KEY or settings.SECRET_KEY
     return hmac.new(key.encode(), b"mssante.charter.audit-checkpoint", hashlib.sha256).digest()
 
@@ -752,7 +749,8 @@ def restart_anchoring(reason: str, *, by: Any = None) -> dict[str, Any] | None:
     reason = " ".join(reason.split())[:300]
     if not reason:
         raise ValueError("restart_anchoring : un motif est obligatoire")
-    record("audit.anchor_restarted", actor=by, reason=reason)
+    # Anchored right below: append, no anchoring of its own to enqueue.
+    append("audit.anchor_restarted", actor=by, reason=reason)
     return anchor(restart=reason)
 
 
@@ -878,14 +876,15 @@ def purge_expired(*, now: datetime | None = None) -> AuditCheckpoint | None:
             with connection.cursor() as cursor:
                 # The application's role may not DELETE from the journal: this function
                 # (its owner's) removes only a prefix that a checkpoint of this very
-                # transaction describes (charter/migrations/0008).
+                # transaction describes (charter/migrations/0008: the journal's tables,
+                # trigger and function kept their charter_ names when it moved here).
                 cursor.execute("SELECT charter_audit_purge(%s)", [last[0]])
         else:
             AuditEvent.objects.filter(id__lte=last[0]).delete()
-        record(
+        # Anchored on commit below: append, no anchoring of its own to enqueue.
+        append(
             "audit.purged",
-            object_type="charter.auditcheckpoint",
-            object_id=checkpoint.pk,
+            obj=checkpoint,
             count=count,
             last_event_id=last[0],
         )

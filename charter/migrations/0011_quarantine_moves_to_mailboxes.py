@@ -10,7 +10,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("charter", "0009_trust_rules_leave_for_trust"),
+        ("charter", "0010_trust_rules_leave_for_trust"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ fsynced before the lock is released. Writers on one host are serialised by
 ``flock`` so that each line can name the previous one (the file is a chain of its
 own). The file holds no secret and no content: ids, hashes, counts and times.
 
-Plain file handling only (no Django, no key): charter.audit builds and checks the
+Plain file handling only (no Django, no key): audit.chain builds and checks the
 lines.
 """
 

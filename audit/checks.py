@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.checks import Tags, Warning, register
 from django.db import connections
 
-from charter import dbroles
+from audit import dbroles
 
 
 @register(Tags.security, deploy=True)
@@ -22,7 +22,7 @@ def audit_journal_deployment(app_configs: Any = None, **kwargs: Any) -> list[War
                 "l'application de celui du propriétaire du schéma, qui peut réécrire le "
                 "journal d'audit.",
                 hint="Deux rôles PostgreSQL : voir docs/deployment.md.",
-                id="charter.W001",
+                id="audit.W001",
             )
         )
     if not settings.AUDIT_ANCHOR_FILE:
@@ -30,7 +30,7 @@ def audit_journal_deployment(app_configs: Any = None, **kwargs: Any) -> list[War
             Warning(
                 "AUDIT_ANCHOR_FILE est vide : la fin du journal d'audit n'est ancrée nulle "
                 "part hors de la base (lignes récentes supprimées ou table vidée non détectées).",
-                id="charter.W002",
+                id="audit.W002",
             )
         )
     return warnings
@@ -45,4 +45,4 @@ def audit_journal_role(
         return []
     if connections["default"].vendor != "postgresql":
         return []
-    return [Warning(text, id="charter.W003") for text in dbroles.journal_role_warnings()]
+    return [Warning(text, id="audit.W003") for text in dbroles.journal_role_warnings()]

@@ -8,7 +8,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("charter", "0008_audit_keys_seal_and_restricted_role"),
+        ("charter", "0009_journal_moved_to_audit"),
     ]
 
     operations = [

@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.contenttypes.models import ContentType
 
-from charter import audit
+from audit import journal
 
 _ACTIONS = {ADDITION: "admin.added", CHANGE: "admin.changed", DELETION: "admin.deleted"}
 
@@ -33,7 +33,7 @@ def _changed_fields(change_message: str) -> list[str]:
 
 
 def record_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs: Any) -> None:
-    """post_save receiver of LogEntry (connected in CharterConfig.ready)."""
+    """post_save receiver of LogEntry (connected in AuditConfig.ready)."""
     if not created:
         return
     model = (
@@ -41,7 +41,7 @@ def record_admin_change(sender: Any, instance: LogEntry, created: bool, **kwargs
         if instance.content_type_id
         else None
     )
-    audit.record(
+    journal.record(
         _ACTIONS.get(instance.action_flag, "admin.action"),
         actor=instance.user,
         object_type=model._meta.label_lower if model is not None else "",

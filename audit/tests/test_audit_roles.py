@@ -20,10 +20,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from charter import audit, tasks
-from charter.models import AuditEvent
-from charter.tests.conftest import database_superuser
-from charter.tests.test_audit import rewrite_from
+from audit import journal, tasks
+from audit.models import AuditEvent
+from audit.tests.conftest import database_superuser
+from audit.tests.test_audit import rewrite_from
 
 pytestmark = [
     pytest.mark.services,
@@ -47,11 +47,11 @@ def app_login() -> Iterator[psycopg.Cursor[Any]]:
 
 
 def events(n: int = 5) -> list[AuditEvent]:
-    return [audit.record("test.event", object_id=i, n=i) for i in range(n)]
+    return [journal.record("test.event", object_id=i, n=i) for i in range(n)]
 
 
 def anchor_now() -> None:
-    tasks.anchor_audit_journal.apply().get()
+    tasks.anchor_journal.apply().get()
 
 
 def verify_fails() -> str:
