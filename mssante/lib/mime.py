@@ -787,6 +787,11 @@ class _Headers:
         return result
 
 
+def message_ids(value: str | None) -> list[str]:
+    """The msg-ids of a header value (In-Reply-To, References…), bounded and cleaned."""
+    return _ids(value)
+
+
 def _ids(value: str | None) -> list[str]:
     if not value:
         return []
