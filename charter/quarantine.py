@@ -20,16 +20,13 @@ from django.utils.translation import override
 from charter import audit
 from charter.models import Quarantine
 from charter.scanning import ScanStatus, ScanVerdict
+from mailboxes import reasons
 
 if TYPE_CHECKING:
     from accounts.models import User
     from mailboxes.models import Mailbox, Message
 
 log = logging.getLogger(__name__)
-
-
-# Why a recipient did not get a held message, for its sender's DSN (French).
-HELD = "message retenu en quarantaine par l'antivirus"
 
 
 class QuarantineError(Exception):
@@ -56,7 +53,8 @@ def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
     recipients = list(deliveries.values_list("recipient", flat=True))
     deliveries.update(
         status=Delivery.Status.QUARANTINED,
-        last_error=_notice_reason(verdict.status),
+        reason=_verdict_reason(verdict.status).code,
+        reason_params={},
         updated_at=timezone.now(),
     )
     record, _created = Quarantine.objects.get_or_create(
@@ -92,15 +90,17 @@ def hold(message: Message, verdict: ScanVerdict) -> Quarantine:
         # DSN for every recipient held here, sent back over SMTP.
         from mailboxes.transport import dsn
 
-        reason = f"{HELD} ({_notice_reason(verdict.status)})"
+        reason = reasons.Reason(
+            reasons.QUARANTINE_NOTICE, {"cause": _verdict_reason(verdict.status)}
+        )
         dsn.report_failures(message, [dsn.Failure(r, reason, status="5.7.1") for r in recipients])
     return record
 
 
-def _notice_reason(status: ScanStatus) -> str:
+def _verdict_reason(status: ScanStatus) -> reasons.Reason:
     if status == ScanStatus.INFECTED:
-        return _("virus détecté dans une pièce jointe")
-    return _("message impossible à analyser par l'antivirus")
+        return reasons.Reason(reasons.INFECTED)
+    return reasons.Reason(reasons.UNSCANNABLE)
 
 
 def notice_from(mailbox: Mailbox) -> str:
@@ -109,9 +109,13 @@ def notice_from(mailbox: Mailbox) -> str:
 
 
 def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Message:
-    """Put a French notice in the sender's inbox: which message, why; never the signature."""
-    with override("fr"):
-        reason = _notice_reason(status)
+    """Put a notice in the sender's inbox: which message, why; never the signature.
+
+    Written in the language the sender wrote the message in (French for messages
+    stored before that was recorded).
+    """
+    with override(message.language or settings.LANGUAGE_CODE):
+        reason = _verdict_reason(status).text()
         subject = _("Message non distribué : %(reason)s") % {"reason": reason}
         text = _(
             "Bonjour,\n\n"
@@ -227,7 +231,7 @@ def release(record: Quarantine, *, reason: str, by: User) -> Quarantine:
             message_id=record.message_id, status=Delivery.Status.QUARANTINED
         )
         ids = list(held.values_list("pk", flat=True))
-        held.update(status=Delivery.Status.QUEUED, last_error="", next_attempt_at=now)
+        held.update(status=Delivery.Status.QUEUED, reason="", reason_params={}, next_attempt_at=now)
         audit.record(
             "quarantine.released",
             actor=by,

@@ -202,7 +202,7 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
     errors = exc.errors
     # ninja puts the source first ("query", "path", "body"): the field follows.
     first = errors[0] if errors else {}
-    loc = [str(p) for p in first.get("loc", ())][1:] or ["requête"]
+    loc = [str(p) for p in first.get("loc", ())][1:] or [_("requête")]
     field = _printable(".".join(loc))
     return _error(
         request,
@@ -899,7 +899,7 @@ def get_message(request: HttpRequest, message_id: UUID) -> dict[str, Any]:
                 "delivered_at": _iso(d.delivered_at),
                 # Hidden while a reader "sur demande" has not sent the receipt.
                 "read_at": _iso(d.read_at) if read_visible(d) else None,
-                "error": d.last_error,
+                "error": d.reason_text,
                 "timeline": steps.get(d.recipient, []),
             }
             for d in deliveries

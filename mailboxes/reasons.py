@@ -66,13 +66,22 @@ _TEXTS: Final[dict[str, str]] = {
     INTERNAL_ERROR: gettext_noop("erreur interne (%(error)s)"),
 }
 
-# A technical reply, for the machine part of a DSN (ASCII, English, like SMTP replies).
+# A technical reply, for the machine part of a DSN (ASCII, English, like our SMTP replies).
 _DIAGNOSTICS: Final[dict[str, str]] = {
     QUARANTINED: "message held in quarantine by the antivirus",
     INFECTED: "virus found in the message",
     UNSCANNABLE: "message could not be scanned by the antivirus",
     QUARANTINE_NOTICE: "message held in quarantine by the antivirus",
     MAILBOX_UNAVAILABLE: "no active mailbox at this address",
+    NO_SUCH_DOMAIN: "domain not found (DNS)",
+    NULL_MX: "domain accepts no mail (null MX)",
+    MX_LOOKUP_FAILED: "MX lookup failed",
+    NO_SERVER: "no server reachable",
+    CONNECTION_FAILED: "connection failed",
+    NO_STARTTLS: "server does not offer STARTTLS",
+    CERTIFICATE_NOT_LISTED: "server certificate not on the liste blanche for the domain",
+    INTERRUPTED: "connection interrupted",
+    INTERNAL_ERROR: "internal error",
 }
 
 
@@ -96,7 +105,14 @@ class Reason:
 
     def diagnostic(self) -> str:
         """A short English reply for the machine part of a DSN."""
-        return _DIAGNOSTICS.get(self.code, "") or self.code.replace("_", " ")
+        nested = [v for v in self.params.values() if isinstance(v, Reason)]
+        if self.code == GAVE_UP:
+            return "delivery time expired" + (f", {nested[0].diagnostic()}" if nested else "")
+        if self.code in _DIAGNOSTICS:
+            return _DIAGNOSTICS[self.code]
+        if nested:
+            return nested[0].diagnostic()
+        return self.code.replace("_", " ")
 
 
 def describe(code: str, params: Mapping[str, Any] | None) -> str:

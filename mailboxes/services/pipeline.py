@@ -13,11 +13,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from charter import audit, quarantine, scanning
-from mailboxes import blobs
+from mailboxes import blobs, reasons
 from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.reasons import Reason
 from mailboxes.services.mailbox import system_folder_id
 
 log = logging.getLogger(__name__)
@@ -164,17 +164,19 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 and delivery.message_id not in released
             ):
                 delivery.status = Delivery.Status.QUARANTINED
-                delivery.last_error = quarantine.HELD
+                held = Reason(reasons.QUARANTINED)
+                delivery.set_reason(held)
                 failures.setdefault(delivery.message_id, []).append(
-                    dsn.Failure(delivery.recipient, quarantine.HELD, status="5.7.1")
+                    dsn.Failure(delivery.recipient, held, status="5.7.1")
                 )
             elif box is None or not box.is_active:
                 delivery.status = Delivery.Status.BOUNCED
-                delivery.last_error = _("La boîte du destinataire n'existe plus ou est fermée.")
+                gone = Reason(reasons.MAILBOX_UNAVAILABLE)
+                delivery.set_reason(gone)
                 failures.setdefault(delivery.message_id, []).append(
                     dsn.Failure(
                         delivery.recipient,
-                        delivery.last_error,
+                        gone,
                         status="5.1.1" if box is None else "5.2.1",
                     )
                 )
@@ -189,7 +191,7 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 )
                 delivery.status = Delivery.Status.DELIVERED
                 delivery.delivered_at = now
-                delivery.last_error = ""
+                delivery.set_reason(None)
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(entries, ignore_conflicts=True)
@@ -198,7 +200,8 @@ def deliver_many(delivery_ids: list[int]) -> int:
 
         on_delivered(e.mailbox for e in entries)
         Delivery.objects.bulk_update(
-            deliveries, ["status", "attempts", "delivered_at", "last_error", "updated_at"]
+            deliveries,
+            ["status", "attempts", "delivered_at", "reason", "reason_params", "updated_at"],
         )
         # One journal event per message and outcome rather than per recipient: the
         # journal is serialised, and a message to 40 people must not take 40 turns.
