@@ -230,7 +230,9 @@ def _envelope(
 ) -> MIMEPart:
     # A MIMEPart, not an EmailMessage: MIME-Version is written once, here, not per part.
     report = MIMEPart(policy=_POLICY)
-    report["From"] = Address(_one_line(from_name, 200), addr_spec=_address(from_addr, "from"))
+    report["From"] = Address(
+        mime.safe_display_name(_one_line(from_name, 200)), addr_spec=_address(from_addr, "from")
+    )
     report["To"] = Address(addr_spec=_address(to, "to"))
     report["Subject"] = _one_line(subject)
     report["Date"] = format_datetime(date)
@@ -261,6 +263,24 @@ def _text_line(line: str) -> str:
     """A line of the human part: indentation kept, control characters dropped."""
     kept = "".join(c for c in line if c == "\t" or unicodedata.category(c)[0] != "C")
     return kept.rstrip()[:_MAX_LINE]
+
+
+def _written(report: MIMEPart) -> bytes:
+    """The report's bytes, once its header is seen to hold exactly the fields set.
+
+    The values are checked before they are written; this is the last guard against a
+    folding bug turning a value into a line break (ValueError: no report goes out).
+    """
+    raw = report.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    names = [
+        line.split(b":", 1)[0].decode("ascii", "replace").lower()
+        for line in head.split(b"\r\n")
+        if line[:1] not in (b" ", b"\t")
+    ]
+    if names != [name.lower() for name in report]:
+        raise ValueError("the report's header did not come out as written")
+    return raw
 
 
 def _human_part(text: str) -> MIMEPart:
@@ -349,7 +369,7 @@ def build_dsn(
     headers = MIMEPart(policy=_POLICY)
     headers.set_content(_original_header(original_headers), subtype="rfc822-headers")
     report.attach(headers)
-    return report.as_bytes()
+    return _written(report)
 
 
 def build_mdn(
@@ -406,7 +426,7 @@ def build_mdn(
     notification["Content-Type"] = "message/disposition-notification"
     notification.set_payload([fields])
     report.attach(notification)
-    return report.as_bytes()
+    return _written(report)
 
 
 # --------------------------------------------------------------------------- reading
