@@ -92,3 +92,17 @@ def as_app_role() -> Iterator[None]:
         DatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
         # The owner drops the test database.
         _use(owner)
+
+
+@contextmanager
+def as_owner() -> Iterator[None]:
+    """Within a test that changes the schema (a migration test): the owner's connection."""
+    owner = _owner()
+    if owner is None or not _app_credentials:
+        yield
+        return
+    _use(owner)
+    try:
+        yield
+    finally:
+        _use(_app_credentials)

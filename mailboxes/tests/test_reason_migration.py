@@ -16,6 +16,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone, translation
 
 from mailboxes import reasons
+from tests import db_roles
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,9 +86,13 @@ def _migrate(target: tuple[str, str]) -> Any:
 
 @pytest.fixture
 def before() -> Iterator[Any]:
-    apps = _migrate(BEFORE)
-    yield apps
-    _migrate(max(MigrationExecutor(connection).loader.graph.leaf_nodes("mailboxes")))
+    # Migrations change the schema: the owner's role, not the application's.
+    with db_roles.as_owner():
+        apps = _migrate(BEFORE)
+        try:
+            yield apps
+        finally:
+            _migrate(max(MigrationExecutor(connection).loader.graph.leaf_nodes("mailboxes")))
 
 
 def _rows(apps: Any) -> dict[str, int]:
