@@ -286,7 +286,12 @@ def report_failures(message: Message, failures: list[Failure], raw: bytes | None
             # Its headers cannot be read back: the report still names the recipients.
             log.exception("message %s unreadable: DSN without its headers", message.pk)
             raw = b""
-    if local:
-        bounce_to_sender(message, raw, failures)
-    else:
-        report_to_remote_sender(message, raw, failures)
+    try:
+        if local:
+            bounce_to_sender(message, raw, failures)
+        else:
+            report_to_remote_sender(message, raw, failures)
+    except ValueError:
+        # An address or a value no report can carry (reports.build_dsn): the bounce
+        # stays recorded, and failing here would undo it and retry it for ever.
+        log.warning("message %s: no DSN can be written for it", message.pk)
