@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_TYPES = (reports.DISPOSITION_NOTIFICATION, reports.DELIVERY_STATUS)
-
 
 def build_mdn(
     message: Message,
