@@ -261,20 +261,24 @@ class MailboxAdmin(admin.ModelAdmin):
 
 class DeliveryInline(admin.TabularInline):
     model = Delivery
-    fields = ["recipient", "status", "attempts", "next_attempt_at", "delivered_at", "last_error"]
+    fields = ["recipient", "status", "attempts", "next_attempt_at", "delivered_at", "reason_text"]
     readonly_fields = (
         "recipient",
         "status",
         "attempts",
         "next_attempt_at",
         "delivered_at",
-        "last_error",
+        "reason_text",
     )
     extra = 0
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("motif"))
+    def reason_text(self, obj: Delivery) -> str:
+        return obj.reason_text
 
 
 @admin.register(Message)

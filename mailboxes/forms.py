@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from mailboxes.models import ApiScope, Folder
 from mailboxes.selectors import folder_label
+from mssante.lib import xdm
 
 _SEPARATORS = re.compile(r"[,;\n\r]+")
 
@@ -104,7 +105,6 @@ class XdmForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         from accounts.models import PatientIdentity
-        from mailboxes.transport.xdm import DOCUMENT_TYPES
 
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["patient"]).choices = [
@@ -117,7 +117,7 @@ class XdmForm(forms.Form):
             *PatientIdentity.Sex.choices,
         ]
         cast(forms.ChoiceField, self.fields["type_code"]).choices = [
-            (code, f"{label} ({code})") for code, label in DOCUMENT_TYPES.items()
+            (code, f"{_(label)} ({code})") for code, label in xdm.DOCUMENT_TYPES.items()
         ]
         cast(forms.ChoiceField, self.fields["attachments"]).choices = [
             (str(pk), label) for pk, label in files

@@ -8,8 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
+
+from mailboxes import reasons
 
 
 class HostedDomain(models.Model):
@@ -149,6 +151,11 @@ class Folder(models.Model):
         return self.name
 
 
+def interface_language() -> str:
+    """The language of the interface in use now (a message's reports come back in it)."""
+    return (translation.get_language() or settings.LANGUAGE_CODE)[:16]
+
+
 class Message(models.Model):
     """One message, immutable once submitted. The raw MIME lives encrypted in the blob store.
 
@@ -213,6 +220,9 @@ class Message(models.Model):
     resend_key = models.CharField(max_length=64, blank=True, default="")
     # Leaves with MAIL FROM:<> (a delivery report we send): never answered by another report.
     null_return_path = models.BooleanField(default=False)
+    # The language of the interface it was written in: the DSN and the read receipts
+    # that come back to a sender of ours are written in it ("" before issue 12: French).
+    language = models.CharField(max_length=16, blank=True, default=interface_language)
 
     class Meta:
         verbose_name = _("message")
@@ -300,7 +310,10 @@ class Delivery(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.TextField(blank=True)
+    # Why it is where it is (a code of mailboxes.reasons and its parameters): the
+    # sentence is made in the reader's language when shown (``reason_text``).
+    reason = models.CharField(max_length=32, blank=True, default="")
+    reason_params = models.JSONField(default=dict, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     # The read receipt (MDN) this recipient owes when the message asked for one.
@@ -319,6 +332,16 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipient} ({self.status})"
+
+    def set_reason(self, reason: reasons.Reason | None) -> None:
+        """Record why (None: nothing to say); the caller saves ``reason`` and ``reason_params``."""
+        self.reason = reason.code if reason is not None else ""
+        self.reason_params = reason.as_params() if reason is not None else {}
+
+    @property
+    def reason_text(self) -> str:
+        """Why it is where it is, in the active language ("" when there is nothing to say)."""
+        return reasons.describe(self.reason, self.reason_params)
 
 
 class Draft(models.Model):

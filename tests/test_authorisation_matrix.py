@@ -49,9 +49,8 @@ from charter.models import InactivityWarning
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Membership, Message
 from mailboxes.selectors import Access
-from mailboxes.transport import xdm
 from mssante.celery import app as celery_app
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 from tests import factories, personas
 from tests.personas import Personas
 

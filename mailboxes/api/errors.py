@@ -128,7 +128,7 @@ def install(api: NinjaAPI) -> None:
         errors = exc.errors
         # ninja puts the source first ("query", "path", "body"): the field follows.
         first = errors[0] if errors else {}
-        loc = [str(p) for p in first.get("loc", ())][1:] or ["requête"]
+        loc = [str(p) for p in first.get("loc", ())][1:] or [_("requête")]
         field = printable(".".join(loc))
         return error(
             request,

@@ -153,7 +153,7 @@ def get_message(request: HttpRequest, message_id: UUID) -> dict[str, Any]:
                 "delivered_at": iso(d.delivered_at),
                 # Hidden while a reader "sur demande" has not sent the receipt.
                 "read_at": iso(d.read_at) if read_visible(d) else None,
-                "error": d.last_error,
+                "error": d.reason_text,
                 "timeline": steps.get(d.recipient, []),
             }
             for d in deliveries

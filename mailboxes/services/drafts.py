@@ -20,8 +20,8 @@ from mailboxes.services.errors import DraftError
 from mailboxes.services.messages import human_size, read_raw, submit_message
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
-from mailboxes.transport.xdm import FILENAME as XDM_FILENAME
 from mssante.lib import mime
+from mssante.lib.xdm import FILENAME as XDM_FILENAME
 
 if TYPE_CHECKING:
     from django.http import HttpRequest

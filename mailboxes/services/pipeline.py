@@ -12,11 +12,11 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import OuterRef
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from audit import journal
-from mailboxes import blobs
+from mailboxes import blobs, reasons
 from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes.reasons import Reason
 from mailboxes.services import quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
 from trust import scanning
@@ -36,7 +36,8 @@ def requeue_deliveries(message_id: int, status: str) -> int:
     ids = list(held.values_list("pk", flat=True))
     held.update(
         status=Delivery.Status.QUEUED,
-        last_error="",
+        reason="",
+        reason_params={},
         next_attempt_at=timezone.now(),
         updated_at=timezone.now(),
     )
@@ -149,17 +150,19 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 and delivery.message_id not in released
             ):
                 delivery.status = Delivery.Status.QUARANTINED
-                delivery.last_error = quarantine.HELD
+                held = Reason(reasons.QUARANTINED)
+                delivery.set_reason(held)
                 failures.setdefault(delivery.message_id, []).append(
-                    dsn.Failure(delivery.recipient, quarantine.HELD, status="5.7.1")
+                    dsn.Failure(delivery.recipient, held, status="5.7.1")
                 )
             elif box is None or not box.is_active:
                 delivery.status = Delivery.Status.BOUNCED
-                delivery.last_error = _("La boîte du destinataire n'existe plus ou est fermée.")
+                gone = Reason(reasons.MAILBOX_UNAVAILABLE)
+                delivery.set_reason(gone)
                 failures.setdefault(delivery.message_id, []).append(
                     dsn.Failure(
                         delivery.recipient,
-                        delivery.last_error,
+                        gone,
                         status="5.1.1" if box is None else "5.2.1",
                     )
                 )
@@ -174,7 +177,7 @@ def deliver_many(delivery_ids: list[int]) -> int:
                 )
                 delivery.status = Delivery.Status.DELIVERED
                 delivery.delivered_at = now
-                delivery.last_error = ""
+                delivery.set_reason(None)
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(entries, ignore_conflicts=True)
@@ -183,7 +186,8 @@ def deliver_many(delivery_ids: list[int]) -> int:
 
         on_delivered(e.mailbox for e in entries)
         Delivery.objects.bulk_update(
-            deliveries, ["status", "attempts", "delivered_at", "last_error", "updated_at"]
+            deliveries,
+            ["status", "attempts", "delivered_at", "reason", "reason_params", "updated_at"],
         )
         # One journal event per message and outcome rather than per recipient: the
         # journal is serialised, and a message to 40 people must not take 40 turns.

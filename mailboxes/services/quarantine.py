@@ -19,7 +19,7 @@ from django.utils.translation import override
 
 from accounts.models import User
 from audit import journal
-from mailboxes import blobs
+from mailboxes import blobs, reasons
 from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
 from mailboxes.services import pipeline
 from mailboxes.services.notices import deliver_system_notice
@@ -27,10 +27,6 @@ from mailboxes.transport import dsn
 from trust.scanning import ScanStatus, ScanVerdict
 
 log = logging.getLogger(__name__)
-
-
-# Why a recipient did not get a held message, for its sender's DSN (French).
-HELD = "message retenu en quarantaine par l'antivirus"
 
 
 class QuarantineError(Exception):
@@ -55,7 +51,8 @@ def quarantine_message(message: Message, verdict: ScanVerdict) -> Quarantine:
     recipients = list(deliveries.values_list("recipient", flat=True))
     deliveries.update(
         status=Delivery.Status.QUARANTINED,
-        last_error=_notice_reason(verdict.status),
+        reason=_verdict_reason(verdict.status).code,
+        reason_params={},
         updated_at=timezone.now(),
     )
     record, _created = Quarantine.objects.get_or_create(
@@ -89,21 +86,27 @@ def quarantine_message(message: Message, verdict: ScanVerdict) -> Quarantine:
     elif recipients:
         # A message another operator gave us (it got its 250): its sender is owed a
         # DSN for every recipient held here, sent back over SMTP.
-        reason = f"{HELD} ({_notice_reason(verdict.status)})"
+        reason = reasons.Reason(
+            reasons.QUARANTINE_NOTICE, {"cause": _verdict_reason(verdict.status)}
+        )
         dsn.report_failures(message, [dsn.Failure(r, reason, status="5.7.1") for r in recipients])
     return record
 
 
-def _notice_reason(status: ScanStatus) -> str:
+def _verdict_reason(status: ScanStatus) -> reasons.Reason:
     if status == ScanStatus.INFECTED:
-        return _("virus détecté dans une pièce jointe")
-    return _("message impossible à analyser par l'antivirus")
+        return reasons.Reason(reasons.INFECTED)
+    return reasons.Reason(reasons.UNSCANNABLE)
 
 
 def notify_sender(mailbox: Mailbox, message: Message, status: ScanStatus) -> Message:
-    """Put a French notice in the sender's inbox: which message, why; never the signature."""
-    with override("fr"):
-        reason = _notice_reason(status)
+    """Put a notice in the sender's inbox: which message, why; never the signature.
+
+    Written in the language the sender wrote the message in (French for messages
+    stored before that was recorded).
+    """
+    with override(message.language or settings.LANGUAGE_CODE):
+        reason = _verdict_reason(status).text()
         subject = _("Message non distribué : %(reason)s") % {"reason": reason}
         text = _(
             "Bonjour,\n\n"

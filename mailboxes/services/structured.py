@@ -2,7 +2,7 @@
 
 The webmail's form only says which patient, which document type and which files; this is
 the whole of what attaching does: the author's right, the checks of each document, the
-package (``mailboxes.transport.xdm``), and the headers the message will carry.
+package (``mssante.lib.xdm``), and the headers the message will carry.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from mailboxes.services.drafts import (
     set_draft_headers,
 )
 from mailboxes.services.errors import DraftError
-from mailboxes.transport import xdm
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 
 if TYPE_CHECKING:
     from django.core.files.uploadedfile import UploadedFile

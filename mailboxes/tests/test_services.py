@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from audit import journal
 from audit.models import AuditEvent
-from mailboxes import blobs, services
+from mailboxes import blobs, reasons, services
 from mailboxes.models import Delivery, Draft, DraftAttachment, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
 from mssante.lib import mime
@@ -332,7 +332,8 @@ def test_a_mailbox_closed_before_delivery_bounces(
     services.deliver(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.BOUNCED
-    assert "fermée" in delivery.last_error
+    assert delivery.reason == reasons.MAILBOX_UNAVAILABLE
+    assert "fermée" in delivery.reason_text
     assert not Entry.objects.filter(mailbox=nurse).exists()
 
 

@@ -105,7 +105,7 @@ def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
 
     bounced = Delivery.objects.get(message=message, recipient=f"parti@{PEER}")
     assert bounced.status == Delivery.Status.BOUNCED
-    assert "550 5.1.1" in bounced.last_error
+    assert "550 5.1.1" in bounced.reason_text
     assert Delivery.objects.get(message=message, recipient=f"dr.durand@{PEER}").status == (
         Delivery.Status.DELIVERED
     )
@@ -133,7 +133,7 @@ def test_a_destination_that_is_down_is_retried_and_delivered_exactly_once(
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
     assert delivery.attempts == 1
-    assert "injoignable" in delivery.last_error
+    assert "injoignable" in delivery.reason_text
     assert delivery.next_attempt_at - timezone.now() <= timedelta(minutes=1)
 
     handler = Sink()
@@ -170,7 +170,7 @@ def test_a_message_still_undelivered_after_five_days_bounces_with_a_dsn(
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.BOUNCED
-    assert "Non distribué après" in delivery.last_error
+    assert "Non distribué après" in delivery.reason_text
     raw = services.read_raw(dsn_for(box))
     assert b"Status: 4.4.7" in raw
     assert b"Action: failed" in raw
@@ -184,7 +184,7 @@ def test_a_temporary_refusal_is_deferred_with_the_reason(
         message = submit(box, f"plein@{PEER}")
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
-    assert "452 4.2.2 Mailbox full" in delivery.last_error
+    assert "452 4.2.2 Mailbox full" in delivery.reason_text
 
 
 def test_a_server_whose_certificate_is_not_listed_for_the_domain_gets_nothing(
@@ -197,7 +197,7 @@ def test_a_server_whose_certificate_is_not_listed_for_the_domain_gets_nothing(
     assert handler.messages == []
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
-    assert "liste blanche" in delivery.last_error
+    assert "liste blanche" in delivery.reason_text
 
 
 def test_a_recipient_outside_the_trust_space_is_refused_at_submission(box: Mailbox) -> None:
@@ -236,7 +236,7 @@ def test_a_failure_report_from_the_peer_marks_its_recipient_bounced(
         send(gw.port, peer, "", [box.address], _failure_report(message, recipient, PEER))
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.BOUNCED
-    assert "550 5.2.1 mailbox disabled" in delivery.last_error
+    assert "550 5.2.1 mailbox disabled" in delivery.reason_text
 
 
 def test_a_report_from_another_operator_cannot_speak_for_the_peers_recipient(

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from accounts.models import TOTPDevice, User
-from mailboxes import services
+from mailboxes import reasons, services
 from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message
 from mssante.lib import mime
 from tests import factories
@@ -386,14 +386,16 @@ def test_the_sender_sees_the_delivery_status_of_each_recipient(claire, julien) -
     _, other = person("Sophie", "Bernard")
     message = send(box, [nurse.address, other.address])
     Delivery.objects.filter(message=message, recipient=other.address).update(
-        status=Delivery.Status.BOUNCED, last_error="Boîte pleine"
+        status=Delivery.Status.BOUNCED,
+        reason=reasons.REMOTE_REPLY,
+        reason_params={"domain": "hopital.test", "reply": "552 5.2.2 Boîte pleine"},
     )
     html = (
         login(user).get(reverse("webmail_read", args=[entry_of(box, message).pk])).content.decode()
     )
     assert "Distribution aux destinataires" in html
     assert "Distribué" in html
-    assert "Non distribué : Boîte pleine" in html
+    assert "Non distribué : Le serveur de hopital.test a répondu : 552 5.2.2 Boîte pleine" in html
 
 
 def test_a_recipient_does_not_see_the_delivery_status(claire, julien) -> None:

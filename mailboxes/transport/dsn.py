@@ -1,8 +1,9 @@
 """Delivery status notifications (RFC 3464) for messages that could not be delivered.
 
-The report is a ``multipart/report; report-type=delivery-status`` built with the
-``email`` package: a French part for the sender, the machine-readable status of each
-recipient and the original's headers (never its body).
+The report itself is built by ``mssante.lib.reports.build_dsn`` (the ``email``
+package, plain values); this module gives it the message's values and the human part
+in its reader's language: the language a sender of ours wrote in (``Message.language``),
+French for a sender at another operator (the trust space's common language).
 
 Who gets it (``report_failures``):
 
@@ -18,33 +19,23 @@ Who gets it (``report_failures``):
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.message import Message as HeaderBlock
-from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Message
+from mailboxes.reasons import Reason
 from mailboxes.services.inbound import local_mailbox
 from mailboxes.services.store import Listing, Recipient, store_message
-from mailboxes.transport.inbound import smtp_text
-from mssante.lib import mime
+from mailboxes.transport.wording import report_language, when
+from mssante.lib import mime, reports
 from trust import listeblanche
 
 log = logging.getLogger(__name__)
-
-_ENHANCED_RE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
-# The original's header block is copied into the report up to this size (a header
-# section can be as large as the message): enough to recognise the message.
-MAX_ORIGINAL_HEADERS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -52,19 +43,14 @@ class Failure:
     """One recipient that will not get the message, and why."""
 
     recipient: str
-    reason: str  # French, for the sender
+    reason: Reason  # shown to the sender in their language
     diagnostic: str = ""  # the remote server's reply, as received
     status: str = ""  # RFC 3463 code; found in the diagnostic when empty
     remote_mta: str = ""
 
 
 def _status(failure: Failure) -> str:
-    if failure.status:
-        return failure.status
-    found = _ENHANCED_RE.search(failure.diagnostic)
-    if found and found.group(1)[0] in "45":
-        return found.group(1)
-    return "5.0.0"
+    return failure.status or reports.status_of(failure.diagnostic)
 
 
 def _diagnostic(failure: Failure) -> str:
@@ -72,56 +58,52 @@ def _diagnostic(failure: Failure) -> str:
     if failure.diagnostic:
         return failure.diagnostic
     status = _status(failure)
-    if failure.status and status.startswith("5"):
-        return f"550 {status} {failure.reason}"
-    return failure.reason
-
-
-def _original_headers(raw: bytes) -> str:
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    head = raw if end < 0 else raw[:end]
-    if len(head) > MAX_ORIGINAL_HEADERS:
-        head = head[: head.rfind(b"\n", 0, MAX_ORIGINAL_HEADERS) + 1]
-    return head.replace(b"\r\n", b"\n").decode("utf-8", "replace").rstrip("\n") + "\n"
+    return f"{'550' if status.startswith('5') else '451'} {status} {failure.reason.diagnostic()}"
 
 
 def _human_text(message: Message, failures: list[Failure], *, received: bool) -> str:
-    when = timezone.localtime(message.created_at).strftime("%d/%m/%Y à %H:%M")
-    subject = message.subject or "(sans objet)"
+    values = {
+        "subject": message.subject or _("(sans objet)"),
+        "when": when(message.created_at),
+        "operator": settings.OPERATOR_NAME,
+    }
     if received:
         intro = (
-            f"Votre message « {subject} », reçu par {settings.OPERATOR_NAME} le {when}, "
-            "n'a pas été distribué au(x) destinataire(s) suivant(s) :"
+            _(
+                "Votre message « %(subject)s », reçu par %(operator)s %(when)s, n'a pas été "
+                "distribué au(x) destinataire(s) suivant(s) :"
+            )
+            % values
         )
     else:
         intro = (
-            f"Votre message « {subject} » envoyé le {when} "
-            "n'a pas pu être distribué au(x) destinataire(s) suivant(s) :"
+            _(
+                "Votre message « %(subject)s » envoyé %(when)s n'a pas pu être distribué "
+                "au(x) destinataire(s) suivant(s) :"
+            )
+            % values
         )
-    lines = ["Bonjour,", "", intro, ""]
+    lines = [_("Bonjour,"), "", intro, ""]
     for failure in failures:
-        lines.append(f"  - {failure.recipient} : {failure.reason}")
+        lines.append(
+            "  - "
+            + _("%(recipient)s : %(reason)s")
+            % {"recipient": failure.recipient, "reason": failure.reason.text()}
+        )
         if failure.diagnostic:
-            lines.append(f"    Réponse du serveur distant : {failure.diagnostic}")
+            lines.append(
+                "    " + _("Réponse du serveur distant : %(reply)s") % {"reply": failure.diagnostic}
+            )
     lines += [
         "",
-        "Le message n'a pas été remis à ce(s) destinataire(s). Vérifiez l'adresse ou "
-        "contactez le destinataire par un autre moyen.",
+        _(
+            "Le message n'a pas été remis à ce(s) destinataire(s). Vérifiez l'adresse ou "
+            "contactez le destinataire par un autre moyen."
+        ),
         "",
-        "Ceci est un message automatique du service de messagerie : n'y répondez pas.",
+        _("Ceci est un message automatique du service de messagerie : n'y répondez pas."),
     ]
     return "\n".join(lines) + "\n"
-
-
-def _part() -> EmailMessage:
-    return EmailMessage(policy=policy.SMTP)
-
-
-def _one_line(value: str, limit: int = 998) -> str:
-    """A header value from stored (peer-written) text: one line, bounded."""
-    return " ".join(value.split())[:limit]
 
 
 def build_dsn(
@@ -141,55 +123,35 @@ def build_dsn(
     now = now or timezone.now()
     received = message.sender_mailbox_id is None and message.origin == Message.Origin.SMTP
     domain = reporting_domain or addresses.domain_of(message.from_addr) or settings.SMTP_HOSTNAME
-    report = EmailMessage(policy=policy.SMTP)
-    report["From"] = Address("Système de messagerie", "mailer-daemon", domain)
-    report["To"] = Address(addr_spec=to or message.from_addr)
-    report["Subject"] = "Non distribué : " + _one_line(message.subject or "(sans objet)", 900)
-    report["Date"] = format_datetime(now)
-    report["Message-ID"] = make_msgid(domain=domain)
-    original_id = _one_line(message.message_id, 255)
-    report["In-Reply-To"] = original_id
-    thread = f"<{message.thread_key}>"
-    if message.thread_key and thread != original_id.lower():
-        report["References"] = f"{_one_line(thread, 255)} {original_id}"
-    else:
-        report["References"] = original_id
-    report["Auto-Submitted"] = "auto-replied"
-    report["MIME-Version"] = "1.0"
-    # Set whole: set_param() would quote the report type, which some parsers miss.
-    report["Content-Type"] = (
-        f'multipart/report; report-type=delivery-status; boundary="=_dsn_{uuid.uuid4().hex}"'
+    with translation.override(report_language(message)):
+        subject = _("Non distribué : %(subject)s") % {
+            "subject": message.subject or _("(sans objet)")
+        }
+        text = _human_text(message, failures, received=received)
+        from_name = _("Système de messagerie")
+    return reports.build_dsn(
+        from_addr=f"mailer-daemon@{domain}",
+        from_name=from_name,
+        to=to or message.from_addr,
+        subject=subject,
+        text=text,
+        reporting_mta=settings.SMTP_HOSTNAME,
+        recipients=[
+            reports.RecipientStatus(
+                recipient=failure.recipient,
+                status=_status(failure),
+                diagnostic=_diagnostic(failure),
+                remote_mta=failure.remote_mta,
+                last_attempt=now,
+            )
+            for failure in failures
+        ],
+        date=now,
+        arrival_date=message.created_at,
+        original_message_id=message.message_id,
+        references=[f"<{message.thread_key}>"] if message.thread_key else [],
+        original_headers=raw_original,
     )
-    human = _part()
-    human.set_content(_human_text(message, failures, received=received), cte="quoted-printable")
-    del human["MIME-Version"]
-    report.attach(human)
-
-    per_message = HeaderBlock(policy=policy.SMTP)
-    per_message["Reporting-MTA"] = f"dns; {settings.SMTP_HOSTNAME}"
-    per_message["Arrival-Date"] = format_datetime(message.created_at)
-    blocks: list[HeaderBlock | str] = [per_message]
-    for failure in failures:
-        block = HeaderBlock(policy=policy.SMTP)
-        block["Original-Recipient"] = f"rfc822;{failure.recipient}"
-        block["Final-Recipient"] = f"rfc822;{failure.recipient}"
-        block["Action"] = "failed"
-        block["Status"] = _status(failure)
-        if failure.remote_mta:
-            block["Remote-MTA"] = f"dns; {_one_line(failure.remote_mta, 253)}"
-        block["Diagnostic-Code"] = f"smtp; {smtp_text(_diagnostic(failure))}"
-        block["Last-Attempt-Date"] = format_datetime(now)
-        blocks.append(block)
-    status = _part()
-    status["Content-Type"] = "message/delivery-status"
-    status.set_payload(blocks)
-    report.attach(status)
-
-    headers = _part()
-    headers.set_content(_original_headers(raw_original), subtype="rfc822-headers")
-    del headers["MIME-Version"]
-    report.attach(headers)
-    return report.as_bytes()
 
 
 def _store_report(
@@ -226,11 +188,6 @@ def bounce_to_sender(message: Message, raw_original: bytes, failures: list[Failu
     )
 
 
-def _is_report(raw: bytes) -> bool:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
-    return b"multipart/report" in head
-
-
 def owes_remote_report(message: Message) -> bool:
     """Whether a failure for this message is reported to a sender at another operator."""
     return (
@@ -251,7 +208,7 @@ def report_to_remote_sender(
     """
     if not failures or not owes_remote_report(message):
         return None
-    if _is_report(raw_original):
+    if reports.is_report(raw_original):
         # A report about a report could bounce between two systems for ever.
         log.info("message %s is a report: no DSN for it", message.pk)
         return None
@@ -291,7 +248,12 @@ def report_failures(message: Message, failures: list[Failure], raw: bytes | None
             # Its headers cannot be read back: the report still names the recipients.
             log.exception("message %s unreadable: DSN without its headers", message.pk)
             raw = b""
-    if local:
-        bounce_to_sender(message, raw, failures)
-    else:
-        report_to_remote_sender(message, raw, failures)
+    try:
+        if local:
+            bounce_to_sender(message, raw, failures)
+        else:
+            report_to_remote_sender(message, raw, failures)
+    except ValueError:
+        # An address or a value no report can carry (reports.build_dsn): the bounce
+        # stays recorded, and failing here would undo it and retry it for ever.
+        log.warning("message %s: no DSN can be written for it", message.pk)

@@ -8,47 +8,37 @@
   matched to the original by its Message-ID and recipient, and updates that
   recipient's delivery: read, delivered, or bounced with the reason. A report
   only speaks for recipients of its own sender's domain.
+
+Building and reading the reports is ``mssante.lib.reports``; the human part of an MDN
+is written in the language the original's sender wrote in when they are ours, else in
+French (the trust space's common language).
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import uuid
 from dataclasses import replace
-from email.header import Header
-from email.message import Message as EmailMessage
-from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from audit import journal
-from mailboxes import addresses
+from mailboxes import addresses, reasons
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services.rights import authorise
 from mailboxes.services.store import Listing, Recipient, store_message
-from mssante.lib import crypto, mime
+from mailboxes.transport.wording import report_language, when
+from mssante.lib import crypto, mime, reports
 from trust import listeblanche
 
 if TYPE_CHECKING:
     from mailboxes.services.inbound import Peer
 
 log = logging.getLogger(__name__)
-
-REPORT_TYPES = ("disposition-notification", "delivery-status")
-
-
-# How much of a report's returned headers (text/rfc822-headers) is read.
-_RETURNED_HEADERS = 64 * 1024
-
-
-def _is_report(raw: bytes) -> bool:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
-    return b"multipart/report" in head
 
 
 def build_mdn(
@@ -62,51 +52,32 @@ def build_mdn(
     """The raw MDN "displayed" from ``recipient`` for ``message`` (RFC 8098).
 
     ``manual``: the reader chose to send it (preference "sur demande"), else automatic.
+    Raises ValueError when ``to`` or the original's Message-ID cannot be written.
     """
     now = timezone.now()
-    domain = addresses.domain_of(recipient)
-    boundary = f"=_mdn_{uuid.uuid4().hex}"
-    opened = timezone.localtime(now).strftime("%d/%m/%Y à %H:%M")
-    text = (
-        f"Le message « {message.subject or '(sans objet)'} » adressé à {recipient} "
-        f"a été ouvert le {opened}.\r\n\r\nCet accusé de lecture ne garantit pas que "
-        "le message a été lu ni compris.\r\n"
+    with translation.override(report_language(message)):
+        values = {
+            "subject": message.subject or _("(sans objet)"),
+            "recipient": recipient,
+            "when": when(now),
+        }
+        text = (
+            _("Le message « %(subject)s » adressé à %(recipient)s a été ouvert %(when)s.") % values
+            + "\n\n"
+            + _("Cet accusé de lecture ne garantit pas que le message a été lu ni compris.")
+        )
+        subject = _("Accusé de lecture : %(subject)s") % values
+    return reports.build_mdn(
+        from_addr=recipient,
+        to=to,
+        subject=subject,
+        text=text,
+        reporting_ua=f"{settings.SMTP_HOSTNAME}; {settings.MSS_NIL}",
+        final_recipient=recipient,
+        original_message_id=message.message_id,
+        date=now,
+        sent_manually=manual,
     )
-    subject = "Accusé de lecture : " + (message.subject or "(sans objet)")
-    head = [
-        f"From: <{recipient}>",
-        f"To: <{to}>",
-        "Subject: " + Header(subject, "utf-8").encode(maxlinelen=76, linesep="\r\n"),
-        f"Date: {format_datetime(now)}",
-        f"Message-ID: {make_msgid(domain=domain)}",
-        f"In-Reply-To: {message.message_id}",
-        f"References: {message.message_id}",
-        "Auto-Submitted: auto-replied",
-        "MIME-Version: 1.0",
-        "Content-Type: multipart/report; report-type=disposition-notification; "
-        f'boundary="{boundary}"',
-    ]
-    body = [
-        f"--{boundary}",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: base64",
-        "",
-        "\r\n".join(base64.encodebytes(text.encode("utf-8")).decode("ascii").split()),
-        f"--{boundary}",
-        "Content-Type: message/disposition-notification",
-        "",
-        f"Reporting-UA: {settings.SMTP_HOSTNAME}; {settings.MSS_NIL}",
-        f"Original-Recipient: rfc822;{recipient}",
-        f"Final-Recipient: rfc822;{recipient}",
-        f"Original-Message-ID: {message.message_id}",
-        "Disposition: manual-action/MDN-sent-"
-        + ("manually" if manual else "automatically")
-        + "; displayed",
-        "",
-        f"--{boundary}--",
-        "",
-    ]
-    return ("\r\n".join(head) + "\r\n\r\n" + "\r\n".join(body)).encode("ascii")
 
 
 def _store_outgoing(mailbox: Mailbox, raw: bytes, to: str) -> Message | None:
@@ -171,7 +142,12 @@ def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bo
             delivery.receipt = Delivery.Receipt.ASKED
             delivery.save(update_fields=["receipt", "updated_at"])
             continue
-        raw = build_mdn(message, parsed, box.address, to, manual=manual)
+        try:
+            raw = build_mdn(message, parsed, box.address, to, manual=manual)
+        except ValueError:
+            # An address or a Message-ID (the peer's) no report can carry.
+            log.warning("message %s: no read receipt can be written for it", message.pk)
+            continue
         if _store_outgoing(box, raw, to) is not None:
             sent += 1
         delivery.receipt = Delivery.Receipt.SENT
@@ -211,43 +187,6 @@ def decide_receipts(entry: Any, *, send: bool, by: Any) -> int:
 # --------------------------------------------------------------------------- incoming
 
 
-def _blocks(msg: EmailMessage, content_type: str) -> list[EmailMessage]:
-    for part in msg.walk():
-        if part.get_content_type() == content_type:
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                return [p for p in payload if isinstance(p, EmailMessage)]
-    return []
-
-
-def _rfc822(value: str | None) -> str:
-    value = (value or "").strip()
-    if ";" in value:
-        value = value.split(";", 1)[1]
-    return value.strip().strip("<>").lower()
-
-
-def _original_id(msg: EmailMessage, per_message: EmailMessage | None) -> str:
-    for candidate in (
-        per_message.get("Original-Message-ID") if per_message is not None else None,
-        per_message.get("Original-Envelope-Id") if per_message is not None else None,
-        msg.get("In-Reply-To"),
-    ):
-        ids = mime._ids(str(candidate)) if candidate else []
-        if ids:
-            return ids[0]
-    for part in msg.walk():
-        if part.get_content_type() in ("text/rfc822-headers", "message/rfc822"):
-            payload = part.get_payload(decode=False)
-            text = payload if isinstance(payload, str) else str(payload[0] if payload else "")  # type: ignore[index]
-            # The returned headers are the peer's bytes: parsed within bounds, and only their start.
-            headers = mime.parse_tree(text[:_RETURNED_HEADERS].encode("utf-8", "surrogateescape"))
-            ids = mime._ids(str(headers.get("Message-ID") or "")) if headers is not None else []
-            if ids:
-                return ids[0]
-    return ""
-
-
 def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
     """Update the original's deliveries from an incoming MDN or DSN; return how many changed.
 
@@ -255,74 +194,68 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
     delivered it (``peer``, its certificate) are of that recipient's domain: the From:
     alone is whatever the peer wrote.
     """
-    if peer is None or not _is_report(raw):
+    if peer is None:
         return 0
-    msg = mime.parse_tree(raw)  # within mime.LIMITS, like every message read
-    if msg is None:
+    parsed = reports.parse_report(raw)  # within mime.LIMITS, like every message read
+    if parsed is None or not parsed.original_message_id:
         return 0
     report_domain = addresses.domain_of(report.from_addr)
-    changed = 0
-    mdn = _blocks(msg, "message/disposition-notification")
-    dsn = _blocks(msg, "message/delivery-status")
-    if mdn:
-        fields = mdn[0]
-        entries = [(_rfc822(fields.get("Final-Recipient")), fields, "mdn")]
-        original_id = _original_id(msg, fields)
-    elif dsn:
-        entries = [(_rfc822(block.get("Final-Recipient")), block, "dsn") for block in dsn[1:]]
-        original_id = _original_id(msg, dsn[0])
-    else:
-        return 0
     original = (
-        Message.objects.filter(message_id=original_id, sender_mailbox__isnull=False)
+        Message.objects.filter(message_id=parsed.original_message_id, sender_mailbox__isnull=False)
         .order_by("-pk")
         .first()
     )
     if original is None:
         return 0
-    try:
-        when = parsedate_to_datetime(str(msg.get("Date")))
-    except (TypeError, ValueError):
-        when = None
     now = timezone.now()
-    if when is None or when.tzinfo is None or when > now:
-        when = now
-    for recipient, fields, kind in entries:
-        if not recipient or addresses.domain_of(recipient) != report_domain:
+    at = parsed.date if parsed.date is not None and parsed.date <= now else now
+    changed = 0
+    for said in parsed.recipients:
+        if addresses.domain_of(said.recipient) != report_domain:
             # A report speaks only for its own domain's recipients…
             continue
         if not listeblanche.peer_allowed(report_domain, peer.subject):
             # …and only when it came from an operator listed for that domain.
             continue
-        delivery = Delivery.objects.filter(message=original, recipient=recipient).first()
+        delivery = Delivery.objects.filter(message=original, recipient=said.recipient).first()
         if delivery is None:
             continue
-        if kind == "mdn":
-            disposition = str(fields.get("Disposition") or "").lower()
-            if "displayed" in disposition and delivery.read_at is None:
-                delivery.read_at = when
-            elif delivery.delivered_at is None and "processed" in disposition:
-                delivery.delivered_at = when
+        if parsed.kind == reports.DISPOSITION_NOTIFICATION:
+            kind = "mdn"
+            if said.disposition == "displayed" and delivery.read_at is None:
+                delivery.read_at = at
+            elif delivery.delivered_at is None and said.disposition == "processed":
+                delivery.delivered_at = at
             else:
                 continue
         else:
-            action = str(fields.get("Action") or "").strip().lower()
-            if action == "failed":
+            kind = "dsn"
+            if said.action == "failed":
                 delivery.status = Delivery.Status.BOUNCED
-                diagnostic = str(fields.get("Diagnostic-Code") or fields.get("Status") or "")
-                delivery.last_error = (
-                    f"Le serveur de {report_domain} signale un échec de distribution : "
-                    f"{diagnostic.split(';', 1)[-1].strip()}"
-                )[:2000]
-            elif action in ("delivered", "relayed", "expanded"):
-                delivery.delivered_at = delivery.delivered_at or when
+                # The peer's words, quoted as they came (one line, bounded).
+                diagnostic = (said.diagnostic or said.status)[:1000]
+                delivery.set_reason(
+                    reasons.Reason(
+                        reasons.REPORTED_FAILURE,
+                        {"domain": report_domain, "diagnostic": diagnostic},
+                    )
+                )
+            elif said.action in ("delivered", "relayed", "expanded"):
+                delivery.delivered_at = delivery.delivered_at or at
             else:
                 continue
         delivery.save(
-            update_fields=["read_at", "delivered_at", "status", "last_error", "updated_at"]
+            update_fields=[
+                "read_at",
+                "delivered_at",
+                "status",
+                "reason",
+                "reason_params",
+                "updated_at",
+            ]
         )
         journal.record(
-            f"message.report_{kind}", obj=original, recipient=recipient, report=report.pk
+            f"message.report_{kind}", obj=original, recipient=said.recipient, report=report.pk
         )
         changed += 1
     return changed

@@ -30,8 +30,9 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from audit import journal
-from mailboxes import addresses
+from mailboxes import addresses, reasons
 from mailboxes.models import Delivery, Message
+from mailboxes.reasons import Reason
 from mailboxes.services import quarantine
 from mailboxes.services.queue import retry_delay
 from mailboxes.transport import dsn, routes, tls
@@ -40,17 +41,22 @@ from trust.listeblanche import peer_allowed
 
 log = logging.getLogger(__name__)
 
-# Shown on the timeline while a delivery is in flight; also the claim's marker.
-SENDING = "Envoi en cours vers le serveur de l'opérateur destinataire."
+# A route that can never work, and the RFC 3463 status its DSN gives.
+_ROUTE_STATUS = {reasons.NO_SUCH_DOMAIN: "5.1.2", reasons.NULL_MX: "5.1.10"}
 
 
 @dataclass(frozen=True)
 class Result:
-    """The outcome for one recipient: an SMTP code (0: no answer at all) and its text."""
+    """The outcome for one recipient: an SMTP code (0: no answer at all) and the reply.
+
+    ``problem``: why no server of the domain took part (no route, no connection, a
+    certificate not listed…); the reply is then empty.
+    """
 
     code: int
     text: str
     host: str = ""
+    problem: Reason | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,15 +174,15 @@ def _send_one(smtp: smtplib.SMTP, envelope: Envelope, host: str) -> dict[str, Re
 def send_to_domain(domain: str, envelopes: list[Envelope]) -> list[dict[str, Result]]:
     """Send every envelope to ``domain`` over one connection; one result per recipient."""
 
-    def all_failed(code: int, text: str, host: str = "") -> list[dict[str, Result]]:
-        return [dict.fromkeys(e.recipients, Result(code, text, host)) for e in envelopes]
+    def all_failed(code: int, problem: Reason, host: str = "") -> list[dict[str, Result]]:
+        return [dict.fromkeys(e.recipients, Result(code, "", host, problem)) for e in envelopes]
 
     try:
         hosts = routes.hosts_for(domain)
     except routes.RouteError as exc:
-        return all_failed(550 if exc.permanent else 0, str(exc))
+        return all_failed(550 if exc.permanent else 0, exc.reason)
     context = tls.client_context()
-    failure = all_failed(0, f"aucun serveur joignable pour {domain}")
+    failure = all_failed(0, Reason(reasons.NO_SERVER, {"domain": domain}))
     for host in hosts:
         label = f"{host.name}:{host.port}"
         try:
@@ -187,13 +193,15 @@ def send_to_domain(domain: str, envelopes: list[Envelope]) -> list[dict[str, Res
                 timeout=settings.SMTP_TIMEOUT,
             )
         except (OSError, smtplib.SMTPException) as exc:
-            failure = all_failed(0, f"connexion à {label} impossible ({exc})", host.name)
+            failure = all_failed(
+                0, Reason(reasons.CONNECTION_FAILED, {"host": label, "error": str(exc)}), host.name
+            )
             continue
         results: list[dict[str, Result]] = []
         try:
             smtp.ehlo()
             if not smtp.has_extn("starttls"):
-                failure = all_failed(0, f"{label} ne propose pas STARTTLS", host.name)
+                failure = all_failed(0, Reason(reasons.NO_STARTTLS, {"host": label}), host.name)
                 continue
             smtp.starttls(context=context)
             smtp.ehlo()
@@ -202,8 +210,10 @@ def send_to_domain(domain: str, envelopes: list[Envelope]) -> list[dict[str, Res
             if not peer_allowed(domain, subject):
                 failure = all_failed(
                     0,
-                    f"le certificat de {label} ({tls.subject_text(subject)}) n'est pas "
-                    f"inscrit sur la liste blanche pour {domain}",
+                    Reason(
+                        reasons.CERTIFICATE_NOT_LISTED,
+                        {"host": label, "subject": tls.subject_text(subject), "domain": domain},
+                    ),
                     host.name,
                 )
                 continue
@@ -214,7 +224,12 @@ def send_to_domain(domain: str, envelopes: list[Envelope]) -> list[dict[str, Res
             failure = (
                 results
                 + all_failed(
-                    0, f"échange avec {label} interrompu ({type(exc).__name__}: {exc})", host.name
+                    0,
+                    Reason(
+                        reasons.INTERRUPTED,
+                        {"host": label, "error": f"{type(exc).__name__}: {exc}"},
+                    ),
+                    host.name,
                 )[len(results) :]
             )
             if results:
@@ -255,28 +270,38 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[Delivery]:
                 delivery.status = Delivery.Status.QUARANTINED
             elif (
                 delivery.status == Delivery.Status.DEFERRED
-                and delivery.last_error == SENDING
+                and delivery.reason == reasons.SENDING
                 and delivery.updated_at > now - _lease()
             ):
                 continue  # another task holds it
             else:
                 delivery.status = Delivery.Status.DEFERRED
-                delivery.last_error = SENDING
+                delivery.set_reason(Reason(reasons.SENDING))
                 delivery.attempts += 1
                 delivery.next_attempt_at = now + _lease()
                 claimed.append(delivery)
             delivery.updated_at = now
             changed.append(delivery)
         Delivery.objects.bulk_update(
-            changed, ["status", "last_error", "attempts", "next_attempt_at", "updated_at"]
+            changed,
+            ["status", "reason", "reason_params", "attempts", "next_attempt_at", "updated_at"],
         )
     return claimed
 
 
-def _reason(result: Result, domain: str) -> str:
-    if result.code == 0:
-        return f"Serveur de {domain} injoignable : {result.text}"
-    return f"Le serveur de {domain} a répondu : {result.text}"
+def _reason(result: Result, domain: str) -> Reason:
+    if result.problem is not None:
+        return Reason(reasons.UNREACHABLE, {"domain": domain, "problem": result.problem})
+    return Reason(reasons.REMOTE_REPLY, {"domain": domain, "reply": result.text})
+
+
+def _status(result: Result) -> str:
+    """The RFC 3463 status of a recipient given up on ("": the one in the reply)."""
+    if not result.permanent:
+        return "4.4.7"  # delivery time expired
+    if result.problem is not None:
+        return _ROUTE_STATUS.get(result.problem.code, "5.4.4")
+    return ""
 
 
 def _record(
@@ -296,29 +321,33 @@ def _record(
                 if result.ok:
                     delivery.status = Delivery.Status.DELIVERED
                     delivery.delivered_at = now
-                    delivery.last_error = ""
+                    delivery.set_reason(None)
                 elif result.permanent or now - message.created_at >= give_up:
                     delivery.status = Delivery.Status.BOUNCED
                     reason = _reason(result, domain)
                     if not result.permanent:
-                        reason = (
-                            f"Non distribué après {delivery.attempts} essai(s) en "
-                            f"{settings.SMTP_GIVE_UP_HOURS} heures. Dernière erreur : {reason}"
+                        reason = Reason(
+                            reasons.GAVE_UP,
+                            {
+                                "attempts": delivery.attempts,
+                                "hours": settings.SMTP_GIVE_UP_HOURS,
+                                "last": reason,
+                            },
                         )
-                    delivery.last_error = reason
+                    delivery.set_reason(reason)
                     failures.append(
                         dsn.Failure(
                             recipient=delivery.recipient,
                             reason=reason,
-                            diagnostic=result.text if result.code else "",
-                            status="" if result.permanent else "4.4.7",
+                            diagnostic=result.text,
+                            status=_status(result),
                             remote_mta=result.host,
                         )
                     )
                 else:
                     delivery.status = Delivery.Status.DEFERRED
                     delivery.next_attempt_at = now + backoff(delivery.attempts)
-                    delivery.last_error = _reason(result, domain)
+                    delivery.set_reason(_reason(result, domain))
                 changed.append(delivery)
             outcomes: dict[str, list[Delivery]] = defaultdict(list)
             for delivery in deliveries:
@@ -334,7 +363,8 @@ def _record(
             if failures:
                 dsn.report_failures(message, failures, raw)
         Delivery.objects.bulk_update(
-            changed, ["status", "delivered_at", "last_error", "next_attempt_at", "updated_at"]
+            changed,
+            ["status", "delivered_at", "reason", "reason_params", "next_attempt_at", "updated_at"],
         )
 
 
@@ -376,7 +406,12 @@ def deliver_remote(delivery_ids: list[int]) -> int:
             # A bug or broken TLS material: defer (the lease expires) rather than lose.
             log.exception("remote delivery to %s failed", domain)
             results = [
-                dict.fromkeys(e.recipients, Result(0, f"erreur interne ({type(exc).__name__})"))
+                dict.fromkeys(
+                    e.recipients,
+                    Result(
+                        0, "", problem=Reason(reasons.INTERNAL_ERROR, {"error": type(exc).__name__})
+                    ),
+                )
                 for e in envelopes
             ]
         _record_within_lease(groups, results, domain, claimed_at + _lease())

@@ -8,12 +8,15 @@ import dns.exception
 import dns.resolver
 from django.conf import settings
 
+from mailboxes import reasons
+
 
 class RouteError(Exception):
-    """No server could be found; ``permanent`` when the domain has none at all."""
+    """No server could be found (``reason`` says why); ``permanent`` when the domain has none."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
+    def __init__(self, reason: reasons.Reason, *, permanent: bool) -> None:
+        super().__init__(reason.code)
+        self.reason = reason
         self.permanent = permanent
 
 
@@ -33,16 +36,21 @@ def hosts_for(domain: str) -> list[Host]:
     try:
         answer = dns.resolver.resolve(domain, "MX", lifetime=settings.SMTP_TIMEOUT)
     except dns.resolver.NXDOMAIN:
-        raise RouteError(f"le domaine {domain} n'existe pas (DNS)", permanent=True) from None
+        raise RouteError(
+            reasons.Reason(reasons.NO_SUCH_DOMAIN, {"domain": domain}), permanent=True
+        ) from None
     except dns.resolver.NoAnswer:
         # RFC 5321 §5.1: no MX, the domain itself is the implicit MX.
         return [Host(domain, port)]
     except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-        raise RouteError(f"recherche MX de {domain} impossible ({exc})", permanent=False) from None
+        raise RouteError(
+            reasons.Reason(reasons.MX_LOOKUP_FAILED, {"domain": domain, "error": str(exc)}),
+            permanent=False,
+        ) from None
     records = sorted(answer, key=lambda r: r.preference)
     hosts = [Host(str(r.exchange).rstrip("."), port) for r in records]
     # A null MX ("." only, RFC 7505): the domain accepts no mail.
     hosts = [h for h in hosts if h.name]
     if not hosts:
-        raise RouteError(f"le domaine {domain} n'accepte pas de courrier (MX nul)", permanent=True)
+        raise RouteError(reasons.Reason(reasons.NULL_MX, {"domain": domain}), permanent=True)
     return hosts

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from mailboxes import reasons
 from mailboxes.models import Delivery, Message
 
 
@@ -52,9 +53,10 @@ def _local(at: datetime) -> str:
 
 
 def timeline(message: Message) -> list[RecipientTimeline]:
-    """One timeline per recipient, oldest step first (reads only the Delivery rows)."""
-    from mailboxes.transport.outbound import SENDING
+    """One timeline per recipient, oldest step first (reads only the Delivery rows).
 
+    Reasons are written in the active language: the reader's.
+    """
     scanned = message.scan_status not in (Message.ScanStatus.PENDING,)
     result = []
     for delivery in message.deliveries.order_by("pk"):
@@ -69,10 +71,11 @@ def timeline(message: Message) -> list[RecipientTimeline]:
                 Step("scanned", _("Analysé"), None, message.get_scan_status_display())
             )
         status = delivery.status
+        reason = delivery.reason_text
         if status == Delivery.Status.DELIVERED or delivery.delivered_at:
             line.steps.append(Step("delivered", _("Distribué"), delivery.delivered_at))
         if status == Delivery.Status.DEFERRED:
-            if delivery.last_error == SENDING:
+            if delivery.reason == reasons.SENDING:
                 line.steps.append(Step("sending", _("Envoi en cours"), delivery.updated_at))
             else:
                 line.steps.append(
@@ -80,11 +83,11 @@ def timeline(message: Message) -> list[RecipientTimeline]:
                         "deferred",
                         _("Différé : %(reason)s, prochain essai %(at)s")
                         % {
-                            "reason": delivery.last_error or _("destinataire injoignable"),
+                            "reason": reason or _("destinataire injoignable"),
                             "at": _local(delivery.next_attempt_at),
                         },
                         delivery.updated_at,
-                        delivery.last_error,
+                        reason,
                     )
                 )
         elif status in (Delivery.Status.BOUNCED, Delivery.Status.REFUSED):
@@ -92,9 +95,9 @@ def timeline(message: Message) -> list[RecipientTimeline]:
                 Step(
                     status,
                     _("Non distribué : %(reason)s")
-                    % {"reason": delivery.last_error or delivery.get_status_display()},
+                    % {"reason": reason or delivery.get_status_display()},
                     delivery.updated_at,
-                    delivery.last_error,
+                    reason,
                 )
             )
         elif status == Delivery.Status.QUARANTINED:

@@ -12,12 +12,11 @@ from django.views.decorators.http import require_GET
 
 from mailboxes import selectors, services
 from mailboxes.models import Entry
-from mailboxes.transport import xdm
 from mailboxes.views import structured
 from mailboxes.views._common import current_user
 from mailboxes.views.messages import PREVIEWABLE, is_held
 from mssante.access import verified_required
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 
 # The preview document may show itself and nothing else: no script (sandbox),
 # no fetch, no form, no plugin; an attacker's HTML renamed .png stays inert.

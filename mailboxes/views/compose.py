@@ -20,12 +20,11 @@ from mailboxes import selectors, services
 from mailboxes.forms import ComposeForm, XdmForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Message
 from mailboxes.services.structured import XML_TYPES
-from mailboxes.transport import xdm
 from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import download_response
 from mssante.access import verified_required
 from mssante.errors import RETRY_AFTER_SECONDS, storage_unavailable_text
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 from patients import selectors as patient_selectors
 
 REPLY_MODES = ("reply", "reply_all", "forward")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from accounts.models import PatientIdentity
-from mailboxes.transport import xdm
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 
 PDF = "application/pdf"
 CDA_TYPES = frozenset({"text/xml", "application/xml", "application/hl7-cda+xml"})
@@ -80,11 +81,12 @@ def document(entry: xdm.DocumentEntry, number: int) -> StructuredDocument:
     birth_name = names[0] if names else ""
     first_names = names[1] if len(names) > 1 else ""
     is_pdf = entry.mime_type == PDF and entry.data.startswith(b"%PDF-")
+    known = xdm.DOCUMENT_TYPES.get(entry.type_code)
     return StructuredDocument(
         number=number,
         title=entry.title,
         type_code=entry.type_code,
-        type_label=entry.type_label or xdm.DOCUMENT_TYPES.get(entry.type_code, ""),
+        type_label=entry.type_label or (_(known) if known else ""),
         mime_type=entry.mime_type,
         created=_stamp(entry.creation_time),
         author=_author(entry.author),
@@ -114,7 +116,8 @@ def packages(raw: bytes, parsed: mime.ParsedMessage) -> list[StructuredPackage]:
         except mime.PartNotFoundError:
             continue
         except xdm.XdmError as exc:
-            package.error = str(exc)
+            # The refusal in the reader's language (the archive's name stays as sent).
+            package.error = _(exc.template) % exc.params if exc.params else _(exc.template)
         else:
             package.documents = [document(d, n) for n, d in enumerate(read.documents, start=1)]
         out.append(package)

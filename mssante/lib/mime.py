@@ -134,10 +134,27 @@ class OutgoingMessage:
     sender: str | None = None
 
 
+# Python's header folder (3.11-3.13) writes an empty continuation line, which ends the
+# header section, between two display-name words each longer than a line: the rest of
+# the header would become the body. Longer words are cut (found by tests/lib/test_reports).
+_MAX_NAME_WORD: Final = 40
+_LONG_WORD_RE: Final = re.compile(r"\S{41,}")  # longer than _MAX_NAME_WORD
+
+
+def safe_display_name(value: str) -> str:
+    """``value`` with each word longer than 40 characters cut in pieces (see above)."""
+    return _LONG_WORD_RE.sub(
+        lambda m: " ".join(
+            m.group(0)[i : i + _MAX_NAME_WORD] for i in range(0, len(m.group(0)), _MAX_NAME_WORD)
+        ),
+        value,
+    )
+
+
 def _make_address(value: str, display_name: str = "") -> Address:
     name, addr_spec = parseaddr(value) if "<" in value else ("", value.strip())
     try:
-        return Address(display_name=display_name or name, addr_spec=addr_spec)
+        return Address(display_name=safe_display_name(display_name or name), addr_spec=addr_spec)
     except Exception as exc:  # the email package raises several unrelated types here
         raise ValueError(f"invalid e-mail address {value!r}: {exc}") from None
 
@@ -785,6 +802,11 @@ class _Headers:
                 self._defects.add(f"{name}: more than {_MAX_ADDRESSES} addresses, the rest ignored")
                 return result[:_MAX_ADDRESSES]
         return result
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The msg-ids of a header value (In-Reply-To, References…), bounded and cleaned."""
+    return _ids(value)
 
 
 def _ids(value: str | None) -> list[str]:

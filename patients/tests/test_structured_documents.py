@@ -13,8 +13,7 @@ from django.urls import reverse
 
 from mailboxes import services as mailbox_services
 from mailboxes.models import Draft, DraftAttachment, Message
-from mailboxes.transport import xdm
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 from patients.tests.conftest import PDF, Space, login
 from tests import factories
 

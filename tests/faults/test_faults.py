@@ -31,8 +31,8 @@ import pytest
 from django.conf import settings
 from django.db.models import F
 
+from mailboxes import reasons
 from mailboxes.models import Delivery, DraftAttachment, Message
-from mailboxes.transport import outbound
 from tests.faults import doors
 from tests.faults.cluster import INTERVALS, Row, pending, reconnect, tally
 from tests.faults.conftest import ROWS, World
@@ -176,7 +176,7 @@ def test_worker_killed_mid_delivery_then_restarted(world: World) -> None:
     # Remote deliveries caught between the peer's answer and our record of it.
     in_flight = frozenset(
         Delivery.objects.filter(
-            message__subject__startswith=run.prefix, remote=True, last_error=outbound.SENDING
+            message__subject__startswith=run.prefix, remote=True, reason=reasons.SENDING
         ).values_list("message__subject", "recipient")
     )
     time.sleep(3)

@@ -167,6 +167,16 @@ def test_it_writes_a_sender_header_only_when_it_differs_from_from():
     assert b"Sender:" not in raw
 
 
+def test_a_display_name_of_long_words_never_ends_the_header_early():
+    # Python's folder writes an empty line between two words longer than a line: what
+    # followed (To, Subject…) would have become the body.
+    name = "a" * 120 + " " + "b" * 120
+    _, raw = build_message(outgoing(from_name=name), domain=DOMAIN)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nTo: " in head and b"\r\nSubject: " in head
+    assert "".join(parse_message(raw).from_[0].split()) == "a" * 120 + "b" * 120
+
+
 def test_it_converts_dates_to_rfc5322_with_their_offset():
     paris = timezone(timedelta(hours=1))
     _, raw = build_message(outgoing(), domain=DOMAIN, now=datetime(2025, 1, 2, 9, 30, tzinfo=paris))

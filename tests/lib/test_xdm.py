@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from mailboxes.transport import xdm
+from mssante.lib import xdm
 
 PATIENT = xdm.Patient(
     ins="279035121518989",

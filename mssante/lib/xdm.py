@@ -12,6 +12,11 @@ bounded before it is read. XML (METADATA.XML, CDA documents) goes through
 defusedxml with DTDs forbidden: a byte scan for ``<!DOCTYPE`` misses UTF-16,
 where expat still expands entities. METADATA.XML is read up to
 ``MAX_METADATA_BYTES`` and a CDA's text only up to ``MAX_CDA_TEXT_BYTES``.
+
+Refusals are French templates marked for the catalogue (``XdmError.template`` and
+``params``): the Django layer shows them in the reader's language. What goes inside a
+package (README.TXT, INDEX.HTM, the LOINC labels in METADATA.XML) stays French: it is
+the documents' content, read by the receiving system and the DMP, not our interface.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
+from typing import Any, Final
 
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as DefusedET
@@ -42,14 +48,22 @@ _ARCHIVE_SUFFIXES = (".zip", ".jar", ".7z", ".rar", ".gz", ".tgz", ".tar", ".bz2
 
 LOINC = "2.16.840.1.113883.6.1"
 RPPS_OID = "1.2.250.1.71.4.2.1"
-# The short list offered in compose (LOINC document types).
-DOCUMENT_TYPES = {
-    "11502-2": "Compte rendu d'examens de biologie médicale",
-    "18748-4": "Compte rendu d'imagerie médicale",
-    "34133-9": "Synthèse d'épisode de soins",
-    "11490-0": "Lettre de liaison à la sortie d'un établissement de soins",
-    "11488-4": "Compte rendu de consultation",
-    "57833-6": "Prescription de médicaments",
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a message for the catalogue; the Django layer translates it (see identifiers)."""
+    return message
+
+
+# The short list offered in compose (LOINC document types). The French labels are
+# written into METADATA.XML; the interface shows them translated.
+DOCUMENT_TYPES: Final = {
+    "11502-2": gettext_noop("Compte rendu d'examens de biologie médicale"),
+    "18748-4": gettext_noop("Compte rendu d'imagerie médicale"),
+    "34133-9": gettext_noop("Synthèse d'épisode de soins"),
+    "11490-0": gettext_noop("Lettre de liaison à la sortie d'un établissement de soins"),
+    "11488-4": gettext_noop("Compte rendu de consultation"),
+    "57833-6": gettext_noop("Prescription de médicaments"),
 }
 FORMATS = {
     "application/pdf": "urn:ihe:iti:xds-sd:pdf:2008",
@@ -72,8 +86,30 @@ _SET_PATIENT = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
 _SET_CONTENT = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
 
 
+TOO_MANY_FILES: Final = gettext_noop("trop de fichiers dans l'archive (au plus %(limit)d)")
+TOO_MANY_FILES_COUNTED: Final = gettext_noop(
+    "trop de fichiers dans l'archive (%(count)d, au plus %(limit)d)"
+)
+UNREADABLE_ARCHIVE: Final = gettext_noop("archive illisible (%(error)s)")
+TOO_LARGE: Final = gettext_noop("archive trop volumineuse une fois décompressée")
+FORBIDDEN_PATH: Final = gettext_noop("chemin interdit dans l'archive : « %(name)s »")
+NESTED_ARCHIVE: Final = gettext_noop("archive imbriquée refusée : « %(name)s »")
+SUSPECT_RATIO: Final = gettext_noop("taux de compression suspect (bombe ?) : « %(name)s »")
+UNREADABLE_FILE: Final = gettext_noop("fichier illisible : « %(name)s » (%(error)s)")
+METADATA_DTD: Final = gettext_noop("métadonnées refusées : DTD ou entités")
+METADATA_UNREADABLE: Final = gettext_noop("METADATA.XML illisible (%(error)s)")
+METADATA_MISSING: Final = gettext_noop("IHE_XDM/SUBSET01/METADATA.XML absent")
+METADATA_TOO_LARGE: Final = gettext_noop("METADATA.XML trop volumineux")
+NO_SUBMISSION_SET: Final = gettext_noop("lot de soumission (RegistryPackage) absent")
+
+
 class XdmError(Exception):
-    """An archive that is not opened: ``str()`` says why, in French."""
+    """An archive that is not opened: ``template % params`` says why (French, for gettext)."""
+
+    def __init__(self, template: str, **params: Any) -> None:
+        super().__init__(template % params if params else template)
+        self.template = template
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -332,25 +368,25 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
     directory = archives.central_directory_size(data)
     if directory is not None and directory > archives.MAX_CENTRAL_DIRECTORY:
         # zipfile would read it whole and build an object per entry before we count them.
-        raise XdmError(f"trop de fichiers dans l'archive (au plus {MAX_ENTRIES})")
+        raise XdmError(TOO_MANY_FILES, limit=MAX_ENTRIES)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise XdmError(f"archive illisible ({exc})") from None
+        raise XdmError(UNREADABLE_ARCHIVE, error=str(exc)) from None
     with archive:
         infos = archive.infolist()
         if len(infos) > MAX_ENTRIES:
-            raise XdmError(f"trop de fichiers dans l'archive ({len(infos)}, au plus {MAX_ENTRIES})")
+            raise XdmError(TOO_MANY_FILES_COUNTED, count=len(infos), limit=MAX_ENTRIES)
         declared = sum(i.file_size for i in infos)
         if declared > MAX_TOTAL_BYTES:
-            raise XdmError("archive trop volumineuse une fois décompressée")
+            raise XdmError(TOO_LARGE)
         for info in infos:
             if not _safe_name(info.filename):
-                raise XdmError(f"chemin interdit dans l'archive : « {info.filename} »")
+                raise XdmError(FORBIDDEN_PATH, name=info.filename)
             if info.filename.lower().endswith(_ARCHIVE_SUFFIXES):
-                raise XdmError(f"archive imbriquée refusée : « {info.filename} »")
+                raise XdmError(NESTED_ARCHIVE, name=info.filename)
             if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
-                raise XdmError(f"taux de compression suspect (bombe ?) : « {info.filename} »")
+                raise XdmError(SUSPECT_RATIO, name=info.filename)
         entries: dict[str, bytes] = {}
         budget = MAX_TOTAL_BYTES
         for info in infos:
@@ -361,12 +397,12 @@ def _read_entries(data: bytes) -> dict[str, bytes]:
                     # Read one byte past the budget: headers may lie about sizes.
                     content = handle.read(budget + 1)
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
-                raise XdmError(f"fichier illisible : « {info.filename} » ({exc})") from None
+                raise XdmError(UNREADABLE_FILE, name=info.filename, error=str(exc)) from None
             budget -= len(content)
             if budget < 0:
-                raise XdmError("archive trop volumineuse une fois décompressée")
+                raise XdmError(TOO_LARGE)
             if content[:4] == b"PK\x03\x04":
-                raise XdmError(f"archive imbriquée refusée : « {info.filename} »")
+                raise XdmError(NESTED_ARCHIVE, name=info.filename)
             entries[info.filename] = content
         return entries
 
@@ -375,9 +411,9 @@ def _xml(data: bytes) -> ET.Element:
     try:
         root: ET.Element = DefusedET.fromstring(data, forbid_dtd=True)
     except DefusedXmlException:
-        raise XdmError("métadonnées refusées : DTD ou entités") from None
+        raise XdmError(METADATA_DTD) from None
     except (ET.ParseError, ValueError) as exc:
-        raise XdmError(f"METADATA.XML illisible ({exc})") from None
+        raise XdmError(METADATA_UNREADABLE, error=str(exc)) from None
     return root
 
 
@@ -419,9 +455,9 @@ def read(data: bytes) -> Package:
     entries = _read_entries(data)
     metadata = next((v for k, v in entries.items() if k.upper() == METADATA), None)
     if metadata is None:
-        raise XdmError("IHE_XDM/SUBSET01/METADATA.XML absent")
+        raise XdmError(METADATA_MISSING)
     if len(metadata) > MAX_METADATA_BYTES:
-        raise XdmError("METADATA.XML trop volumineux")
+        raise XdmError(METADATA_TOO_LARGE)
     root = _xml(metadata)
     folder = {k.upper(): v for k, v in entries.items()}
     documents = []
@@ -459,7 +495,7 @@ def read(data: bytes) -> Package:
         )
     package_node = root.find(f".//{{{_RIM}}}RegistryPackage")
     if package_node is None:
-        raise XdmError("lot de soumission (RegistryPackage) absent")
+        raise XdmError(NO_SUBMISSION_SET)
     return Package(
         submission_id=_external_value(package_node, _SET_UNIQUE),
         submission_time=(_slots(package_node).get("submissionTime") or [""])[0],
