@@ -1,6 +1,8 @@
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
@@ -331,10 +333,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        from datetime import timedelta
-
-        from django.conf import settings
-
         return {"expires_at": timezone.now() + timedelta(days=settings.API_TOKEN_DAYS)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

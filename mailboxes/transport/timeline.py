@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailboxes.models import Delivery, Message
+from mailboxes.transport.outbound import SENDING
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,6 @@ def _local(at: datetime) -> str:
 
 def timeline(message: Message) -> list[RecipientTimeline]:
     """One timeline per recipient, oldest step first (reads only the Delivery rows)."""
-    from mailboxes.transport.outbound import SENDING
-
     scanned = message.scan_status not in (Message.ScanStatus.PENDING,)
     result = []
     for delivery in message.deliveries.order_by("pk"):
