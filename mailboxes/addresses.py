@@ -6,6 +6,7 @@ import re
 import unicodedata
 from typing import Final
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import EmailValidator
 
@@ -34,6 +35,11 @@ def normalise(address: str) -> str:
 def domain_of(address: str) -> str:
     """Domain part of an already normalised address."""
     return address.rpartition("@")[2]
+
+
+def is_patient_address(address: str) -> bool:
+    """Whether ``address`` is in the patient domain (a box ``<INS>@<PATIENT_DOMAIN>``)."""
+    return domain_of(address.strip().lower()) == settings.PATIENT_DOMAIN
 
 
 def slug(text: str) -> str:

@@ -8,7 +8,8 @@ from typing import Any, cast
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from mailboxes.models import ApiScope, Folder
+from accounts.models import PatientIdentity
+from mailboxes.models import AccessEvent, ApiScope, Folder
 from mailboxes.selectors import folder_label
 from mssante.lib import xdm
 
@@ -104,8 +105,6 @@ class XdmForm(forms.Form):
         files: list[tuple[int, str]],
         **kwargs: Any,
     ) -> None:
-        from accounts.models import PatientIdentity
-
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["patient"]).choices = [
             ("", _("— Saisir l'identité —")),
@@ -223,8 +222,6 @@ class JournalFilterForm(forms.Form):
     )
 
     def __init__(self, *args: Any, actors: list[tuple[int, str]], **kwargs: Any) -> None:
-        from mailboxes.models import AccessEvent
-
         super().__init__(*args, **kwargs)
         cast(forms.ChoiceField, self.fields["actor"]).choices = [("", _("Toutes"))] + [
             (str(pk), label) for pk, label in actors

@@ -14,7 +14,8 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import PatientIdentity, User
+from mailboxes import addresses
 from mailboxes.models import (
     AccessEvent,
     ApiAgreement,
@@ -577,6 +578,50 @@ def get_api_agreement(user: User | Any, agreement_id: int) -> ApiAgreement:
         raise Http404
     require(user, agreement.mailbox, Access.HOLDER)
     return agreement
+
+
+# --------------------------------------------------------------------------- patient recipients
+# Writing to a patient: the compose page shows who the patient is. A patient box and the
+# patients a box wrote to are facts of our own tables (and of accounts' identities).
+
+
+@dataclass
+class PatientRecipient:
+    address: str
+    identity: PatientIdentity | None
+
+
+def patients_among(addresses_: list[str]) -> list[PatientRecipient]:
+    """The patient addresses among the recipients, with the identity each designates."""
+    wanted = [a.strip().lower() for a in addresses_ if addresses.is_patient_address(a)]
+    if not wanted:
+        return []
+    boxes = {
+        b.address: b
+        for b in Mailbox.objects.select_related("owner__patient").filter(
+            address__in=wanted, kind=Mailbox.Kind.PATIENT
+        )
+    }
+    out = []
+    for address in dict.fromkeys(wanted):
+        box = boxes.get(address)
+        identity = getattr(box.owner, "patient", None) if box and box.owner else None
+        out.append(PatientRecipient(address, identity))
+    return out
+
+
+def patients_written_to(box: Mailbox, also: list[str] | None = None) -> list[PatientIdentity]:
+    """The patients this professional box has written to (and those among ``also``), by name."""
+    found = {
+        identity.pk: identity
+        for identity in PatientIdentity.objects.filter(
+            user__mailboxes__deliveries__message__sender_mailbox=box
+        ).distinct()
+    }
+    for recipient in patients_among(also or []):
+        if recipient.identity is not None:
+            found.setdefault(recipient.identity.pk, recipient.identity)
+    return sorted(found.values(), key=lambda i: (i.birth_name, i.first_names, i.pk))
 
 
 # --------------------------------------------------------------------------- trust rules

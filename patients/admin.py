@@ -7,8 +7,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import PatientIdentity
+from accounts.models import PatientIdentity, User
 from mailboxes.models import Mailbox
+from mssante.lib import identifiers as ids
 from patients import services
 from patients.models import ConversationClosure, NotificationPreference, Patient
 
@@ -37,9 +38,6 @@ class PatientProvisionForm(forms.ModelForm):
         ]
 
     def clean_ins(self) -> str:
-        from accounts.models import User
-        from mssante.lib import identifiers as ids
-
         try:
             matricule = ids.parse_ins(self.cleaned_data["ins"]).matricule
         except ids.IdentifierError as exc:

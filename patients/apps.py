@@ -5,3 +5,18 @@ from django.utils.translation import gettext_lazy as _
 class PatientsConfig(AppConfig):
     name = "patients"
     verbose_name = _("Espace patient")
+
+    def ready(self) -> None:
+        # Plugged into mailboxes (a lower app, which never imports this one): the patient
+        # box rules join every submission, the reading page shows the patient's side of a
+        # conversation, and a delivery to a patient notifies them.
+        # Imported here: models are not loaded when apps.py is.
+        from mailboxes import hooks
+        from mailboxes.models import Mailbox
+        from patients import panels, receivers, services
+
+        hooks.add_submission_rule(services.check_submission)
+        hooks.add_reading_panel(panels.patient_thread)
+        hooks.delivered.connect(
+            receivers.on_delivered, sender=Mailbox, dispatch_uid="patients.notify_on_delivery"
+        )

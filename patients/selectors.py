@@ -192,31 +192,6 @@ def exchanges(user: User, box: Mailbox | None) -> list[Exchange]:
 
 
 @dataclass
-class PatientRecipient:
-    address: str
-    identity: PatientIdentity | None
-
-
-def patients_among(addresses_: list[str]) -> list[PatientRecipient]:
-    """The patient addresses among the recipients, with the identity each designates."""
-    wanted = [a.strip().lower() for a in addresses_ if services.is_patient_address(a)]
-    if not wanted:
-        return []
-    boxes = {
-        b.address: b
-        for b in Mailbox.objects.select_related("owner__patient").filter(
-            address__in=wanted, kind=Mailbox.Kind.PATIENT
-        )
-    }
-    out = []
-    for address in dict.fromkeys(wanted):
-        box = boxes.get(address)
-        identity = getattr(box.owner, "patient", None) if box and box.owner else None
-        out.append(PatientRecipient(address, identity))
-    return out
-
-
-@dataclass
 class PatientThread:
     """What a professional sees of a conversation with a patient: who, closed, read when."""
 
@@ -260,17 +235,3 @@ def patient_threads(entry: Entry) -> list[PatientThread]:
         )
         out.append(PatientThread(box, identity, closed, sent))
     return out
-
-
-def patients_written_to(box: Mailbox, also: list[str] | None = None) -> list[PatientIdentity]:
-    """The patients this professional box has written to (and those among ``also``), by name."""
-    found = {
-        identity.pk: identity
-        for identity in PatientIdentity.objects.filter(
-            user__mailboxes__deliveries__message__sender_mailbox=box
-        ).distinct()
-    }
-    for recipient in patients_among(also or []):
-        if recipient.identity is not None:
-            found.setdefault(recipient.identity.pk, recipient.identity)
-    return sorted(found.values(), key=lambda i: (i.birth_name, i.first_names, i.pk))

@@ -3,13 +3,13 @@
 The rules a patient's box obeys (DOMAIN.md, "Patients") are enforced here, in
 ``check_submission``, which ``mailboxes.services.submit_message`` calls for every
 message whatever its origin (web, API, command): the patient's pages only hide
-what this refuses anyway.
+what this refuses anyway. mailboxes, below this app, does not import it: the rule is
+added to its submission from ``PatientsConfig.ready`` (``mailboxes.hooks``).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from audit import journal
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
+from mailboxes.services import MailboxError, create_mailbox, submit_message
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.rights import authorise, is_operator
 from mssante.lib import identifiers as ids
@@ -38,10 +39,6 @@ from trust.policy import PolicyError, check_patient_reply
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-log = logging.getLogger(__name__)
-
-FIN = "FIN"
 
 
 class PatientError(Exception):
@@ -62,10 +59,6 @@ def patient_domain() -> HostedDomain:
 
 def patient_address(ins: str) -> str:
     return f"{ins.lower()}@{settings.PATIENT_DOMAIN}"
-
-
-def is_patient_address(address: str) -> bool:
-    return addresses.domain_of(address.strip().lower()) == settings.PATIENT_DOMAIN
 
 
 def patient_mailbox(user: User) -> Mailbox | None:
@@ -96,8 +89,6 @@ def provision_patient(
     send_activation: bool = True,
 ) -> Provisioned:
     """Create a patient account and its box ``<INS>@<PATIENT_DOMAIN>``; e-mail the activation link."""
-    from mailboxes.services import MailboxError, create_mailbox
-
     try:
         user = account_services.create_patient(
             ins=ins,
@@ -194,7 +185,7 @@ def _auto_create(address: str, *, by: User | None) -> Mailbox:
     return provisioned.mailbox
 
 
-# --- The rules of the patient box (called by submit_message) ------------------------------
+# --- The rules of the patient box (a rule of submit_message, added by PatientsConfig) -------
 
 
 def professional_messages(box: Mailbox, thread_key: str) -> Q:
@@ -261,7 +252,7 @@ def check_submission(
             )
         return
     for address in recipients:
-        if not is_patient_address(address):
+        if not addresses.is_patient_address(address):
             continue
         if Mailbox.objects.filter(address=address.lower()).exists():
             continue
@@ -277,18 +268,6 @@ def check_submission(
         )
 
 
-def message_fields(*, extra_headers: dict[str, str] | None, recipients: Sequence[str]) -> dict:
-    """Columns of a new Message that the patient rules read: closed, and the patient's INS."""
-    headers = {k.lower(): v for k, v in (extra_headers or {}).items()}
-    closed = headers.get("x-mss-mes", "").strip().upper() == FIN
-    ins = ""
-    for address in recipients:
-        if is_patient_address(address):
-            ins = address.partition("@")[0].upper()[:15]
-            break
-    return {"conversation_closed": closed, "patient_ins": ins}
-
-
 # --- Patient writes -----------------------------------------------------------------------
 
 
@@ -302,8 +281,6 @@ def reply(
     request: HttpRequest | None = None,
 ) -> Message:
     """A patient's answer in a conversation: to the professional who wrote, nobody else."""
-    from mailboxes.services import submit_message
-
     if not text.strip() and not attachments:
         raise SubmissionError(_("Écrivez votre réponse avant de l'envoyer."))
     targets = reply_targets(mailbox, parent.thread_key)
@@ -385,27 +362,6 @@ def update_preferences(user: User, *, frequency: str) -> NotificationPreference:
 
 
 # --- Notifications ------------------------------------------------------------------------
-
-
-def enqueue_notifications(mailbox_ids: Iterable[int]) -> None:
-    """Enqueue ``notify_patient`` for each patient box (call after commit only)."""
-    from patients import tasks
-
-    for mailbox_id in sorted(set(mailbox_ids)):
-        try:
-            tasks.notify_patient.delay(mailbox_id)
-        except Exception:
-            # The message is delivered and committed; a failed notification (broker down,
-            # or the mail server refusing when tasks run eagerly) only means the patient
-            # finds it at their next visit. It must not turn the sender's page into an error.
-            log.exception("notify_patient(%s) failed", mailbox_id)
-
-
-def on_delivered(mailboxes: Iterable[Mailbox]) -> None:
-    """Called by the delivery pipeline, in its transaction, with the boxes it delivered to."""
-    patient_boxes = sorted({m.pk for m in mailboxes if m.kind == Mailbox.Kind.PATIENT})
-    if patient_boxes:
-        transaction.on_commit(lambda: enqueue_notifications(patient_boxes))
 
 
 def _period(pref: NotificationPreference) -> timedelta:

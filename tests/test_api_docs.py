@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from accounts import demo
 from mailboxes.models import Entry, Message
+from mssante import demo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -36,6 +36,7 @@ from mailboxes.services.folders import (
     delete_folder,
     empty_trash,
     move_entries,
+    open_entry,
     rename_folder,
     restore_entries,
     set_flags,
@@ -72,7 +73,6 @@ from mailboxes.services.quarantine import (
 from mailboxes.services.sharing import (
     change_membership,
     grant_membership,
-    open_entry,
     receipt_mode,
     record_access,
     record_download,

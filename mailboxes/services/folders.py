@@ -1,4 +1,4 @@
-"""Folders, moving entries between them, the trash and the flags."""
+"""Folders, moving entries between them, the trash, the flags and opening a message."""
 
 from __future__ import annotations
 
@@ -11,13 +11,22 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit import journal
-from mailboxes import blobs
-from mailboxes.models import AccessEvent, Delivery, Entry, Folder, Mailbox, Message
+from mailboxes import blobs, selectors
+from mailboxes.models import (
+    AccessEvent,
+    Delivery,
+    Entry,
+    Folder,
+    Mailbox,
+    Message,
+    ReceiptPreference,
+)
 from mailboxes.selectors import Access
 from mailboxes.services.errors import FolderError
 from mailboxes.services.pipeline import PENDING
 from mailboxes.services.rights import authorise
-from mailboxes.services.sharing import record_access, record_entries
+from mailboxes.services.sharing import receipt_mode, record_access, record_entries
+from mailboxes.transport import mdn
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -208,3 +217,27 @@ def set_flags(
         for name, value in changes.items():
             setattr(e, name, value)
     return updated
+
+
+def open_entry(entry: Entry, *, by: User) -> None:
+    """A person opens a message: it becomes seen (for the whole box) and the opening is journaled."""
+    authorise(by, entry.mailbox, Access.READ)
+    if not entry.seen:
+        unread = mdn.first_reads(entry)
+        set_flags([entry], by=by, seen=True)
+        entry.seen = True
+        journal.record(
+            "message.first_opened", actor=by, obj=entry.message, mailbox=entry.mailbox.address
+        )
+        # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
+        # at once or, for a professional who chose "sur demande", when they say so.
+        # A receipt leaves from the box: a reader without the send right (a read-only
+        # delegate) never makes one leave; it waits for someone who may send.
+        level = selectors.access(by, entry.mailbox)
+        may_send = level is not None and level >= Access.SEND
+        if not may_send or receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
+            # Nothing leaves: the receipts asked for wait for the reader's decision.
+            mdn.send_read_receipts(unread, ask=True)
+        else:
+            mdn.send_on_commit(unread)
+    record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=by, messages=[entry.message_id])

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from mailboxes import addresses, blobs
+from mailboxes import addresses, blobs, hooks
 from mailboxes.models import Entry, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access, closed_addresses, hosted_domains
 from mailboxes.services.errors import SubmissionError
@@ -95,6 +95,16 @@ def _references(parent: Message) -> list[str]:
     return [*refs, parent.message_id][-20:]
 
 
+def _patient_fields(extra_headers: dict[str, str] | None, recipients: Sequence[str]) -> dict:
+    """Columns of a new Message the patient space reads: closed, and the patient's INS."""
+    headers = {k.lower(): v for k, v in (extra_headers or {}).items()}
+    patients = [a for a in recipients if addresses.is_patient_address(a)]
+    return {
+        "conversation_closed": headers.get("x-mss-mes", "").strip().upper() == "FIN",
+        "patient_ins": patients[0].partition("@")[0].upper()[:15] if patients else "",
+    }
+
+
 def submit_message(
     *,
     mailbox: Mailbox,
@@ -139,13 +149,9 @@ def submit_message(
         )
     except PolicyError as exc:
         raise SubmissionError(str(exc)) from None
-    # The patient box rules (a patient only answers; unknown INS). Imported here:
-    # patients.services imports this package.
-    from patients import services as patient_rules
-
-    patient_rules.check_submission(
-        mailbox=mailbox, recipients=recipients, in_reply_to=in_reply_to, author=author
-    )
+    # The rules the apps above add (patients: a patient only answers; unknown INS).
+    for rule in hooks.submission_rules():
+        rule(mailbox=mailbox, recipients=recipients, in_reply_to=in_reply_to, author=author)
     if (
         in_reply_to is not None
         and not Entry.objects.filter(mailbox=mailbox, message=in_reply_to).exists()
@@ -223,7 +229,7 @@ def submit_message(
             date=now,
             attachments=listed,
             # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
-            **patient_rules.message_fields(extra_headers=extra_headers, recipients=recipients),
+            **_patient_fields(extra_headers, recipients),
         ),
         origin=origin,
         recipients=[

@@ -14,8 +14,8 @@ from django.db.models import OuterRef
 from django.utils import timezone
 
 from audit import journal
-from mailboxes import blobs, reasons
-from mailboxes.models import Delivery, Entry, Folder, Message
+from mailboxes import blobs, hooks, reasons
+from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.reasons import Reason
 from mailboxes.services import quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
@@ -181,10 +181,8 @@ def deliver_many(delivery_ids: list[int]) -> int:
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(entries, ignore_conflicts=True)
-        # A patient is told by e-mail, without any content, that a message waits.
-        from patients.services import on_delivered
-
-        on_delivered(e.mailbox for e in entries)
+        # The apps above learn who received a message (patients: a content-free e-mail).
+        hooks.delivered.send(sender=Mailbox, mailboxes=[e.mailbox for e in entries])
         Delivery.objects.bulk_update(
             deliveries,
             ["status", "attempts", "delivered_at", "reason", "reason_params", "updated_at"],

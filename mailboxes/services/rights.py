@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from accounts.models import User
 from mailboxes import selectors
 from mailboxes.selectors import Access
 
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
 def is_operator(actor: Any) -> bool:
     """The operator's staff, acting from the admin (never a professional or a patient)."""
-    from accounts.models import User
-
     return bool(
         getattr(actor, "kind", None) == User.Kind.STAFF and getattr(actor, "is_staff", False)
     )

@@ -11,7 +11,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit import journal
-from mailboxes import selectors
 from mailboxes.models import (
     AccessEvent,
     Entry,
@@ -224,34 +223,6 @@ def set_receipt_mode(user: User, mode: str) -> ReceiptPreference:
         raise ValueError(mode)
     pref, _created = ReceiptPreference.objects.update_or_create(user=user, defaults={"mode": mode})
     return pref
-
-
-def open_entry(entry: Entry, *, by: User) -> None:
-    """A person opens a message: it becomes seen (for the whole box) and the opening is journaled."""
-    from mailboxes.services.folders import set_flags
-
-    authorise(by, entry.mailbox, Access.READ)
-    if not entry.seen:
-        from mailboxes.transport import mdn
-
-        unread = mdn.first_reads(entry)
-        set_flags([entry], by=by, seen=True)
-        entry.seen = True
-        journal.record(
-            "message.first_opened", actor=by, obj=entry.message, mailbox=entry.mailbox.address
-        )
-        # A first opening answers a Disposition-Notification-To (RFC 8098 MDN),
-        # at once or, for a professional who chose "sur demande", when they say so.
-        # A receipt leaves from the box: a reader without the send right (a read-only
-        # delegate) never makes one leave; it waits for someone who may send.
-        level = selectors.access(by, entry.mailbox)
-        may_send = level is not None and level >= Access.SEND
-        if not may_send or receipt_mode(by) == ReceiptPreference.Mode.ON_REQUEST:
-            # Nothing leaves: the receipts asked for wait for the reader's decision.
-            mdn.send_read_receipts(unread, ask=True)
-        else:
-            mdn.send_on_commit(unread)
-    record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=by, messages=[entry.message_id])
 
 
 def record_download(entry: Entry, index: int, *, by: User) -> None:

@@ -281,7 +281,7 @@ def test_a_send_member_cannot_manage_members(cardio) -> None:
 def test_the_demo_has_a_cardiology_secretariat_and_a_lab_with_a_token() -> None:
     from django.core.management import call_command
 
-    from accounts import demo
+    from mssante import demo
 
     demo.seed()
     accounts = {a["key"]: a for a in demo.seed()}  # twice: seeding is repeatable

@@ -34,6 +34,7 @@ from mailboxes import addresses, reasons
 from mailboxes.models import Delivery, Message
 from mailboxes.reasons import Reason
 from mailboxes.services import quarantine
+from mailboxes.services.messages import read_raw
 from mailboxes.services.queue import retry_delay
 from mailboxes.transport import dsn, routes, tls
 from mssante.lib import crypto
@@ -370,8 +371,6 @@ def _record(
 
 def deliver_remote(delivery_ids: list[int]) -> int:
     """Deliver remote recipients over SMTP, one connection per domain; return how many tried."""
-    from mailboxes.services.messages import read_raw
-
     claimed_at = timezone.now()
     claimed = _claim(delivery_ids, claimed_at)
     by_domain: dict[str, dict[int, list[Delivery]]] = defaultdict(lambda: defaultdict(list))

@@ -25,7 +25,6 @@ from mailboxes.views.attachments import download_response
 from mssante.access import verified_required
 from mssante.errors import RETRY_AFTER_SECONDS, storage_unavailable_text
 from mssante.lib import mime, xdm
-from patients import selectors as patient_selectors
 
 REPLY_MODES = ("reply", "reply_all", "forward")
 
@@ -91,7 +90,7 @@ def _compose_page(
             "upload_error": upload_error,
             "max_attachments": settings.MESSAGE_MAX_ATTACHMENTS,
             # Writing to a patient: who they are, and "the patient cannot reply".
-            "patient_recipients": patient_selectors.patients_among(content.to + content.cc),
+            "patient_recipients": selectors.patients_among(content.to + content.cc),
             "patient_no_reply": request.POST.get("patient_no_reply") == "1",
             "read_receipt": content.read_receipt,
             # "Joindre au dossier du patient": the headers of the attached IHE_XDM.ZIP, if any.
@@ -287,7 +286,7 @@ def draft_save_view(request: HttpRequest, draft_id: int) -> HttpResponse:
             "saved_at": timezone.localtime(timezone.now()),
             # The patient panel follows the recipients as they are typed (htmx out of band).
             "oob": True,
-            "patient_recipients": patient_selectors.patients_among(
+            "patient_recipients": selectors.patients_among(
                 form.addresses("to") + form.addresses("cc")
             ),
             "patient_no_reply": request.POST.get("patient_no_reply") == "1",
@@ -461,11 +460,11 @@ def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
     user = current_user(request)
     draft = selectors.get_draft(user, draft_id)
     content = services.open_draft(draft)
-    known = patient_selectors.patients_written_to(draft.mailbox, content.to + content.cc)
+    known = selectors.patients_written_to(draft.mailbox, content.to + content.cc)
     patients = {p.pk: p for p in known}
     recipients = [
         r.identity
-        for r in patient_selectors.patients_among(content.to + content.cc)
+        for r in selectors.patients_among(content.to + content.cc)
         if r.identity is not None
     ]
     choices = [(p.pk, _patient_label(p)) for p in known]

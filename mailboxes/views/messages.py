@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from mailboxes import remote_images, selectors, services
+from mailboxes import hooks, remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.services import quarantine
@@ -429,6 +429,11 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
             "in_trash": entry.folder.role == Folder.Role.TRASH,
             # "Ouvert par … à …": the holder or responsible sees who did what to it.
             "accesses": selectors.message_accesses(entry) if is_holder else [],
+            # What the apps above show of this message (patients: the patient's side).
+            "panels": [
+                panel(request, entry, can_send=level is not None and level >= selectors.Access.SEND)
+                for panel in hooks.reading_panels()
+            ],
         },
         current_folder=entry.folder,
     )

@@ -166,7 +166,7 @@ def test_staff_provision_a_patient_in_the_admin(django_capture_on_commit_callbac
 
 
 def test_the_demo_lists_the_patient_address_personal_email_and_totp_secret() -> None:
-    from accounts import demo
+    from mssante import demo
 
     seeded = {a["key"]: a for a in demo.seed()}
     marie = seeded["patient"]

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
-from mailboxes.models import Message
+from mailboxes.models import Delivery, Draft, Message
 from mssante.lib import mime
 from patients import services
 from patients.models import NotificationPreference
-from patients.tests.conftest import PDF, Space
+from patients.tests.conftest import PDF, Space, login
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +156,25 @@ def test_a_mail_server_down_neither_blocks_the_delivery_nor_counts_as_notified(
     assert space.entry(space.patient_box, message).folder.role == "inbox"
     pref = NotificationPreference.objects.filter(user=space.patient).first()
     assert pref is None or pref.last_notified_at is None
+
+
+def test_a_message_sent_from_the_webmail_notifies_the_patient_once_delivered(
+    space: Space, settings: Any
+) -> None:
+    # The whole way: the compose page, submission, scan, delivery, then the patients app
+    # told by mailboxes.hooks.delivered (connected in PatientsConfig.ready).
+    settings.PATIENT_NOTIFY_MINUTES = 60
+    mail.outbox.clear()
+    doctor = login(space.doctor)
+    doctor.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
+    draft = Draft.objects.get(mailbox=space.doctor_box)
+    response = space.run(
+        doctor.post,
+        reverse("webmail_draft_send", args=[draft.pk]),
+        {"to": space.patient_box.address, "cc": "", "subject": "Résultats VIH", "text": "Bonjour."},
+    )
+    assert response.status_code == 302
+    delivery = Delivery.objects.get(mailbox=space.patient_box)
+    assert delivery.status == Delivery.Status.DELIVERED
+    assert [m.to for m in mail.outbox] == [[space.patient.email]]
+    assert "VIH" not in f"{mail.outbox[0].subject} {mail.outbox[0].body}"

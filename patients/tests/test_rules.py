@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from mailboxes import services as mailbox_services
-from mailboxes.models import Mailbox, Message
+from mailboxes.models import Draft, Mailbox, Message
 from mailboxes.services import SubmissionError
 from mssante.lib.identifiers import make_ins
 from patients import services
@@ -139,3 +139,40 @@ def test_a_delivery_to_a_patient_notifies_them_at_most_once_per_period(
     # A professional recipient is never notified this way.
     space.send(space.doctor_box, [space.nurse_box.address])
     assert len(mail.outbox) == 1
+
+
+# Through the pages: the rules reach submit_message from PatientsConfig.ready
+# (mailboxes.hooks); unwired, these pages would send.
+
+
+def test_the_webmail_refuses_a_message_to_an_unknown_patient(space: Space, settings: Any) -> None:
+    settings.PATIENT_AUTO_CREATE = False
+    unknown = f"{make_ins(2, 1971, 8, '69', '123', 7).lower()}@{settings.PATIENT_DOMAIN}"
+    doctor = login(space.doctor)
+    doctor.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
+    draft = Draft.objects.get(mailbox=space.doctor_box)
+    response = space.run(
+        doctor.post,
+        reverse("webmail_draft_send", args=[draft.pk]),
+        {"to": unknown, "cc": "", "subject": "Résultats", "text": "Bonjour."},
+    )
+    assert response.status_code == 400
+    assert "Aucun espace patient n&#x27;existe pour" in response.content.decode()
+    assert not Message.objects.exists()
+    assert Draft.objects.filter(pk=draft.pk).exists()
+
+
+def test_the_patient_cannot_answer_over_the_web_once_the_professional_closed_it(
+    space: Space,
+) -> None:
+    message = space.send(space.doctor_box, [space.patient_box.address])
+    doctor = login(space.doctor)
+    doctor.post(reverse("patients:close", args=[space.entry(space.doctor_box, message).pk]))
+    response = space.run(
+        login(space.patient).post,
+        reverse("patients:reply", args=[space.entry(space.patient_box, message).pk]),
+        {"text": "Une dernière question."},
+    )
+    assert response.status_code == 400
+    assert "clos cette conversation" in response.content.decode()
+    assert Message.objects.count() == 1

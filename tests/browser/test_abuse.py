@@ -7,11 +7,11 @@ from django.core import mail
 from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
-from accounts import demo
 from accounts.models import User
 from charter.models import AbuseReport, Sanction
 from mailboxes import services
 from mailboxes.models import Mailbox
+from mssante import demo
 from tests.browser.test_webmail import DESKTOP, account, assert_accessible, log_in, mailbox_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

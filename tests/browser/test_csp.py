@@ -16,7 +16,7 @@ from axe_playwright_python.sync_playwright import Axe
 from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
-from accounts import demo
+from mssante import demo
 from tests.browser.test_webmail import PDF, account, log_in, mailbox_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ from django.conf import settings
 from django_otp.oath import totp
 from playwright.sync_api import Page, expect
 
-from accounts import demo
+from mssante import demo
 from tests import factories as f
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

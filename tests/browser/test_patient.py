@@ -34,7 +34,7 @@ def shoot(page: Page, name: str) -> None:
 def test_a_patient_reads_a_lab_result_on_a_phone_and_answers(
     live_server, page: Page, browser: Browser
 ) -> None:
-    from accounts import demo
+    from mssante import demo
 
     seeded = {a["key"]: a for a in demo.seed()}
     patient_address = seeded["patient"]["address"]
@@ -143,8 +143,8 @@ def test_a_patient_reads_a_lab_result_on_a_phone_and_answers(
 def test_a_closed_conversation_shows_a_plain_notice_on_a_phone(
     live_server, browser: Browser
 ) -> None:
-    from accounts import demo
     from mailboxes import services
+    from mssante import demo
 
     seeded = {a["key"]: a for a in demo.seed()}
     doctor_box = mailbox_of("doctor")

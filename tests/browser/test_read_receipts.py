@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from accounts import demo
 from mailboxes import services
 from mailboxes.models import ReceiptPreference
+from mssante import demo
 from tests.browser.test_webmail import (
     DESKTOP,
     PHONE,

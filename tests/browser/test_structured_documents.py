@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from accounts import demo
+from mssante import demo
 from tests.browser.test_webmail import (
     DESKTOP,
     PDF,

@@ -11,10 +11,10 @@ from django.conf import settings
 from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
-from accounts import demo
 from accounts.models import User
 from mailboxes import services
 from mailboxes.models import HostedDomain, Mailbox
+from mssante import demo
 from mssante.lib import mime
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from mailboxes.transport.inbound import make_controller
 from mssante import envconf
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from mailboxes.transport.inbound import make_controller
-
         host, port = settings.SMTP_LISTEN
         if options["listen"]:
             parsed = envconf.parse_host_port(options["listen"])

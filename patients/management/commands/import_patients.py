@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import PatientIdentity, User
+from mssante.lib import identifiers as ids
 from patients import services
 
 COLUMNS = ["ins", "oid", "birth_name", "first_names", "birth_date", "sex", "birth_place", "email"]
@@ -70,8 +71,6 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} ligne(s) en erreur.")
 
     def _parse(self, row: dict[str, str]) -> dict[str, Any]:
-        from mssante.lib import identifiers as ids
-
         try:
             matricule = ids.parse_ins(row["ins"]).matricule
         except ids.IdentifierError as exc:

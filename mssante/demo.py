@@ -1,18 +1,25 @@
-"""The demo trust space. Demo secrets live here and only here, never in settings."""
+"""The demo trust space. Demo secrets live here and only here, never in settings.
+
+At the project's layer: it writes through the services of every app below (accounts,
+mailboxes, directory), so none of them has to know the demo.
+"""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import PatientIdentity, ProfessionalIdentity, User
-from mailboxes.models import HostedDomain
+from directory.models import Organisation
+from mailboxes import services as mailbox_services
+from mailboxes.models import ApiToken, HostedDomain, Mailbox, Membership
 from mssante.lib.identifiers import INS_OID_DEMO, make_ins, make_rpps
 
 DOMAINS = [
@@ -222,14 +229,6 @@ SHARED: list[dict[str, Any]] = [
 
 def _shared_mailboxes(accounts: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """The cardiology secretariat (ORG) and the lab (APP, with its API token)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from directory.models import Organisation
-    from mailboxes import services as mailbox_services
-    from mailboxes.models import ApiToken, Mailbox, Membership
-
     users = {key: User.objects.get(username=_username(key)) for key in accounts}
     listed: dict[str, list[dict[str, Any]]] = {}
     for spec in SHARED:
@@ -290,9 +289,6 @@ def _mailboxes(account: DemoAccount, user: User) -> list[str]:
     """The demo professional's nominative mailbox, created on the first seed, kept after."""
     if account.kind != "professional" or "domain" not in account.extra:
         return []
-    from mailboxes import services as mailbox_services
-    from mailboxes.models import Mailbox
-
     boxes = list(Mailbox.objects.filter(owner=user).order_by("address"))
     if not boxes:
         domain = HostedDomain.objects.get(name=DOMAINS[account.extra["domain"]][0])
@@ -302,9 +298,6 @@ def _mailboxes(account: DemoAccount, user: User) -> list[str]:
 
 def _patient_space(user: User) -> dict[str, Any]:
     """The demo patient's box in the patient domain; codes by app (TOTP) or by e-mail."""
-    from mailboxes import services as mailbox_services
-    from mailboxes.models import Mailbox
-
     box = Mailbox.objects.filter(owner=user, kind=Mailbox.Kind.PATIENT).first()
     if box is None:
         box = mailbox_services.create_mailbox(

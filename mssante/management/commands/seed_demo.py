@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from accounts import demo
+from mssante import demo
 
 
 class Command(BaseCommand):
