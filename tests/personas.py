@@ -27,6 +27,7 @@ named for what they may do.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -148,12 +149,16 @@ def logged_in(user: User, *, identifier: str | None = None, **client_kwargs: Any
     return client
 
 
-def committed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Call ``fn``, then the work it queued for after commit (scan, deliveries, receipts).
+def after_commit() -> AbstractContextManager[list[Callable[[], Any]]]:
+    """``with after_commit():`` runs, at the end of the block, the work queued on commit in it
+    (scan, deliveries, receipts): a test's transaction never commits, so without this
+    nothing queued on commit would run."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
 
-    A test's transaction never commits, so without this nothing queued on commit would run.
-    """
-    with TestCase.captureOnCommitCallbacks(execute=True):
+
+def committed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call ``fn``, then the work it queued for after commit (see ``after_commit``)."""
+    with after_commit():
         return fn(*args, **kwargs)
 
 
