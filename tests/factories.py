@@ -247,9 +247,7 @@ class ApiAgreementFactory(DjangoModelFactory[ApiAgreement]):
     @classmethod
     def _create(cls, model_class: type[ApiAgreement], *args: Any, **kwargs: Any) -> ApiAgreement:
         box = kwargs.pop("mailbox")
-        return mailbox_services.record_api_agreement(
-            box, by=box.owner or box.responsible, **kwargs
-        )
+        return mailbox_services.record_api_agreement(box, by=box.owner or box.responsible, **kwargs)
 
 
 def professional(**kwargs: Any) -> User:

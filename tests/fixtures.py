@@ -22,10 +22,7 @@ from accounts.models import User
 from mailboxes.models import Mailbox
 from tests import factories, personas
 from tests.personas import Lab, Person
-from tests.smtp_peers import Operator, gateway, make_operator
-
-HERE = personas.DOMAIN
-PEER = "clinique.peer.test"
+from tests.smtp_peers import HERE, PEER, Operator, gateway, make_operator
 
 
 @pytest.fixture

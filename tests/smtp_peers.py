@@ -25,6 +25,12 @@ from django.db import connections
 
 from charter.models import ListedDomain, OperatorCertificate
 from mailboxes.transport.inbound import GatewayHandler, make_controller
+from tests.factories import HOSPITAL
+
+# The two operators of the SMTP tests (fixtures ``here`` and ``peer``): us, and another
+# operator of the trust space.
+HERE = HOSPITAL
+PEER = "clinique.peer.test"
 
 
 def free_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,42 +16,23 @@ from charter.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from tests import factories
-from tests.smtp_peers import Operator, free_port, gateway, make_operator, send, simple_message
+from tests.smtp_peers import (
+    HERE,
+    PEER,
+    Operator,
+    free_port,
+    gateway,
+    make_operator,
+    send,
+    simple_message,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
 
 
 @pytest.fixture
 def box() -> Mailbox:
     return factories.mailbox(domain=factories.hosted_domain(HERE))
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 def test_a_listed_peer_delivers_into_the_recipients_inbox(
