@@ -10,9 +10,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.test import Client
-
-from tests import factories as f
 
 # Tests of PostgreSQL-only behaviour (the append-only trigger) are skipped on the
 # SQLite quick run, but `make test` sets MSSANTE_TEST_SERVICES=1: there they run,
@@ -21,16 +18,6 @@ requires_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql" and not os.environ.get("MSSANTE_TEST_SERVICES"),
     reason="needs PostgreSQL (runs in `make test`, or with DATABASE_URL=postgres://…)",
 )
-
-
-@pytest.fixture
-def staff_client(db: None) -> Client:
-    """A superuser past both login steps, so the admin opens."""
-    boss = f.staff()
-    client = Client()
-    client.post("/connexion/", {"identifier": boss.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(boss)})
-    return client
 
 
 @pytest.fixture
