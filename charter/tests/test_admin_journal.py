@@ -1,27 +1,20 @@
 """Staff changes made in the admin reach the audit journal, without values."""
 
 import pytest
-from django.test import Client
 
 from charter import audit
 from charter.models import AuditEvent
 from mailboxes.models import HostedDomain
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff_client(user) -> Client:
-    client = Client()
-    client.post("/connexion/", {"identifier": user.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(user)})
-    return client
 
 
 def test_a_change_in_the_admin_is_journaled_with_field_names_only():
     boss = f.staff()
     domain = HostedDomain.objects.create(name="clinique-test.mssante.fr", description="Avant")
-    client = _staff_client(boss)
+    client = logged_in(boss)
     response = client.post(
         f"/admin/mailboxes/hosteddomain/{domain.pk}/change/",
         {

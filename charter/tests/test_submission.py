@@ -14,31 +14,15 @@ from django.utils import timezone
 from accounts import services as accounts
 from charter import services
 from charter.models import AuditEvent, Sanction
-from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib import mime
 from tests import factories as f
+from tests.personas import send, submit
 
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-@pytest.fixture
-def doctor() -> Mailbox:
-    return f.mailbox(f.professional(first_name="Claire", last_name="Martin", enrol=False))
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return f.mailbox(f.professional(first_name="Julien", last_name="Dupont", enrol=False))
-
-
-def submit(box: Mailbox, to: list[str], **kwargs: Any) -> Message:
-    params: dict[str, Any] = {"cc": [], "subject": "Compte rendu", "text": "Bonjour."}
-    params.update(kwargs)
-    return mailbox_services.submit_message(mailbox=box, author=box.owner, to=to, **params)
 
 
 def refused(rule: str) -> AuditEvent:
@@ -65,15 +49,13 @@ def test_it_refuses_a_domain_outside_the_trust_space(doctor: Mailbox) -> None:
     refused("trust_space")
 
 
-def test_an_exception_lets_more_recipients_through_until_it_expires(
-    doctor: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
+def test_an_exception_lets_more_recipients_through_until_it_expires(doctor: Mailbox) -> None:
     boxes = [f.mailbox() for _ in range(41)]
     until = timezone.now() + timedelta(days=2)
     services.grant_recipient_exception(
         doctor, reason="Campagne de vaccination", valid_until=until, by=f.staff()
     )
-    message = send(django_capture_on_commit_callbacks, doctor, [b.address for b in boxes])
+    message = send(doctor, [b.address for b in boxes])
     assert Entry.objects.filter(message=message).count() == 42  # 41 inboxes and the sent copy
     with (
         time_machine.travel(until + timedelta(minutes=1)),
@@ -90,12 +72,9 @@ def test_a_patient_cannot_start_a_conversation(doctor: Mailbox) -> None:
         submit(patient_box, [doctor.address])
 
 
-def test_a_patient_cannot_reply_after_fin(
-    doctor: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
+def test_a_patient_cannot_reply_after_fin(doctor: Mailbox) -> None:
     patient_box = f.patient_mailbox()
     closing = send(
-        django_capture_on_commit_callbacks,
         doctor,
         [patient_box.address],
         extra_headers={"X-MSS-MES": "FIN"},
@@ -164,10 +143,8 @@ def test_a_suspended_user_cannot_log_in(doctor: Mailbox) -> None:
     assert "suspendu" in page.content.decode() and "Envois non sollicités" in page.content.decode()
 
 
-def test_a_closed_accounts_box_refuses_new_mail(
-    doctor: Mailbox, nurse: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
-    spam = send(django_capture_on_commit_callbacks, nurse, [doctor.address])
+def test_a_closed_accounts_box_refuses_new_mail(doctor: Mailbox, nurse: Mailbox) -> None:
+    spam = send(nurse, [doctor.address])
     assert doctor.owner is not None
     report = services.report_abuse(
         message=spam, mailbox=doctor, reporter=doctor.owner, reason="Publicité"

@@ -16,6 +16,7 @@ from charter.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from tests import factories
+from tests.personas import login
 from tests.smtp_peers import (
     HERE,
     PEER,
@@ -334,15 +335,8 @@ def test_the_same_bytes_from_another_peer_are_a_new_message(
 # --------------------------------------------------------------------------- long lines, bare LF
 
 
-def _owned_box() -> Mailbox:
-    user = factories.professional(first_name="Claire", last_name="Martin")
-    return factories.mailbox(user, domain=factories.hosted_domain(HERE))
-
-
 def _download(box: Mailbox, message: Message, index: int) -> bytes:
     from django.urls import reverse
-
-    from charter.tests.helpers import login
 
     entry = Entry.objects.get(mailbox=box, message=message)
     response = login(box.owner).get(reverse("webmail_download", args=[entry.pk, index]))
@@ -372,9 +366,9 @@ PDF_BYTES = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 
 def test_a_line_over_1000_bytes_is_accepted_stored_as_received_and_readable(
-    port: int, peer: Operator
+    port: int, peer: Operator, doctor: Mailbox
 ) -> None:
-    box = _owned_box()
+    box = doctor
     raw = _one_line_attachment(f"a@{PEER}", box.address, PDF_BYTES)
     assert max(len(line) for line in raw.split(b"\r\n")) > 10_000
 
@@ -387,11 +381,11 @@ def test_a_line_over_1000_bytes_is_accepted_stored_as_received_and_readable(
 
 
 def test_an_attachment_with_bare_lf_line_ends_is_stored_as_received_and_readable(
-    port: int, peer: Operator
+    port: int, peer: Operator, doctor: Mailbox
 ) -> None:
     import base64
 
-    box = _owned_box()
+    box = doctor
     encoded = base64.encodebytes(PDF_BYTES)  # 76-character lines ended by a bare LF
     assert len(encoded) > 1001 and b"\r" not in encoded
     raw = (
