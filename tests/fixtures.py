@@ -4,8 +4,8 @@ A test names who acts: ``def test_x(claire, julien)`` gets Dr Claire Martin and 
 Dupont, each with their box (``claire.user``, ``claire.box``, or ``user, box = claire``).
 Who they are is written once, in ``tests/personas.py``; tests/README.md says how to use them.
 
-Like any model-creating fixture, these need the test to use the database
-(``pytestmark = pytest.mark.django_db``, with or without ``transaction=True``).
+They open the test database (the ``db`` fixture, which a ``django_db(transaction=True)``
+mark turns into a transactional one).
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from tests.smtp_peers import HERE, PEER, Operator, gateway, make_operator
 
 
 @pytest.fixture
-def claire() -> Person:
+def claire(db: None) -> Person:
     """Dr Claire Martin, médecin, and her nominative box."""
     return personas.claire()
 
 
 @pytest.fixture
-def julien() -> Person:
+def julien(db: None) -> Person:
     """Julien Dupont, infirmier, and his nominative box."""
     return personas.julien()
 
@@ -50,31 +50,31 @@ def nurse(julien: Person) -> Mailbox:
 
 
 @pytest.fixture
-def lea() -> Person:
+def lea(db: None) -> Person:
     """Léa Petit and her box; a reader of the secretariat (``secretariat``)."""
     return personas.lea()
 
 
 @pytest.fixture
-def anne() -> User:
+def anne(db: None) -> User:
     """Anne Lambert: no box of her own; works in the boxes others let her use."""
     return personas.anne()
 
 
 @pytest.fixture
-def paul() -> Person:
+def paul(db: None) -> Person:
     """Paul Durand and his box: no right in anyone else's."""
     return personas.paul()
 
 
 @pytest.fixture
-def lucie() -> Person:
+def lucie(db: None) -> Person:
     """Lucie Anne MOREAU, a patient, and her box in the patient domain."""
     return personas.lucie()
 
 
 @pytest.fixture
-def staff() -> User:
+def staff(db: None) -> User:
     """The operator's team: a superuser of the admin."""
     return factories.staff()
 
@@ -92,7 +92,7 @@ def secretariat(claire: Person, julien: Person, lea: Person) -> Mailbox:
 
 
 @pytest.fixture
-def laboratoire() -> Lab:
+def laboratoire(db: None) -> Lab:
     """Sophie Bernard's lab: an APP box and its API token (``raw`` is the clear value)."""
     return personas.laboratoire()
 
@@ -115,7 +115,7 @@ def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
 
 
 @pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
+def peer(db: None, ca: trustme.CA, tmp_path: Path) -> Operator:
     """Another operator of the trust space (clinique.peer.test), on the liste blanche."""
     operator = make_operator(ca, PEER, tmp_path / "peer")
     operator.list()

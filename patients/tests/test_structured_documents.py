@@ -14,8 +14,9 @@ from mailboxes import services as mailbox_services
 from mailboxes.models import Draft, DraftAttachment, Message
 from mailboxes.transport import xdm
 from mssante.lib import mime
-from patients.tests.conftest import PDF, Space, login
+from patients.tests.conftest import PDF, Space
 from tests import factories
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 
