@@ -26,6 +26,9 @@ named for what they may do.
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -175,6 +178,26 @@ def submit(box: Mailbox, to: list[str], *, author: User | None = None, **kwargs:
 def send(box: Mailbox, to: list[str], *, author: User | None = None, **kwargs: Any) -> Message:
     """Submit a message and deliver it, as the web compose does once its request commits."""
     return committed(submit, box, to, author=author, **kwargs)
+
+
+def api_post(url: str, token: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to the API of a running server (``live_server``), as software holding
+    ``token`` does, with an Idempotency-Key; the status and the JSON answer."""
+    request = urllib.request.Request(  # noqa: S310 - the test server
+        url,
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
 
 
 # --- The authorisation matrix: the same people, named for their rights -----------------
