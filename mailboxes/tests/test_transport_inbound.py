@@ -32,8 +32,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 def test_a_listed_peer_delivers_into_the_recipients_inbox(

@@ -57,8 +57,9 @@ needs_clamd = pytest.mark.skipif(
 
 
 @pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 @pytest.fixture

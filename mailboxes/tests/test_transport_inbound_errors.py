@@ -18,7 +18,6 @@ import trustme
 from django.conf import settings as django_settings
 
 from mailboxes.models import Delivery, Entry, Mailbox, Message
-from tests import factories
 from tests.smtp_peers import (
     HERE,
     PEER,
@@ -37,8 +36,9 @@ INTERNALS = (b"Error", b"OperationalError", b"port", b"127.0.0.1", b"sqlite", b"
 
 
 @pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.transport import outbound
 from mssante.lib import mime
-from tests import factories
 from tests.personas import submit
 from tests.smtp_peers import HERE, PEER, Operator, Sink, free_port, make_operator, sink
 
@@ -26,8 +25,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def box(here: Operator) -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(here: Operator, doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, sending from our operator (``here``)."""
+    return doctor
 
 
 @pytest.fixture
