@@ -66,35 +66,43 @@ def code_for(user: User) -> str:
 # --- People ----------------------------------------------------------------------------
 
 
-class ProfessionalFactory(DjangoModelFactory[User]):
-    """A professional (médecin by default) identified by a new RPPS number."""
+class _PersonFactory(DjangoModelFactory[User]):
+    """An account with a password and, unless ``enrol=False``, an authenticator app."""
 
     class Meta:
         model = User
+        abstract = True
 
-    identifier = factory.LazyFunction(rpps)
-    first_name = "Camille"
-    last_name = "Lefèvre"
-    profession = "10"
     password: str | None = PASSWORD
     enrol = True
 
     @classmethod
     def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
         password, enrol = kwargs.pop("password"), kwargs.pop("enrol")
-        user = services.create_professional(
-            identifier=kwargs.pop("identifier"),
-            profession_code=kwargs.pop("profession"),
-            **kwargs,
+        return _finish(cls._account(**kwargs), password, enrol)
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        raise NotImplementedError
+
+
+class ProfessionalFactory(_PersonFactory):
+    """A professional (médecin by default) identified by a new RPPS number."""
+
+    identifier = factory.LazyFunction(rpps)
+    first_name = "Camille"
+    last_name = "Lefèvre"
+    profession = "10"
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        return services.create_professional(
+            identifier=kwargs.pop("identifier"), profession_code=kwargs.pop("profession"), **kwargs
         )
-        return _finish(user, password, enrol)
 
 
-class PatientFactory(DjangoModelFactory[User]):
+class PatientFactory(_PersonFactory):
     """A patient with a qualified INS (Lucie Anne MOREAU unless told otherwise)."""
-
-    class Meta:
-        model = User
 
     matricule = factory.LazyFunction(ins)
     birth_name = "MOREAU"
@@ -102,36 +110,25 @@ class PatientFactory(DjangoModelFactory[User]):
     birth_date = date(1990, 5, 2)
     sex = "F"
     email = "lucie@example.org"
-    password: str | None = PASSWORD
-    enrol = True
 
     @classmethod
-    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
-        password, enrol = kwargs.pop("password"), kwargs.pop("enrol")
-        user = services.create_patient(
+    def _account(cls, **kwargs: Any) -> User:
+        return services.create_patient(
             ins=kwargs.pop("matricule"), oid="1.2.250.1.213.1.4.10", qualified=True, **kwargs
         )
-        return _finish(user, password, enrol)
 
 
-class StaffFactory(DjangoModelFactory[User]):
+class StaffFactory(_PersonFactory):
     """A member of the operator's team: a superuser of the admin."""
-
-    class Meta:
-        model = User
 
     username = "equipe"
     kind = User.Kind.STAFF
     is_staff = True
     is_superuser = True
-    password: str | None = PASSWORD
-    enrol = True
 
     @classmethod
-    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
-        password, enrol = kwargs.pop("password"), kwargs.pop("enrol")
-        user = User.objects.create_user(password=password, **kwargs)
-        return _finish(user, password, enrol)
+    def _account(cls, **kwargs: Any) -> User:
+        return User.objects.create_user(**kwargs)
 
 
 # --- Domains and mailboxes -------------------------------------------------------------
