@@ -15,7 +15,7 @@ from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message, R
 from mailboxes.transport.timeline import timeline
 from mssante.lib import mime
 from tests import factories
-from tests.personas import committed, login
+from tests.personas import Lab, committed, login
 
 pytestmark = pytest.mark.django_db
 
@@ -160,13 +160,9 @@ def test_the_preferences_page_sets_the_mode(claire) -> None:
     assert client.post(reverse("webmail_preferences"), {"read_receipts": "x"}).status_code == 400
 
 
-def test_the_api_returns_the_timeline(claire) -> None:
+def test_the_api_returns_the_timeline(claire, laboratoire: Lab) -> None:
     reader_user, reader_box = claire
-    biologist = factories.professional(first_name="Sophie", last_name="Bernard")
-    lab = factories.shared_mailbox(
-        biologist, kind=Mailbox.Kind.APPLICATIVE, local="labo", display_name="Laboratoire"
-    )
-    _token, raw = factories.api_token(lab, label="SIL")
+    raw = laboratoire.raw
     client = Client()
     headers = {"Authorization": f"Bearer {raw}"}
     body = {"to": [reader_box.address], "subject": "Résultats", "text": "Résultats."}
