@@ -14,6 +14,10 @@ from tests import db_roles
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# The personas (claire, julien, lucie, staff, the secretariat, the lab, the remote peer...):
+# tests/personas.py says who they are, tests/README.md how a test uses them.
+pytest_plugins = ["tests.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:

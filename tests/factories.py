@@ -1,4 +1,13 @@
-"""Factories used across the tests (the personas are in ``tests.personas``)."""
+"""Factories for the tests, built with factory-boy (the people who act are in ``tests.personas``).
+
+Each factory creates through the application's own services (``create_professional``,
+``create_personal_mailbox``, ``create_mailbox``, ``create_api_token``...), never by saving a
+bare model, so what a test gets is what a user would: folders, directory entry, audit events.
+
+Call a factory with the attributes that matter to the test, the rest has a sane default:
+``ProfessionalFactory(first_name="Claire", last_name="Martin", enrol=False)``. The lower-case
+names below (``professional``, ``mailbox``...) are the same factories, positional-friendly.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,20 @@ import itertools
 from datetime import date
 from typing import Any
 
+import factory
 from django_otp.oath import totp
+from factory.django import DjangoModelFactory
 
 from accounts import services
 from accounts.models import TOTPDevice, User
+from directory.models import Organisation
+from mailboxes import services as mailbox_services
+from mailboxes.models import ApiAgreement, ApiToken, HostedDomain, Mailbox, Membership
 from mssante.lib.identifiers import make_ins, make_rpps
+from patients import services as patient_services
 
 PASSWORD = "Un-mot-de-passe-solide-42"
+HOSPITAL = "hopital.mssante.test"
 _seq = itertools.count(1)
 
 
@@ -29,48 +45,8 @@ def ins() -> str:
     return make_ins(1 + n % 2, 1970 + n % 40, 1 + n % 12, "69", "123", n % 1000)
 
 
-def professional(
-    *,
-    identifier: str | None = None,
-    first_name: str = "Camille",
-    last_name: str = "Lefèvre",
-    profession: str = "10",
-    password: str | None = PASSWORD,
-    enrol: bool = True,
-) -> User:
-    user = services.create_professional(
-        identifier=identifier or rpps(),
-        first_name=first_name,
-        last_name=last_name,
-        profession_code=profession,
-    )
-    return _finish(user, password, enrol)
-
-
-def patient(
-    *, matricule: str | None = None, password: str | None = PASSWORD, enrol: bool = True
-) -> User:
-    user = services.create_patient(
-        ins=matricule or ins(),
-        oid="1.2.250.1.213.1.4.10",
-        birth_name="MOREAU",
-        first_names="Lucie Anne",
-        birth_date=date(1990, 5, 2),
-        sex="F",
-        qualified=True,
-        email="lucie@example.org",
-    )
-    return _finish(user, password, enrol)
-
-
-def staff(*, username: str = "equipe", password: str | None = PASSWORD, enrol: bool = True) -> User:
-    user = User.objects.create_user(
-        username=username, kind=User.Kind.STAFF, is_staff=True, is_superuser=True, password=password
-    )
-    return _finish(user, password, enrol)
-
-
 def _finish(user: User, password: str | None, enrol: bool) -> User:
+    """A password (none when ``password`` is None) and, when ``enrol``, an authenticator app."""
     if password:
         user.set_password(password)
         user.save()
@@ -87,107 +63,236 @@ def code_for(user: User) -> str:
     return f"{totp(device.bin_key):06d}"
 
 
-# --- Mailboxes (messaging core) --------------------------------------------------------
+# --- People ----------------------------------------------------------------------------
 
-from mailboxes.models import HostedDomain, Mailbox  # noqa: E402 - appended section
 
-_domain_seq = itertools.count(1)
+class _PersonFactory(DjangoModelFactory[User]):
+    """An account with a password and, unless ``enrol=False``, an authenticator app."""
+
+    class Meta:
+        model = User
+        abstract = True
+
+    password: str | None = PASSWORD
+    enrol = True
+
+    @classmethod
+    def _create(cls, model_class: type[User], *args: Any, **kwargs: Any) -> User:
+        password, enrol = kwargs.pop("password"), kwargs.pop("enrol")
+        return _finish(cls._account(**kwargs), password, enrol)
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        raise NotImplementedError
+
+
+class ProfessionalFactory(_PersonFactory):
+    """A professional (médecin by default) identified by a new RPPS number."""
+
+    identifier = factory.LazyFunction(rpps)
+    first_name = "Camille"
+    last_name = "Lefèvre"
+    profession = "10"
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        return services.create_professional(
+            identifier=kwargs.pop("identifier"), profession_code=kwargs.pop("profession"), **kwargs
+        )
+
+
+class PatientFactory(_PersonFactory):
+    """A patient with a qualified INS (Lucie Anne MOREAU unless told otherwise)."""
+
+    matricule = factory.LazyFunction(ins)
+    birth_name = "MOREAU"
+    first_names = "Lucie Anne"
+    birth_date = date(1990, 5, 2)
+    sex = "F"
+    email = "lucie@example.org"
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        return services.create_patient(
+            ins=kwargs.pop("matricule"), oid="1.2.250.1.213.1.4.10", qualified=True, **kwargs
+        )
+
+
+class StaffFactory(_PersonFactory):
+    """A member of the operator's team: a superuser of the admin."""
+
+    username = "equipe"
+    kind = User.Kind.STAFF
+    is_staff = True
+    is_superuser = True
+
+    @classmethod
+    def _account(cls, **kwargs: Any) -> User:
+        return User.objects.create_user(**kwargs)
+
+
+# --- Domains and mailboxes -------------------------------------------------------------
+
+
+class HostedDomainFactory(DjangoModelFactory[HostedDomain]):
+    """A hosted professional domain (the same row again for the same name)."""
+
+    class Meta:
+        model = HostedDomain
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"domaine{n + 1}.mssante.test")
+
+
+class MailboxFactory(DjangoModelFactory[Mailbox]):
+    """A professional's nominative (PER) box, its address proposed from their name."""
+
+    class Meta:
+        model = Mailbox
+
+    owner = factory.SubFactory(
+        ProfessionalFactory, last_name=factory.Sequence(lambda n: f"Lefèvre{n + 1}"), enrol=False
+    )
+    domain = factory.SubFactory(HostedDomainFactory, name=HOSPITAL)
+    address = None
+
+    @classmethod
+    def _create(cls, model_class: type[Mailbox], *args: Any, **kwargs: Any) -> Mailbox:
+        return mailbox_services.create_personal_mailbox(
+            kwargs["owner"], kwargs["domain"], address=kwargs["address"]
+        )
+
+
+class PatientMailboxFactory(DjangoModelFactory[Mailbox]):
+    """A patient's box ``<INS>@<PATIENT_DOMAIN>``."""
+
+    class Meta:
+        model = Mailbox
+
+    owner = factory.SubFactory(PatientFactory)
+
+    @classmethod
+    def _create(cls, model_class: type[Mailbox], *args: Any, **kwargs: Any) -> Mailbox:
+        user = kwargs["owner"]
+        return mailbox_services.create_mailbox(
+            Mailbox.Kind.PATIENT,
+            patient_services.patient_address(user.username),
+            patient_services.patient_domain(),
+            owner=user,
+            display_name=f"{user.first_name} {user.last_name}",
+        )
+
+
+class OrganisationFactory(DjangoModelFactory[Organisation]):
+    """An organisation with a FINESS number of its own."""
+
+    class Meta:
+        model = Organisation
+
+    name = "Service de cardiologie"
+    finess = factory.Sequence(lambda n: f"75{n + 1:07d}")
+
+
+class SharedMailboxFactory(DjangoModelFactory[Mailbox]):
+    """An organisational (ORG) box, or an applicative (APP) one, of a new organisation."""
+
+    class Meta:
+        model = Mailbox
+
+    responsible = factory.SubFactory(ProfessionalFactory)
+    kind = Mailbox.Kind.ORGANISATIONAL
+    local = factory.Sequence(lambda n: f"service{n + 1}")
+    domain = factory.SubFactory(HostedDomainFactory, name=HOSPITAL)
+    organisation = factory.SubFactory(OrganisationFactory)
+    display_name = "Secrétariat de cardiologie"
+
+    @classmethod
+    def _create(cls, model_class: type[Mailbox], *args: Any, **kwargs: Any) -> Mailbox:
+        domain = kwargs.pop("domain")
+        return mailbox_services.create_mailbox(
+            kwargs.pop("kind"), f"{kwargs.pop('local')}@{domain.name}", domain, **kwargs
+        )
+
+
+class MembershipFactory(DjangoModelFactory[Membership]):
+    """A role in someone else's box, granted by its holder (or its responsible)."""
+
+    class Meta:
+        model = Membership
+
+    mailbox = factory.SubFactory(SharedMailboxFactory)
+    user = factory.SubFactory(ProfessionalFactory)
+    role = Membership.Role.SEND
+
+    @classmethod
+    def _create(cls, model_class: type[Membership], *args: Any, **kwargs: Any) -> Membership:
+        box = kwargs.pop("mailbox")
+        return mailbox_services.grant_membership(
+            box, kwargs.pop("user"), kwargs.pop("role"), by=box.owner or box.responsible, **kwargs
+        )
+
+
+class ApiAgreementFactory(DjangoModelFactory[ApiAgreement]):
+    """The holder's agreement that software may use their box (as given from the preferences)."""
+
+    class Meta:
+        model = ApiAgreement
+
+    mailbox = factory.SubFactory(MailboxFactory)
+    scope = "send"
+
+    @classmethod
+    def _create(cls, model_class: type[ApiAgreement], *args: Any, **kwargs: Any) -> ApiAgreement:
+        box = kwargs.pop("mailbox")
+        return mailbox_services.record_api_agreement(box, by=box.owner or box.responsible, **kwargs)
+
+
+def professional(**kwargs: Any) -> User:
+    return ProfessionalFactory.create(**kwargs)
+
+
+def patient(**kwargs: Any) -> User:
+    return PatientFactory.create(**kwargs)
+
+
+def staff(**kwargs: Any) -> User:
+    return StaffFactory.create(**kwargs)
 
 
 def hosted_domain(name: str | None = None) -> HostedDomain:
-    """A hosted professional domain (created once per name)."""
-    domain, _ = HostedDomain.objects.get_or_create(
-        name=name or f"domaine{next(_domain_seq)}.mssante.test"
-    )
-    return domain
+    return HostedDomainFactory.create(**({"name": name} if name else {}))
 
 
-def mailbox(
-    user: User | None = None, *, domain: HostedDomain | None = None, address: str | None = None
-) -> Mailbox:
-    """A nominative mailbox for ``user`` (a new professional when omitted)."""
-    from mailboxes import services as mailbox_services
-
-    user = user or professional(first_name="Camille", last_name=f"Lefèvre{next(_seq)}", enrol=False)
-    return mailbox_services.create_personal_mailbox(
-        user, domain or hosted_domain("hopital.mssante.test"), address=address
-    )
-
-
-# --- Patients (patient space) ----------------------------------------------------------
+def mailbox(user: User | None = None, **kwargs: Any) -> Mailbox:
+    """A nominative box for ``user`` (a new professional when omitted)."""
+    return MailboxFactory.create(**({"owner": user} if user else {}), **kwargs)
 
 
 def patient_mailbox(user: User | None = None) -> Mailbox:
-    """A patient's box ``<INS>@<PATIENT_DOMAIN>`` (a new enrolled patient when omitted)."""
-    from mailboxes import services as mailbox_services
-    from patients import services as patient_services
-
-    user = user or patient()
-    return mailbox_services.create_mailbox(
-        Mailbox.Kind.PATIENT,
-        patient_services.patient_address(user.username),
-        patient_services.patient_domain(),
-        owner=user,
-        display_name=f"{user.first_name} {user.last_name}",
-    )
+    """A patient's box (a new enrolled patient when omitted)."""
+    return PatientMailboxFactory.create(**({"owner": user} if user else {}))
 
 
-# --- Shared mailboxes and API tokens ---------------------------------------------------
-
-_org_seq = itertools.count(1)
-
-
-def organisation(name: str = "Service de cardiologie") -> Any:
-    """An organisation with a FINESS number (a new one each call)."""
-    from directory.models import Organisation
-
-    return Organisation.objects.create(name=name, finess=f"75{next(_org_seq):07d}")
+def organisation(name: str = "Service de cardiologie") -> Organisation:
+    return OrganisationFactory.create(name=name)
 
 
-def shared_mailbox(
-    responsible: User,
-    *,
-    kind: str = Mailbox.Kind.ORGANISATIONAL,
-    local: str | None = None,
-    domain: HostedDomain | None = None,
-    display_name: str = "Secrétariat de cardiologie",
-) -> Mailbox:
-    """An ORG (or APP) mailbox of a new organisation under ``responsible``."""
-    from mailboxes import services as mailbox_services
-
-    domain = domain or hosted_domain("hopital.mssante.test")
-    box = mailbox_services.create_mailbox(
-        kind,
-        f"{local or f'service{next(_org_seq)}'}@{domain.name}",
-        domain,
-        responsible=responsible,
-        organisation=organisation(),
-        display_name=display_name,
-    )
-    return box
+def shared_mailbox(responsible: User, **kwargs: Any) -> Mailbox:
+    """An ORG (or, with ``kind``, APP) box of a new organisation under ``responsible``."""
+    return SharedMailboxFactory.create(responsible=responsible, **kwargs)
 
 
-def member(box: Mailbox, user: User, role: str, **kwargs: Any) -> Any:
+def member(box: Mailbox, user: User, role: str, **kwargs: Any) -> Membership:
     """Grant ``user`` a role in ``box`` (granted by its holder or responsible)."""
-    from mailboxes import services as mailbox_services
-
-    return mailbox_services.grant_membership(
-        box, user, role, by=box.owner or box.responsible, **kwargs
-    )
+    return MembershipFactory.create(mailbox=box, user=user, role=role, **kwargs)
 
 
-def api_agreement(box: Mailbox, scope: str = "send", **kwargs: Any) -> Any:
-    """The holder's agreement that software may use ``box`` (as given from their preferences)."""
-    from mailboxes import services as mailbox_services
-
-    holder = box.owner or box.responsible
-    return mailbox_services.record_api_agreement(box, by=holder, scope=scope, **kwargs)
+def api_agreement(box: Mailbox, scope: str = "send", **kwargs: Any) -> ApiAgreement:
+    return ApiAgreementFactory.create(mailbox=box, scope=scope, **kwargs)
 
 
-def api_token(box: Mailbox, **kwargs: Any) -> tuple[Any, str]:
+def api_token(box: Mailbox, **kwargs: Any) -> tuple[ApiToken, str]:
     """A token for ``box`` and its clear value (under its holder's agreement for a PER/ORG box)."""
-    from mailboxes import services as mailbox_services
-
     if box.kind in (Mailbox.Kind.PERSONAL, Mailbox.Kind.ORGANISATIONAL):
         kwargs.setdefault("agreement", api_agreement(box, kwargs.get("scope") or "send"))
     return mailbox_services.create_api_token(box, by=None, **kwargs)

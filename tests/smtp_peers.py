@@ -24,7 +24,13 @@ from aiosmtpd.controller import Controller
 from django.db import connections
 
 from mailboxes.transport.inbound import GatewayHandler, make_controller
+from tests.factories import HOSPITAL
 from trust.models import ListedDomain, OperatorCertificate
+
+# The two operators of the SMTP tests (fixtures ``here`` and ``peer``): us, and another
+# operator of the trust space.
+HERE = HOSPITAL
+PEER = "clinique.peer.test"
 
 
 def free_port() -> int:

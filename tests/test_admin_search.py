@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from tests import factories
-from tests.web_clients import logged_in
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
 

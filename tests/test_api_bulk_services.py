@@ -7,17 +7,14 @@ worker on PostgreSQL (the worker fixture of ``test_pipeline_services``), and eac
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
-from mailboxes.models import Delivery, Entry, Mailbox, Message
+from mailboxes.models import Delivery, Entry, Message
 from tests import factories
+from tests.personas import Lab, api_post
 from tests.test_pipeline_services import wait_for, worker  # noqa: F401 - the worker fixture
 
 pytestmark = [
@@ -34,31 +31,11 @@ DOCTORS = 40
 RETRIED = 50  # results whose POST is sent twice with the same Idempotency-Key
 
 
-def post(url: str, token: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(  # noqa: S310 - the test server
-        url,
-        method="POST",
-        data=json.dumps(body).encode(),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
-def test_a_lab_sends_1000_results_to_40_doctors_each_arrives_once(live_server, settings) -> None:
+def test_a_lab_sends_1000_results_to_40_doctors_each_arrives_once(
+    live_server, settings, laboratoire: Lab
+) -> None:
     settings.API_RATE_LIMIT = 100_000
-    biologist = factories.professional(first_name="Sophie", last_name="Bernard", enrol=False)
-    lab = factories.shared_mailbox(
-        biologist, kind=Mailbox.Kind.APPLICATIVE, local="laboratoire", display_name="Labo"
-    )
-    _token, raw = factories.api_token(lab)
+    lab, raw = laboratoire.box, laboratoire.raw
     doctors = [
         factories.mailbox(
             factories.professional(first_name="Médecin", last_name=f"N{i:02d}", enrol=False)
@@ -79,7 +56,7 @@ def test_a_lab_sends_1000_results_to_40_doctors_each_arrives_once(live_server, s
     jobs += jobs[:RETRIED]
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda job: post(url, raw, *job), jobs))
+        answers = list(pool.map(lambda job: api_post(url, raw, *job), jobs))
 
     assert {status for status, _b in answers} == {201}, [a for a in answers if a[0] != 201][:3]
     ids = {b["id"] for _s, b in answers}

@@ -2,48 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
 from django.db import connection
 
 from mailboxes.models import Delivery, IdempotencyRecord, Mailbox, Message
-from tests import factories
+from tests.personas import Lab, api_post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THREADS = 12
 
 
-def post(url: str, token: str, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(  # noqa: S310 - the test server
-        url,
-        method="POST",
-        data=json.dumps(body).encode(),
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - live_server
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
-
-
-def test_concurrent_retries_with_one_key_send_exactly_one_message(live_server) -> None:
+def test_concurrent_retries_with_one_key_send_exactly_one_message(
+    live_server, laboratoire: Lab, doctor: Mailbox
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite serialises every writer anyway")
-    responsible = factories.professional(first_name="Sophie", last_name="Bernard")
-    lab = factories.shared_mailbox(responsible, kind=Mailbox.Kind.APPLICATIVE, local="labo")
-    _token, raw = factories.api_token(lab)
-    doctor_box = factories.mailbox()
+    lab, raw, doctor_box = laboratoire.box, laboratoire.raw, doctor
     body = {"to": [doctor_box.address], "subject": "Résultats", "text": "Glycémie normale."}
     barrier = threading.Barrier(THREADS)
     answers: list[tuple[int, dict[str, Any]]] = []
@@ -51,7 +29,7 @@ def test_concurrent_retries_with_one_key_send_exactly_one_message(live_server) -
 
     def retry() -> None:
         barrier.wait()
-        answer = post(f"{live_server.url}/api/v1/messages", raw, body, "resultat-000123")
+        answer = api_post(f"{live_server.url}/api/v1/messages", raw, body, "resultat-000123")
         with lock:
             answers.append(answer)
 
@@ -68,13 +46,12 @@ def test_concurrent_retries_with_one_key_send_exactly_one_message(live_server) -
     assert IdempotencyRecord.objects.count() == 1
 
 
-def test_concurrent_retries_with_one_key_and_another_body_get_409(live_server) -> None:
+def test_concurrent_retries_with_one_key_and_another_body_get_409(
+    live_server, laboratoire: Lab, doctor: Mailbox
+) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (DATABASE_URL)")
-    responsible = factories.professional(first_name="Sophie", last_name="Bernard")
-    lab = factories.shared_mailbox(responsible, kind=Mailbox.Kind.APPLICATIVE, local="labo")
-    _token, raw = factories.api_token(lab)
-    doctor_box = factories.mailbox()
+    lab, raw, doctor_box = laboratoire.box, laboratoire.raw, doctor
     bodies = [
         {"to": [doctor_box.address], "subject": f"Résultats {i % 2}", "text": "."} for i in range(6)
     ]
@@ -84,7 +61,7 @@ def test_concurrent_retries_with_one_key_and_another_body_get_409(live_server) -
 
     def retry(body: dict[str, Any]) -> None:
         barrier.wait()
-        status, _b = post(f"{live_server.url}/api/v1/messages", raw, body, "k-1")
+        status, _b = api_post(f"{live_server.url}/api/v1/messages", raw, body, "k-1")
         with lock:
             answers.append(status)
 

@@ -15,30 +15,18 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from mailboxes import services
 from mailboxes.models import Entry, IdempotencyRecord, Mailbox, Message
-from tests import factories
+from tests.personas import Lab, send
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def lab(django_capture_on_commit_callbacks: Any) -> dict[str, Any]:
-    responsible = factories.professional(first_name="Sophie", last_name="Bernard")
-    box = factories.shared_mailbox(responsible, kind=Mailbox.Kind.APPLICATIVE, local="labo")
-    _token, raw = factories.api_token(box)
-    doctor = factories.mailbox()
-    with django_capture_on_commit_callbacks(execute=True):
-        services.submit_message(
-            mailbox=doctor,
-            author=doctor.owner,
-            to=[box.address],
-            cc=[],
-            subject="Demande",
-            text=".",
-        )
+def lab(laboratoire: Lab, doctor: Mailbox) -> dict[str, Any]:
+    box = laboratoire.box
+    send(doctor, [box.address], subject="Demande", text=".")
     entry = Entry.objects.get(mailbox=box)
-    return {"box": box, "raw": raw, "to": doctor.address, "entry": entry}
+    return {"box": box, "raw": laboratoire.raw, "to": doctor.address, "entry": entry}
 
 
 def _stored() -> tuple[int, int, int]:

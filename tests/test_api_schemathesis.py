@@ -25,9 +25,8 @@ from schemathesis.config._checks import PositiveDataAcceptanceConfig
 from schemathesis.config._phases import InferenceConfig
 from schemathesis.generation.modes import GenerationMode
 
-from mailboxes import services
 from mailboxes.models import Mailbox
-from tests import factories
+from tests.personas import Lab, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,16 +38,11 @@ HYPOTHESIS = {
 
 
 @pytest.fixture
-def lab(live_server: Any) -> dict[str, Any]:
-    responsible = factories.professional(first_name="Sophie", last_name="Bernard")
-    box = factories.shared_mailbox(responsible, kind=Mailbox.Kind.APPLICATIVE, local="labo")
-    _token, raw = factories.api_token(box)
-    doctor = factories.mailbox()
+def lab(live_server: Any, laboratoire: Lab, doctor: Mailbox) -> dict[str, Any]:
+    box = laboratoire.box
     # Something to find, so that listing, reading and flags do more than 404.
-    services.submit_message(
-        mailbox=doctor, author=doctor.owner, to=[box.address], cc=[], subject="Demande", text="."
-    )
-    return {"url": live_server.url, "token": raw, "box": box, "doctor": doctor}
+    submit(doctor, [box.address], subject="Demande", text=".")
+    return {"url": live_server.url, "token": laboratoire.raw, "box": box, "doctor": doctor}
 
 
 def _schema(lab: dict[str, Any], *, any_code_point: bool = False) -> Any:

@@ -38,7 +38,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection, transaction
-from django.test import Client, TestCase, override_settings
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
@@ -47,12 +47,12 @@ from accounts import services as account_services
 from charter import inactivity
 from charter.models import InactivityWarning
 from mailboxes import services
-from mailboxes.models import Delivery, Entry, Folder, Mailbox, Membership, Message
+from mailboxes.models import Delivery, Entry, Folder, Membership
 from mailboxes.selectors import Access
 from mssante.celery import app as celery_app
 from mssante.lib import mime, xdm
 from tests import factories, personas
-from tests.personas import Personas
+from tests.personas import Personas, send
 
 pytestmark = pytest.mark.django_db
 
@@ -164,11 +164,6 @@ class World:
         return next(a["index"] for a in message.attachments if a["filename"] == filename)
 
 
-def _send(**kwargs: Any) -> Message:
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return services.submit_message(cc=[], **kwargs)
-
-
 def _xdm_package(p: Personas) -> bytes:
     identity = p.patient.patient
     return xdm.build(
@@ -186,14 +181,6 @@ def _xdm_package(p: Personas) -> bytes:
     )
 
 
-def _api_token(box: Mailbox, scope: str) -> str:
-    holder = box.owner or box.responsible
-    agreement = services.record_api_agreement(
-        box, by=holder, scope=scope, software="Logiciel de cabinet"
-    )
-    return services.create_api_token(box, by=None, agreement=agreement)[1]
-
-
 def build_world() -> World:
     p = personas.build()
     w = World(p)
@@ -201,10 +188,10 @@ def build_world() -> World:
     package = _xdm_package(p)
     for key in BOXES:
         box = p.box(key)
-        message = _send(
-            mailbox=outsider,
+        message = send(
+            outsider,
+            [box.address],
             author=p.outsider,
-            to=[box.address],
             subject="Compte rendu",
             text="Bonjour.",
             attachments=[
@@ -235,10 +222,10 @@ def build_world() -> World:
             w.drafts[key], "a.pdf", "application/pdf", PDF, by=p.owner
         ).pk
         w.grants[key] = Membership.objects.get(mailbox=box, user=p.delegate_read)
-        to_patient = _send(
-            mailbox=box,
+        to_patient = send(
+            box,
+            [p.patient_box.address],
             author=p.owner,
-            to=[p.patient_box.address],
             subject="Résultats",
             text=".",
             attachments=[mime.Attachment("resultats.pdf", "application/pdf", PDF)],
@@ -248,17 +235,17 @@ def build_world() -> World:
             w.patient_entry = Entry.objects.get(mailbox=p.patient_box, message=to_patient)
             w.patient_pdf = to_patient.attachments[0]["index"]
     # The outsider's conversation with the other patient, which the owner was later copied in.
-    theirs = _send(
-        mailbox=outsider,
+    theirs = send(
+        outsider,
+        [p.other_patient_box.address],
         author=p.outsider,
-        to=[p.other_patient_box.address],
         subject="Suivi",
         text=".",
     )
-    copy = _send(
-        mailbox=outsider,
+    copy = send(
+        outsider,
+        [p.per.address],
         author=p.outsider,
-        to=[p.per.address],
         subject="Re : Suivi",
         text="Pour information.",
         in_reply_to=theirs,
@@ -278,9 +265,9 @@ def build_world() -> World:
     )
     w.objection = inactivity.objection_token(warning)
     w.tokens = {
-        "per_send": _api_token(p.per, "send"),
-        "per_read": _api_token(p.per, "read"),
-        "org_send": _api_token(p.org, "send"),
+        "per_send": factories.api_token(p.per, scope="send")[1],
+        "per_read": factories.api_token(p.per, scope="read")[1],
+        "org_send": factories.api_token(p.org, scope="send")[1],
     }
     w.agreements = {key: services.live_agreement(p.box(key)) for key in BOXES}
     revoked, raw = services.create_api_token(

@@ -29,7 +29,7 @@ from charter.tests.factories import received_message
 from directory.models import DirectoryEntry, WithheldAddress
 from mailboxes.models import Mailbox
 from tests import factories as f
-from tests.web_clients import logged_in, second_session
+from tests.personas import logged_in, login
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def where_listed(viewer: User, box: Mailbox, name: str) -> set[str]:
     """Where ``viewer`` (and anyone, for FHIR) finds ``box`` when looking for ``name``."""
     found = set()
     # A session of its own each time: a test may have moved the clock by months.
-    client = second_session(viewer)
+    client = login(viewer)
     results = client.post("/annuaire/", {"q": name}, follow=True)
     assert results.status_code == 200
     if box.address in html.unescape(results.content.decode()):
@@ -124,7 +124,7 @@ class _FormReader(HTMLParser):
 def change_in_admin(staff: User, box: Mailbox, **changes: Any) -> Any:
     """Open the box's change page, change some fields, save (as staff do in a browser)."""
     url = f"{MAILBOXES}{box.pk}/change/"
-    client = second_session(staff)
+    client = login(staff)
     page = client.get(url)
     assert page.status_code == 200
     reader = _FormReader("mailbox_form")
@@ -143,7 +143,7 @@ def change_in_admin(staff: User, box: Mailbox, **changes: Any) -> Any:
 
 def list_action(staff: User, action: str, *boxes: Mailbox) -> None:
     """Tick boxes in the list and apply an action."""
-    response = second_session(staff).post(
+    response = login(staff).post(
         MAILBOXES, {"action": action, "_selected_action": [b.pk for b in boxes], "index": "0"}
     )
     assert response.status_code == 302
@@ -179,7 +179,7 @@ def test_a_box_created_on_the_liste_rouge_in_the_admin_is_never_listed(
 ) -> None:
     holder = f.professional(first_name="Ninon", last_name="Invisible", enrol=False)
     domain = f.hosted_domain("hopital.mssante.test")
-    created = second_session(staff).post(
+    created = login(staff).post(
         f"{MAILBOXES}add/",
         {"kind": "PER", "domain": domain.pk, "owner": holder.pk, "liste_rouge": "on"},
     )
@@ -231,7 +231,7 @@ def test_staff_cannot_reopen_the_box_of_a_closed_account(viewer: User, staff: Us
     assert box.owner is not None
     change_in_admin(staff, box, status=Mailbox.Status.CLOSED)
     account_services.close_account(box.owner, reason="Départ", by=None)
-    client = second_session(staff)
+    client = login(staff)
     page = client.get(f"{MAILBOXES}{box.pk}/change/")
     reader = _FormReader("mailbox_form")
     reader.feed(page.content.decode())
@@ -256,7 +256,7 @@ def test_a_box_closed_by_a_sanction_leaves_the_directory(viewer: User, staff: Us
         reason="Publicité non sollicitée",
     )
     assert where_listed(viewer, spammer_box, "Pourriel") == EVERYWHERE
-    decided = second_session(staff).post(
+    decided = login(staff).post(
         "/admin/charter/abusereport/",
         {
             "action": "decide_close",

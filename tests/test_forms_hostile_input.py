@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote_from_bytes, urlencode, urlsplit
 
@@ -25,12 +24,13 @@ from django.apps import apps
 from django.db import transaction
 from django.test import Client
 
+from accounts.models import User
 from mailboxes import services
 from mailboxes.models import Entry
 from mssante.lib import mime
 from tests import factories
 from tests.crawl import Form, crawl, shape
-from tests.web_clients import logged_in
+from tests.personas import Person, logged_in, send
 
 pytestmark = pytest.mark.django_db
 
@@ -147,45 +147,19 @@ def _upload() -> Any:
 
 
 @pytest.fixture
-def people(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> dict[str, Any]:
-    def run(fn: Callable[..., Any], **kwargs: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return fn(**kwargs)
-
-    domain = factories.hosted_domain("hopital.mssante.test")
-    doctor = factories.professional(first_name="Claire", last_name="Martin")
-    colleague = factories.professional(first_name="Paul", last_name="Durand")
-    delegate = factories.professional(first_name="Anne", last_name="Lecture")
-    patient = factories.patient()
-    box = factories.mailbox(doctor, domain=domain)
+def people(claire: Person, paul: Person, lucie: Person, anne: User) -> dict[str, Any]:
+    (doctor, box), other, (patient, patient_box) = claire, paul.box, lucie
     org = factories.shared_mailbox(doctor, local="cardiologie")
-    other = factories.mailbox(colleague, domain=domain)
-    patient_box = factories.patient_mailbox(patient)
-    services.grant_membership(box, delegate, "read", by=doctor)
-    services.grant_membership(org, delegate, "send", by=doctor)
+    services.grant_membership(box, anne, "read", by=doctor)
+    services.grant_membership(org, anne, "send", by=doctor)
     services.create_folder(box, "Cardiologie", by=doctor)
-    message = run(
-        services.submit_message,
-        mailbox=other,
-        author=colleague,
-        to=[box.address, org.address],
-        cc=[],
-        subject="Compte rendu",
-        text="Bonjour.",
+    message = send(
+        other,
+        [box.address, org.address],
         attachments=[mime.Attachment("cr.pdf", "application/pdf", PDF)],
     )
     assert Entry.objects.filter(mailbox=box, message=message).exists()
-    run(
-        services.submit_message,
-        mailbox=box,
-        author=doctor,
-        to=[patient_box.address],
-        cc=[],
-        subject="Vos résultats",
-        text="Bonjour Madame.",
-    )
+    send(box, [patient_box.address], subject="Vos résultats", text="Bonjour Madame.")
     draft = services.save_draft(
         mailbox=box, author=doctor, draft=None, to=[other.address], cc=[], subject="B", text="."
     )

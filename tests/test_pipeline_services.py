@@ -29,7 +29,7 @@ from mailboxes import services, tasks
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.services import queue
 from mssante.celery import app as celery_app
-from tests import factories
+from tests.personas import person
 
 pytestmark = [
     pytest.mark.services,
@@ -124,16 +124,8 @@ def worker(
 
 
 @pytest.fixture
-def boxes() -> tuple[Mailbox, Mailbox, Mailbox]:
-    doctor = factories.mailbox(
-        factories.professional(first_name="Claire", last_name="Martin", enrol=False)
-    )
-    nurse = factories.mailbox(
-        factories.professional(first_name="Julien", last_name="Dupont", enrol=False)
-    )
-    pharmacist = factories.mailbox(
-        factories.professional(first_name="Sophie", last_name="Bernard", enrol=False)
-    )
+def boxes(doctor: Mailbox, nurse: Mailbox) -> tuple[Mailbox, Mailbox, Mailbox]:
+    pharmacist = person("Sophie", "Bernard", profession="21").box
     return doctor, nurse, pharmacist
 
 

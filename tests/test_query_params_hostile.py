@@ -15,8 +15,8 @@ import pytest
 from django.test import Client
 
 from tests.crawl import crawl, shape
+from tests.personas import logged_in
 from tests.test_forms_hostile_input import people  # noqa: F401 - the same world
-from tests.web_clients import logged_in
 
 pytestmark = pytest.mark.django_db
 

@@ -12,11 +12,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from mailboxes import services
 from mailboxes.models import Entry, Mailbox
 from mssante.lib import mime
 from tests import factories
-from tests.web_clients import logged_in, second_session
+from tests.personas import Person, logged_in, login, send
 
 pytestmark = pytest.mark.django_db
 
@@ -25,32 +24,15 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 @pytest.fixture
-def world(django_capture_on_commit_callbacks: Any) -> dict[str, Any]:
-    domain = factories.hosted_domain("hopital.mssante.test")
-    doctor = factories.professional(first_name="Claire", last_name="Martin")
-    colleague = factories.professional(first_name="Paul", last_name="Durand")
-    box = factories.mailbox(doctor, domain=domain)
-    other = factories.mailbox(colleague, domain=domain)
-    patient = factories.patient()
-    patient_box = factories.patient_mailbox(patient)
-    with django_capture_on_commit_callbacks(execute=True):
-        message = services.submit_message(
-            mailbox=other,
-            author=colleague,
-            to=[box.address],
-            cc=[],
-            subject="Bilan de Mme Dupont-Lefranc",
-            text="Bonjour.",
-            attachments=[mime.Attachment("cr.pdf", "application/pdf", PDF)],
-        )
-        services.submit_message(
-            mailbox=box,
-            author=doctor,
-            to=[patient_box.address],
-            cc=[],
-            subject="Vos résultats",
-            text="Bonjour Madame.",
-        )
+def world(claire: Person, paul: Person, lucie: Person) -> dict[str, Any]:
+    (doctor, box), other, (patient, patient_box) = claire, paul.box, lucie
+    message = send(
+        other,
+        [box.address],
+        subject="Bilan de Mme Dupont-Lefranc",
+        attachments=[mime.Attachment("cr.pdf", "application/pdf", PDF)],
+    )
+    send(box, [patient_box.address], subject="Vos résultats", text="Bonjour Madame.")
     lab = factories.shared_mailbox(doctor, kind=Mailbox.Kind.APPLICATIVE, local="labo")
     _token, raw = factories.api_token(box)
     return {
@@ -171,7 +153,7 @@ def test_a_webmail_search_keeps_its_terms_out_of_every_url(world: dict[str, Any]
     # Reload and back button: the same URL gives the same results.
     assert "Bilan de Mme Dupont-Lefranc" in client.get(location).content.decode()
     # The id means nothing in another session (no term reaches another user either).
-    other = second_session(world["doctor"])
+    other = login(world["doctor"])
     assert "Dupont-Lefranc" not in other.get(location).content.decode()
 
 

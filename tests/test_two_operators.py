@@ -52,8 +52,7 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path, settings: Any) -> Iterator[World]:
-    ca = trustme.CA()
+def world(ca: trustme.CA, tmp_path: Path, settings: Any) -> Iterator[World]:
     a = make_operator(ca, "opa.test", tmp_path / "a")
     b = make_operator(ca, "opb.test", tmp_path / "b")
     a.list()

@@ -15,6 +15,7 @@ from django_otp.oath import totp
 from accounts import services
 from accounts.views.activation import SESSION_SECRET
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
 NEW_PASSWORD = "Ma-phrase-de-passe-2026"
@@ -131,9 +132,7 @@ def test_after_activation_the_holder_sees_ten_backup_codes_that_each_work_once()
 def test_a_password_change_ends_the_links_issued_before():
     doctor = f.professional()
     path = services.issue_activation_link(doctor, by=None)
-    client = Client()
-    client.post("/connexion/", {"identifier": doctor.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(doctor)})
+    client = logged_in(doctor)
     client.post(
         "/compte/mot-de-passe/",
         {

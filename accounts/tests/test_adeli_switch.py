@@ -14,15 +14,9 @@ from accounts import services
 from accounts.models import FormerAdeli
 from audit.models import AuditEvent
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def _login(identifier: str, user) -> Client:
-    client = Client()
-    client.post("/connexion/", {"identifier": identifier, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(user)})
-    return client
 
 
 def test_the_switch_keeps_the_same_account_and_its_history():
@@ -45,13 +39,13 @@ def test_the_old_adeli_number_logs_in_during_the_transition_with_a_notice():
     rpps = f.rpps()
     services.switch_to_rpps(nurse.professional, rpps, by=None)
     with time_machine.travel(timezone.now(), tick=False) as traveller:
-        client = _login(adeli, nurse)
+        client = logged_in(nurse, identifier=adeli)
         response = client.get("/messagerie/")
         assert response.status_code == 200
         assert rpps in response.content.decode()
         # The next code (a code is accepted once) with the new number.
         traveller.shift(timedelta(seconds=30))
-        assert _login(rpps, nurse).get("/messagerie/").status_code == 200
+        assert logged_in(nurse, identifier=rpps).get("/messagerie/").status_code == 200
 
 
 def test_the_old_adeli_number_stops_working_after_the_transition():

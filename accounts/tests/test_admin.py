@@ -7,16 +7,9 @@ from django.test import Client
 
 from accounts.models import User
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff_client(user: User, *, with_code: bool) -> Client:
-    client = Client()
-    client.post("/connexion/", {"identifier": user.username, "password": f.PASSWORD})
-    if with_code:
-        client.post("/connexion/code/", {"code": f.code_for(user)})
-    return client
 
 
 def test_the_admin_refuses_a_password_only_session():
@@ -29,23 +22,20 @@ def test_the_admin_refuses_a_password_only_session():
 
 def test_the_admin_opens_after_the_code_step():
     boss = f.staff()
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     assert client.get("/admin/").status_code == 200
 
 
 def test_a_professional_never_reaches_the_admin():
     doctor = f.professional()
-    client = Client()
-    client.post("/connexion/", {"identifier": doctor.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(doctor)})
-    assert client.get("/admin/").status_code == 302
+    assert logged_in(doctor).get("/admin/").status_code == 302
 
 
 def test_staff_find_a_professional_by_rpps_and_a_patient_by_ins():
     boss = f.staff()
     doctor = f.professional(last_name="Rousseau")
     patient = f.patient()
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     by_rpps = client.get("/admin/accounts/user/", {"q": doctor.professional.id_number})
     assert "Rousseau" in by_rpps.content.decode()
     by_ins = client.get("/admin/accounts/user/", {"q": patient.patient.ins})
@@ -55,7 +45,7 @@ def test_staff_find_a_professional_by_rpps_and_a_patient_by_ins():
 def test_closing_from_the_admin_requires_a_reason():
     boss = f.staff()
     doctor = f.professional()
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     url = "/admin/accounts/user/"
     first = client.post(url, {"action": "close", "_selected_action": [doctor.pk]})
     assert first.status_code == 200 and "Motif" in first.content.decode()
@@ -80,7 +70,7 @@ def test_closing_from_the_admin_requires_a_reason():
 def test_staff_issue_an_activation_link_from_the_admin():
     boss = f.staff()
     nurse = f.professional(password=None, enrol=False)
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     response = client.post(
         "/admin/accounts/user/",
         {"action": "issue_activation_link", "_selected_action": [nurse.pk]},
@@ -92,7 +82,7 @@ def test_staff_issue_an_activation_link_from_the_admin():
 def test_staff_switch_adeli_to_rpps_from_the_admin():
     boss = f.staff()
     nurse = f.professional(identifier=f.adeli(), profession="60")
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     rpps = f.rpps()
     client.post(
         "/admin/accounts/user/",
@@ -110,7 +100,7 @@ def test_staff_switch_adeli_to_rpps_from_the_admin():
 def test_staff_grant_an_eligibility_override_with_a_reason_from_the_admin():
     boss = f.staff()
     aide = f.professional(profession="35")
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     url = "/admin/accounts/user/"
     client.post(
         url,
@@ -135,7 +125,7 @@ def test_a_reset_link_goes_to_the_holders_address_never_to_the_staff_screen(
     doctor = f.professional()
     doctor.email = "camille@example.org"
     doctor.save()
-    client = _staff_client(boss, with_code=True)
+    client = logged_in(boss)
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(

@@ -15,16 +15,10 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
 URL = "/compte/adresse-e-mail/"
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.post("/connexion/", {"identifier": user.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(user)})
-    return client
 
 
 def link_in(body: str) -> str:

@@ -26,17 +26,9 @@ from accounts.models import BackupCodeDevice, EmailCodeDevice, TOTPDevice, User
 from accounts.tests.test_activation import shown_backup_codes
 from audit.models import AuditEvent
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def staff_client(user: User) -> Client:
-    """Staff through the real login: password, then the code of their application."""
-    client = Client()
-    client.post("/connexion/", {"identifier": user.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(user)})
-    assert client.get("/admin/").status_code == 200
-    return client
 
 
 def enrol_by_login(user: User) -> tuple[Client, bytes, list[str]]:
@@ -92,7 +84,7 @@ def test_no_admin_page_shows_a_second_factor_secret_or_a_backup_code():
     doctor = f.professional(enrol=False, last_name="Rousseau")
     _client, secret, codes = enrol_by_login(doctor)
     boss = f.staff()
-    pages = crawl_admin(staff_client(boss))
+    pages = crawl_admin(logged_in(boss))
     for url, html in pages.items():
         for text in secret_forms(secret):
             assert text not in html, f"TOTP secret shown on {url}"
@@ -110,7 +102,7 @@ def test_no_admin_form_adds_or_edits_a_second_factor():
 
     services.use_email_codes(patient)
     boss = f.staff()
-    client = staff_client(boss)
+    client = logged_in(boss)
     for url in (
         "/admin/otp_totp/totpdevice/add/",
         "/admin/otp_static/staticdevice/add/",
@@ -155,7 +147,7 @@ def test_staff_reset_a_second_factor_with_a_reason_journaled_and_told_to_the_hol
     session, secret, codes = enrol_by_login(doctor)
     assert is_in(session)
     boss = f.staff()
-    client = staff_client(boss)
+    client = logged_in(boss)
     url = "/admin/accounts/user/"
     action = {"action": "reset_second_factor", "_selected_action": [doctor.pk]}
     assert "Motif" in client.post(url, action).content.decode()

@@ -2,27 +2,20 @@
 
 import pytest
 from django.contrib.auth.models import Group
-from django.test import Client
 
 from audit import journal
 from audit.models import AuditEvent
 from tests import factories as f
+from tests.personas import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff_client(user) -> Client:
-    client = Client()
-    client.post("/connexion/", {"identifier": user.username, "password": f.PASSWORD})
-    client.post("/connexion/code/", {"code": f.code_for(user)})
-    return client
 
 
 def test_a_change_in_the_admin_is_journaled_with_field_names_only():
     # Any ModelAdmin, ours or Django's: the journal listens to the admin's own log.
     boss = f.staff()
     group = Group.objects.create(name="Secrétariat")
-    client = _staff_client(boss)
+    client = logged_in(boss)
     response = client.post(
         f"/admin/auth/group/{group.pk}/change/", {"name": "Secrétariat de la clinique du Parc"}
     )

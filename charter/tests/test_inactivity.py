@@ -16,16 +16,14 @@ from charter import inactivity
 from charter.models import InactivityWarning
 from mailboxes.models import Mailbox
 from tests import factories as f
+from tests.personas import person
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def box() -> Mailbox:
-    holder = f.professional(first_name="Odile", last_name="Absente", enrol=False)
-    holder.email = "odile@example.org"
-    holder.save()
-    return f.mailbox(holder)
+    return person("Odile", "Absente", enrol=False, email="odile@example.org").box
 
 
 def run_after(days: int) -> inactivity.InactivityRun:

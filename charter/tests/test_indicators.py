@@ -11,20 +11,18 @@ from django.test import Client
 from django.utils import timezone
 
 from charter import indicators, services
-from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import HostedDomain, Mailbox
 from tests import factories as f
+from tests.personas import Person, send
 from trust import submission
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def activity(django_capture_on_commit_callbacks: Capture) -> dict[str, Any]:
-    doctor = f.professional(first_name="Claire", last_name="Martin", enrol=False)
-    nurse = f.professional(first_name="Julien", last_name="Dupont", enrol=False)
-    dbox, nbox = f.mailbox(doctor), f.mailbox(nurse)
+def activity(claire: Person, julien: Person) -> dict[str, Any]:
+    (doctor, dbox), (nurse, nbox) = claire, julien
     f.mailbox()  # a box with no activity this month
     patient = f.patient(enrol=False)
     patients = HostedDomain.objects.create(
@@ -33,9 +31,9 @@ def activity(django_capture_on_commit_callbacks: Capture) -> dict[str, Any]:
     pbox = mailbox_services.create_mailbox(
         Mailbox.Kind.PATIENT, f"{patient.username}@patient.mssante.test", patients, owner=patient
     )
-    send(django_capture_on_commit_callbacks, dbox, [nbox.address])
-    send(django_capture_on_commit_callbacks, dbox, [nbox.address, pbox.address])
-    reply = send(django_capture_on_commit_callbacks, nbox, [dbox.address])
+    send(dbox, [nbox.address])
+    send(dbox, [nbox.address, pbox.address])
+    reply = send(nbox, [dbox.address])
     submission.record_refusal("recipient_limit", mailbox=dbox, author=doctor)
     submission.record_refusal("trust_space", mailbox=dbox, author=doctor)
     submission.record_refusal("trust_space", mailbox=nbox, author=nurse)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -9,24 +11,23 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from charter.tests.helpers import Capture, login, send
 from mailboxes import blobs, services
 from mailboxes.models import Delivery, Entry, Folder, Message, Quarantine
 from mailboxes.services import quarantine
 from mssante.lib import mime
 from tests import factories as f
+from tests.personas import Person, login, send
 from trust.scanning import ScanStatus, ScanVerdict
 
+Capture = Callable[..., AbstractContextManager[Any]]
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
 @pytest.fixture
-def boxes() -> dict[str, Any]:
-    doctor = f.professional(first_name="Claire", last_name="Martin")
-    nurse = f.professional(first_name="Julien", last_name="Dupont")
-    return {"doctor": doctor, "nurse": nurse, "dbox": f.mailbox(doctor), "nbox": f.mailbox(nurse)}
+def boxes(claire: Person, julien: Person) -> dict[str, Any]:
+    return {"doctor": claire.user, "nurse": julien.user, "dbox": claire.box, "nbox": julien.box}
 
 
 def held_message(boxes: dict[str, Any], capture: Capture) -> Message:
@@ -95,10 +96,8 @@ def test_the_senders_copy_says_quarantine_and_offers_no_attachment(
     assert client.get(reverse("webmail_download", args=[sent.pk, 1])).status_code == 404
 
 
-def test_a_message_not_scanned_says_so_and_never_clean(
-    boxes: dict[str, Any], django_capture_on_commit_callbacks: Capture
-) -> None:
-    message = send(django_capture_on_commit_callbacks, boxes["dbox"], [boxes["nbox"].address])
+def test_a_message_not_scanned_says_so_and_never_clean(boxes: dict[str, Any]) -> None:
+    message = send(boxes["dbox"], [boxes["nbox"].address])
     assert Message.objects.get(pk=message.pk).scan_status == Message.ScanStatus.NOT_SCANNED
     entry = Entry.objects.get(mailbox=boxes["nbox"], message=message)
     page = login(boxes["nurse"]).get(reverse("webmail_read", args=[entry.pk])).content.decode()

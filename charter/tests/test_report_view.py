@@ -8,19 +8,19 @@ import pytest
 from django.urls import reverse
 
 from charter.models import AbuseReport
-from charter.tests.helpers import Capture, login, send
 from mailboxes.models import Entry
 from tests import factories as f
+from tests.personas import login, send
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def setup(django_capture_on_commit_callbacks: Capture) -> dict[str, Any]:
+def setup() -> dict[str, Any]:
     spammer = f.professional(first_name="Paul", last_name="Pourriel")
     victim = f.professional(first_name="Inès", last_name="Destinataire")
     sender_box, victim_box = f.mailbox(spammer), f.mailbox(victim)
-    message = send(django_capture_on_commit_callbacks, sender_box, [victim_box.address])
+    message = send(sender_box, [victim_box.address])
     entry = Entry.objects.get(mailbox=victim_box, message=message)
     sent = Entry.objects.get(mailbox=sender_box, message=message)
     return {"victim": victim, "entry": entry, "sent": sent, "spammer": spammer}

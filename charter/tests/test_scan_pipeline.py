@@ -9,6 +9,8 @@ import io
 import os
 import socket
 import zipfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +19,14 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from charter.tests.helpers import Capture, send
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message, Quarantine
 from mssante.lib import mime
 from mssante.lib.clamd import ClamdClient
-from tests import factories as f
+from tests.personas import send
 from trust.scanning import ClamdUnavailable
+
+Capture = Callable[..., AbstractContextManager[Any]]
 
 pytestmark = pytest.mark.django_db
 
@@ -53,9 +56,7 @@ def clamd(settings: Any) -> None:
 
 
 @pytest.fixture
-def boxes() -> tuple[Mailbox, Mailbox]:
-    doctor = f.mailbox(f.professional(first_name="Claire", last_name="Martin", enrol=False))
-    nurse = f.mailbox(f.professional(first_name="Julien", last_name="Dupont", enrol=False))
+def boxes(doctor: Mailbox, nurse: Mailbox) -> tuple[Mailbox, Mailbox]:
     return doctor, nurse
 
 
@@ -74,11 +75,10 @@ def closed_port() -> str:
 
 @needs_clamd
 def test_a_clean_message_is_scanned_clean_and_delivered(
-    clamd: None, boxes: tuple[Mailbox, Mailbox], django_capture_on_commit_callbacks: Capture
+    clamd: None, boxes: tuple[Mailbox, Mailbox]
 ) -> None:
     doctor, nurse = boxes
     message = send(
-        django_capture_on_commit_callbacks,
         doctor,
         [nurse.address],
         attachments=[mime.Attachment("cr.pdf", "application/pdf", PDF)],
@@ -102,14 +102,11 @@ def test_a_clean_message_is_scanned_clean_and_delivered(
 def test_eicar_is_quarantined_never_delivered(
     clamd: None,
     boxes: tuple[Mailbox, Mailbox],
-    django_capture_on_commit_callbacks: Capture,
     attachment: mime.Attachment,
     how: str,
 ) -> None:
     doctor, nurse = boxes
-    message = send(
-        django_capture_on_commit_callbacks, doctor, [nurse.address], attachments=[attachment]
-    )
+    message = send(doctor, [nurse.address], attachments=[attachment])
     if how == "as base64":
         raw = services.read_raw(message)
         assert EICAR not in raw and b"Content-Transfer-Encoding: base64" in raw
@@ -136,7 +133,7 @@ def test_clamd_down_the_message_waits_then_is_delivered_once(
 ) -> None:
     doctor, nurse = boxes
     settings.CLAMD_ADDRESS = closed_port()
-    message = send(django_capture_on_commit_callbacks, doctor, [nurse.address])
+    message = send(doctor, [nurse.address])
     message.refresh_from_db()
     assert message.scan_status == Message.ScanStatus.PENDING
     assert Delivery.objects.get(message=message).status == Delivery.Status.QUEUED
@@ -161,11 +158,9 @@ def test_clamd_down_the_message_waits_then_is_delivered_once(
     assert AuditEvent.objects.filter(action="message.delivered").count() == 1
 
 
-def test_scanning_off_means_not_scanned_never_clean(
-    boxes: tuple[Mailbox, Mailbox], django_capture_on_commit_callbacks: Capture
-) -> None:
+def test_scanning_off_means_not_scanned_never_clean(boxes: tuple[Mailbox, Mailbox]) -> None:
     doctor, nurse = boxes
-    message = send(django_capture_on_commit_callbacks, doctor, [nurse.address])
+    message = send(doctor, [nurse.address])
     message.refresh_from_db()
     assert message.scan_status == Message.ScanStatus.NOT_SCANNED
     assert Entry.objects.filter(mailbox=nurse, message=message).exists()
@@ -180,7 +175,6 @@ def test_staff_release_a_held_message_and_it_is_delivered_once(
 ) -> None:
     doctor, nurse = boxes
     message = send(
-        django_capture_on_commit_callbacks,
         doctor,
         [nurse.address],
         attachments=[mime.Attachment("note.txt", "text/plain", EICAR)],

@@ -1,4 +1,4 @@
-"""Logged-in clients for the directory tests."""
+"""Logged-in clients for the directory tests: a professional and a patient, neither with a box."""
 
 from __future__ import annotations
 
@@ -6,15 +6,7 @@ import pytest
 from django.test import Client
 
 from tests import factories as f
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    identifier = user.professional.id_number if user.kind == "professional" else user.username
-    client.post("/connexion/", {"identifier": identifier, "password": f.PASSWORD})
-    response = client.post("/connexion/code/", {"code": f.code_for(user)})
-    assert response.status_code == 302, "login failed"
-    return client
+from tests.personas import logged_in
 
 
 @pytest.fixture

@@ -7,22 +7,13 @@ from playwright.sync_api import Page, expect
 
 from directory.tests import factories as df
 from tests import factories as f
+from tests.browser.test_webmail import log_in
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.urls("directory.tests.urls_browser"),
 ]
-
-
-def login(page: Page, base: str, user) -> None:
-    page.goto(base + "/connexion/")
-    page.locator("#id_identifier").fill(user.professional.id_number)
-    page.locator("#id_password").fill(f.PASSWORD)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f.code_for(user))
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(lambda url: "/connexion/" not in url)
 
 
 def test_typing_dup_suggests_the_colleague_and_picking_fills_the_recipients(
@@ -36,7 +27,7 @@ def test_typing_dup_suggests_the_colleague_and_picking_fills_the_recipients(
         city="BORDEAUX",
     )
     df.entry(address="secret@medecin.mssante.fr", last_name="DUPUIS", kind="APP")
-    login(page, live_server.url, f.professional())
+    log_in(page, live_server.url, f.professional())
     page.goto(live_server.url + "/test/destinataires/")
     field = page.get_by_role("combobox", name="Destinataires")
     field.fill("alice@medecin.mssante.fr, dup")
@@ -58,7 +49,7 @@ def test_the_search_page_with_results_has_no_accessibility_violation(live_server
         df.entry(
             address=f"helene{i}@medecin.mssante.fr", first_name="HELENE", last_name=f"LEGER{i:02d}"
         )
-    login(page, live_server.url, f.professional())
+    log_in(page, live_server.url, f.professional())
     page.goto(live_server.url + "/annuaire/")
     page.get_by_label("Nom ou adresse").fill("Hélène")
     page.get_by_role("button", name="Rechercher").click()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -17,32 +15,21 @@ from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import AccessEvent, ApiToken, Entry, Mailbox, Message
 from tests import factories
+from tests.personas import Lab, after_commit, login
 
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    _on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    _on_commit.clear()
 
 
 @pytest.fixture
-def lab() -> dict[str, Any]:
-    biologist = factories.professional(first_name="Sophie", last_name="Bernard")
-    box = factories.shared_mailbox(
-        biologist, kind=Mailbox.Kind.APPLICATIVE, local="labo", display_name="Laboratoire"
-    )
-    token, raw = factories.api_token(box, label="SIL")
-    doctor = factories.professional(first_name="Claire", last_name="Martin")
-    doctor_box = factories.mailbox(doctor)
-    return {"box": box, "token": token, "raw": raw, "doctor_box": doctor_box}
+def lab(laboratoire: Lab, doctor: Mailbox) -> dict[str, Any]:
+    return {
+        "box": laboratoire.box,
+        "token": laboratoire.token,
+        "raw": laboratoire.raw,
+        "doctor_box": doctor,
+    }
 
 
 class Api:
@@ -51,7 +38,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {raw}"} if raw else {}
 
     def post(self, path: str, body: Any, **headers: str) -> Any:
-        with _on_commit[0](execute=True):
+        with after_commit():
             return self.client.post(
                 f"/api/v1{path}",
                 data=body if isinstance(body, (str, bytes)) else json.dumps(body),
@@ -95,7 +82,7 @@ def test_multipart_is_accepted(lab) -> None:
     client = Client()
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    with _on_commit[0](execute=True):
+    with after_commit():
         response = client.post(
             "/api/v1/messages",
             {
@@ -174,7 +161,7 @@ def test_a_token_for_another_mailbox_is_a_403(lab) -> None:
 
 def test_a_message_of_another_mailbox_is_not_found(lab) -> None:
     other = factories.mailbox()
-    with _on_commit[0](execute=True):
+    with after_commit():
         message = services.submit_message(
             mailbox=other,
             author=other.owner,
@@ -240,7 +227,7 @@ def test_a_refused_submission_is_a_422_with_the_reason(lab) -> None:
 
 def test_software_lists_reads_raw_and_files_its_inbox(lab) -> None:
     doctor_box, box = lab["doctor_box"], lab["box"]
-    with _on_commit[0](execute=True):
+    with after_commit():
         message = services.submit_message(
             mailbox=doctor_box,
             author=doctor_box.owner,
@@ -263,7 +250,7 @@ def test_software_lists_reads_raw_and_files_its_inbox(lab) -> None:
 
 def test_cursor_pagination_walks_every_message_once(lab) -> None:
     doctor_box, box = lab["doctor_box"], lab["box"]
-    with _on_commit[0](execute=True):
+    with after_commit():
         for n in range(5):
             services.submit_message(
                 mailbox=doctor_box,
@@ -328,16 +315,7 @@ def test_create_api_token_prints_a_token_that_works(lab) -> None:
 
 
 def test_staff_create_a_token_in_the_admin_and_see_it_once(lab) -> None:
-    from django_otp import DEVICE_ID_SESSION_KEY
-
-    from accounts.models import TOTPDevice
-
-    staff = factories.staff()
-    client = Client()
-    client.force_login(staff, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=staff).persistent_id
-    session.save()
+    client = login(factories.staff())
     response = client.post(
         "/admin/mailboxes/apitoken/add/",
         {

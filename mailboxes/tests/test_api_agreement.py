@@ -16,23 +16,21 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import ApiAgreement, ApiToken, Mailbox
 from tests import factories
-from tests.personas import client_for
+from tests.personas import Person, client_for
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def doctor() -> dict[str, Any]:
-    holder = factories.professional(first_name="Claire", last_name="Martin")
-    box = factories.mailbox(holder)
-    secretary = factories.professional(first_name="Anne", last_name="Secrétaire")
-    services.grant_membership(box, secretary, "send", by=holder)
-    colleague = factories.mailbox(factories.professional(first_name="Paul", last_name="Durand"))
-    return {"holder": holder, "box": box, "secretary": secretary, "colleague": colleague}
+def doctor(claire: Person, anne: User, paul: Person) -> dict[str, Any]:
+    """Claire's box, which her secretary Anne may send from; Paul is a colleague elsewhere."""
+    services.grant_membership(claire.box, anne, "send", by=claire.user)
+    return {"holder": claire.user, "box": claire.box, "secretary": anne, "colleague": paul.box}
 
 
 def create_token(box: Mailbox, *args: str) -> str:

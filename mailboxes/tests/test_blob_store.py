@@ -19,19 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.models import TOTPDevice
 from mailboxes import blobs, services, tasks
 from mailboxes.models import Draft, Mailbox, Message
-from tests import factories
-from tests.smtp_peers import gateway, make_operator, send, simple_message
-
-HERE = "hopital.mssante.test"
+from tests.personas import Lab, login
+from tests.smtp_peers import Operator, gateway, send, simple_message
 
 
 @contextlib.contextmanager
@@ -50,28 +45,6 @@ def stored_files() -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-@pytest.fixture
-def doctor() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Claire", last_name="Martin"),
-        domain=factories.hosted_domain(HERE),
-    )
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
-
-
 @pytest.mark.django_db
 def test_a_write_cut_short_by_a_full_disk_leaves_no_file_and_is_a_temporary_error() -> None:
     with disk_full(), pytest.raises(blobs.BlobStoreUnavailable):
@@ -83,7 +56,7 @@ def test_a_write_cut_short_by_a_full_disk_leaves_no_file_and_is_a_temporary_erro
 def test_sending_from_the_webmail_on_a_full_disk_says_so_in_french_and_keeps_the_draft(
     doctor: Mailbox, nurse: Mailbox
 ) -> None:
-    client = logged_in(doctor.owner)
+    client = login(doctor.owner)
     client.post(reverse("webmail_compose", args=[doctor.pk]))
     draft = Draft.objects.get(mailbox=doctor)
     fields = {"to": nurse.address, "subject": "Bilan", "text": "Texte " * 200}
@@ -106,7 +79,7 @@ def test_sending_from_the_webmail_on_a_full_disk_says_so_in_french_and_keeps_the
 def test_a_file_added_to_a_draft_on_a_full_disk_is_refused_plainly(doctor: Mailbox) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    client = logged_in(doctor.owner)
+    client = login(doctor.owner)
     client.post(reverse("webmail_compose", args=[doctor.pk]))
     draft = Draft.objects.get(mailbox=doctor)
     with disk_full():
@@ -121,13 +94,10 @@ def test_a_file_added_to_a_draft_on_a_full_disk_is_refused_plainly(doctor: Mailb
 
 
 @pytest.mark.django_db
-def test_the_api_answers_503_on_a_full_disk_and_the_retry_sends_once(nurse: Mailbox) -> None:
-    app = factories.shared_mailbox(
-        factories.professional(),
-        kind=Mailbox.Kind.APPLICATIVE,
-        domain=factories.hosted_domain(HERE),
-    )
-    _token, secret = factories.api_token(app)
+def test_the_api_answers_503_on_a_full_disk_and_the_retry_sends_once(
+    laboratoire: Lab, nurse: Mailbox
+) -> None:
+    secret = laboratoire.raw
     client = Client(headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "lab-1"})
     body = {"to": [nurse.address], "subject": "Résultat", "text": "Texte " * 200}
     with disk_full():
@@ -145,13 +115,8 @@ def test_the_api_answers_503_on_a_full_disk_and_the_retry_sends_once(nurse: Mail
 
 @pytest.mark.django_db(transaction=True)
 def test_the_gateway_answers_452_on_a_full_disk_and_stores_nothing(
-    tmp_path: Path, settings: Any, nurse: Mailbox
+    here: Operator, peer: Operator, nurse: Mailbox
 ) -> None:
-    ca = trustme.CA()
-    here = make_operator(ca, HERE, tmp_path / "here")
-    here.settings_for(settings)
-    peer = make_operator(ca, "clinique.peer.test", tmp_path / "peer")
-    peer.list()
     raw = simple_message("dr.durand@clinique.peer.test", nurse.address, body="Ligne\n" * 400)
     with gateway(here) as controller:
         with disk_full(), pytest.raises(Exception) as refused:

@@ -12,23 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from mailboxes.models import Entry, Mailbox, Message
-from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def doctor() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Claire", last_name="Martin", enrol=False)
-    )
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Julien", last_name="Dupont", enrol=False)
-    )
 
 
 @pytest.fixture

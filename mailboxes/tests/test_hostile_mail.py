@@ -13,57 +13,28 @@ import re
 import smtplib
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from accounts.models import TOTPDevice
 from mailboxes.models import Draft, Entry, Mailbox, Message
 from mailboxes.services.inbound import receive_message
 from mssante.lib import mime
 from tests import factories
 from tests.image_server import PNG, image_server
 from tests.lib.test_mime_limits import hostile_messages
-from tests.smtp_peers import Operator, gateway, make_operator, send
+from tests.personas import Lab, committed, login
+from tests.smtp_peers import Operator, send
 
 HERE = "hopital.mssante.test"
 PEER = "clinique.peer.test"
-_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    _on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    _on_commit.clear()
-
-
-def committed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with _on_commit[0](execute=True):
-        return fn(*args, **kwargs)
-
-
-def login(user: Any) -> Client:
-    client = Client()
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
 
 
 def long_to(size: int) -> str:
@@ -94,31 +65,6 @@ def zip_of(*members: tuple[str, bytes]) -> bytes:
 
 
 # --------------------------------------------------------------------------- SMTP
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 @pytest.mark.django_db(transaction=True)
@@ -181,24 +127,20 @@ def test_smtp_applies_the_attachment_policy(
 
 
 @pytest.fixture
-def lab() -> dict[str, Any]:
-    biologist = factories.professional(first_name="Sophie", last_name="Bernard")
-    box = factories.shared_mailbox(biologist, kind=Mailbox.Kind.APPLICATIVE, local="labo")
-    _token, raw = factories.api_token(box, label="SIL")
-    doctor_box = factories.mailbox(factories.professional())
-    return {"box": box, "raw": raw, "doctor_box": doctor_box}
+def lab(laboratoire: Lab, doctor: Mailbox) -> dict[str, Any]:
+    return {"box": laboratoire.box, "raw": laboratoire.raw, "doctor_box": doctor}
 
 
 def api_post(raw_token: str, body: dict[str, Any]) -> Any:
     import json
 
-    with _on_commit[0](execute=True):
-        return Client().post(
-            "/api/v1/messages",
-            data=json.dumps(body),
-            content_type="application/json",
-            headers={"Authorization": f"Bearer {raw_token}"},
-        )
+    return committed(
+        Client().post,
+        "/api/v1/messages",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {raw_token}"},
+    )
 
 
 @pytest.mark.django_db

@@ -9,32 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.db import OperationalError
 
 from mailboxes import services
 from mailboxes.models import Delivery
 from mailboxes.transport import outbound
 from tests import factories
-from tests.smtp_peers import Sink, free_port, make_operator, sink
+from tests.smtp_peers import HERE, PEER, Operator, Sink, free_port, sink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
 
 def test_a_database_hiccup_after_the_peers_250_does_not_send_the_message_again(
-    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+    here: Operator, peer: Operator, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ca = trustme.CA()
-    make_operator(ca, HERE, tmp_path / "here").settings_for(settings)
-    peer = make_operator(ca, PEER, tmp_path / "peer")
-    peer.list()
     box = factories.mailbox(domain=factories.hosted_domain(HERE))
     port = free_port()
     # A claim's lease of 3 s (3 x SMTP_TIMEOUT) rather than 3 min.

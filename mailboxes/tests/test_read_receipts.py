@@ -4,65 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from html import unescape
-from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.models import TOTPDevice, User
 from mailboxes import services
 from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message, ReceiptPreference
 from mailboxes.transport.timeline import timeline
 from mssante.lib import mime
 from tests import factories
+from tests.personas import Lab, committed, login
 
 pytestmark = pytest.mark.django_db
-
-_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    # Run what services queue "on commit" (scan, delivery, receipts; Celery eager).
-    _on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    _on_commit.clear()
-
-
-def committed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with _on_commit[0](execute=True):
-        return fn(*args, **kwargs)
-
-
-def person(first: str, last: str) -> tuple[User, Mailbox]:
-    user = factories.professional(first_name=first, last_name=last)
-    return user, factories.mailbox(user, domain=factories.hosted_domain("hopital.mssante.test"))
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
-
-
-@pytest.fixture
-def claire() -> tuple[User, Mailbox]:
-    return person("Claire", "Martin")
-
-
-@pytest.fixture
-def julien() -> tuple[User, Mailbox]:
-    return person("Julien", "Dupont")
 
 
 def compose_and_send(client: Client, box: Mailbox, to: str, *, receipt: bool) -> Message:
@@ -205,13 +160,9 @@ def test_the_preferences_page_sets_the_mode(claire) -> None:
     assert client.post(reverse("webmail_preferences"), {"read_receipts": "x"}).status_code == 400
 
 
-def test_the_api_returns_the_timeline(claire) -> None:
+def test_the_api_returns_the_timeline(claire, laboratoire: Lab) -> None:
     reader_user, reader_box = claire
-    biologist = factories.professional(first_name="Sophie", last_name="Bernard")
-    lab = factories.shared_mailbox(
-        biologist, kind=Mailbox.Kind.APPLICATIVE, local="labo", display_name="Laboratoire"
-    )
-    _token, raw = factories.api_token(lab, label="SIL")
+    raw = laboratoire.raw
     client = Client()
     headers = {"Authorization": f"Bearer {raw}"}
     body = {"to": [reader_box.address], "subject": "Résultats", "text": "Résultats."}

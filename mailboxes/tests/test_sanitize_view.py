@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 from django.urls import reverse
 
-from accounts.models import User
-from mailboxes.models import Entry, Mailbox
-from mailboxes.tests import test_views as helpers
-from mailboxes.tests.test_views import login, send
+from mailboxes.models import Entry
+from tests.personas import login, send
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(django_capture_on_commit_callbacks: Any) -> Iterator[None]:
-    helpers._on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    helpers._on_commit.clear()
-
-
-@pytest.fixture
-def claire() -> tuple[User, Mailbox]:
-    return helpers.person("Claire", "Martin")
-
-
-@pytest.fixture
-def julien() -> tuple[User, Mailbox]:
-    return helpers.person("Julien", "Dupont")
 
 
 XSS_VECTORS = {

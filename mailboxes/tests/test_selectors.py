@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import User
 from mailboxes import selectors, services
-from mailboxes.models import Folder, Mailbox
-from mailboxes.tests import test_views as helpers
-from mailboxes.tests.test_views import folder, listed_entry, send
+from mailboxes.models import Folder
+from mailboxes.tests.test_views import folder, listed_entry
+from tests.personas import send
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(django_capture_on_commit_callbacks: Any) -> Iterator[None]:
-    helpers._on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    helpers._on_commit.clear()
-
-
-@pytest.fixture
-def claire() -> tuple[User, Mailbox]:
-    return helpers.person("Claire", "Martin")
-
-
-@pytest.fixture
-def julien() -> tuple[User, Mailbox]:
-    return helpers.person("Julien", "Dupont")
 
 
 def test_accessible_mailboxes_are_those_the_user_owns(claire, julien) -> None:

@@ -12,47 +12,20 @@ from typing import Any
 
 import pytest
 from django.db import OperationalError
-from django.test import Client
 from django.urls import reverse
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.models import TOTPDevice
 from mailboxes import services
 from mailboxes.models import Draft, Mailbox, Message
 from mailboxes.services import drafts
-from tests import factories
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
-
-HERE = "hopital.mssante.test"
-
-
-@pytest.fixture
-def doctor() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Claire", last_name="Martin"),
-        domain=factories.hosted_domain(HERE),
-    )
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
-
-
-def logged_in(user: Any) -> Client:
-    client = Client(raise_request_exception=False)
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
 
 
 def test_a_send_retried_after_the_database_failed_midway_is_stored_once(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = logged_in(doctor.owner)
+    client = login(doctor.owner, raise_request_exception=False)
     client.post(reverse("webmail_compose", args=[doctor.pk]))
     draft = Draft.objects.get(mailbox=doctor)
     fields = {"to": nurse.address, "subject": "Résultats", "text": "Texte"}

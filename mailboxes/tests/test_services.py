@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -19,49 +17,9 @@ from mailboxes.models import Delivery, Draft, DraftAttachment, Entry, Folder, Ma
 from mailboxes.services import queue
 from mssante.lib import mime
 from tests import factories
+from tests.personas import committed, send, submit
 
 pytestmark = pytest.mark.django_db
-
-
-_capture: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture
-def commit(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    """Run each service's on-commit work (the eager pipeline) as if its writes were committed."""
-    _capture.append(django_capture_on_commit_callbacks)
-    yield
-    _capture.clear()
-
-
-def committed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a service, then run what it queued for after commit (the test transaction never commits)."""
-    if not _capture:
-        return fn(*args, **kwargs)
-    with _capture[0](execute=True):
-        return fn(*args, **kwargs)
-
-
-@pytest.fixture
-def doctor() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Claire", last_name="Martin", enrol=False)
-    )
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return factories.mailbox(
-        factories.professional(first_name="Julien", last_name="Dupont", enrol=False)
-    )
-
-
-def send(box: Mailbox, to: list[str], **kwargs: Any) -> Message:
-    params: dict[str, Any] = {"cc": [], "subject": "Compte rendu", "text": "Bonjour."}
-    params.update(kwargs)
-    return committed(services.submit_message, mailbox=box, author=box.owner, to=to, **params)
 
 
 def stored_nothing() -> bool:
@@ -145,9 +103,7 @@ def test_the_address_and_type_of_a_mailbox_never_change(doctor: Mailbox) -> None
 # --------------------------------------------------------------------------- submission
 
 
-def test_a_message_reaches_the_recipient_inbox_unread(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_a_message_reaches_the_recipient_inbox_unread(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     entry = Entry.objects.get(mailbox=nurse, message=message)
     assert entry.folder.role == Folder.Role.INBOX
@@ -155,26 +111,20 @@ def test_a_message_reaches_the_recipient_inbox_unread(
     assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
 
 
-def test_the_sender_keeps_a_seen_copy_in_sent(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_the_sender_keeps_a_seen_copy_in_sent(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     entry = Entry.objects.get(mailbox=doctor, message=message)
     assert entry.folder.role == Folder.Role.SENT
     assert entry.seen
 
 
-def test_no_antivirus_yet_means_not_scanned_never_clean(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_no_antivirus_yet_means_not_scanned_never_clean(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     message.refresh_from_db()
     assert message.scan_status == Message.ScanStatus.NOT_SCANNED
 
 
-def test_recipients_are_deduplicated_case_insensitively(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_recipients_are_deduplicated_case_insensitively(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address, nurse.address.upper()], cc=[f"  {nurse.address} "])
     assert Delivery.objects.filter(message=message).count() == 1
     assert message.to_addrs == [nurse.address]
@@ -183,7 +133,7 @@ def test_recipients_are_deduplicated_case_insensitively(
 
 
 def test_a_reply_joins_the_thread_and_marks_the_original_answered(
-    doctor: Mailbox, nurse: Mailbox, commit: None
+    doctor: Mailbox, nurse: Mailbox
 ) -> None:
     first = send(doctor, [nurse.address])
     reply = send(nurse, [doctor.address], subject="RE: Compte rendu", in_reply_to=first)
@@ -196,9 +146,7 @@ def test_a_reply_joins_the_thread_and_marks_the_original_answered(
     assert third.thread_key == first.thread_key
 
 
-def test_submission_is_audited_without_content(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_submission_is_audited_without_content(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address], subject="Secret-sujet", text="Secret-corps")
     event = AuditEvent.objects.get(action="message.submitted", object_id=str(message.pk))
     assert "Secret" not in str(event.data)
@@ -221,14 +169,14 @@ def test_bad_recipients_are_refused_with_a_message_naming_the_problem(
     doctor: Mailbox, to: list[str], cc: list[str], words: str
 ) -> None:
     with pytest.raises(services.SubmissionError, match=words):
-        send(doctor, to, cc=cc)
+        submit(doctor, to, cc=cc)
     assert stored_nothing()
 
 
 def test_a_closed_recipient_mailbox_is_refused(doctor: Mailbox, nurse: Mailbox) -> None:
     Mailbox.objects.filter(pk=nurse.pk).update(status=Mailbox.Status.CLOSED)
     with pytest.raises(services.SubmissionError, match="est fermée"):
-        send(doctor, [nurse.address])
+        submit(doctor, [nurse.address])
     assert stored_nothing()
 
 
@@ -238,7 +186,7 @@ def test_an_oversize_message_is_refused_and_nothing_is_stored(
     settings.MESSAGE_MAX_BYTES = 50_000
     big = mime.Attachment("scanner.dcm", "application/dicom", b"x" * 45_000)
     with pytest.raises(services.SubmissionError, match="trop volumineux"):
-        send(doctor, [nurse.address], attachments=[big])
+        submit(doctor, [nurse.address], attachments=[big])
     assert stored_nothing()
 
 
@@ -247,7 +195,7 @@ def test_a_21st_attachment_is_refused_and_nothing_is_stored(
 ) -> None:
     files = [mime.Attachment(f"f{i}.txt", "text/plain", b"x") for i in range(21)]
     with pytest.raises(services.SubmissionError, match="Trop de pièces jointes : 21"):
-        send(doctor, [nurse.address], attachments=files)
+        submit(doctor, [nurse.address], attachments=files)
     assert stored_nothing()
 
 
@@ -259,14 +207,14 @@ def test_a_failed_transaction_leaves_no_orphan_blob(
 
     monkeypatch.setattr(journal, "record", broken)
     with pytest.raises(RuntimeError):
-        send(doctor, [nurse.address])
+        submit(doctor, [nurse.address])
     assert stored_nothing()
 
 
 # --------------------------------------------------------------------------- pipeline
 
 
-def test_delivering_twice_gives_one_entry(doctor: Mailbox, nurse: Mailbox, commit: None) -> None:
+def test_delivering_twice_gives_one_entry(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     delivery = Delivery.objects.get(message=message)
     services.deliver(delivery.pk)
@@ -280,7 +228,7 @@ def test_a_batch_delivers_every_recipient_with_one_journal_event(
 ) -> None:
     others = [factories.mailbox() for _ in range(3)]
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
-    message = send(doctor, [nurse.address, *(b.address for b in others)])
+    message = submit(doctor, [nurse.address, *(b.address for b in others)])
     services.scan(message.pk)
     ids = list(Delivery.objects.filter(message=message).values_list("pk", flat=True))
     assert services.deliver_many(ids) == 4
@@ -294,14 +242,14 @@ def test_a_delivery_waits_for_the_scan(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
-    message = send(doctor, [nurse.address])
+    message = submit(doctor, [nurse.address])
     services.deliver(Delivery.objects.get(message=message).pk)
     assert not Entry.objects.filter(mailbox=nurse).exists()
     assert Delivery.objects.get(message=message).status == Delivery.Status.QUEUED
 
 
 def test_the_sweeper_recovers_a_lost_scan_and_its_deliveries(
-    doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch, commit: None
+    doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The broker lost the first scan: nothing is enqueued at commit.
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
@@ -314,9 +262,7 @@ def test_the_sweeper_recovers_a_lost_scan_and_its_deliveries(
     assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
 
 
-def test_the_sweeper_ignores_deliveries_that_are_done(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_the_sweeper_ignores_deliveries_that_are_done(doctor: Mailbox, nurse: Mailbox) -> None:
     send(doctor, [nurse.address])
     assert services.sweep(now=timezone.now() + timedelta(hours=1)) == 0
 
@@ -325,7 +271,7 @@ def test_a_mailbox_closed_before_delivery_bounces(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
-    message = send(doctor, [nurse.address])
+    message = submit(doctor, [nurse.address])
     Mailbox.objects.filter(pk=nurse.pk).update(status=Mailbox.Status.CLOSED)
     services.scan(message.pk)
     delivery = Delivery.objects.get(message=message)
@@ -358,16 +304,14 @@ def test_bad_folder_names_are_refused(doctor: Mailbox, name: str, words: str) ->
         services.create_folder(doctor, name, by=doctor.owner)
 
 
-def test_messages_cannot_be_moved_into_drafts(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_messages_cannot_be_moved_into_drafts(doctor: Mailbox, nurse: Mailbox) -> None:
     send(doctor, [nurse.address])
     drafts = services.folder_of(nurse, Folder.Role.DRAFTS)
     with pytest.raises(services.FolderError, match="brouillons"):
         services.move_entries(Entry.objects.filter(mailbox=nurse), drafts, by=nurse.owner)
 
 
-def test_a_message_to_oneself_stays_once_in_sent(doctor: Mailbox, commit: None) -> None:
+def test_a_message_to_oneself_stays_once_in_sent(doctor: Mailbox) -> None:
     message = send(doctor, [doctor.address])
     assert Entry.objects.get(mailbox=doctor, message=message).folder.role == Folder.Role.SENT
     assert Delivery.objects.get(message=message).status == Delivery.Status.DELIVERED
@@ -381,9 +325,7 @@ def test_system_folders_cannot_be_renamed_or_deleted(doctor: Mailbox) -> None:
         services.delete_folder(inbox, by=doctor.owner)
 
 
-def test_a_folder_holding_messages_is_not_deleted(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_a_folder_holding_messages_is_not_deleted(doctor: Mailbox, nurse: Mailbox) -> None:
     send(doctor, [nurse.address])
     folder = services.create_folder(nurse, "Dossiers", by=nurse.owner)
     services.move_entries(Entry.objects.filter(mailbox=nurse), folder, by=nurse.owner)
@@ -392,7 +334,7 @@ def test_a_folder_holding_messages_is_not_deleted(
 
 
 def test_trash_remembers_the_folder_and_restore_puts_it_back(
-    doctor: Mailbox, nurse: Mailbox, commit: None
+    doctor: Mailbox, nurse: Mailbox
 ) -> None:
     send(doctor, [nurse.address])
     archive = services.folder_of(nurse, Folder.Role.ARCHIVE)
@@ -409,9 +351,7 @@ def test_trash_remembers_the_folder_and_restore_puts_it_back(
     assert AuditEvent.objects.filter(action="entries.trashed").exists()
 
 
-def test_emptying_the_trash_purges_messages_nobody_holds(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_emptying_the_trash_purges_messages_nobody_holds(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     services.trash_entries(Entry.objects.filter(mailbox=nurse), by=nurse.owner)
     assert services.empty_trash(nurse, by=nurse.owner) == 1
@@ -422,9 +362,7 @@ def test_emptying_the_trash_purges_messages_nobody_holds(
     assert _blob_files() == []
 
 
-def test_flags_are_set_and_cleared_and_reading_is_noted(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_flags_are_set_and_cleared_and_reading_is_noted(doctor: Mailbox, nurse: Mailbox) -> None:
     message = send(doctor, [nurse.address])
     entry = Entry.objects.get(mailbox=nurse)
     services.set_flags([entry], by=nurse.owner, seen=True, flagged=True)
@@ -468,9 +406,7 @@ def test_a_draft_round_trips_sealed(doctor: Mailbox) -> None:
     assert b"Suite" not in bytes(Draft.objects.get(pk=draft.pk).sealed or b"")
 
 
-def test_a_draft_is_sent_with_its_files_then_deleted(
-    doctor: Mailbox, nurse: Mailbox, commit: None
-) -> None:
+def test_a_draft_is_sent_with_its_files_then_deleted(doctor: Mailbox, nurse: Mailbox) -> None:
     draft = services.save_draft(
         mailbox=doctor,
         author=doctor.owner,
@@ -505,7 +441,7 @@ def test_a_refused_draft_stays_a_draft(doctor: Mailbox) -> None:
     assert Draft.objects.filter(pk=draft.pk).exists()
 
 
-def test_forwarding_carries_the_attachments(doctor: Mailbox, nurse: Mailbox, commit: None) -> None:
+def test_forwarding_carries_the_attachments(doctor: Mailbox, nurse: Mailbox) -> None:
     original = send(
         doctor,
         [nurse.address],

@@ -11,15 +11,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff_client() -> Client:
-    boss = factories.staff()
-    client = Client()
-    client.post("/connexion/", {"identifier": boss.username, "password": factories.PASSWORD})
-    client.post("/connexion/code/", {"code": factories.code_for(boss)})
-    return client
-
-
 def test_staff_create_a_personal_mailbox_with_the_proposed_address(staff_client: Client) -> None:
     domain = factories.hosted_domain("hopital.mssante.test")
     doctor = factories.professional(first_name="Zoé", last_name="Lemaître", enrol=False)

@@ -2,84 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from datetime import timedelta
 from email import message_from_bytes
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.models import TOTPDevice, User
+from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import selectors, services
-from mailboxes.models import AccessEvent, Entry, Mailbox, Membership, Message
+from mailboxes.models import AccessEvent, Entry, Mailbox, Membership
 from mssante.lib import mime
 from tests import factories
+from tests.personas import login, person, send
 
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    _on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    _on_commit.clear()
-
-
-def committed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with _on_commit[0](execute=True):
-        return fn(*args, **kwargs)
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
-
-
-def person(first: str, last: str, *, box: bool = True) -> User:
-    user = factories.professional(first_name=first, last_name=last)
-    if box:
-        factories.mailbox(user)
-    return user
 
 
 def own_box(user: User) -> Mailbox:
     return Mailbox.objects.get(owner=user, kind=Mailbox.Kind.PERSONAL)
 
 
-def send(box: Mailbox, to: list[str], author: User | None = None, **kwargs: Any) -> Message:
-    params: dict[str, Any] = {"cc": [], "subject": "Résultats", "text": "Bonjour."}
-    params.update(kwargs)
-    return committed(
-        services.submit_message, mailbox=box, author=author or box.owner, to=to, **params
-    )
-
-
 @pytest.fixture
-def cardio() -> dict[str, Any]:
-    """A cardiology secretariat (ORG) run by Dr Martin, with a nurse who may send."""
-    doctor = person("Claire", "Martin")
-    nurse = person("Julien", "Dupont")
-    reader = person("Léa", "Petit")
-    box = factories.shared_mailbox(doctor, local="cardiologie")
-    factories.member(box, nurse, Membership.Role.SEND)
-    factories.member(box, reader, Membership.Role.READ)
-    outsider = person("Paul", "Durand")
-    return {"box": box, "doctor": doctor, "nurse": nurse, "reader": reader, "outsider": outsider}
+def cardio(secretariat, claire, julien, lea, paul) -> dict[str, Any]:
+    """The cardiology secretariat (ORG) run by Dr Martin, with a nurse who may send."""
+    return {
+        "box": secretariat,
+        "doctor": claire.user,
+        "nurse": julien.user,
+        "reader": lea.user,
+        "outsider": paul.user,
+    }
 
 
 # --------------------------------------------------------------------------- selectors
@@ -94,7 +51,7 @@ def test_members_see_the_shared_box_and_outsiders_do_not(cardio) -> None:
 
 def test_a_revoked_member_loses_the_box_at_the_next_request(cardio) -> None:
     box, nurse = cardio["box"], cardio["nurse"]
-    sender = person("Marc", "Roux")
+    sender = person("Marc", "Roux").user
     entry = Entry.objects.get(mailbox=box, message=send(own_box(sender), [box.address]))
     client = login(nurse)
     url = reverse("webmail_read", args=[entry.pk])
@@ -103,9 +60,9 @@ def test_a_revoked_member_loses_the_box_at_the_next_request(cardio) -> None:
     assert client.get(url).status_code == 404
 
 
-def test_an_expired_delegation_no_longer_opens_the_box(cardio) -> None:
+def test_an_expired_delegation_no_longer_opens_the_box(cardio, anne) -> None:
     holder = cardio["doctor"]
-    secretary = person("Anne", "Moreau", box=False)
+    secretary = anne
     box = own_box(holder)
     grant = services.grant_membership(
         box,
@@ -216,9 +173,9 @@ def test_the_holder_opening_their_own_box_is_not_journaled(cardio) -> None:
     assert not AccessEvent.objects.exists()
 
 
-def test_a_delegate_opening_the_holders_box_is_journaled(cardio) -> None:
+def test_a_delegate_opening_the_holders_box_is_journaled(cardio, anne) -> None:
     holder = cardio["doctor"]
-    secretary = person("Anne", "Moreau", box=False)
+    secretary = anne
     services.grant_membership(own_box(holder), secretary, Membership.Role.READ, by=holder)
     message = send(own_box(cardio["outsider"]), [own_box(holder).address])
     entry = Entry.objects.get(mailbox=own_box(holder), message=message)
@@ -238,7 +195,7 @@ def test_only_the_holder_sees_the_journal(cardio) -> None:
 
 def test_the_responsible_adds_a_member_by_rpps(cardio) -> None:
     box, doctor = cardio["box"], cardio["doctor"]
-    newcomer = person("Inès", "Garcia")
+    newcomer = person("Inès", "Garcia").user
     client = login(doctor)
     response = client.post(
         reverse("webmail_members", args=[box.pk]),
@@ -319,9 +276,8 @@ def test_staff_create_an_org_box_for_an_organisation_with_a_responsible(cardio) 
     assert box in selectors.accessible_mailboxes(cardio["doctor"])
 
 
-def test_first_opening_and_downloads_reach_the_audit_journal_of_any_box():
-    doctor, nurse = person("Claire", "Martin"), person("Julien", "Dupont")
-    doctor_box, nurse_box = factories.mailbox(doctor), factories.mailbox(nurse)
+def test_first_opening_and_downloads_reach_the_audit_journal_of_any_box(claire, julien):
+    doctor_box, (nurse, nurse_box) = claire.box, julien
     attachment = mime.Attachment("bilan.pdf", "application/pdf", PDF)
     send(doctor_box, [nurse_box.address], attachments=[attachment])
     entry = Entry.objects.get(mailbox=nurse_box)

@@ -9,32 +9,23 @@ later), and the web and the API answered a bare 500.
 from __future__ import annotations
 
 import smtplib
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from django.db import OperationalError
 
 from mailboxes.models import Message
 from mailboxes.transport import inbound
 from tests import factories
-from tests.smtp_peers import gateway, make_operator, send, simple_message
+from tests.personas import Lab, login
+from tests.smtp_peers import HERE, PEER, Operator, gateway, send, simple_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
 
 def test_the_database_unreachable_at_mail_from_is_a_clean_451(
-    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+    here: Operator, peer: Operator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ca = trustme.CA()
-    here = make_operator(ca, HERE, tmp_path / "here")
-    here.settings_for(settings)
-    peer = make_operator(ca, PEER, tmp_path / "peer")
-    peer.list()
     box = factories.mailbox(domain=factories.hosted_domain(HERE))
 
     def unreachable(*args: Any, **kwargs: Any) -> bool:
@@ -65,19 +56,11 @@ def _database_gone(*args: Any, **kwargs: Any) -> Any:
 def test_the_webmail_says_in_french_that_the_service_is_briefly_unavailable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from django.test import Client
-    from django_otp import DEVICE_ID_SESSION_KEY
-
-    from accounts.models import TOTPDevice
     from mailboxes import selectors
 
     user = factories.professional()
     box = factories.mailbox(user, domain=factories.hosted_domain(HERE))
-    client = Client(raise_request_exception=False)
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
+    client = login(user, raise_request_exception=False)
     monkeypatch.setattr(selectors, "get_mailbox", _database_gone)
     response = client.get(f"/messagerie/bal/{box.pk}/")
     assert response.status_code == 503
@@ -86,16 +69,13 @@ def test_the_webmail_says_in_french_that_the_service_is_briefly_unavailable(
 
 
 def test_the_api_answers_503_when_the_database_is_out_of_reach(
-    monkeypatch: pytest.MonkeyPatch,
+    laboratoire: Lab, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from django.test import Client
 
     from mailboxes import services
 
-    app = factories.shared_mailbox(
-        factories.professional(), kind="APP", domain=factories.hosted_domain(HERE)
-    )
-    _token, secret = factories.api_token(app)
+    app, secret = laboratoire.box, laboratoire.raw
     monkeypatch.setattr(services, "send_api_message", _database_gone)
     response = Client(headers={"Authorization": f"Bearer {secret}"}).post(
         "/api/v1/messages",

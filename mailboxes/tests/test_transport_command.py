@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.smtp_peers import free_port, make_operator
+from tests.smtp_peers import HERE, PEER, free_port, make_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +32,11 @@ def _wait_for_banner(port: int, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("the gateway did not answer")
 
 
-def test_the_smtpd_command_serves_the_gateway_until_sigterm(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    here = make_operator(ca, "hopital.mssante.test", tmp_path / "here")
-    peer = make_operator(ca, "clinique.peer.test", tmp_path / "peer")
+def test_the_smtpd_command_serves_the_gateway_until_sigterm(ca: trustme.CA, tmp_path: Path) -> None:
+    # Our operator and the peer, but not the fixtures: the command runs on a database of its
+    # own, where nobody is listed.
+    here = make_operator(ca, HERE, tmp_path / "here")
+    peer = make_operator(ca, PEER, tmp_path / "peer")
     env = {
         **os.environ,
         "MSSANTE_VAR_DIR": str(tmp_path / "var"),

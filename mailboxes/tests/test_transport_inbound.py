@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import smtplib
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,42 +16,25 @@ from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from tests import factories
-from tests.smtp_peers import Operator, free_port, gateway, make_operator, send, simple_message
+from tests.personas import login
+from tests.smtp_peers import (
+    HERE,
+    PEER,
+    Operator,
+    free_port,
+    gateway,
+    make_operator,
+    send,
+    simple_message,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
 
 @pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 def test_a_listed_peer_delivers_into_the_recipients_inbox(
@@ -354,15 +336,8 @@ def test_the_same_bytes_from_another_peer_are_a_new_message(
 # --------------------------------------------------------------------------- long lines, bare LF
 
 
-def _owned_box() -> Mailbox:
-    user = factories.professional(first_name="Claire", last_name="Martin")
-    return factories.mailbox(user, domain=factories.hosted_domain(HERE))
-
-
 def _download(box: Mailbox, message: Message, index: int) -> bytes:
     from django.urls import reverse
-
-    from charter.tests.helpers import login
 
     entry = Entry.objects.get(mailbox=box, message=message)
     response = login(box.owner).get(reverse("webmail_download", args=[entry.pk, index]))
@@ -392,9 +367,9 @@ PDF_BYTES = b"%PDF-1.4\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 
 def test_a_line_over_1000_bytes_is_accepted_stored_as_received_and_readable(
-    port: int, peer: Operator
+    port: int, peer: Operator, doctor: Mailbox
 ) -> None:
-    box = _owned_box()
+    box = doctor
     raw = _one_line_attachment(f"a@{PEER}", box.address, PDF_BYTES)
     assert max(len(line) for line in raw.split(b"\r\n")) > 10_000
 
@@ -407,11 +382,11 @@ def test_a_line_over_1000_bytes_is_accepted_stored_as_received_and_readable(
 
 
 def test_an_attachment_with_bare_lf_line_ends_is_stored_as_received_and_readable(
-    port: int, peer: Operator
+    port: int, peer: Operator, doctor: Mailbox
 ) -> None:
     import base64
 
-    box = _owned_box()
+    box = doctor
     encoded = base64.encodebytes(PDF_BYTES)  # 76-character lines ended by a bare LF
     assert len(encoded) > 1001 and b"\r" not in encoded
     raw = (

@@ -15,23 +15,27 @@ import os
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
-import trustme
 
 from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
 from mailboxes.services import queue
 from mssante.lib.clamd import ClamdClient, ClamdUnavailable
 from tests import factories
-from tests.smtp_peers import Operator, Sink, free_port, gateway, make_operator, send, sink
+from tests.smtp_peers import (
+    HERE,
+    PEER,
+    Operator,
+    Sink,
+    free_port,
+    send,
+    sink,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
 SENDER = f"labo@{PEER}"
 CLAMD = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
 # Two halves, so that no scanner flags this source file.
@@ -51,28 +55,10 @@ needs_clamd = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 @pytest.fixture
@@ -83,12 +69,6 @@ def peer_server(peer: Operator, settings: Any) -> Iterator[Sink]:
     handler = Sink()
     with sink(peer, handler, port=port):
         yield handler
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 def _message(to: str, *, subject: str = "Résultats", attach: bytes | None = None) -> bytes:

@@ -12,18 +12,17 @@ import logging
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
 from django.conf import settings as django_settings
 
 from mailboxes.models import Delivery, Entry, Mailbox, Message
-from tests import factories
 from tests.smtp_peers import (
+    HERE,
+    PEER,
     DatabaseSwitch,
     Operator,
-    gateway,
     gateway_with_database_switch,
     make_operator,
     simple_message,
@@ -31,35 +30,15 @@ from tests.smtp_peers import (
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
 SENDER = f"dr.martin@{PEER}"
 # What a PostgreSQL outage put in the reply before: none of it may reach a peer.
 INTERNALS = (b"Error", b"OperationalError", b"port", b"127.0.0.1", b"sqlite", b"connection")
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def box() -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, where the peer's messages arrive."""
+    return doctor
 
 
 @pytest.fixture
@@ -169,12 +148,6 @@ def test_a_refused_peer_is_still_answered_cleanly_when_the_journal_cannot_be_wri
 
 
 # --------------------------------------------------------------------------- hostile envelopes
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 @pytest.fixture

@@ -9,46 +9,14 @@ other patients") holds on what the patient reads, so the header counts too.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-import trustme
 
 from mailboxes.models import Message
 from tests import factories
-from tests.smtp_peers import Operator, gateway, make_operator, send, simple_message
+from tests.smtp_peers import PEER, Operator, send, simple_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
 
 
 def test_a_peer_cannot_show_one_patient_another_patients_address(port: int, peer: Operator):

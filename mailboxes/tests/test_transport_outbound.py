@@ -18,37 +18,16 @@ from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.transport import outbound
 from mssante.lib import mime
-from tests import factories
-from tests.smtp_peers import Operator, Sink, free_port, make_operator, sink
+from tests.personas import submit
+from tests.smtp_peers import HERE, PEER, Operator, Sink, free_port, make_operator, sink
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
 
 @pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def box(here: Operator) -> Mailbox:
-    return factories.mailbox(domain=factories.hosted_domain(HERE))
+def box(here: Operator, doctor: Mailbox) -> Mailbox:
+    """Dr Martin's box, sending from our operator (``here``)."""
+    return doctor
 
 
 @pytest.fixture
@@ -56,12 +35,6 @@ def route(settings: Any) -> Iterator[int]:
     port = free_port()
     settings.SMTP_ROUTES = {PEER: ("127.0.0.1", port)}
     yield port
-
-
-def submit(box: Mailbox, *to: str, subject: str = "Résultats") -> Message:
-    return services.submit_message(
-        mailbox=box, author=box.owner, to=list(to), cc=[], subject=subject, text="Bonjour."
-    )
 
 
 def dsn_for(box: Mailbox) -> Message:
@@ -80,7 +53,7 @@ def test_a_message_to_another_operator_leaves_over_mutual_tls(
 ) -> None:
     handler = Sink()
     with sink(peer, handler, port=route):
-        message = submit(box, f"dr.durand@{PEER}", f"secretariat@{PEER}")
+        message = submit(box, [f"dr.durand@{PEER}", f"secretariat@{PEER}"])
 
     # One connection and one transaction for both recipients of the domain.
     assert len(handler.messages) == 1
@@ -101,7 +74,7 @@ def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
 ) -> None:
     handler = Sink(refuse={f"parti@{PEER}": "550 5.1.1 <parti@clinique.peer.test>: no mailbox"})
     with sink(peer, handler, port=route):
-        message = submit(box, f"parti@{PEER}", f"dr.durand@{PEER}")
+        message = submit(box, [f"parti@{PEER}", f"dr.durand@{PEER}"], subject="Résultats")
 
     bounced = Delivery.objects.get(message=message, recipient=f"parti@{PEER}")
     assert bounced.status == Delivery.Status.BOUNCED
@@ -129,7 +102,7 @@ def test_a_permanent_refusal_bounces_at_once_with_a_dsn_in_french(
 def test_a_destination_that_is_down_is_retried_and_delivered_exactly_once(
     route: int, peer: Operator, box: Mailbox
 ) -> None:
-    message = submit(box, f"dr.durand@{PEER}")
+    message = submit(box, [f"dr.durand@{PEER}"])
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
     assert delivery.attempts == 1
@@ -156,7 +129,7 @@ def test_a_message_still_undelivered_after_five_days_bounces_with_a_dsn(
 ) -> None:
     start = timezone.now()
     with time_machine.travel(start, tick=False):
-        message = submit(box, f"dr.durand@{PEER}")
+        message = submit(box, [f"dr.durand@{PEER}"])
     # Tries every so often: back-off grows to four hours and stays there.
     for hours in (1, 24, 72):
         with time_machine.travel(start + timedelta(hours=hours), tick=False):
@@ -181,7 +154,7 @@ def test_a_temporary_refusal_is_deferred_with_the_reason(
 ) -> None:
     handler = Sink(refuse={f"plein@{PEER}": "452 4.2.2 Mailbox full"})
     with sink(peer, handler, port=route):
-        message = submit(box, f"plein@{PEER}")
+        message = submit(box, [f"plein@{PEER}"])
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
     assert "452 4.2.2 Mailbox full" in delivery.reason_text
@@ -193,7 +166,7 @@ def test_a_server_whose_certificate_is_not_listed_for_the_domain_gets_nothing(
     impostor = make_operator(ca, "imposteur.test", tmp_path / "impostor")
     handler = Sink()
     with sink(impostor, handler, port=route):
-        message = submit(box, f"dr.durand@{PEER}")
+        message = submit(box, [f"dr.durand@{PEER}"])
     assert handler.messages == []
     delivery = Delivery.objects.get(message=message)
     assert delivery.status == Delivery.Status.DEFERRED
@@ -202,7 +175,7 @@ def test_a_server_whose_certificate_is_not_listed_for_the_domain_gets_nothing(
 
 def test_a_recipient_outside_the_trust_space_is_refused_at_submission(box: Mailbox) -> None:
     with pytest.raises(services.SubmissionError, match="espace de confiance"):
-        submit(box, "quelquun@gmail.com")
+        submit(box, ["quelquun@gmail.com"])
     assert not Message.objects.exists()
 
 
@@ -226,7 +199,7 @@ def test_a_failure_report_from_the_peer_marks_its_recipient_bounced(
     from tests.smtp_peers import gateway, send
 
     with sink(peer, Sink(), port=route):
-        message = submit(box, f"dr.durand@{PEER}")
+        message = submit(box, [f"dr.durand@{PEER}"])
     recipient = f"dr.durand@{PEER}"
     with gateway(here) as gw:
         # A report from another domain cannot speak for PEER's recipient…
@@ -247,7 +220,7 @@ def test_a_report_from_another_operator_cannot_speak_for_the_peers_recipient(
     other = make_operator(ca, "autre-operateur.test", tmp_path / "other")
     other.list()
     with sink(peer, Sink(), port=route):
-        message = submit(box, f"dr.durand@{PEER}")
+        message = submit(box, [f"dr.durand@{PEER}"])
     recipient = f"dr.durand@{PEER}"
     with gateway(here) as gw:
         # Another listed operator writes PEER's From: on a report of its own.

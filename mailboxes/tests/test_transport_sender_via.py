@@ -8,58 +8,27 @@ Each test sends through the real gateway and reads the webmail pages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trustme
 from django.test import Client
 from django.urls import reverse
 
-from charter.tests.helpers import login
 from mailboxes.models import Entry, Mailbox
 from tests import factories
-from tests.smtp_peers import Operator, gateway, make_operator, send, simple_message
+from tests.personas import Person, login
+from tests.smtp_peers import HERE, PEER, Operator, make_operator, send, simple_message
 from trust.models import ListedDomain, OperatorCertificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-HERE = "hopital.mssante.test"
-PEER = "clinique.peer.test"
 VIA = f"via {PEER}"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def here(ca: trustme.CA, tmp_path: Path, settings: Any) -> Operator:
-    operator = make_operator(ca, HERE, tmp_path / "here")
-    operator.settings_for(settings)
-    return operator
-
-
-@pytest.fixture
-def peer(ca: trustme.CA, tmp_path: Path) -> Operator:
-    operator = make_operator(ca, PEER, tmp_path / "peer")
-    operator.list()
-    return operator
-
-
-@pytest.fixture
-def port(here: Operator) -> Iterator[int]:
-    with gateway(here) as controller:
-        yield controller.port
-
-
-@pytest.fixture
-def reader() -> tuple[Mailbox, Client]:
-    user = factories.professional(first_name="Claire", last_name="Martin")
-    box = factories.mailbox(user, domain=factories.hosted_domain(HERE))
-    return box, login(user)
+def reader(claire: Person) -> tuple[Mailbox, Client]:
+    return claire.box, login(claire.user)
 
 
 def _raw(from_header: str, to: str, subject: str) -> bytes:

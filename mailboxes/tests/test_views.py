@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from django_otp import DEVICE_ID_SESSION_KEY
 
-from accounts.models import TOTPDevice, User
 from mailboxes import reasons, services
 from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message
 from mssante.lib import mime
 from tests import factories
+from tests.personas import committed, login, person, send
 
 pytestmark = pytest.mark.django_db
 
@@ -28,45 +26,6 @@ PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 _seq = itertools.count(1)
 
 # --------------------------------------------------------------------------- helpers
-
-_on_commit: list[Callable[..., AbstractContextManager[Any]]] = []
-
-
-@pytest.fixture(autouse=True)
-def _pipeline(
-    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
-) -> Iterator[None]:
-    # The test transaction never commits: run what services queue "on commit"
-    # (scan, then delivery, eager) as soon as a helper or a request is done.
-    _on_commit.append(django_capture_on_commit_callbacks)
-    yield
-    _on_commit.clear()
-
-
-def committed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    with _on_commit[0](execute=True):
-        return fn(*args, **kwargs)
-
-
-def person(first: str, last: str) -> tuple[User, Mailbox]:
-    user = factories.professional(first_name=first, last_name=last)
-    return user, factories.mailbox(user, domain=factories.hosted_domain("hopital.mssante.test"))
-
-
-def login(user: User) -> Client:
-    """A client logged in with both factors, as after the two-step login."""
-    client = Client()
-    client.force_login(user, backend="accounts.backends.IdentifierBackend")
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = TOTPDevice.objects.get(user=user).persistent_id
-    session.save()
-    return client
-
-
-def send(box: Mailbox, to: list[str], **kwargs: Any) -> Message:
-    params: dict[str, Any] = {"cc": [], "subject": "Compte rendu", "text": "Bonjour."}
-    params.update(kwargs)
-    return committed(services.submit_message, mailbox=box, author=box.owner, to=to, **params)
 
 
 def entry_of(box: Mailbox, message: Message) -> Entry:
@@ -102,16 +61,6 @@ def listed_entry(box: Mailbox, *, when: Any = None, subject: str = "Liste", **fi
         received_at=when,
         **fields,
     )
-
-
-@pytest.fixture
-def claire() -> tuple[User, Mailbox]:
-    return person("Claire", "Martin")
-
-
-@pytest.fixture
-def julien() -> tuple[User, Mailbox]:
-    return person("Julien", "Dupont")
 
 
 # --------------------------------------------------------------------------- access

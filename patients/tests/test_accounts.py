@@ -138,7 +138,7 @@ def test_email_activation_is_for_patients_only() -> None:
 
 
 def test_staff_provision_a_patient_in_the_admin(django_capture_on_commit_callbacks) -> None:
-    from patients.tests.conftest import login
+    from tests.personas import login
 
     client = login(factories.staff())
     mail.outbox.clear()

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import services as account_services
-from patients.tests.conftest import Space, login
+from patients.tests.conftest import Space
 from tests import factories
+from tests.personas import login
 
 OLD = "lucie@example.org"
 NEW = "lucie.nouvelle@example.org"

@@ -21,7 +21,8 @@ from mailboxes.models import Delivery, Draft, Message
 from mssante.lib import mime
 from patients import services
 from patients.models import NotificationPreference
-from patients.tests.conftest import PDF, Space, login
+from patients.tests.conftest import PDF, Space
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 

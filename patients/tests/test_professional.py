@@ -9,7 +9,8 @@ from django.urls import reverse
 from mailboxes import services as mailbox_services
 from mailboxes.models import Draft, Message
 from patients.models import ConversationClosure
-from patients.tests.conftest import Space, login
+from patients.tests.conftest import Space
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,8 @@ from mailboxes.services import SubmissionError
 from mssante.lib.identifiers import make_ins
 from patients import services
 from patients.models import ConversationClosure
-from patients.tests.conftest import Space, login
+from patients.tests.conftest import Space
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 

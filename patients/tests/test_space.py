@@ -8,7 +8,8 @@ from django.urls import reverse
 from mailboxes.models import Delivery, Message
 from mssante.lib import mime
 from patients.models import NotificationPreference
-from patients.tests.conftest import PDF, Space, login
+from patients.tests.conftest import PDF, Space
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,9 @@ from django.urls import reverse
 from mailboxes import services as mailbox_services
 from mailboxes.models import Draft, DraftAttachment, Message
 from mssante.lib import mime, xdm
-from patients.tests.conftest import PDF, Space, login
+from patients.tests.conftest import PDF, Space
 from tests import factories
+from tests.personas import login
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
-from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
@@ -12,19 +11,9 @@ from charter.models import AbuseReport, Sanction
 from mailboxes import services
 from mailboxes.models import Mailbox
 from mssante import demo
-from tests.browser.test_webmail import DESKTOP, account, assert_accessible, log_in, mailbox_of
+from tests.browser.test_webmail import DESKTOP, assert_accessible, log_in, mailbox_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in_staff(page: Page, base_url: str, target: str) -> None:
-    acc = account("staff")
-    page.goto(base_url + "/connexion/?next=" + target)
-    page.locator("#id_identifier").fill(acc.identifier)
-    page.locator("#id_password").fill(acc.password)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(acc.totp_hex)):06d}")
-    page.get_by_role("button", name="Se connecter").click()
 
 
 def test_a_recipient_reports_a_message_and_staff_close_the_senders_account(
@@ -60,7 +49,7 @@ def test_a_recipient_reports_a_message_and_staff_close_the_senders_account(
     # Staff review it in the admin and close the sender's account.
     staff = browser.new_context(viewport=DESKTOP, locale="fr-FR", timezone_id="Europe/Paris")
     admin = staff.new_page()
-    log_in_staff(admin, base, "/admin/charter/abusereport/")
+    log_in(admin, base, "staff", next="/admin/charter/abusereport/")
     expect(admin.get_by_role("link", name=report.created_at.strftime("%Y")).first).to_be_visible()
     expect(admin.get_by_text(spammer_box.address).first).to_be_visible()
     admin.locator(f'input[name="_selected_action"][value="{report.pk}"]').check()

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from django_otp.oath import totp
 from playwright.sync_api import Browser, Page, expect
 
 from mssante import demo
-from tests.browser.test_webmail import PDF, account, log_in, mailbox_of
+from tests.browser.test_webmail import PDF, log_in, mailbox_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -129,14 +128,7 @@ def test_a_patient_and_staff_under_the_csp(live_server: Any, browser: Browser) -
     context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
     page = context.new_page()
     watch = Watch(page)
-    acc = account("patient")
-    page.goto(base + "/connexion/")
-    page.locator("#id_identifier").fill(acc.identifier)
-    page.locator("#id_password").fill(acc.password)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(acc.totp_hex)):06d}")
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Mes messages")).to_be_visible()
+    log_in(page, base, "patient")
     watch.check("patient home")
     page.goto(base + "/patient/notifications/")
     watch.check("patient preferences")
@@ -145,13 +137,7 @@ def test_a_patient_and_staff_under_the_csp(live_server: Any, browser: Browser) -
     context = browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
     page = context.new_page()
     watch = Watch(page)
-    staff = account("staff")
-    page.goto(base + "/connexion/")
-    page.locator("#id_identifier").fill(staff.identifier)
-    page.locator("#id_password").fill(staff.password)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(staff.totp_hex)):06d}")
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, base, "staff")
     page.goto(base + "/admin/")
     expect(page.locator("#site-name")).to_be_visible()
     # Django's admin is not ours to make accessible: only the policy is checked there.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django_otp.oath import totp
 from playwright.sync_api import Page, expect
 
 from mssante import demo
+from tests.browser.test_webmail import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,13 +15,7 @@ def test_typing_dup_in_compose_suggests_the_demo_colleague_and_picking_fills_the
     live_server, page: Page
 ):
     demo.seed()
-    doctor = next(a for a in demo.ACCOUNTS if a.key == "doctor")
-    page.goto(live_server.url + "/connexion/")
-    page.locator("#id_identifier").fill(doctor.identifier)
-    page.locator("#id_password").fill(doctor.password)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(doctor.totp_hex)):06d}")
-    page.get_by_role("button", name="Se connecter").click()
+    log_in(page, live_server.url, "doctor")
     page.get_by_role("button", name="Écrire un message").click()
     to = page.locator("input[name=to]")
     to.click()

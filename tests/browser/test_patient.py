@@ -159,23 +159,10 @@ def test_a_closed_conversation_shows_a_plain_notice_on_a_phone(
     )
     phone = browser.new_context(viewport=PHONE, locale="fr-FR", timezone_id="Europe/Paris")
     patient = phone.new_page()
-    log_in_patient_with_totp(patient, live_server.url)
+    log_in(patient, live_server.url, "patient")
     patient.get_by_role("link", name=re.compile("Compte rendu d'hospitalisation")).click()
     expect(patient.get_by_text("vous ne pouvez pas répondre à ce message")).to_be_visible()
     expect(patient.get_by_label("Votre réponse")).to_have_count(0)
     assert_accessible(patient)
     shoot(patient, "closed")
     phone.close()
-
-
-def log_in_patient_with_totp(page: Page, base: str) -> None:
-    from django_otp.oath import totp
-
-    acc = account("patient")
-    page.goto(base + "/connexion/")
-    page.locator("#id_identifier").fill(acc.identifier)
-    page.locator("#id_password").fill(acc.password)
-    page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(acc.totp_hex)):06d}")
-    page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Mes messages")).to_be_visible()

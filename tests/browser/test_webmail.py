@@ -16,6 +16,7 @@ from mailboxes import services
 from mailboxes.models import HostedDomain, Mailbox
 from mssante import demo
 from mssante.lib import mime
+from tests import factories
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
@@ -43,15 +44,41 @@ def mailbox_of(key: str) -> Mailbox:
     return box
 
 
-def log_in(page: Page, base_url: str, key: str) -> None:
-    acc = account(key)
-    page.goto(base_url + "/connexion/")
-    page.locator("#id_identifier").fill(acc.identifier)
-    page.locator("#id_password").fill(acc.password)
+# Where a demo account lands after logging in (staff land on the page they asked for).
+HOMES = {"professional": "Boîte de réception", "patient": "Mes messages"}
+
+
+def log_in(page: Page, base_url: str, who: str | User, *, next: str = "") -> None:
+    """Log in through the pages as a demo account (its key) or a test persona (a User).
+
+    A demo professional or patient is then on their home page; anyone else (staff, a
+    persona, or with ``next``) is past the login pages.
+    """
+    if isinstance(who, str):
+        acc = account(who)
+        identifier, password, kind = acc.identifier, acc.password, acc.kind
+
+        def code() -> str:
+            return f"{totp(bytes.fromhex(acc.totp_hex)):06d}"
+
+    else:
+        persona = who
+        identifier = persona.professional.id_number if persona.is_professional else persona.username
+        password, kind = factories.PASSWORD, ""
+
+        def code() -> str:
+            return factories.code_for(persona)
+
+    page.goto(base_url + "/connexion/" + (f"?next={next}" if next else ""))
+    page.locator("#id_identifier").fill(identifier)
+    page.locator("#id_password").fill(password)
     page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à usage unique").fill(f"{totp(bytes.fromhex(acc.totp_hex)):06d}")
+    page.get_by_label("Code à usage unique").fill(code())
     page.get_by_role("button", name="Se connecter").click()
-    expect(page.get_by_role("heading", name="Boîte de réception")).to_be_visible()
+    if kind in HOMES and not next:
+        expect(page.get_by_role("heading", name=HOMES[kind])).to_be_visible()
+    else:
+        page.wait_for_url(lambda url: "/connexion/" not in url)
 
 
 def assert_accessible(page: Page) -> None:

@@ -13,32 +13,16 @@ from django.utils import timezone
 
 from accounts import services as accounts
 from audit.models import AuditEvent
-from charter.tests.helpers import Capture, send
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, HostedDomain, Mailbox, Message
 from mssante.lib import mime
 from tests import factories as f
+from tests.personas import send, submit
 from trust import services
 
 pytestmark = pytest.mark.django_db
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-@pytest.fixture
-def doctor() -> Mailbox:
-    return f.mailbox(f.professional(first_name="Claire", last_name="Martin", enrol=False))
-
-
-@pytest.fixture
-def nurse() -> Mailbox:
-    return f.mailbox(f.professional(first_name="Julien", last_name="Dupont", enrol=False))
-
-
-def submit(box: Mailbox, to: list[str], **kwargs: Any) -> Message:
-    params: dict[str, Any] = {"cc": [], "subject": "Compte rendu", "text": "Bonjour."}
-    params.update(kwargs)
-    return mailbox_services.submit_message(mailbox=box, author=box.owner, to=to, **params)
 
 
 def refused(rule: str) -> AuditEvent:
@@ -74,15 +58,13 @@ def test_a_deactivated_hosted_domain_is_outside_the_trust_space(doctor: Mailbox)
     refused("trust_space")
 
 
-def test_an_exception_lets_more_recipients_through_until_it_expires(
-    doctor: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
+def test_an_exception_lets_more_recipients_through_until_it_expires(doctor: Mailbox) -> None:
     boxes = [f.mailbox() for _ in range(41)]
     until = timezone.now() + timedelta(days=2)
     services.grant_recipient_exception(
         doctor, reason="Campagne de vaccination", valid_until=until, by=f.staff()
     )
-    message = send(django_capture_on_commit_callbacks, doctor, [b.address for b in boxes])
+    message = send(doctor, [b.address for b in boxes])
     assert Entry.objects.filter(message=message).count() == 42  # 41 inboxes and the sent copy
     with (
         time_machine.travel(until + timedelta(minutes=1)),
@@ -99,12 +81,9 @@ def test_a_patient_cannot_start_a_conversation(doctor: Mailbox) -> None:
         submit(patient_box, [doctor.address])
 
 
-def test_a_patient_cannot_reply_after_fin(
-    doctor: Mailbox, django_capture_on_commit_callbacks: Capture
-) -> None:
+def test_a_patient_cannot_reply_after_fin(doctor: Mailbox) -> None:
     patient_box = f.patient_mailbox()
     closing = send(
-        django_capture_on_commit_callbacks,
         doctor,
         [patient_box.address],
         extra_headers={"X-MSS-MES": "FIN"},
