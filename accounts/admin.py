@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import services
+from accounts.access import current_user
 from accounts.models import (
     ActivationLink,
     FormerAdeli,
@@ -25,7 +26,6 @@ from accounts.models import (
     ProfessionalIdentity,
     User,
 )
-from mssante.access import current_user
 
 
 class ReasonForm(forms.Form):

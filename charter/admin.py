@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from accounts.access import current_user
 from audit.admin import ReadOnlyAdmin
 from charter import inactivity, indicators, services
 from charter.models import (
@@ -23,7 +24,6 @@ from charter.models import (
 )
 from mailboxes.models import Quarantine
 from mailboxes.services import quarantine
-from mssante.access import current_user
 
 # --- Abuse reports ---------------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.access import current_user, verified_required
 from charter import inactivity, services
 from mailboxes import selectors
-from mssante.access import current_user, verified_required
 
 
 class ReportForm(forms.Form):

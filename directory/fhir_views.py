@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from accounts.access import is_verified
 from directory import fhir
-from mssante.access import is_verified
 
 CONTENT_TYPE = "application/fhir+json; charset=utf-8"
 SEARCH_PARAMS = ("name", "identifier", "mailbox-mss", "_count", "_offset")

@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from accounts.access import is_verified, verified_required
 from directory import selectors
 from directory.forms import SearchForm
 from mssante import saved_search
-from mssante.access import is_verified, verified_required
 
 
 @require_http_methods(["GET", "POST"])

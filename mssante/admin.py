@@ -21,8 +21,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
+from accounts.access import is_verified
 from mssante import saved_search
-from mssante.access import is_verified
 from mssante.errors import Refused
 
 

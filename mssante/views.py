@@ -8,9 +8,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
+from accounts.access import current_user, is_verified
 from accounts.views.login import landing_url
 from mssante import errors
-from mssante.access import current_user, is_verified
 
 
 @require_safe

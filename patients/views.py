@@ -19,13 +19,13 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import services as account_services
+from accounts.access import current_user, verified_required
 from accounts.views.activation import activated
 from accounts.views.email import ACTION, email_change_step
 from mailboxes import selectors as mailbox_selectors
 from mailboxes import services as mailbox_services
 from mailboxes.views.attachments import SOURCE_PART, download_response, inline_response
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
-from mssante.access import current_user, verified_required
 from mssante.lib import mime
 from patients import selectors, services
 from patients.forms import EmailActivationForm, PreferencesForm, ReplyForm

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from mssante.access import current_user
+from accounts.access import current_user
 from trust import listeblanche, services
 from trust.models import (
     ListeBlancheImport,

@@ -17,10 +17,10 @@ from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 
 from accounts import lockout, services
+from accounts.access import current_user, verified_required
 from accounts.forms import PasswordSetForm
 from accounts.views.enrolment import enrolment_context
 from accounts.views.login import landing_url, lockout_message, slowdown_message
-from mssante.access import current_user, verified_required
 
 SESSION_SECRET = "activation_secret"  # noqa: S105 (a session key name, not a secret)
 

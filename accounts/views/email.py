@@ -21,6 +21,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from accounts import lockout, services
+from accounts.access import current_user, verified_required
 from accounts.forms import EmailChangeForm
 from accounts.models import EmailChange, User
 from accounts.views.login import (
@@ -30,7 +31,6 @@ from accounts.views.login import (
     slowdown_message,
 )
 from audit import journal
-from mssante.access import current_user, verified_required
 
 ACTION = "email_action"
 

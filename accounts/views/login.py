@@ -22,11 +22,11 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django_otp import login as otp_login
 
 from accounts import lockout, services
+from accounts.access import current_user, is_verified
 from accounts.forms import CodeForm, LoginForm
 from accounts.models import User
 from accounts.views.enrolment import enrolment_context
 from audit import journal
-from mssante.access import current_user, is_verified
 
 PENDING = "login_pending"
 BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template import engines
 from django.urls import path
 
-from mssante.access import verified_required
+from accounts.access import verified_required
 from mssante.urls import urlpatterns as project_urls
 
 PAGE = """{% extends "base.html" %}{% load static %}

@@ -19,6 +19,7 @@ from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.reasons import Reason
 from mailboxes.services import quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
+from mailboxes.transport import dsn, outbound
 from trust import scanning
 
 log = logging.getLogger(__name__)
@@ -103,17 +104,12 @@ def deliver(delivery_id: int) -> None:
 
 def deliver_many(delivery_ids: list[int]) -> int:
     """Deliver several recipients in one transaction (idempotent); return how many were done."""
-    # Imported here: dsn and outbound import this module.
-    from mailboxes.transport import dsn
-
     remote = set(
         Delivery.objects.filter(pk__in=delivery_ids, remote=True).values_list("pk", flat=True)
     )
     done = 0
     if remote:
         # Other operators' recipients go over SMTP, outside any transaction here.
-        from mailboxes.transport import outbound
-
         done = outbound.deliver_remote(sorted(remote))
         delivery_ids = [pk for pk in delivery_ids if pk not in remote]
         if not delivery_ids:

@@ -30,6 +30,7 @@ from mailboxes import addresses
 from mailboxes.models import HostedDomain, Message
 from mailboxes.reasons import Reason
 from mailboxes.services.inbound import local_mailbox
+from mailboxes.services.messages import read_raw
 from mailboxes.services.store import Listing, Recipient, store_message
 from mailboxes.transport.wording import report_language, when
 from mssante.lib import mime, reports
@@ -240,8 +241,6 @@ def report_failures(message: Message, failures: list[Failure], raw: bytes | None
     if not local and not owes_remote_report(message):
         return
     if raw is None:
-        from mailboxes.services.messages import read_raw
-
         try:
             raw = read_raw(message)
         except Exception:

@@ -29,6 +29,7 @@ from audit import journal
 from mailboxes import addresses, reasons
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
+from mailboxes.services.messages import parse
 from mailboxes.services.rights import authorise
 from mailboxes.services.store import Listing, Recipient, store_message
 from mailboxes.transport.wording import report_language, when
@@ -110,8 +111,6 @@ def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bo
     ``ask``: the reader answers receipts "sur demande": nothing leaves, the deliveries
     that asked for one wait for the reader's decision (``decide_receipts``).
     """
-    from mailboxes.services.messages import parse
-
     sent = 0
     for delivery in (
         Delivery.objects.filter(

@@ -10,12 +10,12 @@ from urllib.parse import quote
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
+from accounts.access import verified_required
 from mailboxes import selectors, services
 from mailboxes.models import Entry
 from mailboxes.views import structured
 from mailboxes.views._common import current_user
 from mailboxes.views.messages import PREVIEWABLE, is_held
-from mssante.access import verified_required
 from mssante.lib import mime, xdm
 
 # The preview document may show itself and nothing else: no script (sandbox),

@@ -15,6 +15,7 @@ from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.access import verified_required
 from accounts.models import PatientIdentity
 from mailboxes import selectors, services
 from mailboxes.forms import ComposeForm, XdmForm, join_addresses
@@ -22,7 +23,6 @@ from mailboxes.models import Draft, Entry, Folder, Message
 from mailboxes.services.structured import XML_TYPES
 from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import download_response
-from mssante.access import verified_required
 from mssante.errors import RETRY_AFTER_SECONDS, storage_unavailable_text
 from mssante.lib import mime, xdm
 

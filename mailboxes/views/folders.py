@@ -8,11 +8,11 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.access import verified_required
 from mailboxes import selectors, services
 from mailboxes.forms import FolderNameForm
 from mailboxes.models import Folder
 from mailboxes.views._common import current_user, folder_url, mailbox_home_url
-from mssante.access import verified_required
 
 
 def _report_errors(request: HttpRequest, form: FolderNameForm) -> None:

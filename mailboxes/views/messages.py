@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.access import verified_required
 from mailboxes import hooks, remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
@@ -31,7 +32,6 @@ from mailboxes.views._common import (
     render_webmail,
 )
 from mssante import saved_search
-from mssante.access import verified_required
 from mssante.lib import mime
 from mssante.middleware import content_security_policy
 

@@ -12,13 +12,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import match_token
 
+from accounts.access import verified_required
 from audit import journal
 from mailboxes import selectors, services
 from mailboxes.forms import ApiAgreementForm, PreferencesForm
 from mailboxes.models import Mailbox
 from mailboxes.transport import mdn
 from mailboxes.views._common import current_user, render_webmail
-from mssante.access import verified_required
 
 # Wrong second-factor codes allowed on the agreement form per session and window: a
 # session left open must not let someone try the million codes.

@@ -12,13 +12,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.access import verified_required
 from accounts.identity import resolve
 from accounts.models import User
 from mailboxes import selectors, services
 from mailboxes.forms import JournalFilterForm, MemberForm, MembershipChangeForm
 from mailboxes.models import Mailbox, Membership
 from mailboxes.views._common import current_user, render_webmail
-from mssante.access import verified_required
 from mssante.lib.identifiers import IdentifierError
 
 
