@@ -22,7 +22,7 @@ from django.urls import reverse
 
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
-from mailboxes.services import pipeline
+from mailboxes.services import queue
 from mssante.lib import mime, xdm
 from tests import factories
 from tests.personas import client_for
@@ -69,15 +69,15 @@ def closed_before_delivery(
     def run(submit: Callable[[], Message]) -> Message:
         queued: list[tuple[str, Any]] = []
         with (
-            mock.patch.object(pipeline, "enqueue", lambda name, ids: queued.append((name, ids))),
+            mock.patch.object(queue, "enqueue", lambda task, ids: queued.append((task, ids))),
             on_commit(execute=True),
         ):
             message = submit()
         Mailbox.objects.filter(pk=people["nurse_box"].pk).update(status=Mailbox.Status.CLOSED)
         # The worker runs in no one's language.
         with on_commit(execute=True):
-            for name, ids in queued:
-                pipeline.enqueue(name, ids)
+            for task, ids in queued:
+                queue.enqueue(task, ids)
         return message
 
     yield run
