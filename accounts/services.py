@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 from django_otp.models import Device
 from django_otp.oath import TOTP
 
+from accounts import signals
 from accounts.models import (
     ActivationLink,
     BackupCodeDevice,
@@ -205,11 +206,17 @@ def reactivate_account(user: User, *, by: User | None, reason: str = "") -> None
 
 
 @transaction.atomic
+@transaction.atomic
 def close_account(user: User, *, reason: str, by: User | None) -> None:
-    """Close an account for good (the reason is shown to its holder)."""
+    """Close an account for good (the reason is shown to its holder).
+
+    The apps above learn it in the same transaction (``signals.account_closed``): the
+    holder's own boxes close with the account and leave the directory.
+    """
     if not reason.strip():
         raise AccountError(_("Un motif est obligatoire pour clôturer un compte."))
     _set_status(user, User.Status.CLOSED, reason=reason.strip(), by=by, action="account.closed")
+    signals.account_closed.send(sender=User, user=user, by=by, reason=reason.strip())
 
 
 # --- Adeli → RPPS ---------------------------------------------------------------------

@@ -128,12 +128,13 @@ def decide_report(report: AbuseReport, *, decision: str, reason: str, by: User) 
         if chosen == Sanction.Decision.SUSPEND and target is not None:
             accounts.suspend_account(target, reason=reason, by=by)
         elif chosen == Sanction.Decision.CLOSE and target is not None:
-            accounts.close_account(target, reason=reason, by=by)
             # A closed account's own boxes stop receiving (senders are told "cette
-            # boîte est fermée") and leave the directory.
+            # boîte est fermée") and leave the directory: closed here first so that
+            # the journal says "sanction"; closing the account then finds them closed.
             mailbox_lifecycle.close_mailboxes_of(
                 target, by=by, cause=mailbox_lifecycle.ClosureCause.SANCTION, reason=reason
             )
+            accounts.close_account(target, reason=reason, by=by)
     except accounts.AccountError as exc:
         raise CharterError(str(exc)) from None
     sanction = Sanction.objects.create(

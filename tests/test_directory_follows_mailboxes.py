@@ -242,6 +242,33 @@ def test_staff_cannot_reopen_the_box_of_a_closed_account(viewer: User, staff: Us
     assert where_listed(viewer, box, "Ture") == set()
 
 
+# --- Closed with its holder's account ----------------------------------------------------------
+
+
+def test_a_box_whose_account_staff_close_in_the_admin_closes_and_leaves_the_directory(
+    viewer: User, staff: User
+) -> None:
+    box = holder_box("Odile", "Depart")
+    assert box.owner is not None
+    assert where_listed(viewer, box, "Depart") == EVERYWHERE
+    closed = login(staff).post(
+        "/admin/accounts/user/",
+        {
+            "action": "close",
+            "_selected_action": [box.owner.pk],
+            "apply": "1",
+            "reason": "Départ à la retraite",
+        },
+    )
+    assert closed.status_code in (200, 302)
+    box.owner.refresh_from_db()
+    assert box.owner.status == User.Status.CLOSED
+    assert Mailbox.objects.get(pk=box.pk).status == Mailbox.Status.CLOSED
+    assert where_listed(viewer, box, "Depart") == set()
+    event = AuditEvent.objects.get(action="mailbox.closed")
+    assert event.data["cause"] == "account" and event.actor_id == staff.pk
+
+
 # --- Closed by a sanction ---------------------------------------------------------------------
 
 

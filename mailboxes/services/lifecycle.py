@@ -30,6 +30,7 @@ class ClosureCause(models.TextChoices):
     STAFF = "staff", gettext_lazy("fermée par l'équipe")
     SANCTION = "sanction", gettext_lazy("compte du titulaire clôturé (sanction)")
     INACTIVITY = "inactivity", gettext_lazy("inactivité du titulaire")
+    ACCOUNT = "account", gettext_lazy("compte du titulaire clôturé")
 
 
 # Fields of a box staff may change from the admin besides its status and liste rouge
