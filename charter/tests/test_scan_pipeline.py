@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import io
-import os
 import socket
 import zipfile
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message, Quarantine
 from mssante.lib import mime
-from mssante.lib.clamd import ClamdClient
+from tests.clamd import ADDRESS, EICAR, needs_clamd
 from tests.personas import send
 from trust.scanning import ClamdUnavailable
 
@@ -30,23 +29,7 @@ Capture = Callable[..., AbstractContextManager[Any]]
 
 pytestmark = pytest.mark.django_db
 
-ADDRESS = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-# Two halves, so that no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def _clamd_up() -> bool:
-    try:
-        return ClamdClient(ADDRESS, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
-
-
-needs_clamd = pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {ADDRESS} (runs in `make test`)",
-)
 
 
 @pytest.fixture

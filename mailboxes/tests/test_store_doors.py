@@ -10,7 +10,6 @@ webmail inbox. The real pipeline runs (Celery eager, commits for real).
 
 from __future__ import annotations
 
-import os
 import smtplib
 from collections.abc import Iterator
 from datetime import timedelta
@@ -29,8 +28,9 @@ from audit.models import AuditEvent
 from mailboxes import blobs, services
 from mailboxes.models import Draft, Entry, Folder, Mailbox, Message
 from mssante.lib import mime
-from mssante.lib.clamd import ClamdClient
 from tests import factories
+from tests.clamd import ADDRESS as CLAMD
+from tests.clamd import EICAR, needs_clamd
 from tests.personas import client_for
 from tests.smtp_peers import (
     Operator,
@@ -40,23 +40,12 @@ from tests.smtp_peers import (
     simple_message,
     sink,
 )
-from trust.scanning import ClamdUnavailable
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HERE = "hopital.mssante.test"  # the ``here`` and ``peer`` fixtures' domains (conftest)
 PEER = "clinique.peer.test"
 SENDER = f"labo@{PEER}"
-CLAMD = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-# Two halves, so that no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-
-
-def _clamd_up() -> bool:
-    try:
-        return ClamdClient(CLAMD, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
 
 
 @pytest.fixture
@@ -245,10 +234,7 @@ def test_the_door_of_a_dsn_to_a_peers_sender(
     assert wire.endswith(raw)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {CLAMD} (runs in `make test`)",
-)
+@needs_clamd
 def test_the_door_of_the_quarantine_notice(
     settings: Any, claire: tuple[User, Mailbox], julien: tuple[User, Mailbox]
 ) -> None:

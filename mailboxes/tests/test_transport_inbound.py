@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from pathlib import Path
@@ -16,6 +15,8 @@ from audit.models import AuditEvent
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from tests import factories
+from tests.clamd import ADDRESS as CLAMD
+from tests.clamd import EICAR, needs_clamd
 from tests.personas import login
 from tests.smtp_peers import (
     HERE,
@@ -207,26 +208,7 @@ def test_the_gateway_command_builds_a_gateway_from_settings(settings: Any, here:
     assert controller.SMTP_kwargs["tls_context"].verify_mode == ssl.CERT_REQUIRED
 
 
-CLAMD = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-
-
-def _clamd_up() -> bool:
-    from mssante.lib.clamd import ClamdClient, ClamdUnavailable
-
-    try:
-        return ClamdClient(CLAMD, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
-
-
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-
-
-# `make test` runs clamd (scripts/services, CLAMD_ADDRESS); elsewhere this skips.
-@pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {CLAMD} (runs in `make test`)",
-)
+@needs_clamd
 def test_eicar_arriving_from_a_peer_is_quarantined(
     settings: Any, port: int, peer: Operator, box: Mailbox
 ) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -22,8 +21,9 @@ import pytest
 
 from mailboxes.models import Delivery, Entry, Mailbox, Message, Quarantine
 from mailboxes.services import queue
-from mssante.lib.clamd import ClamdClient, ClamdUnavailable
 from tests import factories
+from tests.clamd import ADDRESS as CLAMD
+from tests.clamd import EICAR, needs_clamd
 from tests.smtp_peers import (
     HERE,
     PEER,
@@ -37,22 +37,6 @@ from tests.smtp_peers import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SENDER = f"labo@{PEER}"
-CLAMD = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-# Two halves, so that no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
-
-
-def _clamd_up() -> bool:
-    try:
-        return ClamdClient(CLAMD, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
-
-
-needs_clamd = pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {CLAMD} (runs in `make test`)",
-)
 
 
 @pytest.fixture

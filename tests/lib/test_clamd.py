@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import socket
 import struct
 import threading
@@ -21,25 +20,12 @@ from mssante.lib.clamd import (
     parse_address,
     parse_answer,
 )
+from tests.clamd import ADDRESS, EICAR, needs_clamd
 
-ADDRESS = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-# The EICAR test file, kept in two halves so that no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
 
-def _clamd_up() -> bool:
-    try:
-        return ClamdClient(ADDRESS, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
-
-
 # `make test` starts clamd (MSSANTE_TEST_SERVICES=1): there a missing clamd fails.
-needs_clamd = pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {ADDRESS} (runs in `make test`)",
-)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import socket
 import zipfile
 from email.message import EmailMessage
@@ -13,26 +12,10 @@ from typing import Any
 
 import pytest
 
-from mssante.lib.clamd import ClamdClient
+from tests.clamd import ADDRESS, EICAR, needs_clamd
 from trust.scanning import ClamdUnavailable, ScanStatus, scan_raw_message
 
-ADDRESS = os.environ.get("CLAMD_ADDRESS") or "127.0.0.1:53310"
-# Two halves, so that no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
-
-
-def _clamd_up() -> bool:
-    try:
-        return ClamdClient(ADDRESS, timeout=2).ping()
-    except ClamdUnavailable:
-        return False
-
-
-needs_clamd = pytest.mark.skipif(
-    not os.environ.get("MSSANTE_TEST_SERVICES") and not _clamd_up(),
-    reason=f"clamd not reachable at {ADDRESS} (runs in `make test`)",
-)
 
 
 @pytest.fixture
