@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts import services as accounts
+from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, HostedDomain, Mailbox, Message
@@ -157,7 +158,20 @@ def test_the_box_of_a_closed_account_refuses_new_mail(doctor: Mailbox, nurse: Ma
     assert nurse.owner is not None
     accounts.close_account(nurse.owner, reason="Départ à la retraite", by=f.staff())
     nurse.refresh_from_db()
-    assert nurse.status == Mailbox.Status.ACTIVE  # the account is closed, not the box
+    assert nurse.status == Mailbox.Status.CLOSED  # the holder's box closes with the account
+    with pytest.raises(mailbox_services.SubmissionError, match="cette boîte est fermée"):
+        submit(doctor, [nurse.address])
+    refused("mailbox_closed")
+
+
+def test_an_open_box_whose_account_is_closed_still_refuses_new_mail(
+    doctor: Mailbox, nurse: Mailbox
+) -> None:
+    # An account closed before its boxes followed it (data from before issue 12, or a
+    # box restored by hand): the rule reads the account too.
+    assert nurse.owner is not None
+    User.objects.filter(pk=nurse.owner.pk).update(status=User.Status.CLOSED)
+    assert Mailbox.objects.get(pk=nurse.pk).status == Mailbox.Status.ACTIVE
     with pytest.raises(mailbox_services.SubmissionError, match="cette boîte est fermée"):
         submit(doctor, [nurse.address])
     refused("mailbox_closed")
