@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from django.dispatch import Signal
 
+from accounts.models import User
+from mailboxes.models import Entry, Mailbox, Message
+
 if TYPE_CHECKING:
     from django.http import HttpRequest
     from django.utils.safestring import SafeString
-
-    from accounts.models import User
-    from mailboxes.models import Entry, Mailbox, Message
 
 
 class SubmissionRule(Protocol):

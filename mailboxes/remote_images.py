@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from accounts.models import User
 from mailboxes import selectors
 from mssante.lib import imageproxy
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 log = logging.getLogger(__name__)
 

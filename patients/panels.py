@@ -11,12 +11,11 @@ from typing import TYPE_CHECKING
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
 
+from mailboxes.models import Entry
 from patients import selectors
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from mailboxes.models import Entry
 
 
 def patient_thread(request: HttpRequest, entry: Entry, *, can_send: bool) -> SafeString:

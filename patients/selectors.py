@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from django.db.models import Q
 from django.http import Http404
 
-from accounts.models import PatientIdentity
+from accounts.models import PatientIdentity, User
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from patients import services
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 
 def patient_box(user: User) -> Mailbox | None:

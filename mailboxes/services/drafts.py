@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from mailboxes import blobs
 from mailboxes.models import AccessEvent, Draft, DraftAttachment, Entry, Mailbox, Message
 from mailboxes.selectors import Access
@@ -25,8 +26,6 @@ from mssante.lib.xdm import FILENAME as XDM_FILENAME
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from accounts.models import User
 
 log = logging.getLogger(__name__)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from audit import journal
 from mailboxes import blobs, selectors
 from mailboxes.models import (
@@ -27,9 +28,6 @@ from mailboxes.services.pipeline import PENDING
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import receipt_mode, record_access, record_entries
 from mailboxes.transport import mdn
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 
 def _folder_name(mailbox: Mailbox, name: str, *, exclude: Folder | None = None) -> str:

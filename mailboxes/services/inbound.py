@@ -18,8 +18,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -28,6 +27,7 @@ from django.utils.translation import gettext as _
 from mailboxes import addresses
 from mailboxes.models import HostedDomain, Mailbox, Message
 from mailboxes.selectors import hosted_domains
+from mailboxes.services.peer import Peer
 from mailboxes.services.store import Listing, Provenance, Recipient, add_recipients, store_message
 from mailboxes.transport import mdn
 from mssante.lib import mime
@@ -43,40 +43,6 @@ class ReceptionError(Exception):
         super().__init__(message)
         self.code = code
         self.rule = rule
-
-
-@dataclass(frozen=True)
-class Peer:
-    """The operator that delivered a message, as its TLS session authenticated it.
-
-    ``subject`` is the client certificate's subject (``getpeercert()["subject"]``);
-    ``domain`` the MAIL FROM domain the liste blanche lists that certificate for
-    (empty for a null sender, which binds no domain).
-    """
-
-    subject: tuple[Any, ...]
-    domain: str = ""
-
-    @property
-    def dn(self) -> str:
-        """The subject as text (``commonName=…,organizationName=…``), for the record."""
-        return ",".join(f"{k}={v}" for rdn in self.subject for k, v in rdn)
-
-    @property
-    def identity(self) -> str:
-        """The subject in a canonical form: two spellings of one DN give the same text."""
-        return ";".join(f"{k}={v}" for k, v in sorted(listeblanche.parse_dn(self.subject)))
-
-    @property
-    def name(self) -> str:
-        """What "via …" names: the domain it spoke for, else its certificate's host name."""
-        if self.domain:
-            return self.domain
-        for rdn in self.subject:
-            for key, value in rdn:
-                if key == "commonName":
-                    return str(value)
-        return self.dn
 
 
 def local_mailboxes(

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Subquery
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from accounts.services import is_eligible
 from audit import journal
+from directory.models import Organisation
 from mailboxes import addresses
 from mailboxes.models import Folder, HostedDomain, Mailbox
 from mailboxes.services.errors import MailboxError
 from mailboxes.services.lifecycle import sync_directory
-
-if TYPE_CHECKING:
-    from accounts.models import User
-    from directory.models import Organisation
 
 SYSTEM_FOLDERS = (
     Folder.Role.INBOX,

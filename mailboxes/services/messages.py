@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from mailboxes import addresses, blobs, hooks
 from mailboxes.models import Entry, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access, closed_addresses, hosted_domains
@@ -25,8 +26,6 @@ from trust.policy import PolicyError
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from accounts.models import User
 
 log = logging.getLogger(__name__)
 

@@ -7,14 +7,12 @@ forgot, a new view, a command, a task) can write past a missing right.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from accounts.models import User
 from mailboxes import selectors
+from mailboxes.models import Mailbox
 from mailboxes.selectors import Access
-
-if TYPE_CHECKING:
-    from mailboxes.models import Mailbox
 
 
 def is_operator(actor: Any) -> bool:

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from audit import journal
 from mailboxes.models import (
     AccessEvent,
@@ -25,8 +26,6 @@ from mailboxes.services.rights import authorise
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from accounts.models import User
 
 # Boxes whose holder may share them: organisational boxes (members) and nominative
 # boxes (delegation). Applicative boxes are used by software through API tokens.

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from audit import journal
 from mailboxes import blobs, tasks
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
@@ -41,8 +42,6 @@ from mssante.lib import mime
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from accounts.models import User
 
 
 def _aware(value: datetime | None) -> datetime | None:

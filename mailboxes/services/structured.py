@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from mailboxes.models import Draft, DraftAttachment
 from mailboxes.services.drafts import (
     _authorise_draft,
@@ -28,8 +29,6 @@ from mssante.lib import mime, xdm
 
 if TYPE_CHECKING:
     from django.core.files.uploadedfile import UploadedFile
-
-    from accounts.models import User
 
 XML_TYPES = ("text/xml", "application/xml", "application/hl7-cda+xml")
 

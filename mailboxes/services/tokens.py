@@ -21,6 +21,7 @@ from django.db.models import Case, F, PositiveIntegerField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from audit import journal
 from mailboxes.models import ApiAgreement, ApiScope, ApiToken, IdempotencyRecord, Mailbox
 from mailboxes.selectors import Access
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from django.http import HttpRequest
-
-    from accounts.models import User
 
 # Boxes whose tokens need their holder's agreement: a person's or a structure's box,
 # as opposed to an applicative box, which is software already.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -30,14 +30,12 @@ from mailboxes import addresses, reasons
 from mailboxes.models import Delivery, HostedDomain, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services.messages import parse
+from mailboxes.services.peer import Peer
 from mailboxes.services.rights import authorise
 from mailboxes.services.store import Listing, Recipient, store_message
 from mailboxes.transport.wording import report_language, when
 from mssante.lib import crypto, mime, reports
 from trust import listeblanche
-
-if TYPE_CHECKING:
-    from mailboxes.services.inbound import Peer
 
 log = logging.getLogger(__name__)
 
