@@ -6,6 +6,8 @@ callers use are re-exported here, so that one import serves them all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -32,12 +34,14 @@ __all__ = [
     "GENESIS",
     "AuditIntegrityError",
     "ChainBreak",
+    "Event",
     "Verification",
     "anchor",
     "client_ip",
     "keyring",
     "purge_expired",
     "record",
+    "record_many",
     "restart_anchoring",
     "verify",
     "verify_chain",
@@ -69,6 +73,31 @@ def record(
         # soon, after commit; a broker that is down only delays it (beat runs it too).
         transaction.on_commit(_anchor_soon, robust=True)
     return event
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of ``record_many``: the arguments ``record`` takes, ``data`` as a mapping."""
+
+    action: str
+    obj: Any = None
+    object_type: str = ""
+    object_id: str | int = ""
+    actor: Any = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+def record_many(events: Sequence[Event]) -> None:
+    """Append several events (in the caller's transaction), in order."""
+    for event in events:
+        record(
+            event.action,
+            actor=event.actor,
+            obj=event.obj,
+            object_type=event.object_type,
+            object_id=event.object_id,
+            **dict(event.data),
+        )
 
 
 def _anchor_soon() -> None:

@@ -14,14 +14,14 @@ log = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True)
-def scan_message(self: Task, message_id: int) -> None:
-    """Scan a submitted message, then enqueue its deliveries (or quarantine it)."""
+def process_messages(self: Task, message_ids: list[int]) -> None:
+    """Scan stored messages and deliver their local recipients (the pipeline's one hop)."""
     try:
-        services.scan(message_id)
+        services.process(message_ids)
     except ClamdUnavailable as exc:
-        # The message stays "pending": never delivered unscanned. Retried here a few
-        # times, then by the sweeper, which re-enqueues every scan left pending.
-        log.warning("scan of message %s postponed: %s", message_id, exc)
+        # The messages not judged stay "pending": never delivered unscanned. Retried
+        # here a few times, then by the sweeper, which re-enqueues every scan left pending.
+        log.warning("scan of messages %s postponed: %s", message_ids, exc)
         if self.request.is_eager or self.request.retries >= settings.SCAN_RETRY_MAX:
             return
         raise self.retry(countdown=settings.SCAN_RETRY_SECONDS) from None

@@ -72,7 +72,7 @@ def _headers(lab: dict[str, Any]) -> dict[str, str]:
 def test_every_operation_passes_every_check(lab: dict[str, Any], mode: GenerationMode) -> None:
     schema = _schema(lab, any_code_point=mode == GenerationMode.NEGATIVE)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 6
 
     for operation in operations:
 

@@ -545,6 +545,10 @@ API_RULES: dict[str, Rule] = {
         post=Access.SEND,
         data=lambda w, b: {"to": [w.p.outsider_box.address], "text": "x"},
     ),
+    "api:send_batch": Rule(
+        post=Access.SEND,
+        data=lambda w, b: {"messages": [{"to": [w.p.outsider_box.address], "text": "x"}]},
+    ),
     "api:get_message": Rule(
         get=Access.READ, boxes=BOXES, kwargs=lambda w, b: {"message_id": _public_id(w, b)}
     ),
@@ -963,7 +967,7 @@ def api_expected(need: Need, caller: str, box: str, key: str) -> str:
     if caller not in TOKENS:
         return "401"
     token_box, scope = TOKENS[caller]
-    if key == "api:send_message":
+    if key in ("api:send_message", "api:send_batch"):
         # It sends from the token's own box: there is no other box to name.
         return "ok" if scope >= need else "403"
     if token_box != box:
@@ -1021,6 +1025,7 @@ def test_what_each_token_may_do_in_the_api(
     [
         ("api:send_message", "get"),
         ("api:send_message", "put"),
+        ("api:send_batch", "get"),
         ("api:get_message", "delete"),
         ("api:get_message", "put"),
         ("api:set_flags", "get"),

@@ -199,7 +199,7 @@ def test_tasks_run_twice_deliver_once(
     for delivery_id in ids + ids:
         tasks.deliver.delay(delivery_id)
     for m in messages:
-        tasks.scan_message.delay(m.pk)
+        tasks.process_messages.delay([m.pk])
     wait_for(all_delivered, "every delivery")
     wait_for(broker_idle, "the broker to drain")
     time.sleep(0.5)
@@ -244,14 +244,13 @@ def test_the_sweeper_recovers_messages_lost_when_the_broker_is_flushed(
     assert services.sweep(now=later + timedelta(hours=1)) == 0
 
 
-def test_a_lost_delivery_task_is_re_enqueued_by_the_sweeper(
+def test_a_lost_processing_task_is_re_enqueued_by_the_sweeper(
     boxes: tuple[Mailbox, Mailbox, Mailbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     doctor, nurse, _pharmacist = boxes
-    # The scan ran but its deliver tasks never reached the broker.
+    # The message is stored but its task (scan and delivery) never reached the broker.
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     (message,) = send_many(doctor, [nurse.address], [], n=1)
-    services.scan(message.pk)
     monkeypatch.undo()
     assert services.sweep() == 0  # not due yet
     later = timezone.now() + timedelta(seconds=settings.DELIVERY_RETRY_SECONDS + 1)

@@ -70,7 +70,7 @@ def _client() -> ClamdClient:
 
 
 def _decoded_parts(raw: bytes) -> list[bytes] | None:
-    """Every leaf part decoded from its transfer encoding (None: too many parts, or past
+    """Every attachment decoded from its transfer encoding (None: too many parts, or past
     the parsing limits: a message stored before them is never parsed unbounded here)."""
     message = mime.parse_tree(raw)
     if message is None:
@@ -78,6 +78,14 @@ def _decoded_parts(raw: bytes) -> list[bytes] | None:
     parts: list[bytes] = []
     for part in message.walk():
         if part.is_multipart():
+            continue
+        if (
+            part.get_content_maintype() == "text"
+            and part.get_filename() is None
+            and part.get_content_disposition() != "attachment"
+        ):
+            # A body: clamd reads it in the raw message (it decodes MIME itself); scanning
+            # its decoded text again doubled the cost of every message for nothing.
             continue
         payload = part.get_payload(decode=True)
         if isinstance(payload, bytes) and payload:

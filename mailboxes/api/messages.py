@@ -12,15 +12,17 @@ from ninja import Router, Status
 from mailboxes import selectors, services
 from mailboxes.api.auth import token_of
 from mailboxes.api.folders import folder_of
-from mailboxes.api.payload import idempotency_key, read_payload
+from mailboxes.api.payload import idempotency_key, read_batch, read_payload
 from mailboxes.api.schemas import (
     GET_MESSAGE,
     GET_RAW,
     MESSAGE_SCHEMA,
     MULTIPART_SCHEMA,
     REFUSALS,
+    SEND_BATCH,
     SEND_MESSAGE,
     SET_FLAGS,
+    BatchOut,
     EntryState,
     ErrorOut,
     FlagsIn,
@@ -94,6 +96,76 @@ def send_message(request: HttpRequest) -> Status[dict[str, Any]]:
         idempotency_key=key,
         request=request,
     )
+    return Status(answer.status, answer.body)
+
+
+@router.post(
+    "/messages/batch",
+    response={200: BatchOut, 409: ErrorOut, 413: ErrorOut, 415: ErrorOut, **REFUSALS},
+    summary="Envoyer plusieurs messages",
+    operation_id=SEND_BATCH,
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[!-~]{1,255}$",
+                },
+                "description": (
+                    "Même clé et même corps : la première réponse est rejouée, rien n'est "
+                    "envoyé deux fois. Même clé, autre corps : 409."
+                ),
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["messages"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "messages": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 100,
+                                "items": MESSAGE_SCHEMA,
+                            }
+                        },
+                    }
+                }
+            },
+        },
+    },
+)
+def send_batch(request: HttpRequest) -> Status[dict[str, Any]]:
+    """Send up to API_BATCH_MAX messages committed together; 200 once they are durably stored.
+
+    Each item is answered in its place (201, or 422 and the rule that refused it): one
+    refused message does not hold the others back.
+    """
+    token = token_of(request, selectors.Access.SEND)
+    key = idempotency_key(request)
+    items = [
+        services.BatchItem(
+            fields={
+                "to": payload.to,
+                "cc": payload.cc,
+                "subject": payload.subject,
+                "text": payload.text,
+                "html": payload.html,
+                "attachments": attachments,
+            }
+        )
+        for payload, attachments in read_batch(request)
+    ]
+    answer = services.send_api_batch(token, items, idempotency_key=key, request=request)
     return Status(answer.status, answer.body)
 
 

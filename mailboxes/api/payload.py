@@ -110,20 +110,76 @@ def read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment]
             ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", _("Le corps doit être un objet JSON."))
+    payload, decoded = message_of(data)
+    return payload, attachments + decoded
+
+
+def message_of(data: Any, where: str = "") -> tuple[MessageIn, list[mime.Attachment]]:
+    """A message object of a JSON body, validated, its attachments decoded; 400 names the field.
+
+    ``where``: the object's place in the body (``messages.3.``), put before field names.
+    """
     try:
         payload = MessageIn.model_validate(data)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        raise field_error(
-            printable(".".join(str(p) for p in first["loc"])) or "corps", reason(first)
-        ) from None
+        place = ".".join(str(p) for p in first["loc"])
+        raise field_error(printable(where + place) or "corps", reason(first)) from None
+    attachments = []
     for i, att in enumerate(payload.attachments):
         try:
             content = base64.b64decode("".join(att.content.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise field_error(f"attachments.{i}.content", _("base64 invalide")) from None
+            raise field_error(f"{where}attachments.{i}.content", _("base64 invalide")) from None
         attachments.append(mime.Attachment(att.filename, att.content_type, content))
     return payload, attachments
+
+
+def read_batch(request: HttpRequest) -> list[tuple[MessageIn, list[mime.Attachment]]]:
+    """The messages of ``POST /messages/batch``, each validated.
+
+    The body is refused as a whole (400 naming the field, 413, 415) when it is not a JSON
+    object whose ``messages`` is a list of 1 to API_BATCH_MAX valid messages: a malformed
+    item is the client's bug, not a message to skip. Rules of the trust space are applied
+    later, message by message.
+    """
+    limit = settings.API_MAX_REQUEST_BYTES * 4
+    too_large = ApiError(
+        413,
+        "too_large",
+        _("Requête trop volumineuse : au plus %(limit)s.") % {"limit": mime.human_size(limit)},
+    )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_large
+    if (request.content_type or "").lower() not in ("application/json", ""):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            _("Type de contenu non pris en charge : application/json."),
+        )
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    try:
+        data = untrusted.load_json(raw or b"null")
+    except untrusted.UntrustedInputError as exc:
+        code = "invalid_field" if "where" in exc.params else "invalid_json"
+        raise ApiError(
+            400, code, _("Corps JSON refusé : %(error)s.") % {"error": untrusted_reason(exc)}
+        ) from None
+    if not isinstance(data, dict) or set(data) != {"messages"}:
+        raise ApiError(
+            400, "invalid_json", _('Le corps doit être un objet JSON : {"messages": [...]}.')
+        )
+    items = data["messages"]
+    most = settings.API_BATCH_MAX
+    if not isinstance(items, list) or not 1 <= len(items) <= most:
+        raise field_error("messages", _("liste de 1 à %(most)s messages attendue") % {"most": most})
+    return [message_of(item, f"messages.{i}.") for i, item in enumerate(items)]
 
 
 def read_multipart(

@@ -113,6 +113,21 @@ class MessageCreatedOut(Schema):
     url: str
 
 
+class BatchResultOut(Schema):
+    """One item of a batch, in its place: 201 and the message, or 400/422 and why."""
+
+    status: int
+    id: UUID | None = None
+    message_id: str | None = None
+    recipients: int | None = None
+    url: str | None = None
+    error: ErrorOut | None = None
+
+
+class BatchOut(Schema):
+    results: list[BatchResultOut]
+
+
 class AttachmentOut(Schema):
     index: int
     filename: str
@@ -218,6 +233,7 @@ GET_MESSAGE = "mailboxes_api_get_message"
 GET_RAW = "mailboxes_api_get_raw"
 SET_FLAGS = "mailboxes_api_set_flags"
 SEND_MESSAGE = "mailboxes_api_send_message"
+SEND_BATCH = "mailboxes_api_send_batch"
 LIST_MESSAGES = "mailboxes_api_list_messages"
 
 

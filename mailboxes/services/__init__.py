@@ -7,7 +7,7 @@ One module per concern; callers use the names re-exported here.
 """
 
 from mailboxes.blobs import BlobStoreUnavailable
-from mailboxes.services.api import ApiAnswer, send_api_message
+from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
 from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.drafts import (
     DraftContent,
@@ -63,7 +63,14 @@ from mailboxes.services.mailbox import (
     propose_address,
 )
 from mailboxes.services.messages import parse, read_raw, submit_message
-from mailboxes.services.pipeline import deliver, deliver_many, requeue_deliveries, scan, sweep
+from mailboxes.services.pipeline import (
+    deliver,
+    deliver_many,
+    process,
+    requeue_deliveries,
+    scan,
+    sweep,
+)
 from mailboxes.services.quarantine import (
     QuarantineError,
     delete_quarantined,
@@ -100,6 +107,7 @@ __all__ = [
     "MAILBOX_DETAIL_FIELDS",
     "SYSTEM_FOLDERS",
     "ApiAnswer",
+    "BatchItem",
     "BlobStoreUnavailable",
     "ClosureCause",
     "DraftContent",
@@ -141,6 +149,7 @@ __all__ = [
     "open_draft",
     "open_entry",
     "parse",
+    "process",
     "propose_address",
     "purge_idempotency_keys",
     "quarantine_message",
@@ -163,6 +172,7 @@ __all__ = [
     "revoke_membership",
     "save_draft",
     "scan",
+    "send_api_batch",
     "send_api_message",
     "send_draft",
     "sender_for",

@@ -18,7 +18,8 @@ from django.utils.translation import gettext as _
 
 from mailboxes.models import AccessEvent, ApiToken, IdempotencyRecord, Message
 from mailboxes.selectors import Access
-from mailboxes.services.errors import IdempotencyConflict
+from mailboxes.services import queue
+from mailboxes.services.errors import IdempotencyConflict, SubmissionError
 from mailboxes.services.messages import submit_message
 from mailboxes.services.sharing import record_access
 from mailboxes.services.tokens import require_scope
@@ -164,3 +165,89 @@ def send_api_message(
             raise
         return replayed
     return ApiAnswer(201, body)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of a batch: the fields ``send_api_message`` takes."""
+
+    fields: dict[str, Any]
+
+
+def batch_hash(items: Sequence[BatchItem]) -> str:
+    """What a batch asks, message by message, in order."""
+    parts = [request_hash(**item.fields) for item in items]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def send_api_batch(
+    token: ApiToken,
+    items: Sequence[BatchItem],
+    *,
+    idempotency_key: str | None = None,
+    request: HttpRequest | None = None,
+) -> ApiAnswer:
+    """Send several messages from the token's mailbox, committed together (group commit).
+
+    Each message goes through ``submit_message`` in its own savepoint: one refused by a
+    rule (``SubmissionError``) is answered 422 in its place and the others are sent.
+    The answer (200, one result per item, in order) is given only once the whole group
+    is durably stored; a failure of the group's commit stores none of it. The messages
+    travel to the workers together (``queue.batched``). With an idempotency key the
+    whole batch is replayed, never sent twice.
+    """
+    require_scope(token, Access.SEND)
+    digest = batch_hash(items)
+    key = idempotency_key
+    if key is not None:
+        replayed = _replay(token, key, digest)
+        if replayed is not None:
+            return replayed
+    results: list[dict[str, Any]] = []
+    try:
+        with queue.batched(), transaction.atomic():
+            record = (
+                IdempotencyRecord.objects.create(
+                    token=token, key=key, request_hash=digest, status=0
+                )
+                if key is not None
+                else None
+            )
+            sent: list[Message] = []
+            for item in items:
+                try:
+                    with transaction.atomic():
+                        message = submit_message(
+                            mailbox=token.mailbox,
+                            author=None,
+                            origin=Message.Origin.API,
+                            request=request,
+                            **item.fields,
+                        )
+                except SubmissionError as exc:
+                    results.append(
+                        {"status": 422, "error": {"code": "refused", "message": str(exc)}}
+                    )
+                    continue
+                sent.append(message)
+                results.append({"status": 201, **_created(message)})
+            if sent:
+                record_access(
+                    token.mailbox,
+                    AccessEvent.Action.SEND,
+                    actor=None,
+                    messages=sent,
+                    label=f"API {token.label or token.prefix}",
+                )
+            body = {"results": results}
+            if record is not None:
+                record.status, record.body = 200, body
+                record.save(update_fields=["status", "body"])
+    except IntegrityError:
+        if key is None:
+            raise
+        replayed = _replay(token, key, digest)
+        if replayed is None:
+            raise
+        return replayed
+    return ApiAnswer(200, body)

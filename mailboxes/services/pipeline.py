@@ -7,10 +7,11 @@ here is safe to run twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import OuterRef
+from django.db.models import F, OuterRef, Q
 from django.utils import timezone
 
 from audit import journal
@@ -56,45 +57,127 @@ _SCAN_STATUS = {
 }
 
 
-def scan(message_id: int) -> None:
-    """Scan a message with clamd, then enqueue its deliveries, or quarantine it.
+def process(message_ids: Sequence[int]) -> int:
+    """Scan the messages still pending, then deliver their local recipients: one transaction.
 
-    ``ClamdUnavailable`` propagates: the message stays pending (the task retries, the
-    sweeper re-enqueues it), so it is never delivered unscanned and never lost.
+    The hot path of the pipeline, one Celery task per stored message (or per group a
+    batch entrance committed together): each message is scanned once, outside the
+    transaction (clamd may take a while on a large one); then one transaction applies
+    the verdicts, claims the messages' pending local deliveries (``SKIP LOCKED``: a
+    delivery another worker holds is that worker's), writes their entries with one
+    INSERT, marks them with one UPDATE and journals one event per message and outcome.
+    Other operators' recipients are handed to the outbound task once committed.
+
+    Safe to run twice. ``ClamdUnavailable`` propagates once the messages that could be
+    judged are delivered: those left pending are never delivered unscanned (the task
+    retries, the sweeper re-enqueues them). Returns how many deliveries were done.
     """
-    found = Message.objects.filter(pk=message_id).first()
-    if found is None:
-        return
-    verdict = None
-    if found.scan_status == Message.ScanStatus.PENDING:
-        # Outside the transaction: clamd may take a while on a large message.
-        verdict = scanning.scan_raw_message(
-            blobs.read(found.blob_name, found.key_id, found.wrapped_key)
-        )
+    ids = sorted(set(message_ids))
+    verdicts, postponed = _scan_pending(ids)
     with transaction.atomic():
-        message = Message.objects.select_for_update().filter(pk=message_id).first()
-        if message is None:
-            return
-        if message.scan_status == Message.ScanStatus.PENDING and verdict is not None:
-            message.scan_status = _SCAN_STATUS[verdict.status]
-            message.save(update_fields=["scan_status"])
-            journal.record(
-                "message.scanned",
-                obj=message,
-                verdict=verdict.status.value,
-                parts=verdict.parts_scanned,
-            )
-            if message.scan_status == Message.ScanStatus.INFECTED:
-                quarantine.quarantine_message(message, verdict)
-                return
-        # Deliveries still pending of a message already judged (a resend added some, or
-        # a duplicate task): the delivery step holds them if the message is held.
-        ids = list(
-            Delivery.objects.filter(message_id=message_id, status__in=PENDING).values_list(
-                "pk", flat=True
-            )
+        scanned = _apply_verdicts(verdicts)
+        deliveries = _claim_local(Q(message_id__in=ids))
+        done = _deliver_claimed(deliveries, scanned)
+        remote = list(
+            Delivery.objects.filter(message_id__in=ids, remote=True, status__in=PENDING)
+            .exclude(message__scan_status=Message.ScanStatus.PENDING)
+            .values_list("pk", flat=True)
         )
-        transaction.on_commit(lambda: queue.enqueue_batches(ids))
+        if remote:
+            transaction.on_commit(lambda: queue.enqueue_batches(remote))
+        # A verdict no delivery event carries (every recipient remote, or none left).
+        carried = {d.message_id for d in deliveries}
+        for message_id, (status, verdict) in scanned.items():
+            if message_id not in carried and status != Message.ScanStatus.INFECTED:
+                journal.record(
+                    "message.scanned",
+                    object_type=Message._meta.label_lower,
+                    object_id=message_id,
+                    verdict=verdict.status.value,
+                    parts=verdict.parts_scanned,
+                )
+    if postponed is not None:
+        raise postponed
+    return done
+
+
+def scan(message_id: int) -> None:
+    """Scan one message and deliver its local recipients (``process`` of one message)."""
+    process([message_id])
+
+
+def _scan_pending(
+    ids: Sequence[int],
+) -> tuple[dict[int, scanning.ScanVerdict], scanning.ClamdUnavailable | None]:
+    """The verdict on each message of ``ids`` still pending (read, decrypted, scanned once).
+
+    Stops at the first ``ClamdUnavailable`` (clamd is down for all of them): the
+    messages judged so far are returned with it, the others stay pending.
+    """
+    verdicts: dict[int, scanning.ScanVerdict] = {}
+    pending = Message.objects.filter(pk__in=ids, scan_status=Message.ScanStatus.PENDING).only(
+        "pk", "blob_name", "key_id", "wrapped_key"
+    )
+    for message in pending:
+        try:
+            verdicts[message.pk] = scanning.scan_raw_message(
+                blobs.read(message.blob_name, message.key_id, message.wrapped_key)
+            )
+        except scanning.ClamdUnavailable as exc:
+            return verdicts, exc
+    return verdicts, None
+
+
+def _apply_verdicts(
+    verdicts: dict[int, scanning.ScanVerdict],
+) -> dict[int, tuple[str, scanning.ScanVerdict]]:
+    """Record the verdicts of the messages still pending (caller's transaction): one UPDATE
+    per verdict, the infected quarantined. Returns what was applied, by message."""
+    if not verdicts:
+        return {}
+    still = set(
+        Message.objects.select_for_update()
+        .filter(pk__in=verdicts, scan_status=Message.ScanStatus.PENDING)
+        .values_list("pk", flat=True)
+    )
+    applied: dict[int, tuple[str, scanning.ScanVerdict]] = {
+        pk: (str(_SCAN_STATUS[v.status]), v) for pk, v in verdicts.items() if pk in still
+    }
+    by_status: dict[str, list[int]] = {}
+    for pk, (status, _verdict) in applied.items():
+        by_status.setdefault(status, []).append(pk)
+    for status, pks in by_status.items():
+        Message.objects.filter(pk__in=pks).update(scan_status=status)
+    for pk in by_status.get(Message.ScanStatus.INFECTED, []):
+        message = Message.objects.select_related("sender_mailbox").get(pk=pk)
+        verdict = applied[pk][1]
+        journal.record(
+            "message.scanned",
+            obj=message,
+            verdict=verdict.status.value,
+            parts=verdict.parts_scanned,
+        )
+        quarantine.quarantine_message(message, verdict)
+    return applied
+
+
+def _claim_local(which: Q) -> list[Delivery]:
+    """Lock the pending local deliveries ``which`` designates, of messages already judged.
+
+    ``SKIP LOCKED``: rows another worker holds are left to it (it delivers them, or its
+    transaction rolls back and the sweeper brings them again). Rows are taken in id
+    order so that two overlapping claims cannot deadlock.
+    """
+    return list(
+        # of=self: PostgreSQL cannot lock the nullable side of the mailbox join.
+        Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("message", "mailbox")
+        .annotate(inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX))
+        .filter(which, remote=False, status__in=PENDING)
+        # A message not scanned yet: its scan delivers these.
+        .exclude(message__scan_status=Message.ScanStatus.PENDING)
+        .order_by("pk")
+    )
 
 
 def deliver(delivery_id: int) -> None:
@@ -115,91 +198,109 @@ def deliver_many(delivery_ids: list[int]) -> int:
         if not delivery_ids:
             return done
     with transaction.atomic():
-        deliveries = list(
-            # of=self: PostgreSQL cannot lock the nullable side of the mailbox join. Rows
-            # are locked in id order so that two overlapping batches cannot deadlock.
-            Delivery.objects.select_for_update(of=("self",))
-            .select_related("message", "mailbox")
-            .annotate(inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX))
-            .filter(pk__in=delivery_ids, remote=False)
-            .exclude(status__in=Delivery.DONE)
-            # A message not scanned yet: its scan enqueues these deliveries again.
-            .exclude(message__scan_status=Message.ScanStatus.PENDING)
-            .order_by("pk")
-        )
-        if not deliveries:
-            return done
-        now = timezone.now()
-        entries = []
-        # Staff may release a quarantined message: it keeps its "infected" status.
-        released = quarantine.released_ids(
-            d.message_id for d in deliveries if d.message.scan_status == Message.ScanStatus.INFECTED
-        )
-        # Recipients who will not get their message, by message: the sender is owed a DSN.
-        failures: dict[int, list[dsn.Failure]] = {}
-        for delivery in deliveries:
-            delivery.attempts += 1
-            delivery.updated_at = now
-            box = delivery.mailbox
-            if (
-                delivery.message.scan_status == Message.ScanStatus.INFECTED
-                and delivery.message_id not in released
-            ):
-                delivery.status = Delivery.Status.QUARANTINED
-                held = Reason(reasons.QUARANTINED)
-                delivery.set_reason(held)
-                failures.setdefault(delivery.message_id, []).append(
-                    dsn.Failure(delivery.recipient, held, status="5.7.1")
-                )
-            elif box is None or not box.is_active:
-                delivery.status = Delivery.Status.BOUNCED
-                gone = Reason(reasons.MAILBOX_UNAVAILABLE)
-                delivery.set_reason(gone)
-                failures.setdefault(delivery.message_id, []).append(
-                    dsn.Failure(
-                        delivery.recipient,
-                        gone,
-                        status="5.1.1" if box is None else "5.2.1",
-                    )
-                )
-            else:
-                entries.append(
-                    Entry(
-                        mailbox=box,
-                        message=delivery.message,
-                        folder_id=delivery.inbox_id,
-                        received_at=now,
-                    )
-                )
-                delivery.status = Delivery.Status.DELIVERED
-                delivery.delivered_at = now
-                delivery.set_reason(None)
+        done += _deliver_claimed(_claim_local(Q(pk__in=delivery_ids)), {})
+    return done
+
+
+def _deliver_claimed(
+    deliveries: list[Delivery], scanned: dict[int, tuple[str, scanning.ScanVerdict]]
+) -> int:
+    """Deliver claimed local deliveries (caller's transaction), set-based; return how many.
+
+    ``scanned``: the verdicts applied in this transaction, carried by the delivery events.
+    """
+    if not deliveries:
+        return 0
+    now = timezone.now()
+    # Staff may release a quarantined message: it keeps its "infected" status.
+    released = quarantine.released_ids(
+        d.message_id for d in deliveries if d.message.scan_status == Message.ScanStatus.INFECTED
+    )
+    delivered: list[tuple[Delivery, Mailbox]] = []
+    held: list[Delivery] = []
+    # Recipients who will not get their message, by message: the sender is owed a DSN.
+    failures: dict[int, list[dsn.Failure]] = {}
+    for delivery in deliveries:
+        box = delivery.mailbox
+        if (
+            delivery.message.scan_status == Message.ScanStatus.INFECTED
+            and delivery.message_id not in released
+        ):
+            delivery.status = Delivery.Status.QUARANTINED
+            reason = Reason(reasons.QUARANTINED)
+            delivery.set_reason(reason)
+            held.append(delivery)
+            failures.setdefault(delivery.message_id, []).append(
+                dsn.Failure(delivery.recipient, reason, status="5.7.1")
+            )
+        elif box is None or not box.is_active:
+            delivery.status = Delivery.Status.BOUNCED
+            reason = Reason(reasons.MAILBOX_UNAVAILABLE)
+            delivery.set_reason(reason)
+            held.append(delivery)
+            failures.setdefault(delivery.message_id, []).append(
+                dsn.Failure(delivery.recipient, reason, status="5.1.1" if box is None else "5.2.1")
+            )
+        else:
+            delivery.status = Delivery.Status.DELIVERED
+            delivered.append((delivery, box))
+    if delivered:
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
-        Entry.objects.bulk_create(entries, ignore_conflicts=True)
-        # The apps above learn who received a message (patients: a content-free e-mail).
-        hooks.delivered.send(sender=Mailbox, mailboxes=[e.mailbox for e in entries])
-        Delivery.objects.bulk_update(
-            deliveries,
-            ["status", "attempts", "delivered_at", "reason", "reason_params", "updated_at"],
+        Entry.objects.bulk_create(
+            [
+                Entry(
+                    mailbox=box,
+                    message_id=d.message_id,
+                    # The box's inbox, annotated by _claim_local.
+                    folder_id=getattr(d, "inbox_id"),  # noqa: B009
+                    received_at=now,
+                )
+                for d, box in delivered
+            ],
+            ignore_conflicts=True,
         )
-        # One journal event per message and outcome rather than per recipient: the
-        # journal is serialised, and a message to 40 people must not take 40 turns.
-        outcomes: dict[tuple[int, str], list[Delivery]] = {}
-        for delivery in deliveries:
-            outcomes.setdefault((delivery.message_id, delivery.status), []).append(delivery)
-        for (_message_id, status), group in outcomes.items():
-            journal.record(
-                f"message.{status}",
-                obj=group[0].message,
-                deliveries=[d.pk for d in group],
-                mailboxes=[d.recipient for d in group],
-            )
-        messages = {d.message_id: d.message for d in deliveries}
-        for message_id, failed in failures.items():
-            # In this transaction: the report exists exactly when the bounce does.
-            dsn.report_failures(messages[message_id], failed)
-    return done + len(deliveries)
+        # One UPDATE for them all (not bulk_update's CASE per row).
+        Delivery.objects.filter(pk__in=[d.pk for d, _box in delivered]).update(
+            status=Delivery.Status.DELIVERED,
+            attempts=F("attempts") + 1,
+            delivered_at=now,
+            reason="",
+            reason_params={},
+            updated_at=now,
+        )
+        # The apps above learn who received a message (patients: a content-free e-mail).
+        hooks.delivered.send(sender=Mailbox, mailboxes=[box for _d, box in delivered])
+    for delivery in held:
+        # Rare: each keeps its own reason.
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=delivery.status,
+            attempts=F("attempts") + 1,
+            reason=delivery.reason,
+            reason_params=delivery.reason_params,
+            updated_at=now,
+        )
+    # One journal event per message and outcome rather than per recipient; the scan's
+    # verdict rides on it when it was given in this transaction.
+    outcomes: dict[tuple[int, str], list[Delivery]] = {}
+    for delivery in deliveries:
+        outcomes.setdefault((delivery.message_id, delivery.status), []).append(delivery)
+    events = []
+    for (message_id, status), group in outcomes.items():
+        data: dict[str, object] = {
+            "deliveries": [d.pk for d in group],
+            "mailboxes": [d.recipient for d in group],
+        }
+        if message_id in scanned:
+            verdict = scanned[message_id][1]
+            data.update(verdict=verdict.status.value, parts=verdict.parts_scanned)
+        events.append(journal.Event(f"message.{status}", obj=group[0].message, data=data))
+    journal.record_many(events)
+    messages = {d.message_id: d.message for d in deliveries}
+    for message_id, failed in failures.items():
+        # In this transaction: the report exists exactly when the bounce does.
+        dsn.report_failures(messages[message_id], failed)
+    return len(deliveries)
 
 
 def sweep(now: datetime | None = None) -> int:
@@ -222,7 +323,7 @@ def sweep(now: datetime | None = None) -> int:
         # Pushing the next attempt forward keeps the next sweep from enqueueing the
         # same delivery again while this one is still in the broker.
         Delivery.objects.filter(pk__in=due).update(next_attempt_at=now + queue.retry_delay())
-        transaction.on_commit(lambda: queue.enqueue_scans(stuck))
+        transaction.on_commit(lambda: queue.enqueue_processing(stuck))
         transaction.on_commit(lambda: queue.enqueue_batches(due))
         count = len(stuck) + len(due)
     if count:

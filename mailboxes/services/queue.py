@@ -9,7 +9,10 @@ when called, never at import time), which is the one cycle Celery's layout asks 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 from celery import Task
@@ -37,10 +40,45 @@ def enqueue(task: Task, object_id: int | list[int]) -> None:
         log.exception("could not enqueue %s(%s); the sweeper will retry", task.name, object_id)
 
 
-def enqueue_scans(message_ids: list[int]) -> None:
-    """Enqueue the scan of each message (call after commit only)."""
-    for message_id in message_ids:
-        enqueue(tasks.scan_message, message_id)
+# Messages stored by a batch entrance (``batched``), waiting for the end of the batch.
+_collected: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "mailboxes_batch", default=None
+)
+
+
+def enqueue_processing(message_ids: list[int]) -> None:
+    """Enqueue the processing (scan and local delivery) of stored messages (after commit only).
+
+    One task per ``DELIVERY_BATCH`` messages; inside ``batched()``, the ids wait for
+    the end of the batch so that a group committed together travels together.
+    """
+    collected = _collected.get()
+    if collected is not None:
+        collected.extend(message_ids)
+        return
+    size = settings.DELIVERY_BATCH
+    for start in range(0, len(message_ids), size):
+        enqueue(tasks.process_messages, message_ids[start : start + size])
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Gather the messages stored (and committed) inside the block into as few tasks as possible.
+
+    For the entrances that store many messages at once (API batch, SMTP group
+    commit): wrap the transaction, so that its on-commit callbacks run inside.
+    """
+    outer = _collected.get()
+    if outer is not None:
+        yield
+        return
+    collected: list[int] = []
+    token = _collected.set(collected)
+    try:
+        yield
+    finally:
+        _collected.reset(token)
+        enqueue_processing(collected)
 
 
 def enqueue_batches(delivery_ids: list[int]) -> None:

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit import journal
-from mailboxes import blobs, tasks
+from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
 from mailboxes.services.mailbox import system_folder_id
@@ -149,12 +149,9 @@ def _deliveries(message: Message, recipients: Sequence[Recipient], now: datetime
     ]
 
 
-def _enqueue_stored(message_pk: int, scanned: bool, delivery_ids: list[int]) -> None:
-    """The stored message's first work, once committed: its scan, else its deliveries."""
-    if scanned:
-        queue.enqueue(tasks.scan_message, message_pk)
-    elif delivery_ids:
-        queue.enqueue_batches(delivery_ids)
+def _enqueue_stored(message_pk: int) -> None:
+    """The stored message's work, once committed: one task scans it and delivers it."""
+    queue.enqueue_processing([message_pk])
 
 
 def store_message(
@@ -258,9 +255,8 @@ def store_message(
             journal.record(event, actor=author, obj=message, request=request, **dict(details or {}))
             if then is not None:
                 then(message)
-            transaction.on_commit(
-                functools.partial(_enqueue_stored, message.pk, scan, [d.pk for d in deliveries])
-            )
+            if scan or deliveries:
+                transaction.on_commit(functools.partial(_enqueue_stored, message.pk))
     except BaseException:
         if not committed:
             # The row that would have pointed to the blob was never committed.
@@ -277,5 +273,5 @@ def add_recipients(message: Message, recipients: Sequence[Recipient]) -> Message
         Delivery.objects.bulk_create(_deliveries(message, recipients, now), ignore_conflicts=True)
         journal.record("message.resent", obj=message, recipients=len(recipients))
         # The scan of a judged message enqueues its pending deliveries (the new ones).
-        transaction.on_commit(functools.partial(_enqueue_stored, message.pk, True, []))
+        transaction.on_commit(functools.partial(_enqueue_stored, message.pk))
     return message

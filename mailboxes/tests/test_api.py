@@ -363,3 +363,83 @@ def test_each_use_of_a_token_is_traced_in_the_audit_journal(lab) -> None:
     before = AuditEvent.objects.filter(action="api_token.used").count()
     assert Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages").status_code == 200
     assert AuditEvent.objects.filter(action="api_token.used").count() == before + 1
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def test_a_batch_is_sent_together_and_each_item_answered_in_its_place(lab) -> None:
+    api = Api(lab["raw"])
+    doctor = lab["doctor_box"]
+    body = {
+        "messages": [
+            results(doctor.address, 1),
+            results("inconnu@hopital.mssante.test", 2),
+            results(doctor.address, 3),
+        ]
+    }
+    response = api.post("/messages/batch", body)
+    assert response.status_code == 200, response.content
+    answers = response.json()["results"]
+    assert [a["status"] for a in answers] == [201, 422, 201]
+    assert "inconnu@hopital.mssante.test" in answers[1]["error"]["message"]
+    sent = Message.objects.filter(origin=Message.Origin.API)
+    assert sorted(sent.values_list("subject", flat=True)) == ["Résultats 1", "Résultats 3"]
+    # Delivered by the pipeline like any message, each once.
+    assert Entry.objects.filter(mailbox=doctor).count() == 2
+    assert {str(m.public_id) for m in sent} == {answers[0]["id"], answers[2]["id"]}
+
+
+def test_a_batch_with_a_malformed_message_is_refused_whole_naming_it(lab) -> None:
+    body = {"messages": [results(lab["doctor_box"].address), {"to": ["x"], "sujet": "?"}]}
+    response = Api(lab["raw"]).post("/messages/batch", body)
+    assert response.status_code == 400
+    assert "messages.1.sujet" in response.json()["message"]
+    assert not Message.objects.exists()
+
+
+def test_a_batch_retried_with_its_key_is_replayed_not_sent_twice(lab) -> None:
+    api = Api(lab["raw"])
+    body = {"messages": [results(lab["doctor_box"].address, n) for n in range(3)]}
+    first = api.post("/messages/batch", body, **{"Idempotency-Key": "lot-7"})
+    again = api.post("/messages/batch", body, **{"Idempotency-Key": "lot-7"})
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert Message.objects.filter(origin=Message.Origin.API).count() == 3
+    other = api.post(
+        "/messages/batch", {"messages": body["messages"][:1]}, **{"Idempotency-Key": "lot-7"}
+    )
+    assert other.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": []},
+        {"messages": "x"},
+        {"messages": [{}], "extra": 1},
+        [],
+        {"messages": [results("a@b.c")] * 101},
+    ],
+)
+def test_a_batch_that_is_not_a_list_of_1_to_100_messages_is_a_400(lab, body) -> None:
+    response = Api(lab["raw"]).post("/messages/batch", body)
+    assert response.status_code == 400
+    assert response.json()["message"]
+    assert not Message.objects.exists()
+
+
+def test_a_batch_whose_commit_fails_stores_none_of_it(lab, monkeypatch) -> None:
+    from mailboxes.services import api as api_service
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the journal is gone")
+
+    body = {"messages": [results(lab["doctor_box"].address, n) for n in range(3)]}
+    monkeypatch.setattr(api_service, "record_access", broken)
+    response = Api(lab["raw"]).post("/messages/batch", body)
+    # No answer of success for any of them: the client sends the batch again.
+    assert response.status_code == 500
+    assert "results" not in response.json()
+    assert not Message.objects.exists()
+    assert not Entry.objects.filter(mailbox=lab["doctor_box"]).exists()

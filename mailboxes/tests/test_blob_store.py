@@ -170,7 +170,7 @@ def test_a_failure_after_the_commit_never_takes_the_committed_messages_blob(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("delivery failed")
 
-    monkeypatch.setattr(services, "deliver_many", broken)
+    monkeypatch.setattr(services, "process", broken)
     with pytest.raises(RuntimeError):
         services.submit_message(
             mailbox=doctor, author=doctor.owner, to=[nurse.address], cc=[], subject="Gardé",

@@ -229,10 +229,11 @@ def test_a_batch_delivers_every_recipient_with_one_journal_event(
     others = [factories.mailbox() for _ in range(3)]
     monkeypatch.setattr(queue, "enqueue", lambda *a: None)
     message = submit(doctor, [nurse.address, *(b.address for b in others)])
-    services.scan(message.pk)
     ids = list(Delivery.objects.filter(message=message).values_list("pk", flat=True))
-    assert services.deliver_many(ids) == 4
-    assert services.deliver_many(ids) == 0  # a second run finds nothing left to do
+    # One task scans the message and delivers all its recipients in one transaction.
+    assert services.process([message.pk]) == 4
+    assert services.process([message.pk]) == 0  # a second run finds nothing left to do
+    assert services.deliver_many(ids) == 0
     assert Entry.objects.filter(message=message, folder__role=Folder.Role.INBOX).count() == 4
     (event,) = AuditEvent.objects.filter(action="message.delivered")
     assert sorted(event.data["deliveries"]) == sorted(ids)

@@ -272,7 +272,7 @@ def test_a_failure_after_the_commit_never_takes_a_received_messages_blob(
     # callbacks and its failure comes back through the gateway, which answers 451.
     nurse, nbox = julien
     raw = lab_message(nbox.address, body="Le message est enregistré.")
-    monkeypatch.setattr(services, "deliver_many", broken)
+    monkeypatch.setattr(services, "process", broken)
     with pytest.raises(smtplib.SMTPDataError) as answer:
         send(port, peer, SENDER, [nbox.address], raw)
     assert answer.value.smtp_code == 451
@@ -293,7 +293,7 @@ def test_a_failure_after_the_commit_never_takes_a_read_receipts_blob(
         client_for(doctor), dbox, nbox.address, subject="Avis", text="Un avis ?", receipt=True
     )
     entry = Entry.objects.get(mailbox=nbox, message=original)
-    monkeypatch.setattr(services, "deliver_many", broken)
+    monkeypatch.setattr(services, "process", broken)
     with pytest.raises(RuntimeError):
         client_for(nurse).get(reverse("webmail_read", args=[entry.pk]))
     receipt = Message.objects.get(origin=Message.Origin.SYSTEM, sender_mailbox=nbox)
