@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -32,10 +31,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import NCPU, Measure, Stack, Window, free_port, loadavg, say
+from harness import NCPU, Measure, Stack, Window, free_port, load_pool, loadavg, say
 
 SCRIPT = Path(os.environ.get("BENCH_ANCHOR", "/work/shared/bench/anchor-mailstack"))
 DOMAIN = "bench.mssante.test"  # the anchor's domain and user names (user001…)
@@ -150,7 +150,7 @@ def describe(tag: str, rows: dict[int, AnchorRow]) -> str:
 
 
 @contextlib.contextmanager
-def restarted(run: Path, ports: list[int]):  # type: ignore[no-untyped-def]
+def restarted(run: Path, ports: list[int]) -> Iterator[dict[str, list[int]]]:
     """Start again the Postfix and Dovecot the anchor configured (and left) in ``run``."""
     dovecot_conf = run / "dc" / "etc" / "dovecot.conf"
     postfix_conf = run / "pf" / "etc"
@@ -232,7 +232,7 @@ def measure(
     )
 
 
-def _maildir_counter(mail: Path, users: list[str]):  # type: ignore[no-untyped-def]
+def _maildir_counter(mail: Path, users: list[str]) -> Callable[[], int]:
     folders = [mail / DOMAIN / u.split("@")[0] / "Maildir" / sub for u in users for sub in ("new", "cur")]  # fmt: skip
 
     def count() -> int:
@@ -245,7 +245,7 @@ def _maildir_counter(mail: Path, users: list[str]):  # type: ignore[no-untyped-d
     return count
 
 
-def _wait_count(count, target: int, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _wait_count(count: Callable[[], int], target: int, timeout: float) -> bool:
     start = time.perf_counter()
     while count() < target:
         if timeout and time.perf_counter() - start > timeout:
@@ -265,7 +265,7 @@ def send(
     shards = [(port, s, procs, concurrency // procs + (s < concurrency % procs), messages, rcpts,
                tls, size, users) for s in range(procs)]  # fmt: skip
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+    with load_pool(procs) as pool:
         parts = pool.map(_shard, shards)
     return sum(p[0] for p in parts), sum(p[1] for p in parts), time.perf_counter() - start
 

@@ -20,6 +20,8 @@ machine took meanwhile.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.pool
 import os
 import re
 import resource
@@ -277,6 +279,24 @@ def as_postgres(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[by
     return subprocess.run(
         cmd, cwd="/", env={**os.environ, "PATH": PG_PATH}, check=True, **kwargs
     )  # fmt: skip
+
+
+def run(main: Callable[[], None]) -> None:
+    """Run a benchmark's main; Ctrl-C ends it quietly (the stack stopped on the way out)."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted: every process of the benchmark was stopped")
+
+
+def load_pool(processes: int) -> multiprocessing.pool.Pool:
+    """Load processes (spawned: no Django, no connection inherited) that leave Ctrl-C to us:
+    a pool whose workers die of SIGINT hangs when it is terminated."""
+    return multiprocessing.get_context("spawn").Pool(processes, initializer=_ignore_interrupt)
+
+
+def _ignore_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # --------------------------------------------------------------------------- the stack

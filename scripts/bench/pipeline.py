@@ -26,8 +26,6 @@ import argparse
 import http.client
 import itertools
 import json
-import multiprocessing
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import anchor
+import harness
 import population
 from harness import (
     NCPU,
@@ -43,6 +42,7 @@ from harness import (
     Stack,
     cpu_cells,
     fmt,
+    load_pool,
     percentile,
     say,
     table,
@@ -130,7 +130,10 @@ class Probe:
         self.seen: dict[str, float] = {}
         self.failed = 0
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._post), threading.Thread(target=self._check)]
+        self.threads = [
+            threading.Thread(target=self._post, daemon=True),
+            threading.Thread(target=self._check, daemon=True),
+        ]
 
     def start(self) -> None:
         for t in self.threads:
@@ -220,12 +223,13 @@ def run_row(
         window = stack.window().start()
         if probe is not None:
             probe.start()
-        with multiprocessing.get_context("spawn").Pool(processes) as workers:
-            pending = workers.map_async(_shard, shards)
-            parts = pending.get()
-        accept_s = time.perf_counter() - window.t0
-        if probe is not None:
-            probe.stop()
+        try:
+            with load_pool(processes) as workers:
+                parts = workers.map(_shard, shards)
+            accept_s = time.perf_counter() - window.t0
+        finally:
+            if probe is not None:
+                probe.stop()
         row.accepted_per_s = sum(p[0] for p in parts) / accept_s
         accepted = sum(p[0] for p in parts)
         row.errors = sum(p[1] for p in parts)
@@ -404,4 +408,4 @@ def report(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import multiprocessing
 import os
 import signal
 import smtplib
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anchor
+import harness
 import population
 from harness import (
     Measure,
@@ -44,6 +44,7 @@ from harness import (
     cpu_cells,
     fmt,
     free_port,
+    load_pool,
     say,
     smtp_greets,
     table,
@@ -134,7 +135,7 @@ def push(port: int, messages: int, concurrency: int, processes: int, files: dict
     shards = [(port, p, processes, concurrency // processes + (p < concurrency % processes),
                files, rcpts, messages) for p in range(processes)]  # fmt: skip
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    with load_pool(processes) as pool:
         parts = pool.map(_shard, shards)
     seconds = time.perf_counter() - start
     return sum(p[0] for p in parts), sum(p[1] for p in parts), [e for p in parts for e in p[2]][:3], seconds  # fmt: skip
@@ -320,4 +321,4 @@ def report(args: argparse.Namespace, ours: dict[str, Any], bare: dict[str, Any] 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)

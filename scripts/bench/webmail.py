@@ -29,13 +29,13 @@ import argparse
 import http.client
 import http.cookies
 import re
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import harness
 import population
 from harness import (
     Measure,
@@ -390,4 +390,4 @@ def report(args: argparse.Namespace, rows: list[Row], described: list[str], fire
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    harness.run(main)
