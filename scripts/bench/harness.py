@@ -402,6 +402,10 @@ class Stack:
         return f"postgres://app:app@127.0.0.1:{self.ports['pg']}/webmail"
 
     def start_storage(self) -> None:
+        needed = ["initdb", "pg_ctl", "redis-server"] + (["clamd"] if self.sizes.scan else [])
+        missing = [p for p in needed if shutil.which(p, path=PG_PATH) is None]
+        if missing:
+            raise SystemExit(f"not installed: {', '.join(missing)} (bash scripts/install-deps)")
         self.start_postgres()
         self.start_redis()
         if self.sizes.scan:
