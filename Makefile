@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: demo test venv lint messages clean
+.PHONY: demo test venv lint messages clean bench
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,14 @@ demo: venv
 
 test:
 	@bash scripts/test
+
+# The benchmarks of docs/operations.md ("Benchmarks"): as root, alone on the machine, minutes
+# each. `make bench BENCH_ARGS=--quick` for the smoke runs.
+bench: venv
+	@bash scripts/install-deps
+	$(BIN)/python scripts/bench/pipeline.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/smtp.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/webmail.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,31 +1,25 @@
 #!/usr/bin/env python
-"""Benchmark of the inbound SMTP gateway against a bare aiosmtpd server that writes to disk.
+"""Benchmark of inbound SMTP with mutual TLS into the inbox, against Postfix → Dovecot with TLS.
 
-    .venv/bin/python scripts/bench/smtp.py [--messages 1000] [--concurrency 10]
-        [--gateways 1] [--per-connection 1] [--clamd 127.0.0.1:53310] [--keep]
+    .venv/bin/python scripts/bench/smtp.py [--quick] [--messages 2000] [--no-anchor]
 
-Needs PostgreSQL and Redis from ``scripts/services start``. The benchmark makes
-its own certificates (trustme), its own database (``webmail_smtpbench``), its own
-Redis database and its own prefork Celery worker (two processes), then:
+On a private stack (scripts/bench/harness.py: durable PostgreSQL, Redis, clamd scanning,
+Celery prefork x 2 + beat), ``manage.py smtpd`` (with ``--processes N`` when this tree
+has it) receives 20 kB messages, one recipient each, spread over ten boxes, from two load
+processes x 5 connections, one message per connection, STARTTLS with a client
+certificate whose DN the liste blanche lists for the sender's domain (certificates made
+with trustme). Accepted = the last 250; delivered = the last entry in its inbox, after
+the worker's scan and delivery (one COUNT query every 50 ms).
 
-1. starts ``manage.py smtpd`` (the real gateway, separate processes as in
-   production) and pushes 20 kB messages, one recipient each, over STARTTLS with
-   a client certificate checked against the liste blanche, from ``--concurrency``
-   connections spread over two load processes; it reports messages per second
-   *accepted* (last 250 received) and *delivered* (last entry in the recipient's
-   inbox, after the worker's scan and delivery);
-2. pushes the same messages through the same TLS set-up to a bare aiosmtpd
-   server (same number of processes) whose handler only writes each message to a
-   file and fsyncs it, and prints the gateway's rates as a ratio to it.
-
-The PostgreSQL of ``scripts/services`` runs with ``fsync=off``: the gateway's
-commits are not flushed to disk there, while the bare server fsyncs every file.
+In the same invocation: Postfix → Dovecot with STARTTLS (scripts/bench/anchor.py), before
+and, unless --quick, after our run; and, as a secondary line, a bare aiosmtpd server with
+the same mutual TLS that writes and fsyncs each message (--no-bare to skip it).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import itertools
 import os
 import signal
 import smtplib
@@ -33,126 +27,125 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-# The schema owner: it creates the benchmark database (the app role may not).
-PG = os.environ.get("BENCH_PG", "postgres://mssante_owner:owner@127.0.0.1:55432")
-BENCH_DB = "webmail_smtpbench"
-BROKER = os.environ.get("BENCH_BROKER", "redis://127.0.0.1:56379/10")
-DOMAIN = "bench.mssante.test"
+import anchor
+import harness
+import population
+from harness import (
+    Measure,
+    Sizes,
+    Stack,
+    Window,
+    cpu_cells,
+    fmt,
+    free_port,
+    load_pool,
+    say,
+    smtp_greets,
+    table,
+    verdict,
+    wait_for,
+)
+
 PEER = "peer.mssante.test"
 PEER_DN = f"CN=mx.{PEER},OU=123456789,O=Operateur pair"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+GROUPS = ("postgres", "redis", "clamd", "celery", "smtpd")
 
 
 # --------------------------------------------------------------------------- material
 
 
 def make_material(folder: Path) -> dict[str, str]:
+    """A CA, our gateway's certificate and the peer's client certificate (trustme)."""
     import trustme
 
+    folder.mkdir()
     ca = trustme.CA()
     files: dict[str, str] = {"ca": str(folder / "ca.pem")}
     ca.cert_pem.write_to_path(files["ca"])
     for name, cn, org in (
-        ("server", f"mx.{DOMAIN}", "Operateur banc"),
+        ("server", f"mx.{population.DOMAIN}", "Operateur banc"),
         ("peer", f"mx.{PEER}", "Operateur pair"),
     ):
-        leaf = ca.issue_cert(
-            "127.0.0.1",
-            "localhost",
-            common_name=cn,
-            organization_name=org,
-            organization_unit_name="123456789",
-        )
+        leaf = ca.issue_cert("127.0.0.1", "localhost", common_name=cn, organization_name=org,
+                             organization_unit_name="123456789")  # fmt: skip
         files[f"{name}_cert"] = str(folder / f"{name}.pem")
         files[f"{name}_key"] = str(folder / f"{name}.key")
         leaf.cert_chain_pems[0].write_to_path(files[f"{name}_cert"])
         leaf.private_key_pem.write_to_path(files[f"{name}_key"])
-    return files  # fmt: skip
+    return files
 
 
 def message_bytes(i: int, to: str) -> bytes:
-    body = ("Compte rendu de consultation, examen clinique normal. " * 400)[:20_000]
+    body = population.TEXT.replace("\n", "\r\n")
     return (
-        f"From: Dr Pair <dr.pair@{PEER}>\r\nTo: {to}\r\nSubject: Essai {i}\r\n"
+        f"From: Dr Pair <dr.pair@{PEER}>\r\nTo: {to}\r\nSubject: Compte rendu {i}\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@{PEER}>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n"
-        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-        + "\r\n".join(body[j : j + 76] for j in range(0, len(body), 76))
-        + "\r\n"
+        f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
     ).encode()
 
 
 # --------------------------------------------------------------------------- load
 
 
-def _client(args: tuple[list[int], int, int, dict[str, str], str, int]) -> int:
-    """One load process: ``threads`` connections each sending its share; returns sent."""
-    import threading
-
-    ports, count, threads, files, to, per_connection = args
+def _shard(args: tuple[int, int, int, int, dict[str, str], list[str], int]) -> tuple[int, int, list[str]]:  # fmt: skip
+    """One load process: ``threads`` connections; messages shard, shard + shards, …"""
+    port, shard, shards, threads, files, rcpts, messages = args
     context = ssl.create_default_context(cafile=files["ca"])
     context.load_cert_chain(files["peer_cert"], files["peer_key"])
-    sent = [0] * threads
+    mine = range(shard, messages, shards)
+    counter = itertools.count()
+    lock = threading.Lock()
+    done = [0, 0]
+    errors: list[str] = []
 
-    def run(t: int) -> None:
-        mine = list(range(t, count, threads))
-        for start in range(0, len(mine), per_connection):
-            port = ports[(t + start) % len(ports)]
-            with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
-                smtp.starttls(context=context)
-                for i in mine[start : start + per_connection]:
+    def worker() -> None:
+        while (k := next(counter)) < len(mine):
+            i = mine[k]
+            to = rcpts[i % len(rcpts)]
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+                    assert smtp.sock is not None
+                    smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    smtp.starttls(context=context)
                     refused = smtp.sendmail(f"dr.pair@{PEER}", [to], message_bytes(i, to))
-                    if not refused:
-                        sent[t] += 1
+                ok, why = not refused, str(refused)
+            except (OSError, smtplib.SMTPException) as exc:
+                ok, why = False, repr(exc)
+            with lock:
+                done[0 if ok else 1] += 1
+                if not ok and len(errors) < 3:
+                    errors.append(why[:200])
 
-    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(sent)
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return done[0], done[1], errors
 
 
-def push(
-    ports: list[int],
-    messages: int,
-    concurrency: int,
-    files: dict[str, str],
-    to: str,
-    per_connection: int,
-) -> tuple[int, float]:
-    """Send ``messages`` from two load processes; return (accepted, seconds to the last 250)."""
-    processes = 2 if concurrency >= 2 else 1
-    share = [
-        messages // processes + (1 if p < messages % processes else 0) for p in range(processes)
-    ]
-    threads = max(1, concurrency // processes)
-    context = multiprocessing.get_context("spawn")
+def push(port: int, messages: int, concurrency: int, processes: int, files: dict[str, str], rcpts: list[str]) -> tuple[int, int, list[str], float]:  # fmt: skip
+    """(accepted, failed, first errors, seconds to the last 250)."""
+    shards = [(port, p, processes, concurrency // processes + (p < concurrency % processes),
+               files, rcpts, messages) for p in range(processes)]  # fmt: skip
     start = time.perf_counter()
-    with context.Pool(processes) as pool:
-        done = pool.map(
-            _client,
-            [(ports, share[p], threads, files, to, per_connection) for p in range(processes)],
-        )
-    return sum(done), time.perf_counter() - start  # fmt: skip
+    with load_pool(processes) as pool:
+        parts = pool.map(_shard, shards)
+    seconds = time.perf_counter() - start
+    return sum(p[0] for p in parts), sum(p[1] for p in parts), [e for p in parts for e in p[2]][:3], seconds  # fmt: skip
 
 
 # --------------------------------------------------------------------------- bare server
 
 
 def bare_server(port: int, folder: str, files: dict[str, str]) -> None:
-    """A bare aiosmtpd server with the same TLS rules that writes each message to disk."""
+    """aiosmtpd with the gateway's TLS rules; each message written to a file and fsynced."""
     from aiosmtpd.controller import Controller
 
     class Handler:
@@ -169,258 +162,163 @@ def bare_server(port: int, folder: str, files: dict[str, str]) -> None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=files["ca"])
     context.load_cert_chain(files["server_cert"], files["server_key"])
     context.verify_mode = ssl.CERT_REQUIRED
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True)  # fmt: skip
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True)  # fmt: skip
     controller.start()
     signal.sigwait({signal.SIGTERM, signal.SIGINT})
     controller.stop()
 
 
-# --------------------------------------------------------------------------- setup
+def run_bare(stack: Stack, args: argparse.Namespace, files: dict[str, str]) -> dict[str, Any]:
+    folder = stack.work / "bare"
+    folder.mkdir()
+    port = free_port()
+    log = stack.work / "bare.log"
+    cmd = [sys.executable, __file__, "--bare-server", str(port), str(folder)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "BENCH_FILES": repr(files)},
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    stack.children.append(proc)
+    wait_for("the bare aiosmtpd server", lambda: smtp_greets(port), 30, log)
+    rcpts = [f"x{i}@{population.DOMAIN}" for i in range(10)]
+    push(port, 20, 2, args.load_processes, files, rcpts)
+    say(f"bare aiosmtpd: {args.messages} messages")
+    window = Window(lambda: {"bare": [proc.pid]}).start()
+    accepted, failed, _errors, seconds = push(port, args.messages, args.concurrency, args.load_processes, files, rcpts)  # fmt: skip
+    measure = window.stop()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    stack.children.remove(proc)
+    return {"accepted": accepted, "failed": failed, "per_s": accepted / seconds, "measure": measure}
 
 
-def environment(work: Path, files: dict[str, str], clamd: str) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
-        "CELERY_BROKER_URL": BROKER,
-        "MSSANTE_VAR_DIR": str(work / "var"),
-        "MSSANTE_IGNORE_DOTENV": "true",
-        "LOG_LEVEL": "WARNING",
-        "SMTP_TLS_CERT": files["server_cert"],
-        "SMTP_TLS_KEY": files["server_key"],
-        "SMTP_CA_FILE": files["ca"],
-        "SMTP_HOSTNAME": f"mx.{DOMAIN}",
-        "CLAMD_ADDRESS": clamd,
-    }
+# --------------------------------------------------------------------------- our gateway
 
 
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-def prepare() -> str:
-    """Migrate, create the recipient's box and list the peer; return the recipient address."""
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from accounts import services as accounts
-    from mailboxes import services
-    from mailboxes.models import HostedDomain
-    from mssante.lib.identifiers import make_rpps
+def prepare(count: int) -> list[population.Box]:
+    """Ten recipients' boxes, and the peer's domain and certificate DN in the liste blanche."""
     from trust.models import ListedDomain, OperatorCertificate
 
-    domain, _ = HostedDomain.objects.get_or_create(name=DOMAIN)
-    user = accounts.create_professional(
-        identifier=make_rpps("1000000001"), first_name="Dominique", last_name="Essai", profession_code="10"
-    )  # fmt: skip
-    box = services.create_personal_mailbox(user, domain)
+    boxes = population.boxes(count)
     listed = ListedDomain.objects.create(name=PEER)
     OperatorCertificate.objects.create(domain=listed, dn=PEER_DN)
-    return box.address
+    return boxes
 
 
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+def run_gateway(stack: Stack, args: argparse.Namespace, files: dict[str, str], pool: list[population.Box]) -> dict[str, Any]:  # fmt: skip
+    import psycopg
 
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"a server exited; see {log}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.recv(100)
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}; see {log}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live descendants (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += cpu_seconds(int(child))
-    except (OSError, IndexError, ValueError):
-        pass
-    return total
-
-
-def delivered_count() -> int:
-    from mailboxes.models import Delivery
-
-    return Delivery.objects.filter(status=Delivery.Status.DELIVERED).count()
-
-
-def run_gateway(
-    args: argparse.Namespace, work: Path, files: dict[str, str], env: dict[str, str]
-) -> dict[str, float]:
-    import redis
-    from django.db import connections
-
-    redis.Redis.from_url(BROKER).flushdb()
-    worker_log = work / "worker.log"
-    worker = start([sys.executable, "-m", "celery", "-A", "mssante", "worker", "--pool=prefork", "--concurrency=2",
-                    "--without-gossip", "--without-mingle", "--loglevel=WARNING"], env, worker_log)  # fmt: skip
-    ports = [free_port() for _ in range(args.gateways)]
-    gateways = []
-    try:
-        for n, port in enumerate(ports):
-            log = work / f"smtpd-{n}.log"
-            gateways.append(
-                start(
-                    [sys.executable, "manage.py", "smtpd", "--listen", f"127.0.0.1:{port}"],
-                    env,
-                    log,
-                )
-            )
-            wait_port(port, gateways[-1], log)
-        to = args.to
-        # Warm-up: imports, connections, the worker's first tasks.
-        push(ports, 20, 2, files, to, 1)
-        deadline = time.monotonic() + 60
-        while delivered_count() < 20 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        base = delivered_count()
-        warm_gateway = sum(cpu_seconds(p.pid) for p in gateways)
-        warm_worker = cpu_seconds(worker.pid)
-        start_time = time.perf_counter()
-        accepted, accept_seconds = push(
-            ports, args.messages, args.concurrency, files, to, args.per_connection
-        )
-        while delivered_count() < base + accepted:
-            if time.perf_counter() - start_time > 900:
-                raise SystemExit("deliveries did not finish within 15 minutes")
-            time.sleep(0.02)
-        delivered_seconds = time.perf_counter() - start_time
-        connections.close_all()
-        gateway_cpu = sum(cpu_seconds(p.pid) for p in gateways) - warm_gateway
-        worker_cpu = cpu_seconds(worker.pid) - warm_worker
-    finally:
-        for proc in gateways:
-            stop(proc)
-        stop(worker)
+    port = stack.ports["smtp"]
+    rcpts = [b.address for b in pool]
+    folders = [b.inbox for b in pool]
+    with psycopg.connect(stack.app_url, autocommit=True) as db:
+        cursor = db.cursor()
+        after = population.last_entry(cursor)
+        warm, _failed, errors, _s = push(port, 20, 2, args.load_processes, files, rcpts)
+        if warm < 20 or not population.wait_entries(cursor, folders, after, 20, 60):
+            raise SystemExit(f"the warm-up failed: {warm} of 20 accepted {errors}")
+        after = population.last_entry(cursor)
+        say(f"gateway: {args.messages} messages")
+        window = stack.window().start()
+        accepted, failed, errors, accept_s = push(port, args.messages, args.concurrency, args.load_processes, files, rcpts)  # fmt: skip
+        complete = population.wait_entries(cursor, folders, after, accepted)
+        measure: Measure = window.stop()
+        delivered = population.count_entries(cursor, folders, after)
     return {
-        "accepted": accepted,
-        "accepted_per_s": accepted / accept_seconds,
-        "delivered_per_s": accepted / delivered_seconds,
-        "gateway_cpu_ms": gateway_cpu * 1000 / accepted,
-        "worker_cpu_ms": worker_cpu * 1000 / accepted,
+        "accepted": accepted, "failed": failed, "errors": errors, "complete": complete,
+        "delivered": delivered, "accepted_per_s": accepted / accept_s,
+        "delivered_per_s": delivered / measure.seconds, "measure": measure,
     }  # fmt: skip
-
-
-def run_bare(args: argparse.Namespace, work: Path, files: dict[str, str]) -> dict[str, float]:
-    folder = work / "bare"
-    folder.mkdir()
-    ports = [free_port() for _ in range(args.gateways)]
-    servers = []
-    try:
-        for n, port in enumerate(ports):
-            log = work / f"bare-{n}.log"
-            servers.append(start([sys.executable, __file__, "--bare-server", str(port), str(folder)], os.environ | {"BENCH_FILES": repr(files)}, log))  # fmt: skip
-            wait_port(port, servers[-1], log)
-        push(ports, 20, 2, files, f"x@{DOMAIN}", 1)
-        warm = sum(cpu_seconds(p.pid) for p in servers)
-        accepted, seconds = push(
-            ports, args.messages, args.concurrency, files, f"x@{DOMAIN}", args.per_connection
-        )
-        cpu = sum(cpu_seconds(p.pid) for p in servers) - warm
-    finally:
-        for proc in servers:
-            stop(proc)
-    return {"accepted": accepted, "per_s": accepted / seconds, "cpu_ms": cpu * 1000 / accepted}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=10, help="client connections at once")
-    parser.add_argument("--gateways", type=int, default=1, help="server processes (both sides)")
-    parser.add_argument("--per-connection", type=int, default=1, help="messages per connection")
-    parser.add_argument("--clamd", default="", help="host:port of clamd (default: no scanning)")
-    parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (small sizes, one anchor run)")  # fmt: skip
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=10, help="connections, all processes")
+    parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2, help="smtpd --processes, when it has it")  # fmt: skip
+    parser.add_argument("--celery", type=int, default=2, help="Celery prefork processes")
+    parser.add_argument("--no-scan", action="store_true", help="no clamd (prints a warning)")
+    parser.add_argument("--no-anchor", action="store_true", help="skip Postfix → Dovecot")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare aiosmtpd line")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--bare-server", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         import ast
 
-        bare_server(
-            int(args.bare_server[0]),
-            args.bare_server[1],
-            ast.literal_eval(os.environ["BENCH_FILES"]),
-        )
-        return
+        files = ast.literal_eval(os.environ["BENCH_FILES"])
+        return bare_server(int(args.bare_server[0]), args.bare_server[1], files)
+    if args.quick:
+        args.messages = min(args.messages, 150)
+    why_not = "--no-anchor" if args.no_anchor else anchor.available()
+    sizes = Sizes(celery=args.celery, scan=not args.no_scan, smtpd=True, smtpd_processes=args.processes)  # fmt: skip
+    stack = Stack("smtp", sizes, keep=args.keep)
+    anchors: list[dict[int, anchor.AnchorRow]] = []
+    bare = None
+    with stack:
+        if why_not is None:
+            anchors.append(anchor.run(stack, "before", messages={1: args.messages}, concurrency=args.concurrency, tls=True, warmup=50 if args.quick else 200))  # fmt: skip
+        files = make_material(stack.work / "tls")
+        stack.extra_env.update({
+            "SMTP_TLS_CERT": files["server_cert"], "SMTP_TLS_KEY": files["server_key"],
+            "SMTP_CA_FILE": files["ca"], "SMTP_HOSTNAME": f"mx.{population.DOMAIN}",
+        })  # fmt: skip
+        stack.start_storage()
+        stack.migrate()
+        pool = prepare(10)
+        stack.start_app(web=False)
+        ours = run_gateway(stack, args, files, pool)
+        described = stack.describe()
+        stack.stop()
+        if not args.no_bare:
+            bare = run_bare(stack, args, files)
+        if why_not is None and not args.quick:
+            anchors.append(anchor.run(stack, "after", messages={1: args.messages}, concurrency=args.concurrency, tls=True))  # fmt: skip
+    report(args, ours, bare, anchors, described, why_not)
 
-    work = Path(tempfile.mkdtemp(prefix="mssante-smtpbench-"))
-    files = make_material(work)
-    env = environment(work, files, args.clamd)
-    os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
-    env = {**os.environ}
-    recreate_database()
-    args.to = prepare()
-    from django.conf import settings
 
-    env["MSSANTE_MASTER_KEYS"] = str(settings.MSSANTE_MASTER_KEYS)
-    try:
-        ours = run_gateway(args, work, files, env)
-        bare = run_bare(args, work, files)
-    finally:
-        if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
-            drop_database()
-
-    print()
-    print(
-        f"Inbound SMTP, {args.messages} messages of 20 kB, 1 recipient, STARTTLS + client certificate, "
-        f"{args.concurrency} connections, {args.per_connection} message(s) per connection, "
-        f"{args.gateways} server process(es); scanning {'clamd ' + args.clamd if args.clamd else 'off'}"
-    )
-    print(f"{'':34} {'msg/s':>8} {'vs bare aiosmtpd':>17}")
-    print(
-        f"{'gateway, accepted (last 250)':34} {ours['accepted_per_s']:>8.1f} {ours['accepted_per_s'] / bare['per_s']:>16.2f}x"
-    )
-    print(
-        f"{'gateway, delivered (in the inbox)':34} {ours['delivered_per_s']:>8.1f} {ours['delivered_per_s'] / bare['per_s']:>16.2f}x"
-    )
-    print(f"{'bare aiosmtpd, write + fsync':34} {bare['per_s']:>8.1f} {1:>16.2f}x")  # fmt: skip
-    print(
-        f"CPU per message: gateway {ours['gateway_cpu_ms']:.1f} ms + worker "
-        f"{ours['worker_cpu_ms']:.1f} ms; bare aiosmtpd {bare['cpu_ms']:.1f} ms"
-    )
-    print(f"(work files in {work})")
+def report(args: argparse.Namespace, ours: dict[str, Any], bare: dict[str, Any] | None, anchors: list[dict[int, anchor.AnchorRow]], described: list[str], why_not: str | None) -> None:  # fmt: skip
+    found = [a[1] for a in anchors if 1 in a]
+    rate = sum(a.delivered_per_s for a in found) / len(found) if found else None
+    cpu = sum(a.cpu_ms for a in found) / len(found) if found else None
+    headers = ["run", "msgs", "accepted/s", "delivered/s", "Postfix TLS/s", "ratio", "target",
+               "met", *[f"{g} ms" for g in GROUPS], "all ms", "Postfix ms", "other %", "load"]  # fmt: skip
+    m = ours["measure"]
+    ratio = ours["delivered_per_s"] / rate if rate else None
+    lines = [[
+        "gateway, mutual TLS → inbox (P1-SMTP)", str(args.messages), fmt(ours["accepted_per_s"]),
+        fmt(ours["delivered_per_s"]), fmt(rate), fmt(ratio, ".2f") + ("x" if ratio else ""),
+        "≥ 1.0x", verdict(ratio, 1.0, at_least=True), *cpu_cells(m, ours["delivered"], GROUPS),
+        fmt(cpu), fmt(m.other_pct, ".0f"), m.load,
+    ]]  # fmt: skip
+    if bare is not None:
+        b = bare["measure"]
+        ratio = bare["per_s"] / rate if rate else None
+        lines.append([
+            "bare aiosmtpd, mutual TLS, write + fsync", str(args.messages), fmt(bare["per_s"]),
+            "-", fmt(rate), fmt(ratio, ".2f") + ("x" if ratio else ""), "-", "-",
+            *(["-"] * len(GROUPS)), fmt(b.ms_per(bare["accepted"])["all"]), fmt(cpu),
+            fmt(b.other_pct, ".0f"), b.load,
+        ])  # fmt: skip
+    notes = []
+    if ours["failed"]:
+        notes.append(f"gateway: {ours['failed']} refused or failed, first: {ours['errors']}")
+    if not ours["complete"]:
+        notes.append(f"gateway: INCOMPLETE, {ours['delivered']} of {ours['accepted']} delivered")
+    if why_not:
+        notes.append(f"Postfix → Dovecot not measured: {why_not}")
+    notes += [anchor.describe(tag, a) for tag, a in zip(("before", "after"), anchors, strict=False)]  # fmt: skip
+    notes += [
+        "Postfix TLS/s: mean of the runs above (anchor-mailstack --tls on: STARTTLS, Python "
+        "smtplib generator, no client certificate); Postfix ms: Postfix + Dovecot CPU per message",
+        f"load: {args.load_processes} processes x {args.concurrency // args.load_processes} "
+        "connections, one message per connection, 20 kB, 1 recipient (10 boxes); CPU ms per "
+        "message, the generator excluded; other % = the rest of the machine's CPU during the run",
+        *described,
+    ]
+    table("P1-SMTP — inbound SMTP with mutual TLS, delivered into the inbox, vs Postfix → Dovecot with TLS", headers, lines, notes)  # fmt: skip
 
 
 if __name__ == "__main__":
-    main()
+    harness.run(main)
