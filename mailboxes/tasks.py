@@ -28,6 +28,12 @@ def process_messages(self: Task, message_ids: list[int]) -> None:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def drain() -> None:
+    """Process every message waiting, in batches (woken by the commits, see queue.wake)."""
+    services.drain()
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def deliver(delivery_id: int) -> None:
     """Deliver one recipient of a message (idempotent)."""
     services.deliver(delivery_id)

@@ -310,6 +310,9 @@ CELERY_BEAT_SCHEDULE["purge-login-throttles"] = {
 DELIVERY_RETRY_SECONDS = conf.integer("DELIVERY_RETRY_SECONDS", 60, minimum=5)
 # Local deliveries handled per task and transaction (one journal event per message).
 DELIVERY_BATCH = conf.integer("DELIVERY_BATCH", 50, minimum=1)
+# With a Redis broker, stored messages wake one draining task instead of a task each; a
+# wake whose task was lost blocks new wakes for at most this long (mailboxes/services/queue.py).
+PIPELINE_WAKE_MS = conf.integer("PIPELINE_WAKE_MS", 1000, minimum=50)
 # Blob files that no row names (a transaction that failed after its blob was written, a
 # process killed mid-write, a deletion refused by the store) are deleted by a scheduled
 # task once older than the grace period, which must exceed any write-to-commit delay.

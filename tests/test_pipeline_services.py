@@ -27,7 +27,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from mailboxes import services, tasks
 from mailboxes.models import Delivery, Entry, Mailbox, Message
-from mailboxes.services import queue
+from mailboxes.services import pipeline, queue
 from mssante.celery import app as celery_app
 from tests.personas import person
 
@@ -121,6 +121,12 @@ def worker(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+
+
+@pytest.fixture(autouse=True)
+def _no_wake_left() -> None:
+    # A test that lost its drain task on purpose leaves the wake set for PIPELINE_WAKE_MS.
+    queue.rearm()
 
 
 @pytest.fixture
@@ -224,8 +230,8 @@ def test_the_sweeper_recovers_messages_lost_when_the_broker_is_flushed(
     try:
         messages = send_many(doctor, [nurse.address], [pharmacist.address])
         client = redis.Redis.from_url(broker_url())
-        assert client.llen("celery") >= N  # the scans were enqueued on commit...
-        client.flushdb()  # ...and the broker lost them
+        assert client.llen("celery") >= 1  # the commits woke the drain...
+        client.flushdb()  # ...and the broker lost its task
     finally:
         celery_app.control.add_consumer("celery", reply=True, timeout=5, limit=1)
     time.sleep(1.0)
@@ -257,3 +263,29 @@ def test_a_lost_processing_task_is_re_enqueued_by_the_sweeper(
     assert services.sweep(now=later) == 1
     wait_for(all_delivered, "the delivery")
     assert Entry.objects.filter(mailbox=nurse, message=message).count() == 1
+
+
+def test_a_burst_wakes_one_drain_that_delivers_it_in_batches(
+    boxes: tuple[Mailbox, Mailbox, Mailbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doctor, nurse, pharmacist = boxes
+    woken: list[str] = []
+    # A drain is already due (its task not run yet): the burst's commits wake nothing more.
+    monkeypatch.setattr(queue, "enqueue", lambda task, *args: woken.append(task.name))
+    messages = send_many(doctor, [nurse.address, pharmacist.address], [], n=N)
+    assert woken == ["mailboxes.tasks.drain"]
+    batches: list[int] = []
+    process = pipeline.process
+
+    def counted(ids: list[int]) -> int:
+        batches.append(len(ids))
+        return process(ids)
+
+    monkeypatch.setattr(pipeline, "process", counted)
+    monkeypatch.setattr(settings, "DELIVERY_BATCH", 8)
+    assert services.drain() == 2 * N
+    assert batches == [8, 8, 4]
+    assert_exactly_one_entry_per_recipient(messages, [nurse, pharmacist])
+    # The drain re-armed the wake: the next message wakes a drain again.
+    send_many(doctor, [nurse.address], [], n=1)
+    assert woken == ["mailboxes.tasks.drain", "mailboxes.tasks.drain"]

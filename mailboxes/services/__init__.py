@@ -66,6 +66,7 @@ from mailboxes.services.messages import parse, read_raw, submit_message
 from mailboxes.services.pipeline import (
     deliver,
     deliver_many,
+    drain,
     process,
     requeue_deliveries,
     scan,
@@ -140,6 +141,7 @@ __all__ = [
     "delete_quarantined",
     "deliver",
     "deliver_many",
+    "drain",
     "empty_trash",
     "find_token",
     "folder_of",

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, OuterRef, Q
 from django.utils import timezone
@@ -60,26 +61,38 @@ _SCAN_STATUS = {
 def process(message_ids: Sequence[int]) -> int:
     """Scan the messages still pending, then deliver their local recipients: one transaction.
 
-    The hot path of the pipeline, one Celery task per stored message (or per group a
-    batch entrance committed together): each message is scanned once, outside the
-    transaction (clamd may take a while on a large one); then one transaction applies
-    the verdicts, claims the messages' pending local deliveries (``SKIP LOCKED``: a
-    delivery another worker holds is that worker's), writes their entries with one
-    INSERT, marks them with one UPDATE and journals one event per message and outcome.
-    Other operators' recipients are handed to the outbound task once committed.
+    The hot path of the pipeline (``drain`` calls it on each batch it takes): the
+    messages are locked ``FOR NO KEY UPDATE SKIP LOCKED`` (one another worker holds is
+    that worker's; rows that merely reference them, a resend's deliveries, are not
+    blocked), each pending one is scanned once, the verdicts applied, the messages'
+    pending local deliveries claimed, their entries written with one INSERT, marked with
+    one UPDATE, and one event per message and outcome journaled. Other operators'
+    recipients are handed to the outbound task once committed.
 
     Safe to run twice. ``ClamdUnavailable`` propagates once the messages that could be
     judged are delivered: those left pending are never delivered unscanned (the task
     retries, the sweeper re-enqueues them). Returns how many deliveries were done.
     """
     ids = sorted(set(message_ids))
-    verdicts, postponed = _scan_pending(ids)
+    postponed: scanning.ClamdUnavailable | None = None
     with transaction.atomic():
+        mine = list(
+            Message.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(pk__in=ids)
+            .only("pk", "scan_status", "blob_name", "key_id", "wrapped_key")
+            .order_by("pk")
+        )
+        if not mine:
+            return 0
+        verdicts, postponed = _scan_pending(
+            [m for m in mine if m.scan_status == Message.ScanStatus.PENDING]
+        )
         scanned = _apply_verdicts(verdicts)
-        deliveries = _claim_local(Q(message_id__in=ids))
+        held = [m.pk for m in mine]
+        deliveries = _claim_local(Q(message_id__in=held))
         done = _deliver_claimed(deliveries, scanned)
         remote = list(
-            Delivery.objects.filter(message_id__in=ids, remote=True, status__in=PENDING)
+            Delivery.objects.filter(message_id__in=held, remote=True, status__in=PENDING)
             .exclude(message__scan_status=Message.ScanStatus.PENDING)
             .values_list("pk", flat=True)
         )
@@ -101,23 +114,67 @@ def process(message_ids: Sequence[int]) -> int:
     return done
 
 
+# Rounds of DELIVERY_BATCH messages one drain takes before handing over to a new task.
+DRAIN_ROUNDS = 200
+
+
+def drain() -> int:
+    """Process every message waiting, a batch of ``DELIVERY_BATCH`` at a time; how many deliveries.
+
+    The stored messages' commit wakes one drain (``queue.wake``), not a task each: under
+    load a worker takes the messages in batches, each batch one transaction. Before each
+    batch the wake is re-armed, so a message committed after it wakes another drain (two
+    drains share the work through ``SKIP LOCKED``). Waiting means: still to be scanned,
+    or judged with local deliveries queued (a release, a platform notice). Stops at the
+    first ``ClamdUnavailable``: what is left waits for the sweeper and the retries.
+    """
+    after_pending = after_queued = 0
+    done = 0
+    size = settings.DELIVERY_BATCH
+    for _round in range(DRAIN_ROUNDS):
+        queue.rearm()
+        pending = list(
+            Message.objects.filter(scan_status=Message.ScanStatus.PENDING, pk__gt=after_pending)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        queued = list(
+            Delivery.objects.filter(
+                status=Delivery.Status.QUEUED, remote=False, message_id__gt=after_queued
+            )
+            .exclude(message__scan_status=Message.ScanStatus.PENDING)
+            .order_by("message_id")
+            .values_list("message_id", flat=True)
+            .distinct()[:size]
+        )
+        if not pending and not queued:
+            return done
+        after_pending = max(pending, default=after_pending)
+        after_queued = max(queued, default=after_queued)
+        try:
+            done += process(pending + queued)
+        except scanning.ClamdUnavailable as exc:
+            log.warning("drain stopped, clamd unavailable: %s", exc)
+            return done
+    # Still more: a fresh task goes on, so that one task never runs without end.
+    queue.wake(force=True)
+    return done
+
+
 def scan(message_id: int) -> None:
     """Scan one message and deliver its local recipients (``process`` of one message)."""
     process([message_id])
 
 
 def _scan_pending(
-    ids: Sequence[int],
+    pending: Sequence[Message],
 ) -> tuple[dict[int, scanning.ScanVerdict], scanning.ClamdUnavailable | None]:
-    """The verdict on each message of ``ids`` still pending (read, decrypted, scanned once).
+    """The verdict on each message (read, decrypted, scanned once).
 
     Stops at the first ``ClamdUnavailable`` (clamd is down for all of them): the
     messages judged so far are returned with it, the others stay pending.
     """
     verdicts: dict[int, scanning.ScanVerdict] = {}
-    pending = Message.objects.filter(pk__in=ids, scan_status=Message.ScanStatus.PENDING).only(
-        "pk", "blob_name", "key_id", "wrapped_key"
-    )
     for message in pending:
         try:
             verdicts[message.pk] = scanning.scan_raw_message(
@@ -131,17 +188,10 @@ def _scan_pending(
 def _apply_verdicts(
     verdicts: dict[int, scanning.ScanVerdict],
 ) -> dict[int, tuple[str, scanning.ScanVerdict]]:
-    """Record the verdicts of the messages still pending (caller's transaction): one UPDATE
-    per verdict, the infected quarantined. Returns what was applied, by message."""
-    if not verdicts:
-        return {}
-    still = set(
-        Message.objects.select_for_update()
-        .filter(pk__in=verdicts, scan_status=Message.ScanStatus.PENDING)
-        .values_list("pk", flat=True)
-    )
+    """Record the verdicts of locked pending messages (caller's transaction): one UPDATE per
+    verdict, the infected quarantined. Returns what was applied, by message."""
     applied: dict[int, tuple[str, scanning.ScanVerdict]] = {
-        pk: (str(_SCAN_STATUS[v.status]), v) for pk, v in verdicts.items() if pk in still
+        pk: (str(_SCAN_STATUS[v.status]), v) for pk, v in verdicts.items()
     }
     by_status: dict[str, list[int]] = {}
     for pk, (status, _verdict) in applied.items():
@@ -323,7 +373,7 @@ def sweep(now: datetime | None = None) -> int:
         # Pushing the next attempt forward keeps the next sweep from enqueueing the
         # same delivery again while this one is still in the broker.
         Delivery.objects.filter(pk__in=due).update(next_attempt_at=now + queue.retry_delay())
-        transaction.on_commit(lambda: queue.enqueue_processing(stuck))
+        transaction.on_commit(lambda: queue.enqueue_processing(stuck, force=True))
         transaction.on_commit(lambda: queue.enqueue_batches(due))
         count = len(stuck) + len(due)
     if count:
