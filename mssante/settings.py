@@ -313,6 +313,9 @@ DELIVERY_BATCH = conf.integer("DELIVERY_BATCH", 50, minimum=1)
 # With a Redis broker, stored messages wake one draining task instead of a task each; a
 # wake whose task was lost blocks new wakes for at most this long (mailboxes/services/queue.py).
 PIPELINE_WAKE_MS = conf.integer("PIPELINE_WAKE_MS", 1000, minimum=50)
+# A woken drain first waits this long, so that the messages committed meanwhile share its
+# batch (group commit on the worker's side); it is added to each message's delivery time.
+PIPELINE_GATHER_MS = conf.integer("PIPELINE_GATHER_MS", 50, minimum=0)
 # Blob files that no row names (a transaction that failed after its blob was written, a
 # process killed mid-write, a deletion refused by the store) are deleted by a scheduled
 # task once older than the grace period, which must exceed any write-to-commit delay.

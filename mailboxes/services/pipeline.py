@@ -7,12 +7,13 @@ here is safe to run twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit import journal
@@ -80,6 +81,13 @@ def process(message_ids: Sequence[int]) -> int:
             Message.objects.select_for_update(skip_locked=True, no_key=True)
             .filter(pk__in=ids)
             .only("pk", "scan_status", "blob_name", "key_id", "wrapped_key")
+            .annotate(
+                has_remote=Exists(
+                    Delivery.objects.filter(
+                        message_id=OuterRef("pk"), remote=True, status__in=PENDING
+                    )
+                )
+            )
             .order_by("pk")
         )
         if not mine:
@@ -91,10 +99,17 @@ def process(message_ids: Sequence[int]) -> int:
         held = [m.pk for m in mine]
         deliveries = _claim_local(Q(message_id__in=held))
         done = _deliver_claimed(deliveries, scanned)
-        remote = list(
-            Delivery.objects.filter(message_id__in=held, remote=True, status__in=PENDING)
-            .exclude(message__scan_status=Message.ScanStatus.PENDING)
-            .values_list("pk", flat=True)
+        # Other operators' recipients of the messages judged (the annotation spares a
+        # query per batch when there are none, the common case).
+        with_remote = [m.pk for m in mine if getattr(m, "has_remote", False)]
+        remote = (
+            list(
+                Delivery.objects.filter(message_id__in=with_remote, remote=True, status__in=PENDING)
+                .exclude(message__scan_status=Message.ScanStatus.PENDING)
+                .values_list("pk", flat=True)
+            )
+            if with_remote
+            else []
         )
         if remote:
             transaction.on_commit(lambda: queue.enqueue_batches(remote))
@@ -124,13 +139,17 @@ def drain() -> int:
     The stored messages' commit wakes one drain (``queue.wake``), not a task each: under
     load a worker takes the messages in batches, each batch one transaction. Before each
     batch the wake is re-armed, so a message committed after it wakes another drain (two
-    drains share the work through ``SKIP LOCKED``). Waiting means: still to be scanned,
+    drains share the work through ``SKIP LOCKED``); it first waits PIPELINE_GATHER_MS so
+    that the messages committing meanwhile share its batch. Waiting means: still to be scanned,
     or judged with local deliveries queued (a release, a platform notice). Stops at the
     first ``ClamdUnavailable``: what is left waits for the sweeper and the retries.
     """
     after_pending = after_queued = 0
     done = 0
     size = settings.DELIVERY_BATCH
+    # Group commit on the worker's side: while this waits, the wake is still set, so the
+    # messages committed meanwhile wake nothing more and come in this drain's batch.
+    time.sleep(settings.PIPELINE_GATHER_MS / 1000)
     for _round in range(DRAIN_ROUNDS):
         queue.rearm()
         pending = list(
@@ -155,6 +174,10 @@ def drain() -> int:
             done += process(pending + queued)
         except scanning.ClamdUnavailable as exc:
             log.warning("drain stopped, clamd unavailable: %s", exc)
+            return done
+        if len(pending) < size and len(queued) < size:
+            # Everything waiting at the re-arm was in this batch; whatever was committed
+            # since has woken another drain.
             return done
     # Still more: a fresh task goes on, so that one task never runs without end.
     queue.wake(force=True)

@@ -262,20 +262,22 @@ def count_request(token: ApiToken) -> int | None:
     window_seconds = settings.API_RATE_WINDOW_SECONDS
     now = timezone.now()
     window = int(now.timestamp()) // window_seconds
-    # SET expressions all read the row as it was: the CASE sees the old window.
-    ApiToken.objects.filter(pk=token.pk).update(
-        rate_count=Case(
-            When(rate_window=window, then=F("rate_count") + 1),
-            default=Value(1),
-            output_field=PositiveIntegerField(),
-        ),
-        rate_window=window,
-        last_used_at=now,
-    )
-    count = ApiToken.objects.filter(pk=token.pk).values_list("rate_count", flat=True).first()
-    token.last_used_at = now
-    # The charter's journal traces every use of a token (which box, when), never the request body.
-    journal.record("api_token.used", obj=token, mailbox=token.mailbox.address)
+    # One transaction, one commit (one WAL flush) for the count and its journal line.
+    with transaction.atomic():
+        # SET expressions all read the row as it was: the CASE sees the old window.
+        ApiToken.objects.filter(pk=token.pk).update(
+            rate_count=Case(
+                When(rate_window=window, then=F("rate_count") + 1),
+                default=Value(1),
+                output_field=PositiveIntegerField(),
+            ),
+            rate_window=window,
+            last_used_at=now,
+        )
+        count = ApiToken.objects.filter(pk=token.pk).values_list("rate_count", flat=True).first()
+        token.last_used_at = now
+        # The charter's journal traces every use of a token (which box, when), never the request body.
+        journal.record("api_token.used", obj=token, mailbox=token.mailbox.address)
     if count is not None and count > settings.API_RATE_LIMIT:
         return max(1, (window + 1) * window_seconds - int(now.timestamp()))
     return None
