@@ -51,6 +51,8 @@ class Row:
     folder: str
     # The operator that delivered a message whose From: it may not speak for ("via …").
     via: str = ""
+    # Sent from this box: ``who`` names its recipients, not its sender.
+    outgoing: bool = False
 
 
 def author(message: Message) -> str:
@@ -66,7 +68,8 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
     for entry in entries:
         message = entry.message
         via = ""
-        if sent or message.sender_mailbox_id == entry.mailbox_id:
+        outgoing = sent or message.sender_mailbox_id == entry.mailbox_id
+        if outgoing:
             who = ", ".join(message.to_addrs or []) or _("(aucun destinataire)")
         else:
             who, via = author(message), message.from_via
@@ -77,6 +80,7 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
                 mime.human_size(message.size),
                 selectors.folder_label(entry.folder),
                 via,
+                outgoing,
             )
         )
     return out
@@ -397,7 +401,6 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     services.open_entry(entry, by=user)
     # Under the page's h1 (the subject).
     shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
-    conversation = selectors.thread(entry)
     level = selectors.access(user, entry.mailbox)
     is_holder = level == selectors.Access.HOLDER
     response = render_webmail(
@@ -425,7 +428,7 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 mailbox_id=entry.mailbox_id, exclude=entry.folder, auto_id="move-%s"
             ),
             "folder_label": selectors.folder_label(entry.folder),
-            "thread_size": len(conversation),
+            "thread_size": selectors.thread_size(entry),
             "in_trash": entry.folder.role == Folder.Role.TRASH,
             # "Ouvert par … à …": the holder or responsible sees who did what to it.
             "accesses": selectors.message_accesses(entry) if is_holder else [],
