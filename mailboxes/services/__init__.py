@@ -9,6 +9,7 @@ One module per concern; callers use the names re-exported here.
 from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.api import ApiAnswer, send_api_message
 from mailboxes.services.blobstore import collect_orphan_blobs
+from mailboxes.services.counters import Drift, recount_folders
 from mailboxes.services.drafts import (
     DraftContent,
     add_draft_attachment,
@@ -104,6 +105,7 @@ __all__ = [
     "ClosureCause",
     "DraftContent",
     "DraftError",
+    "Drift",
     "FolderError",
     "IdempotencyConflict",
     "MailboxError",
@@ -151,6 +153,7 @@ __all__ = [
     "record_api_agreement",
     "record_download",
     "record_entries",
+    "recount_folders",
     "release_quarantined",
     "remove_draft_attachment",
     "rename_folder",
