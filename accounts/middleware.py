@@ -12,7 +12,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
-
 # Seconds between two writes of a session's last activity.
 LAST_SEEN_STEP = 60
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes import selectors
-from mailboxes.models import Entry, Folder
+from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.tests.test_views import entry_of, folder, listed_entry
 from tests.personas import Person, login, send
 
@@ -55,10 +55,10 @@ def test_the_search_never_reads_a_body(claire: Person, julien: Person) -> None:
     assert selectors.search(box, "Diagnostic") == []
 
 
-def _newest_first(box: object, words: list[str]) -> list[Entry]:
+def _newest_first(box: Mailbox, words: list[str]) -> list[Entry]:
     now = timezone.now()
     return [
-        listed_entry(box, subject=word, when=now - timedelta(minutes=i))  # type: ignore[arg-type]
+        listed_entry(box, subject=word, when=now - timedelta(minutes=i))
         for i, word in enumerate(words)
     ]
 
