@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count, Q
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -122,6 +123,31 @@ def test_the_side_menu_follows_every_webmail_action(claire: Person, julien: Pers
     shown = menu(client, box)
     assert shown["trash"] == (0, 0) and shown["archive"] == (0, 0)
     assert_counters_true()
+
+
+@pytest.mark.parametrize("page", ["inbox", "read", "search"])
+def test_no_page_counts_the_messages_of_a_box(
+    claire: Person, julien: Person, secretariat: Mailbox, page: str
+) -> None:
+    """The side menu and the switcher read counters: no query groups or counts the entries
+    of a folder or a box (only the conversation of the message read is counted)."""
+    (user, box), nurse = claire, julien.box
+    for _ in range(3):
+        send(nurse, [box.address, secretariat.address], subject="Bilan")
+    client = login(user)
+    url = {
+        "inbox": reverse("webmail_mailbox", args=[box.pk]),
+        "read": reverse("webmail_read", args=[Entry.objects.filter(mailbox=box).first().pk]),
+        "search": client.post(reverse("webmail_search", args=[box.pk]), {"q": "Bilan"})["Location"],
+    }[page]
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    on_entries = [q["sql"] for q in queries if '"mailboxes_entry"' in q["sql"]]
+    assert on_entries
+    for sql in on_entries:
+        assert "GROUP BY" not in sql
+        assert "COUNT(" not in sql or '"mailboxes_message"."thread_key" =' in sql
 
 
 def test_a_custom_folder_counts_and_goes_with_its_counter(claire: Person, julien: Person) -> None:
