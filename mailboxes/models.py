@@ -298,7 +298,8 @@ class Entry(models.Model):
     # names) and attachment names, one per line. Written by the database when the entry is
     # inserted (a message never changes); on PostgreSQL a trigram index over (mailbox,
     # search_text) serves it. Never any body text: bodies exist only encrypted.
-    search_text = models.TextField(default="", blank=True, editable=False)
+    # (db_default: a row inserted by raw SQL without it is accepted, then written.)
+    search_text = models.TextField(default="", db_default="", blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message d'une boîte")

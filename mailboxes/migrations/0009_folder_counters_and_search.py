@@ -273,7 +273,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="entry",
             name="search_text",
-            field=models.TextField(blank=True, default="", editable=False),
+            field=models.TextField(blank=True, db_default="", default="", editable=False),
         ),
         migrations.AlterField(
             model_name="entry",

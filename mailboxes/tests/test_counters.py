@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from audit.models import AuditEvent
-from mailboxes import dbtriggers, services
+from mailboxes import dbtriggers, selectors, services
 from mailboxes.models import Entry, Folder, FolderCounter, Mailbox, Message, Quarantine
 from mailboxes.services import quarantine
 from mailboxes.tests.test_views import entry_of, folder, listed_entry
@@ -262,13 +262,24 @@ def test_an_entry_saved_whole_from_python_keeps_counters_and_search_text(
     assert_counters_true()
     entry.refresh_from_db()
     assert "Échographie cardiaque" in entry.search_text
-    assert [e.pk for e in services_search(box, "cardiaque")] == [entry.pk]
+    assert [e.pk for e in selectors.search(box, "cardiaque")] == [entry.pk]
 
 
-def services_search(box: Mailbox, query: str) -> list[Entry]:
-    from mailboxes import selectors
-
-    return selectors.search(box, query)
+def test_an_entry_inserted_in_sql_is_counted_and_found(claire: Person) -> None:
+    """What a set-based insert of the pipeline would do, without the ORM."""
+    _user, box = claire
+    message = listed_entry(box, subject="Écrit en SQL").message
+    Entry.objects.filter(message=message).delete()
+    inbox = folder(box, Folder.Role.INBOX)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO mailboxes_entry (mailbox_id, message_id, folder_id, seen, flagged, "
+            "answered, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [box.pk, message.pk, inbox.pk, False, False, False, message.date],
+        )
+    assert FolderCounter.objects.get(folder=inbox).unread == 1
+    assert_counters_true()
+    assert [e.message_id for e in selectors.search(box, "en SQL")] == [message.pk]
 
 
 # --------------------------------------------------------------------------- the operators' check
