@@ -12,6 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 
+# Seconds between two writes of a session's last activity.
+LAST_SEEN_STEP = 60
+
 
 class SessionGuardMiddleware:
     """Logs out a session idle for more than SESSION_IDLE_MINUTES (health data on shared screens)."""
@@ -37,5 +40,8 @@ class SessionGuardMiddleware:
                     response["HX-Redirect"] = settings.LOGIN_URL_PATH
                     return response
                 return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
-            request.session["last_seen"] = now
+            if last is None or now - last >= LAST_SEEN_STEP:
+                # Written once a minute at most, not at every page: each write is a
+                # database commit (the idle limit may end up to a minute early).
+                request.session["last_seen"] = now
         return self.get_response(request)

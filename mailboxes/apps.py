@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 from django.utils.translation import gettext_lazy as _
 
 
@@ -8,9 +9,15 @@ class MailboxesConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.signals import account_closed
-        from mailboxes import receivers
+        from mailboxes import dbtriggers, receivers
 
         account_closed.connect(
             receivers.close_boxes_of_closed_account,
             dispatch_uid="mailboxes.close_boxes_of_closed_account",
+        )
+        # SQLite drops a table's triggers when Django rebuilds it: put the counters' back.
+        post_migrate.connect(
+            dbtriggers.restore_sqlite_triggers,
+            sender=self,
+            dispatch_uid="mailboxes.restore_sqlite_triggers",
         )

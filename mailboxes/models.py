@@ -251,12 +251,42 @@ class Message(models.Model):
         return bool(self.attachments)
 
 
+class FolderCounter(models.Model):
+    """How many messages a folder holds and how many of them are unread.
+
+    Kept by the database itself: triggers on ``mailboxes_entry`` update the row in the
+    transaction of every insert, move, flag change and delete, whatever the code that
+    writes (``mailboxes/dbtriggers.py``), and a trigger on ``mailboxes_folder`` creates it
+    with the folder. Nothing in Python writes it but ``recount_folders``, which repairs
+    a drift (docs/decisions.md, "A big mailbox that stays fast").
+    """
+
+    folder = models.OneToOneField(
+        Folder, primary_key=True, on_delete=models.CASCADE, related_name="counter"
+    )
+    total = models.BigIntegerField(default=0)
+    unread = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("compteur d'un dossier")
+        verbose_name_plural = _("compteurs des dossiers")
+
+    def __str__(self) -> str:
+        return f"{self.folder_id}: {self.unread}/{self.total}"
+
+
 class Entry(models.Model):
     """A message as one mailbox sees it: its folder and flags (one per mailbox and message)."""
 
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="entries")
+    # No index of their own: unique_entry begins with the mailbox, entry_folder_page with
+    # the folder, and every index is paid by each delivery.
+    mailbox = models.ForeignKey(
+        Mailbox, on_delete=models.CASCADE, related_name="entries", db_index=False
+    )
     message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="entries")
-    folder = models.ForeignKey(Folder, on_delete=models.PROTECT, related_name="entries")
+    folder = models.ForeignKey(
+        Folder, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     seen = models.BooleanField(_("lu"), default=False)
     flagged = models.BooleanField(_("suivi"), default=False)
     answered = models.BooleanField(_("répondu"), default=False)
@@ -264,6 +294,12 @@ class Entry(models.Model):
     previous_folder = models.ForeignKey(
         Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What the search reads, in clear: the message's subject, correspondents (addresses and
+    # names) and attachment names, one per line. Written by the database when the entry is
+    # inserted (a message never changes); on PostgreSQL a trigram index over (mailbox,
+    # search_text) serves it. Never any body text: bodies exist only encrypted.
+    # (db_default: a row inserted by raw SQL without it is accepted, then written.)
+    search_text = models.TextField(default="", db_default="", blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message d'une boîte")
@@ -274,7 +310,8 @@ class Entry(models.Model):
         indexes = [
             # Keyset pagination, newest first, inside one folder.
             models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_page"),
-            models.Index(fields=["folder", "seen"], name="entry_folder_unread"),
+            # The whole box, newest first: what a search for a common word walks.
+            models.Index(fields=["mailbox", "-received_at", "-id"], name="entry_mailbox_page"),
         ]
 
     def __str__(self) -> str:

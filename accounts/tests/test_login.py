@@ -7,7 +7,9 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import totp
@@ -178,6 +180,21 @@ def test_an_idle_session_ends_after_thirty_minutes():
         assert response.status_code == 302 and response["Location"].startswith(LOGIN)
         follow = client.get(response["Location"])
         assert "expiré" in follow.content.decode()
+
+
+def test_activity_keeps_a_session_alive_without_a_write_at_every_page():
+    doctor = f.professional()
+    client = Client()
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        full_login(client, doctor)
+        traveller.shift(timedelta(minutes=20))
+        client.get(reverse("webmail_home"))  # noted: the last activity was 20 minutes ago
+        traveller.shift(timedelta(seconds=30))
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(reverse("webmail_home")).status_code == 200
+        assert not [q for q in queries if "UPDATE" in q["sql"] and "django_session" in q["sql"]]
+        traveller.shift(timedelta(minutes=29))
+        assert client.get(reverse("webmail_home")).status_code == 200
 
 
 def test_the_code_step_expires():

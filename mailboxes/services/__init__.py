@@ -9,6 +9,7 @@ One module per concern; callers use the names re-exported here.
 from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
 from mailboxes.services.blobstore import collect_orphan_blobs
+from mailboxes.services.counters import Drift, recount_folders
 from mailboxes.services.drafts import (
     DraftContent,
     add_draft_attachment,
@@ -113,6 +114,7 @@ __all__ = [
     "ClosureCause",
     "DraftContent",
     "DraftError",
+    "Drift",
     "FolderError",
     "IdempotencyConflict",
     "MailboxError",
@@ -162,6 +164,7 @@ __all__ = [
     "record_api_agreement",
     "record_download",
     "record_entries",
+    "recount_folders",
     "release_quarantined",
     "remove_draft_attachment",
     "rename_folder",

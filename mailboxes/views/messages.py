@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -51,6 +52,13 @@ class Row:
     folder: str
     # The operator that delivered a message whose From: it may not speak for ("via …").
     via: str = ""
+    # Sent from this box: ``who`` names its recipients, not its sender.
+    outgoing: bool = False
+    # Made here rather than by template tags, 50 times a page: the reading page's URL,
+    # the message's date for <time datetime> and as shown (local time).
+    url: str = ""
+    datetime: str = ""
+    date: str = ""
 
 
 def author(message: Message) -> str:
@@ -63,10 +71,14 @@ def author(message: Message) -> str:
 
 def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
     out = []
+    # reverse() once: the reading page's URL differs only by the entry's id.
+    read_url = reverse("webmail_read", args=[0])[: -len("0/")]
     for entry in entries:
         message = entry.message
+        local = timezone.localtime(message.date)
         via = ""
-        if sent or message.sender_mailbox_id == entry.mailbox_id:
+        outgoing = sent or message.sender_mailbox_id == entry.mailbox_id
+        if outgoing:
             who = ", ".join(message.to_addrs or []) or _("(aucun destinataire)")
         else:
             who, via = author(message), message.from_via
@@ -77,6 +89,10 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
                 mime.human_size(message.size),
                 selectors.folder_label(entry.folder),
                 via,
+                outgoing,
+                url=f"{read_url}{entry.pk}/",
+                datetime=local.isoformat(),
+                date=local.strftime("%d/%m/%Y %H:%M"),
             )
         )
     return out
@@ -397,7 +413,6 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     services.open_entry(entry, by=user)
     # Under the page's h1 (the subject).
     shown = _shown(entry, remote_images=_wants_remote_images(request), heading_base=1)
-    conversation = selectors.thread(entry)
     level = selectors.access(user, entry.mailbox)
     is_holder = level == selectors.Access.HOLDER
     response = render_webmail(
@@ -421,11 +436,8 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 and level >= selectors.Access.SEND
                 and bool(mdn.pending_receipts(entry))
             ),
-            "move_form": MoveForm(
-                mailbox_id=entry.mailbox_id, exclude=entry.folder, auto_id="move-%s"
-            ),
             "folder_label": selectors.folder_label(entry.folder),
-            "thread_size": len(conversation),
+            "thread_size": selectors.thread_size(entry),
             "in_trash": entry.folder.role == Folder.Role.TRASH,
             # "Ouvert par … à …": the holder or responsible sees who did what to it.
             "accesses": selectors.message_accesses(entry) if is_holder else [],

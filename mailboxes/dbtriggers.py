@@ -1,0 +1,129 @@
+"""The triggers that keep the folder counters and the search column (migration 0009).
+
+The database maintains ``FolderCounter`` and ``Entry.search_text`` itself, whatever code
+writes the entries (an ORM call, ``bulk_create``, ``.update()``, a cascade, raw SQL): see
+docs/decisions.md, "A big mailbox that stays fast". Migration 0009 installs the triggers;
+this module knows their names, and puts the SQLite ones back after a ``migrate`` (Django
+rebuilds a SQLite table to alter it, and the rebuilt table has no trigger).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connections
+
+# Trigger name → table, on both databases (PostgreSQL also empties the counters when the
+# entries are truncated).
+TRIGGERS = {
+    "mailboxes_folder_counted": "mailboxes_folder",
+    "mailboxes_entry_counted_insert": "mailboxes_entry",
+    "mailboxes_entry_counted_update": "mailboxes_entry",
+    "mailboxes_entry_counted_delete": "mailboxes_entry",
+    "mailboxes_entry_search_text": "mailboxes_entry",
+}
+POSTGRESQL_ONLY = {"mailboxes_entry_emptied": "mailboxes_entry"}
+# PostgreSQL keeps the search text in the insert trigger's function (BEFORE INSERT OR
+# UPDATE); SQLite, whose triggers cannot change the row being written, in a second one.
+SQLITE_ONLY = {"mailboxes_entry_search_text_kept": "mailboxes_entry"}
+
+_SQLITE_SEARCH_TEXT = """
+    m.subject || char(10) || m.from_addr || char(10) || m.from_name || char(10) || m.sender_addr
+    || coalesce((SELECT char(10) || group_concat(value, char(10)) FROM json_each(m.to_addrs)), '')
+    || coalesce((SELECT char(10) || group_concat(value, char(10)) FROM json_each(m.cc_addrs)), '')
+    || coalesce((SELECT char(10) || group_concat(json_extract(value, '$.filename'), char(10))
+                 FROM json_each(m.attachments) WHERE type = 'object'), '')
+"""
+
+# The same statements as migration 0009's (IF NOT EXISTS: running them again is harmless).
+SQLITE_TRIGGERS = [
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_folder_counted AFTER INSERT ON mailboxes_folder
+    BEGIN
+        INSERT OR IGNORE INTO mailboxes_foldercounter (folder_id, total, unread)
+            VALUES (NEW.id, 0, 0);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_counted_insert AFTER INSERT ON mailboxes_entry
+    BEGIN
+        UPDATE mailboxes_foldercounter
+            SET total = total + 1, unread = unread + (NOT NEW.seen)
+            WHERE folder_id = NEW.folder_id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_counted_delete AFTER DELETE ON mailboxes_entry
+    BEGIN
+        UPDATE mailboxes_foldercounter
+            SET total = total - 1, unread = unread - (NOT OLD.seen)
+            WHERE folder_id = OLD.folder_id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_counted_update
+        AFTER UPDATE OF folder_id, seen ON mailboxes_entry
+        WHEN OLD.folder_id IS NOT NEW.folder_id OR OLD.seen IS NOT NEW.seen
+    BEGIN
+        UPDATE mailboxes_foldercounter
+            SET total = total - 1, unread = unread - (NOT OLD.seen)
+            WHERE folder_id = OLD.folder_id;
+        UPDATE mailboxes_foldercounter
+            SET total = total + 1, unread = unread + (NOT NEW.seen)
+            WHERE folder_id = NEW.folder_id;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS mailboxes_entry_search_text AFTER INSERT ON mailboxes_entry
+    BEGIN
+        UPDATE mailboxes_entry SET search_text = coalesce((SELECT {_SQLITE_SEARCH_TEXT}
+            FROM mailboxes_message AS m WHERE m.id = NEW.message_id), '')
+            WHERE id = NEW.id;
+    END""",  # noqa: S608 (constant SQL)
+    f"""CREATE TRIGGER IF NOT EXISTS mailboxes_entry_search_text_kept
+        AFTER UPDATE OF search_text, message_id ON mailboxes_entry
+        WHEN OLD.search_text <> '' OR NEW.message_id IS NOT OLD.message_id
+    BEGIN
+        UPDATE mailboxes_entry SET search_text = coalesce((SELECT {_SQLITE_SEARCH_TEXT}
+            FROM mailboxes_message AS m WHERE m.id = NEW.message_id), '')
+            WHERE id = NEW.id;
+    END""",  # noqa: S608 (constant SQL)
+]
+
+
+def expected(vendor: str) -> dict[str, str]:
+    """The triggers the database must have (name → table)."""
+    return {**TRIGGERS, **(POSTGRESQL_ONLY if vendor == "postgresql" else SQLITE_ONLY)}
+
+
+def installed(using: str = "default") -> dict[str, str]:
+    """The triggers the database has on the folders and the entries (name → table)."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT t.tgname, c.relname FROM pg_trigger AS t "
+                "JOIN pg_class AS c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
+                "AND c.relname IN ('mailboxes_entry', 'mailboxes_folder')"
+            )
+        else:
+            cursor.execute(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name IN ('mailboxes_entry', 'mailboxes_folder')"
+            )
+        return {name: table for name, table in cursor.fetchall()}
+
+
+def missing(using: str = "default") -> list[str]:
+    """The triggers the database should have and has not (empty when all are there)."""
+    vendor = connections[using].vendor
+    have = installed(using)
+    return sorted(name for name, table in expected(vendor).items() if have.get(name) != table)
+
+
+def restore_sqlite_triggers(sender: Any, using: str = "default", **kwargs: Any) -> None:
+    """post_migrate: put back the SQLite triggers a table rebuild dropped.
+
+    A rebuild copies the rows as they are (counters and search text stay true); what
+    would be lost is the triggers for what comes next. Before migration 0009 (its table
+    absent) there is nothing to restore.
+    """
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return
+    if "mailboxes_foldercounter" not in connection.introspection.table_names():
+        return
+    with connection.cursor() as cursor:
+        for sql in SQLITE_TRIGGERS:
+            cursor.execute(sql)
