@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
 from mailboxes import addresses
@@ -80,7 +80,7 @@ def local_mailboxes(
             continue
     if not wanted:
         return {}
-    boxes = Mailbox.objects.filter(address__in=wanted, status=Mailbox.Status.ACTIVE)
+    boxes = Mailbox.objects.filter(address__in=wanted, status=Mailbox.Status.ACTIVE).order_by()
     if domains is not None:
         boxes = boxes.filter(domain__name__in=list(domains))
     else:
@@ -90,6 +90,43 @@ def local_mailboxes(
         for box in boxes.select_related("domain")
         if box.domain.name == addresses.domain_of(box.address)
     }
+
+
+def active_addresses(addresses_: Iterable[str], domains: Iterable[str] | None = None) -> set[str]:
+    """Those of these addresses that are active mailboxes of domains we serve, normalised.
+
+    What ``local_mailboxes`` finds, without the rows: the gateway asks it at every RCPT,
+    where building the ORM query and its objects cost ten times the query itself.
+    """
+    wanted = set()
+    for address in addresses_:
+        try:
+            wanted.add(addresses.normalise(address))
+        except addresses.AddressError:
+            continue
+    if not wanted:
+        return set()
+    quote = connection.ops.quote_name
+    params: list[Any] = [*wanted, Mailbox.Status.ACTIVE]
+    if domains is None:
+        served = "d.active = %s"
+        params.append(True)
+    else:
+        names = list(domains)
+        if not names:
+            return set()
+        served = f"d.name IN ({', '.join(['%s'] * len(names))})"
+        params.extend(names)
+    # Only table names and placeholders are formatted in; every value is a parameter.
+    sql = (
+        f"SELECT m.address, d.name FROM {quote(Mailbox._meta.db_table)} m "  # noqa: S608
+        f"JOIN {quote(HostedDomain._meta.db_table)} d ON d.id = m.domain_id "
+        f"WHERE m.address IN ({', '.join(['%s'] * len(wanted))}) AND m.status = %s AND {served}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {address for address, name in rows if name == addresses.domain_of(address)}
 
 
 def local_mailbox(address: str, domains: Iterable[str] | None = None) -> Mailbox | None:

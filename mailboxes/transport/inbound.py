@@ -61,8 +61,8 @@ from mailboxes.services.inbound import (
     Peer,
     Reception,
     ReceptionError,
+    active_addresses,
     hosted_names,
-    local_mailbox,
     read_reception,
     store_receptions,
 )
@@ -275,8 +275,9 @@ class GroupCommitter(Generic[T]):
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
-        # The sizes of the last groups stored (for the tests and a curious operator).
+        # The sizes of the last groups stored (for the tests), and totals for the log.
         self.sizes: list[int] = []
+        self.groups = self.items = self.largest = 0
 
     def submit(self, item: T) -> Future[Any]:
         future: Future[Any] = Future()
@@ -299,6 +300,12 @@ class GroupCommitter(Generic[T]):
             self._queue.put(_STOP)
         if thread is not None:
             thread.join(timeout)
+        log.info(
+            "SMTP gateway: %d messages stored in %d transactions (at most %d together)",
+            self.items,
+            self.groups,
+            self.largest,
+        )
 
     def _take(self) -> tuple[list[tuple[T, Future[Any]]], bool]:
         """The next group (blocking for its first item), and whether to stop after it."""
@@ -333,6 +340,9 @@ class GroupCommitter(Generic[T]):
             if not jobs:
                 continue
             self.sizes = [*self.sizes[-999:], len(jobs)]
+            self.groups += 1
+            self.items += len(jobs)
+            self.largest = max(self.largest, len(jobs))
             try:
                 outcomes = list(self._store([item for item, _future in jobs]))
                 if len(outcomes) != len(jobs):
@@ -601,10 +611,10 @@ class GatewayHandler:
         if _bad_address(address):
             return "553 5.1.3 Malformed recipient address"
         try:
-            box = await self._db(local_mailbox, address, self.domains)
+            active = await self._db(active_addresses, [address], self.domains)
         except _Unavailable:
             return TEMPORARY_FAILURE
-        if box is None:
+        if not active:
             return smtp_text(f"550 5.1.1 <{address}>: no active mailbox at this address")
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
