@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.db import connection
 
 from audit.models import AuditEvent
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.transport import mdn
-from mailboxes.transport.inbound import GatewayController
 from tests.smtp_peers import PEER, Operator, gateway, send, simple_message
 from trust.models import OperatorCertificate
 
@@ -30,7 +30,7 @@ SENDER = f"dr.martin@{PEER}"
 
 
 @contextmanager
-def grouped(settings: Any, here: Operator, n: int) -> Iterator[GatewayController]:
+def grouped(settings: Any, here: Operator, n: int) -> Iterator[Controller]:
     """Our gateway, whose committer stores ``n`` messages together (waiting for them)."""
     settings.SMTP_GROUP_COMMIT_MAX = n
     settings.SMTP_GROUP_COMMIT_WAIT_MS = 10_000
