@@ -400,44 +400,32 @@ def store_receptions(
 
     Called outside any transaction, it returns only once the transaction has committed,
     and raises (``NotCommitted`` or the database's error) when it did not: then nothing
-    of the group is stored (their blobs are orphans for the collection). Nested in a
-    caller's transaction, it commits with it.
+    of the group is stored (their blobs are orphans for the collection). Work queued on
+    commit that raises after it (tasks run eagerly) raises too, though the group is
+    stored: its senders try again and their copies are resends. Nested in a caller's
+    transaction, it commits with it.
     """
     outermost = not transaction.get_connection().in_atomic_block
     committed: list[bool] = []
     outcomes: list[Message | Exception] = []
-    try:
-        with transaction.atomic():
-            # First of the on-commit callbacks: those after it (the scans, run eagerly in
-            # tests) may raise, and must not make committed messages look lost.
-            transaction.on_commit(lambda: committed.append(True))
-            # What the group reads, read once: the recipients' boxes and the messages it
-            # may be resending.
-            found = local_mailboxes([a for r in receptions for a in r.recipients], domains)
-            keys = {r.key for r in receptions if r.key}
-            stored = (
-                {m.resend_key: m for m in Message.objects.filter(resend_key__in=keys)}
-                if keys
-                else {}
-            )
-            for reception in receptions:
-                try:
-                    with transaction.atomic():
-                        outcome: Message | Exception = _store_one(
-                            reception,
-                            found,
-                            stored,
-                            domains=domains,
-                            allowed=allowed,
-                            hosted=hosted,
-                        )
-                except Exception as exc:
-                    outcome = exc
-                outcomes.append(outcome)
-    except Exception:
-        if not committed:
-            raise
-        log.exception("work queued after the commit of %d received messages failed", len(outcomes))
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(True))
+        # What the group reads, read once: the recipients' boxes and the messages it may
+        # be resending.
+        found = local_mailboxes([a for r in receptions for a in r.recipients], domains)
+        keys = {r.key for r in receptions if r.key}
+        stored = (
+            {m.resend_key: m for m in Message.objects.filter(resend_key__in=keys)} if keys else {}
+        )
+        for reception in receptions:
+            try:
+                with transaction.atomic():
+                    outcome: Message | Exception = _store_one(
+                        reception, found, stored, domains=domains, allowed=allowed, hosted=hosted
+                    )
+            except Exception as exc:
+                outcome = exc
+            outcomes.append(outcome)
     if outermost and not committed:
         # A savepoint that could not be rolled back (the connection lost) made Django
         # roll the whole transaction back without raising.
