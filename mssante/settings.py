@@ -511,6 +511,16 @@ SMTP_MX_PORT = conf.integer("SMTP_MX_PORT", 25, minimum=1)
 MSS_NIL = conf.string("MSS_NIL", "mssante-portal/0.1.0")
 # Largest message accepted from a peer (552 above); the same limit as local submission.
 SMTP_MAX_MESSAGE_BYTES = conf.integer("SMTP_MAX_MESSAGE_BYTES", MESSAGE_MAX_BYTES, minimum=1024)
+# The gateway stores the messages of concurrent sessions together, one commit per group
+# (docs/decisions.md, "Inbound SMTP group commit"): at most SMTP_GROUP_COMMIT_MAX messages,
+# waiting at most SMTP_GROUP_COMMIT_WAIT_MS for more once one is ready.
+SMTP_GROUP_COMMIT_MAX = conf.integer("SMTP_GROUP_COMMIT_MAX", 50, minimum=1)
+SMTP_GROUP_COMMIT_WAIT_MS = conf.integer("SMTP_GROUP_COMMIT_WAIT_MS", 2, minimum=0)
+# Seconds a gateway process keeps what it read of the liste blanche and of the hosted
+# domains: a change there applies to a running gateway within this time (0: read each time).
+SMTP_CACHE_SECONDS = conf.integer("SMTP_CACHE_SECONDS", 60, minimum=0)
+# Processes of `manage.py smtpd` sharing its listening socket (one per core in production).
+SMTP_PROCESSES = conf.integer("SMTP_PROCESSES", 1, minimum=1)
 # Outbound retries: first wait, doubling up to the longest wait, bounce (DSN) after the age.
 SMTP_RETRY_FIRST_SECONDS = conf.integer("SMTP_RETRY_FIRST_SECONDS", 60, minimum=1)
 SMTP_RETRY_MAX_SECONDS = conf.integer("SMTP_RETRY_MAX_SECONDS", 4 * 3600, minimum=1)

@@ -1,7 +1,8 @@
 """The national liste blanche: parsing the published XML, importing it, reading it.
 
 Reads used by the rest of the code: ``is_listed(domain)``, ``dns_for(domain)`` and, for
-inbound SMTP, ``peer_allowed(domain, peer_subject)`` and ``listed_anywhere(peer_subject)``.
+inbound SMTP, ``peer_allowed(domain, peer_subject)``, ``listed_anywhere(peer_subject)`` and
+``listed_dns(domain)`` (for the gateway, which keeps them a while).
 
 The file is untrusted input fetched over the network, so it is stream-parsed with
 defusedxml's ``iterparse`` with DTDs forbidden (the parser itself refuses a DTD, in
@@ -147,6 +148,18 @@ def listed_anywhere(peer_subject: str | tuple[Any, ...]) -> bool:
         parse_dn(dn) == wanted
         for dn in OperatorCertificate.objects.values_list("dn", flat=True).distinct()
     )
+
+
+def listed_dns(domain: str | None = None) -> frozenset[DN]:
+    """The DNs listed for this domain (for any domain when None), parsed (``parse_dn``).
+
+    For a reader that keeps them a while (the SMTP gateway): a certificate subject is
+    allowed when ``parse_dn(subject)`` is non-empty and in this set.
+    """
+    rows = OperatorCertificate.objects.all()
+    if domain is not None:
+        rows = rows.filter(domain__name=normalise_domain(domain))
+    return frozenset(parse_dn(dn) for dn in rows.values_list("dn", flat=True).distinct())
 
 
 def last_import() -> ListeBlancheImport | None:

@@ -28,13 +28,14 @@ def test_the_database_unreachable_at_mail_from_is_a_clean_451(
 ) -> None:
     box = factories.mailbox(domain=factories.hosted_domain(HERE))
 
-    def unreachable(*args: Any, **kwargs: Any) -> bool:
+    def unreachable(*args: Any, **kwargs: Any) -> frozenset[Any]:
         raise OperationalError(
             'connection failed: connection to server at "10.0.0.5", port 5432 failed:\n'
             "Connection refused"
         )
 
-    monkeypatch.setattr(inbound, "peer_allowed", unreachable)
+    # What MAIL FROM reads of the liste blanche (then kept a while by the gateway).
+    monkeypatch.setattr(inbound, "listed_dns", unreachable)
     raw = simple_message(f"dr.martin@{PEER}", box.address)
     with gateway(here) as controller:
         with pytest.raises(smtplib.SMTPSenderRefused) as refused:

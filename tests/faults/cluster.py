@@ -156,7 +156,9 @@ class Cluster:
             ),
             "gateway": Proc(
                 "gateway",
-                [py, "manage.py", "smtpd", "--listen", f"127.0.0.1:{self.smtp_port}"],
+                # Two processes on one port, as production runs it on two cores.
+                [py, "manage.py", "smtpd", "--listen", f"127.0.0.1:{self.smtp_port}",
+                 "--processes", "2"],
                 env, logs / "gateway.log", ready=lambda: port_open(self.smtp_port),
             ),
             "web": Proc(
