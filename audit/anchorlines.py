@@ -125,9 +125,14 @@ def read_anchor_file(path: str, keys: dict[str, bytes]) -> AnchorFile | None:
                 "(lignes d'ancrage supprimées ou déplacées)"
             )
             return result
-        if previous and (
-            parsed.version < previous.version
-            or (parsed.version == previous.version and parsed.last_id < previous.last_id)
+        # A restart may name an older seal: the restored database's ids start again lower.
+        if (
+            previous
+            and not parsed.restart
+            and (
+                parsed.version < previous.version
+                or (parsed.version == previous.version and parsed.last_id < previous.last_id)
+            )
         ):
             result.problem = f"ligne {number} du fichier d'ancrage : la chaîne y recule"
             return result

@@ -254,7 +254,7 @@ def _signed_checkpoint(
 
 def _purge_chain(now: datetime, cutoff: datetime, keys: dict[str, bytes]) -> AuditCheckpoint | None:
     """Purge a prefix of the old chain (in its id order), leaving a checkpoint."""
-    rows = verification.chain_rows()
+    rows = seals.chain_rows()
     # An event is kept if any earlier one is kept, so a clock that went backwards never
     # punches a hole in the middle of the chain.
     first_kept = rows.filter(at__gte=cutoff).order_by("id").values_list("id", flat=True).first()
@@ -303,7 +303,7 @@ def _purge_seals(now: datetime, cutoff: datetime, keys: dict[str, bytes]) -> Aud
     result = verification.check(keys, until=last.pk, tail=False, anchors=False)
     if result.broken is not None:
         raise AuditIntegrityError(_where(result.broken))
-    rows = verification.chain_rows().count()
+    rows = seals.chain_rows().count()
     rows += seals.between(seals.current_rows(), hi=last.hi).count()
     checkpoint = _signed_checkpoint(
         Kind.SEALED_PURGE, now=now, last_id=last.pk, last_hash=last.mac, count=rows, cutoff=cutoff
@@ -313,7 +313,7 @@ def _purge_seals(now: datetime, cutoff: datetime, keys: dict[str, bytes]) -> Aud
             # Its owner's function (audit/migrations/0002), as for the old chain.
             cursor.execute("SELECT audit_purge_seals(%s)", [last.pk])
     else:
-        verification.chain_rows().delete()
+        seals.chain_rows().delete()
         seals.between(seals.current_rows(), hi=last.hi).delete()
         AuditSeal.objects.filter(id__lt=last.pk).delete()
     return checkpoint
@@ -331,7 +331,7 @@ def purge_expired(*, now: datetime | None = None) -> AuditCheckpoint | None:
     with transaction.atomic():
         # The sealer's lock: no seal is written while seals go.
         seals.lock()
-        chain_left = verification.chain_rows().filter(at__gte=cutoff).exists()
+        chain_left = seals.chain_rows().filter(at__gte=cutoff).exists()
         checkpoint = None if chain_left else _purge_seals(now, cutoff, keys)
         if checkpoint is None:
             checkpoint = _purge_chain(now, cutoff, keys)

@@ -64,7 +64,20 @@ def current_rows() -> QuerySet[AuditEvent]:
     """The rows written since the seals replaced the chain (the old chain's are apart)."""
     if connection.vendor == "postgresql":
         return AuditEvent.objects.filter(xid__isnull=False)
-    return AuditEvent.objects.filter(prev_hash="")
+    return AuditEvent.objects.filter(id__gt=_chain_end_id())
+
+
+def chain_rows() -> QuerySet[AuditEvent]:
+    """The rows of the old chain: no transaction id (PostgreSQL), or up to its signed end."""
+    if connection.vendor == "postgresql":
+        return AuditEvent.objects.filter(xid__isnull=True)
+    return AuditEvent.objects.filter(id__lte=_chain_end_id())
+
+
+def _chain_end_id() -> int:
+    # SQLite has no transaction id to tell the two apart: the old chain's signed end does.
+    end = chain_end()
+    return end.last_event_id if end is not None else 0
 
 
 def in_order(rows: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:

@@ -27,13 +27,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import QuerySet
 
 from audit import checkpoints, seals
 from audit.anchorlines import Anchor, AnchorFile, read_anchor_file
 from audit.checkpoints import Checkpoints
 from audit.keys import keyring
-from audit.models import AuditEvent, AuditSeal
+from audit.models import AuditSeal
 from audit.rows import content, row_mac, unkeyed_digest
 
 GENESIS = "0" * 64
@@ -90,13 +89,6 @@ def snapshot() -> Iterator[None]:
 # --- The old chain ------------------------------------------------------------------------
 
 
-def chain_rows() -> QuerySet[AuditEvent]:
-    """The rows of the old chain (written before issue 13)."""
-    if connection.vendor == "postgresql":
-        return AuditEvent.objects.filter(xid__isnull=True)
-    return AuditEvent.objects.exclude(prev_hash="")
-
-
 @dataclass
 class ChainWalk:
     broken: ChainBreak | None = None
@@ -125,7 +117,7 @@ def _walk_chain(
     """
     walk = ChainWalk(last_hash=start_hash)
     prev, prev_id = start_hash, None
-    rows = chain_rows().filter(id__gt=after_id).order_by("id")
+    rows = seals.chain_rows().filter(id__gt=after_id).order_by("id")
     if until is not None:
         rows = rows.filter(id__lte=until)
     for event_id, *values in rows.values_list("id", *_CONTENT_FIELDS).iterator(
@@ -184,14 +176,16 @@ def check_chain(
     """The old chain, from its newest purge to its signed end (or to ``until``, a row id)."""
     if cps.sealed_floor is not None:
         # A purge of seals removes whatever was left of the old chain.
-        leftover = chain_rows().order_by("id").values_list("id", flat=True).first()
+        leftover = seals.chain_rows().order_by("id").values_list("id", flat=True).first()
         if leftover is not None:
             return ChainWalk(broken=ChainBreak(leftover, _INSERTED_IN_PURGED))
         return ChainWalk()
     floor = cps.floor
     floor_id = floor.last_event_id if floor else 0
     # A row at or below the floor is one the purge removed: inserted afterwards.
-    intruder = chain_rows().filter(id__lte=floor_id).order_by("id").values_list("id", flat=True)
+    intruder = (
+        seals.chain_rows().filter(id__lte=floor_id).order_by("id").values_list("id", flat=True)
+    )
     if (found := intruder.first()) is not None:
         return ChainWalk(broken=ChainBreak(found, _INSERTED_IN_PURGED))
     unkeyed = cps.unkeyed_seal
@@ -219,7 +213,7 @@ def check_chain(
     end = cps.chain_end
     if end is None:
         if walk.count or cps.purges:
-            first = chain_rows().order_by("id").values_list("id", flat=True).first()
+            first = seals.chain_rows().order_by("id").values_list("id", flat=True).first()
             walk.broken = ChainBreak(
                 first,
                 "ligne chaînée (format d'avant les scellements) sans la fin de chaîne signée "
