@@ -10,6 +10,7 @@ ones already sealed.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -112,7 +113,9 @@ def test_concurrent_writers_and_a_sealer_leave_nothing_unsealed_and_no_false_bre
 
     with ThreadPoolExecutor(max_workers=threads + 1) as pool:
         sealer = pool.submit(_in_thread(seal_and_verify))
-        writers = [pool.submit(_in_thread(lambda t=t: write(f"t{t}"))) for t in range(threads)]
+        writers = [
+            pool.submit(_in_thread(functools.partial(write, f"t{t}"))) for t in range(threads)
+        ]
         others = [
             subprocess.Popen(
                 [
@@ -170,7 +173,9 @@ def test_a_transaction_still_running_holds_the_seals_back() -> None:
         slow.result(timeout=60)
     assert tasks.seal_journal.apply().get() == 2
     seal = AuditSeal.objects.get()
-    assert seal.lo <= AuditEvent.objects.get(action="test.slow").xid < later.xid < seal.hi
+    slow_xid = AuditEvent.objects.get(action="test.slow").xid
+    assert slow_xid is not None and later.xid is not None
+    assert seal.lo <= slow_xid < later.xid < seal.hi
     call_command("verify_audit")
 
 
