@@ -168,7 +168,9 @@ def main() -> None:
         print(f"  total CPU per event      {(client + server) / total * 1000:10.3f} ms")
     if sealed is not None:
         _, rows, cpu, backend = sealed
-        extra = f" + {backend / max(rows, 1) * 1000:.3f} ms PostgreSQL" if backend else ""
+        extra = (
+            f" + {backend / max(rows, 1) * 1000:.3f} ms PostgreSQL" if backend is not None else ""
+        )
         print(
             f"  sealer (every {args.seal_every:g} s)   {cpu / max(rows, 1) * 1000:10.3f} ms "
             f"CPU per sealed event{extra} ({rows} sealed)"
