@@ -249,3 +249,28 @@ def test_an_untouched_journal_passes_under_the_application_role(
     events(2)
     call_command("verify_audit")
     assert "intact" in capsys.readouterr().out
+
+
+def test_verify_audit_under_a_read_only_role_verifies_what_is_there(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An auditor's role may read the journal but not seal it: the check still runs.
+    events(2)
+    app_role = connection.settings_dict["USER"]
+    with database_superuser() as cursor:
+        cursor.execute("CREATE ROLE audit_reader")
+        cursor.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO audit_reader")
+        cursor.execute(f'GRANT audit_reader TO "{app_role}"')
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE audit_reader")
+        call_command("verify_audit")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+        with database_superuser() as cursor:
+            cursor.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM audit_reader")
+            cursor.execute("DROP ROLE audit_reader")
+    captured = capsys.readouterr()
+    assert "intact : 2 événement(s) (2 pas encore scellé(s)" in captured.out
+    assert "scellement impossible" in captured.err
