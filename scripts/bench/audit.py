@@ -67,6 +67,10 @@ def _backend_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _used(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
+
+
 def _backend_pid() -> int:
     from django.db import connection
 
@@ -93,8 +97,7 @@ def _writer(number: int, events: int, per_transaction: int, barrier: Any, result
                 journal.record("bench.event", object_id=f"{number}-{done}", n=done)
                 done += 1
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    after = _backend_cpu(pid)
-    results.put(("writer", wall, cpu, after - server if server is not None and after else None))
+    results.put(("writer", wall, cpu, _used(server, _backend_cpu(pid))))
 
 
 def _sealer(every: float, stop: Any, results: Any) -> None:
@@ -108,8 +111,7 @@ def _sealer(every: float, stop: Any, results: Any) -> None:
         sealed += seals.seal().rows
     sealed += seals.seal().rows
     cpu = time.process_time() - cpu
-    after = _backend_cpu(pid)
-    results.put(("sealer", sealed, cpu, after - server if server is not None and after else None))
+    results.put(("sealer", sealed, cpu, _used(server, _backend_cpu(pid))))
 
 
 def main() -> None:
