@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent, AuditSeal
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,6 +43,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "prev_hash",
         "hash",
         "key_id",
+        "xid",
     )
     readonly_fields = fields
 
@@ -59,5 +60,26 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
         "cutoff",
         "key_id",
         "signature",
+    )
+    readonly_fields = fields
+
+
+@admin.register(AuditSeal)
+class AuditSealAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "count", "total", "newest_at", "lo", "hi")
+    show_full_result_count = False
+    list_per_page = 100
+    fields = (
+        "id",
+        "created_at",
+        "lo",
+        "hi",
+        "count",
+        "total",
+        "newest_at",
+        "digest",
+        "prev",
+        "key_id",
+        "mac",
     )
     readonly_fields = fields

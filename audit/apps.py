@@ -4,6 +4,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit import checks  # noqa: F401  (registers the journal's system checks)
 from audit.dbroles import grant_app_role
+from audit.positions import realign_after_migrate
 
 
 class AuditConfig(AppConfig):
@@ -22,3 +23,7 @@ class AuditConfig(AppConfig):
         # After each migrate by the schema owner: the application's role may only add
         # to the audit journal (see audit/dbroles.py).
         post_migrate.connect(grant_app_role, sender=self, dispatch_uid="audit-grant-app-role")
+        # After a logical restore, the journal's positions must still go forward.
+        post_migrate.connect(
+            realign_after_migrate, sender=self, dispatch_uid="audit-realign-positions"
+        )

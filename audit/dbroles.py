@@ -2,11 +2,12 @@
 
 Migrations run as the schema owner; the application logs in as DATABASE_APP_ROLE.
 After every ``migrate`` run by the owner, the application's role is granted what it
-needs on every table, and on the journal and its checkpoints only INSERT and
-SELECT: no UPDATE, DELETE or TRUNCATE, and since it does not own them, no
+needs on every table, and on the journal, its checkpoints and its seals only INSERT
+and SELECT: no UPDATE, DELETE or TRUNCATE, and since it does not own them, no
 ALTER TABLE (it cannot disable the append-only trigger). Its purge goes through
-``charter_audit_purge`` (charter/migrations/0008; the journal's tables and
-functions kept their charter_ names when it became the app ``audit``).
+``charter_audit_purge`` (charter/migrations/0008: the old chain; the journal's tables
+and functions kept their charter_ names when it became the app ``audit``) and
+``audit_purge_seals`` (audit/migrations/0002: whole seals).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-JOURNAL_TABLES = ("charter_auditevent", "charter_auditcheckpoint")
+JOURNAL_TABLES = ("charter_auditevent", "charter_auditcheckpoint", "audit_auditseal")
+PURGE_FUNCTIONS = ("charter_audit_purge(bigint)", "audit_purge_seals(bigint)")
 
 
 def grant_app_role(sender: Any, using: str = "default", **kwargs: Any) -> None:
@@ -39,7 +41,12 @@ def grant_app_role(sender: Any, using: str = "default", **kwargs: Any) -> None:
         if not owner or user == role:
             return
         schema, grantee = quote(schema), quote(role)
-        journal = ", ".join(JOURNAL_TABLES)
+        # Only the tables already there (a migrate may stop before the seals' migration).
+        cursor.execute(
+            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(t) IS NOT NULL",
+            [list(JOURNAL_TABLES)],
+        )
+        journal = ", ".join(row[0] for row in cursor.fetchall())
         for statement in (
             f"GRANT USAGE ON SCHEMA {schema} TO {grantee}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {grantee}",
@@ -48,9 +55,10 @@ def grant_app_role(sender: Any, using: str = "default", **kwargs: Any) -> None:
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON django_migrations FROM {grantee}, PUBLIC",
         ):
             cursor.execute(statement)
-        cursor.execute("SELECT to_regprocedure('charter_audit_purge(bigint)') IS NOT NULL")
-        if cursor.fetchone()[0]:  # absent only below charter's migration 0008
-            cursor.execute(f"GRANT EXECUTE ON FUNCTION charter_audit_purge(bigint) TO {grantee}")
+        for function in PURGE_FUNCTIONS:
+            cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [function])
+            if cursor.fetchone()[0]:  # absent below the migration that creates it
+                cursor.execute(f"GRANT EXECUTE ON FUNCTION {function} TO {grantee}")
 
 
 def journal_role_warnings() -> list[str]:

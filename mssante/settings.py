@@ -351,8 +351,9 @@ DIRECTORY_FHIR_PUBLIC = conf.boolean("DIRECTORY_FHIR_PUBLIC", True)
 # --- Charter --------------------------------------------------------------------------
 # Audit journal: events older than this are purged, leaving a signed checkpoint.
 AUDIT_RETENTION_DAYS = conf.integer("AUDIT_RETENTION_DAYS", 365, minimum=1)
-# Each event is chained by HMAC-SHA256 under a key kept outside the database, so whoever
-# holds only the database cannot rewrite the chain: "id:base64,…" (32-byte keys), the first
+# Each event is signed by HMAC-SHA256 under a key kept outside the database, and so are the
+# seals that bind the events in order, so whoever holds only the database cannot rewrite
+# them: "id:base64,…" (32-byte keys), the first
 # signs, the others still verify older rows and anchors (keep them listed). Distinct from
 # MSSANTE_MASTER_KEYS. Default: generated on first run in var/audit.keys.
 AUDIT_KEYS = conf.master_keys("AUDIT_KEYS", VAR_DIR, filename="audit.keys")
@@ -372,7 +373,7 @@ if {p.strip().partition(":")[2] for p in AUDIT_KEYS.split(",")} & {
 # Signs purge checkpoints written before AUDIT_KEYS existed (verification only); empty =
 # derived from SECRET_KEY.
 AUDIT_CHECKPOINT_KEY = conf.string("AUDIT_CHECKPOINT_KEY", "")
-# The chain's head is anchored outside the database: a signed line appended (O_APPEND,
+# The newest seal is anchored outside the database: a signed line appended (O_APPEND,
 # fsync) to this file every AUDIT_ANCHOR_SECONDS, every AUDIT_ANCHOR_EVERY events and after
 # each purge, so that verify_audit detects removed newest rows or an emptied table. Put it
 # where the database server's account cannot write. Empty = no anchoring (not recommended).
@@ -383,6 +384,9 @@ AUDIT_ANCHOR_SECONDS = conf.integer("AUDIT_ANCHOR_SECONDS", 300, minimum=10)
 AUDIT_ANCHOR_EVERY = conf.integer("AUDIT_ANCHOR_EVERY", 1000, minimum=1)
 # Queue of the anchoring task, for a worker on the host that holds the file (empty = default).
 AUDIT_ANCHOR_QUEUE = conf.string("AUDIT_ANCHOR_QUEUE", "")
+# The rows of finished transactions are sealed (audit.seals) every AUDIT_SEAL_SECONDS by
+# beat, and at most that often after a commit by each process that journals.
+AUDIT_SEAL_SECONDS = conf.integer("AUDIT_SEAL_SECONDS", 5, minimum=1)
 # The national liste blanche: where the scheduled refresh reads it (empty = no refresh),
 # and the largest share of domains (percent) an import may remove without --force.
 LISTE_BLANCHE_URL = conf.string(
@@ -441,6 +445,10 @@ MAX_RECIPIENTS = conf.integer("MAX_RECIPIENTS", 40, minimum=1)
 CELERY_BEAT_SCHEDULE["purge-audit-journal"] = {
     "task": "audit.tasks.purge_journal",
     "schedule": 24 * 3600,
+}
+CELERY_BEAT_SCHEDULE["seal-audit-journal"] = {
+    "task": "audit.tasks.seal_journal",
+    "schedule": AUDIT_SEAL_SECONDS,
 }
 CELERY_BEAT_SCHEDULE["anchor-audit-journal"] = {
     "task": "audit.tasks.anchor_journal",

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from audit import journal
 from tests import factories as f
 
 # Tests of PostgreSQL-only behaviour (the append-only trigger) are skipped on the
@@ -21,6 +22,13 @@ requires_postgresql = pytest.mark.skipif(
     connection.vendor != "postgresql" and not os.environ.get("MSSANTE_TEST_SERVICES"),
     reason="needs PostgreSQL (runs in `make test`, or with DATABASE_URL=postgres://…)",
 )
+
+
+@pytest.fixture(autouse=True)
+def _seal_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No seal after a commit unless the test asks (journal._next_seal = 0): here the
+    scheduled task seals, at the moment the test says, so that what is sealed is known."""
+    monkeypatch.setattr(journal, "_next_seal", float("inf"))
 
 
 @pytest.fixture
@@ -68,14 +76,15 @@ def database_superuser() -> Iterator[Any]:
             user=params["USER"],
             password=params["PASSWORD"],
         )
+    tables = ("charter_auditevent", "charter_auditcheckpoint", "audit_auditseal")
     with psycopg.connect(target, autocommit=True) as attacker, attacker.cursor() as cursor:
-        cursor.execute("ALTER TABLE charter_auditevent DISABLE TRIGGER USER")
-        cursor.execute("ALTER TABLE charter_auditcheckpoint DISABLE TRIGGER USER")
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         try:
             yield cursor
         finally:
-            cursor.execute("ALTER TABLE charter_auditevent ENABLE TRIGGER USER")
-            cursor.execute("ALTER TABLE charter_auditcheckpoint ENABLE TRIGGER USER")
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
 
 def raw(sql: str, params: Sequence[Any] = ()) -> None:

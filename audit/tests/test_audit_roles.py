@@ -21,7 +21,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from audit import journal, tasks
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditSeal
 from audit.tests.conftest import database_superuser
 from audit.tests.test_audit import rewrite_from
 
@@ -91,6 +91,8 @@ def test_the_application_runs_under_a_role_that_does_not_own_the_journal(
         "ALTER TABLE charter_auditevent DISABLE TRIGGER USER",
         "ALTER TABLE charter_auditevent DISABLE TRIGGER charter_auditevent_append_only",
         "ALTER TABLE charter_auditcheckpoint DISABLE TRIGGER USER",
+        "ALTER TABLE audit_auditseal DISABLE TRIGGER USER",
+        "CREATE OR REPLACE FUNCTION audit_xid() RETURNS bigint AS $$ SELECT 0::bigint $$ LANGUAGE sql",
         "DROP TRIGGER charter_auditevent_append_only ON charter_auditevent",
         "ALTER TABLE charter_auditevent OWNER TO CURRENT_USER",
         "SET session_replication_role = replica",
@@ -120,17 +122,22 @@ def test_the_application_role_cannot_switch_the_append_only_trigger_off(
         "TRUNCATE charter_auditevent, charter_auditcheckpoint CASCADE",
         "UPDATE charter_auditcheckpoint SET purged_count = 0",
         "DELETE FROM charter_auditcheckpoint",
+        "UPDATE audit_auditseal SET count = 0",
+        "DELETE FROM audit_auditseal",
+        "TRUNCATE audit_auditseal",
     ],
 )
 def test_the_application_role_cannot_rewrite_or_empty_the_journal(
     app_login: psycopg.Cursor[Any], sql: str
 ) -> None:
     written = events(3)
+    tasks.seal_journal.apply()
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         app_login.execute(sql)
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
         "test.event"
     ] * len(written)
+    assert AuditSeal.objects.get().count == len(written)
 
 
 def test_the_purge_flag_does_not_open_the_journal_to_the_application(
@@ -192,21 +199,46 @@ def test_a_superuser_who_edits_a_row_and_rehashes_the_chain_is_caught() -> None:
 
 
 def test_a_superuser_who_deletes_the_newest_rows_is_caught(anchor_file: Path) -> None:
-    written = events()
+    events()
     anchor_now()
+    seal = AuditSeal.objects.get()
+    newest = list(AuditEvent.objects.order_by("-id").values_list("id", flat=True)[:2])
     with database_superuser() as cursor:
-        cursor.execute("DELETE FROM charter_auditevent WHERE id >= %s", [written[3].id])
+        cursor.execute("DELETE FROM charter_auditevent WHERE id = ANY(%s)", [newest])
     message = verify_fails()
-    assert f"ligne {written[-1].id} " in message and "supprimées" in message
+    assert f"scellement n°{seal.id} " in message and "supprimées" in message
+
+
+def test_a_superuser_who_deletes_the_newest_rows_and_their_seal_is_caught(
+    anchor_file: Path,
+) -> None:
+    events()
+    anchor_now()
+    newest = events(3)
+    anchored = tasks.anchor_journal.apply().get()
+    with database_superuser() as cursor:
+        cursor.execute("DELETE FROM charter_auditevent WHERE id >= %s", [newest[0].id])
+        cursor.execute("DELETE FROM audit_auditseal WHERE id = %s", [anchored])
+    message = verify_fails()
+    assert f"scellement n°{anchored} " in message and "ancrage externe" in message
 
 
 def test_a_superuser_who_truncates_the_journal_is_caught(anchor_file: Path) -> None:
     events()
     anchor_now()
     with database_superuser() as cursor:
-        cursor.execute("TRUNCATE charter_auditevent, charter_auditcheckpoint")
+        cursor.execute("TRUNCATE charter_auditevent, charter_auditcheckpoint, audit_auditseal")
     assert AuditEvent.objects.count() == 0
     assert "table vidée" in verify_fails()
+
+
+def test_a_superuser_who_edits_a_seal_is_caught() -> None:
+    events()
+    tasks.seal_journal.apply()
+    seal = AuditSeal.objects.get()
+    with database_superuser() as cursor:
+        cursor.execute("UPDATE audit_auditseal SET count = 4, total = 4 WHERE id = %s", [seal.id])
+    assert "signature invalide" in verify_fails()
 
 
 def test_an_untouched_journal_passes_under_the_application_role(
@@ -217,3 +249,28 @@ def test_an_untouched_journal_passes_under_the_application_role(
     events(2)
     call_command("verify_audit")
     assert "intact" in capsys.readouterr().out
+
+
+def test_verify_audit_under_a_read_only_role_verifies_what_is_there(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An auditor's role may read the journal but not seal it: the check still runs.
+    events(2)
+    app_role = connection.settings_dict["USER"]
+    with database_superuser() as cursor:
+        cursor.execute("CREATE ROLE audit_reader")
+        cursor.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO audit_reader")
+        cursor.execute(f'GRANT audit_reader TO "{app_role}"')
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET ROLE audit_reader")
+        call_command("verify_audit")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+        with database_superuser() as cursor:
+            cursor.execute("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM audit_reader")
+            cursor.execute("DROP ROLE audit_reader")
+    captured = capsys.readouterr()
+    assert "intact : 2 événement(s) (2 pas encore scellé(s)" in captured.out
+    assert "scellement impossible" in captured.err

@@ -1,4 +1,5 @@
-"""An existing database keeps its journal when the journal becomes the app ``audit`` (issue 12).
+"""An existing database keeps its journal when the journal becomes the app ``audit`` (issue 12)
+and when the seals replace the chain (issue 13).
 
 A scratch database is migrated as it stood before the move (charter's 0008: the journal
 is charter's), used by the application's role (old rows purged under a signed
@@ -32,21 +33,24 @@ pytestmark = [
 
 BEFORE_THE_MOVE = ("charter", "0008_audit_keys_seal_and_restricted_role")
 
+# The journal as the code of issues 11-12 wrote it (audit.tests.legacy): one chain, a purge
+# behind a signed checkpoint, anchor lines naming rows.
 WRITE_AS_BEFORE = """
 from datetime import timedelta
 import time_machine
+from django.conf import settings
 from django.utils import timezone
-from audit import journal
+from audit.tests import legacy
 now = timezone.now()
 with time_machine.travel(now - timedelta(days=800)):
-    for i in range(4): journal.record("test.old", object_id=i)
+    for i in range(4): legacy.record("test.old", object_id=i)
 with time_machine.travel(now - timedelta(days=500)):
-    for i in range(3): journal.record("test.old_kept", object_id=i)
+    for i in range(3): legacy.record("test.old_kept", object_id=i)
 with time_machine.travel(now - timedelta(days=300)):
-    journal.purge_expired()
-for i in range(5): journal.record("test.recent", object_id=i, n=i)
-journal.anchor()
-journal.record("test.after_anchor")
+    legacy.purge(timezone.now() - timedelta(days=365), anchor_to=settings.AUDIT_ANCHOR_FILE)
+for i in range(5): legacy.record("test.recent", object_id=i, n=i)
+legacy.anchor(settings.AUDIT_ANCHOR_FILE)
+legacy.record("test.after_anchor")
 """
 
 GRANT_TO_A_GROUP = """
@@ -61,6 +65,12 @@ PURGE_AND_ANCHOR = """
 from audit import tasks
 print("purged", tasks.purge_journal.apply().get())
 print("anchored", tasks.anchor_journal.apply().get())
+"""
+
+RECORD_AND_SEAL = """
+from audit import journal, tasks
+for i in range(3): journal.record("test.new", object_id=i)
+print("sealed", tasks.seal_journal.apply().get())
 """
 
 
@@ -152,7 +162,16 @@ def test_a_journal_written_before_the_move_comes_through_whole(scratch: Scratch)
     migrated = scratch.manage("migrate", as_owner=True)
 
     assert "Applying audit.0001_journal_from_charter... OK" in migrated
-    assert scratch.rows(EVENTS) == events and scratch.rows(CHECKPOINTS) == checkpoints
+    assert "Applying audit.0002_journal_sealed_without_a_global_lock... OK" in migrated
+    assert scratch.rows(EVENTS) == events
+    # The old chain's end is signed: the checkpoints before, then one naming the newest row.
+    *before, end = scratch.rows(CHECKPOINTS)
+    assert before == checkpoints
+    assert scratch.rows(
+        "SELECT kind, last_event_id, last_hash FROM charter_auditcheckpoint WHERE id = %s",
+        (end[0],),
+    ) == [("end", events[-1][0], events[-1][8])]
+    assert scratch.rows("SELECT count(*) FROM charter_auditevent WHERE xid IS NOT NULL") == [(0,)]
     # Renamed, not recreated: what pointed at the journal's types still does.
     assert scratch.rows(CONTENT_TYPES) == [(pk, "audit", model) for pk, _, model in types]
     assert scratch.rows(
@@ -164,19 +183,37 @@ def test_a_journal_written_before_the_move_comes_through_whole(scratch: Scratch)
         "SELECT tgname, tgenabled FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
         "('charter_auditevent'::regclass, 'charter_auditcheckpoint'::regclass) ORDER BY tgname"
     ) == [("charter_auditcheckpoint_append_only", "O"), ("charter_auditevent_append_only", "O")]
+    assert scratch.rows(
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'audit_auditseal'::regclass "
+        "AND NOT tgisinternal"
+    ) == [("audit_auditseal_append_only", "O")]
     privileges = (
         "SELECT has_table_privilege(%s, 'charter_auditevent', 'INSERT, SELECT'), "
         "has_table_privilege(%s, 'charter_auditevent', 'UPDATE, DELETE, TRUNCATE'), "
         "has_table_privilege(%s, 'charter_auditcheckpoint', 'UPDATE, DELETE, TRUNCATE'), "
-        "has_function_privilege(%s, 'charter_audit_purge(bigint)', 'EXECUTE')"
+        "has_function_privilege(%s, 'charter_audit_purge(bigint)', 'EXECUTE'), "
+        "has_table_privilege(%s, 'audit_auditseal', 'INSERT, SELECT'), "
+        "has_table_privilege(%s, 'audit_auditseal', 'UPDATE, DELETE, TRUNCATE'), "
+        "has_function_privilege(%s, 'audit_purge_seals(bigint)', 'EXECUTE')"
     )
-    assert scratch.rows(privileges, (app_role,) * 4) == [(True, False, False, True)]
+    assert scratch.rows(privileges, (app_role,) * 7) == [
+        (True, False, False, True, True, False, True)
+    ]
 
     # The new code, as the application's role: the old chain verifies against the
     # anchors written before, and the purge still goes through the owner's function.
     assert "concorde" in scratch.manage("verify_audit")
     assert "purged 3" in scratch.manage("shell", "-v0", "-c", PURGE_AND_ANCHOR)
     assert "intact" in scratch.manage("verify_audit")
+    # New rows are sealed after the old chain, and the whole still verifies.
+    scratch.manage("shell", "-v0", "-c", RECORD_AND_SEAL)
+    verified = scratch.manage("verify_audit")
+    assert "intact" in verified and "de l'ancienne chaîne" in verified
+    assert "pas encore scellé" not in verified
+    assert scratch.rows(
+        "SELECT count(*) FROM charter_auditevent e WHERE e.action = 'test.new' AND "
+        "e.xid < (SELECT max(hi) FROM audit_auditseal)"
+    ) == [(3,)]
     with (
         psycopg.connect(scratch.app, autocommit=True) as app,
         pytest.raises(psycopg.errors.InsufficientPrivilege),

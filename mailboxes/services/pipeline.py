@@ -358,7 +358,7 @@ def _deliver_claimed(
     outcomes: dict[tuple[int, str], list[Delivery]] = {}
     for delivery in deliveries:
         outcomes.setdefault((delivery.message_id, delivery.status), []).append(delivery)
-    events = []
+    events: list[tuple[str, Message, dict[str, object]]] = []
     for (message_id, status), group in outcomes.items():
         data: dict[str, object] = {
             "deliveries": [d.pk for d in group],
@@ -367,7 +367,7 @@ def _deliver_claimed(
         if message_id in scanned:
             verdict = scanned[message_id][1]
             data.update(verdict=verdict.status.value, parts=verdict.parts_scanned)
-        events.append(journal.Event(f"message.{status}", obj=group[0].message, data=data))
+        events.append((f"message.{status}", group[0].message, data))
     journal.record_many(events)
     messages = {d.message_id: d.message for d in deliveries}
     for message_id, failed in failures.items():

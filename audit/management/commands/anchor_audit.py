@@ -1,4 +1,4 @@
-"""`manage.py anchor_audit`: anchor the audit journal's head outside the database now."""
+"""`manage.py anchor_audit`: seal, then anchor the audit journal's newest seal outside the database now."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from audit import journal
 
 class Command(BaseCommand):
     help = (
-        "Ajoute au fichier d'ancrage (AUDIT_ANCHOR_FILE) une ligne signée attestant la fin "
-        "du journal d'audit, après avoir vérifié les lignes ajoutées depuis la précédente."
+        "Scelle les événements des transactions terminées, puis ajoute au fichier d'ancrage "
+        "(AUDIT_ANCHOR_FILE) une ligne signée attestant le dernier scellement du journal "
+        "d'audit, après avoir vérifié ce qui a été scellé depuis la précédente."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -22,8 +23,8 @@ class Command(BaseCommand):
             default="",
             help=(
                 "Reprend l'ancrage sans comparer aux lignes précédentes, après une "
-                "restauration de la base (motif journalisé et écrit dans le fichier). La "
-                "chaîne doit rester cohérente."
+                "restauration de la base (motif journalisé et écrit dans le fichier). Le "
+                "journal doit rester cohérent."
             ),
         )
 
@@ -38,6 +39,6 @@ class Command(BaseCommand):
         if line is None:
             raise CommandError("AUDIT_ANCHOR_FILE est vide : l'ancrage est désactivé.")
         self.stdout.write(
-            f"Ancrage n°{line['n']} : ligne {line['last_id']}, empreinte {line['head']}, "
-            f"{line['events']} événement(s) depuis l'origine."
+            f"Ancrage n°{line['n']} : scellement n°{line['seal']}, signature {line['head']}, "
+            f"{line['events']} événement(s) scellé(s) depuis l'origine des scellements."
         )

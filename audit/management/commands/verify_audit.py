@@ -11,8 +11,9 @@ from audit import dbroles, journal
 
 class Command(BaseCommand):
     help = (
-        "Vérifie le journal d'audit : chaîne signée (AUDIT_KEYS), points de contrôle, "
-        "et concordance avec l'ancrage externe (AUDIT_ANCHOR_FILE)."
+        "Scelle les événements des transactions terminées, puis vérifie le journal d'audit : "
+        "signature de chaque événement et de chaque scellement (AUDIT_KEYS), points de "
+        "contrôle, et concordance avec l'ancrage externe (AUDIT_ANCHOR_FILE)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -21,30 +22,48 @@ class Command(BaseCommand):
             self.stderr.write(f"Attention : {warning}.")
         for at, reason in result.anchors.restarts[-3:] if result.anchors else []:
             self.stderr.write(f"Attention : ancrage repris le {at} : {reason}.")
-        if result.broken is not None:
-            where = (
-                f"à la ligne {result.broken.event_id} "
-                if result.broken.event_id is not None
-                else ""
-            )
-            raise CommandError(f"Journal d'audit altéré {where}: {result.broken.reason}.")
+        broken = result.broken
+        if broken is not None:
+            if broken.event_id is not None:
+                where = f"à la ligne {broken.event_id} "
+            elif broken.seal_id is not None:
+                where = f"au scellement n°{broken.seal_id} "
+            else:
+                where = ""
+            raise CommandError(f"Journal d'audit altéré {where}: {broken.reason}.")
         anchors = result.anchors
+        anchored = ""
         if anchors is not None and anchors.newest is not None:
+            newest = anchors.newest
+            what = (
+                f"scellement n°{newest.last_id}"
+                if newest.version > 1
+                else f"ligne {newest.last_id}"
+            )
             anchored = (
                 f" Ancrage externe : {anchors.lines} ligne(s), la dernière du "
-                f"{anchors.newest.at} (ligne {anchors.newest.last_id}) concorde."
+                f"{newest.at} ({what}) concorde."
             )
-        else:
-            anchored = ""
         if anchors is not None and anchors.skipped:
             self.stderr.write(
                 "Attention : ligne(s) illisible(s) ignorée(s) dans le fichier d'ancrage "
                 f"(écriture interrompue ?) : {', '.join(map(str, anchors.skipped[:10]))}."
             )
-        unkeyed = (
-            f" dont {result.unkeyed} antérieur(s) aux clés (scellés)" if result.unkeyed else ""
+        details = []
+        if result.chained:
+            unkeyed = f", dont {result.unkeyed} antérieur(s) aux clés" if result.unkeyed else ""
+            details.append(f"{result.chained} de l'ancienne chaîne{unkeyed}")
+        if result.unsealed:
+            details.append(
+                f"{result.unsealed} pas encore scellé(s) (transactions en cours lors du scellement)"
+            )
+        detail = f" ({' ; '.join(details)})" if details else ""
+        seal = result.last_seal
+        sealed = (
+            f"dernier scellement n°{seal.pk}, signature {seal.mac}"
+            if seal is not None
+            else "aucun scellement"
         )
         self.stdout.write(
-            f"Journal d'audit intact : {result.count} événement(s){unkeyed}, "
-            f"dernière ligne {result.last_id or '-'}, empreinte {result.last_hash}.{anchored}"
+            f"Journal d'audit intact : {result.count} événement(s){detail}, {sealed}.{anchored}"
         )
