@@ -49,7 +49,8 @@ def zipped(name: str, data: bytes) -> bytes:
 def test_a_message_with_a_clean_pdf_is_clean(clamd: None) -> None:
     verdict = scan_raw_message(message(("cr.pdf", "application/pdf", PDF)))
     assert verdict.status == ScanStatus.CLEAN and verdict.clean
-    assert verdict.parts_scanned == 2  # the whole message and the PDF (the text is read in the whole)
+    # The whole message and the PDF (the text is read in the whole message).
+    assert verdict.parts_scanned == 2
     assert verdict.label == "sain"
 
 
