@@ -37,6 +37,18 @@ from mailboxes.transport.timeline import read_visible, timeline
 
 router = Router()
 
+# The header of the two sending operations, as OpenAPI describes it.
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"},
+    "description": (
+        "Même clé et même corps : la première réponse est rejouée, rien n'est "
+        "envoyé deux fois. Même clé, autre corps : 409."
+    ),
+}
+
 
 @router.post(
     "/messages",
@@ -53,23 +65,7 @@ router = Router()
     openapi_extra={
         # What a client (and schemathesis's stateful run) can do next with the new id.
         "responses": {201: {"links": links("$response.body#/id")}},
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 255,
-                    "pattern": "^[!-~]{1,255}$",
-                },
-                "description": (
-                    "Même clé et même corps : la première réponse est rejouée, rien n'est "
-                    "envoyé deux fois. Même clé, autre corps : 409."
-                ),
-            }
-        ],
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {
             "required": True,
             "content": {
@@ -105,23 +101,7 @@ def send_message(request: HttpRequest) -> Status[dict[str, Any]]:
     summary="Envoyer plusieurs messages",
     operation_id=SEND_BATCH,
     openapi_extra={
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 255,
-                    "pattern": "^[!-~]{1,255}$",
-                },
-                "description": (
-                    "Même clé et même corps : la première réponse est rejouée, rien n'est "
-                    "envoyé deux fois. Même clé, autre corps : 409."
-                ),
-            }
-        ],
+        "parameters": [IDEMPOTENCY_KEY],
         "requestBody": {
             "required": True,
             "content": {

@@ -58,9 +58,8 @@ def idempotency_key(request: HttpRequest) -> str | None:
     return key
 
 
-def read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment]]:
-    """The message of a JSON or multipart body, validated; 400 names the field, 413 the size."""
-    limit = settings.API_MAX_REQUEST_BYTES
+def _bounded(request: HttpRequest, limit: int) -> ApiError:
+    """The 413 for a body over ``limit``, raised now when the declared length is over it."""
     too_large = ApiError(
         413,
         "too_large",
@@ -72,6 +71,28 @@ def read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment]
         declared = 0
     if declared > limit:
         raise too_large
+    return too_large
+
+
+def _json_body(request: HttpRequest, limit: int, too_large: ApiError) -> Any:
+    """The JSON body, read within ``limit`` and checked like any untrusted input; 400 otherwise."""
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    try:
+        return untrusted.load_json(raw or b"null")
+    except untrusted.UntrustedInputError as exc:
+        # A faulty string names its place: the same code as any other bad field.
+        code = "invalid_field" if "where" in exc.params else "invalid_json"
+        raise ApiError(
+            400, code, _("Corps JSON refusé : %(error)s.") % {"error": untrusted_reason(exc)}
+        ) from None
+
+
+def read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment]]:
+    """The message of a JSON or multipart body, validated; 400 names the field, 413 the size."""
+    limit = settings.API_MAX_REQUEST_BYTES
+    too_large = _bounded(request, limit)
     content_type = (request.content_type or "").lower()
     attachments: list[mime.Attachment] = []
     if content_type == "multipart/form-data":
@@ -97,17 +118,7 @@ def read_payload(request: HttpRequest) -> tuple[MessageIn, list[mime.Attachment]
                 "unsupported_media_type",
                 _("Type de contenu non pris en charge : application/json ou multipart/form-data."),
             )
-        raw = request.read(limit + 1)
-        if len(raw) > limit:
-            raise too_large
-        try:
-            data = untrusted.load_json(raw or b"null")
-        except untrusted.UntrustedInputError as exc:
-            # A faulty string names its place: the same code as any other bad field.
-            code = "invalid_field" if "where" in exc.params else "invalid_json"
-            raise ApiError(
-                400, code, _("Corps JSON refusé : %(error)s.") % {"error": untrusted_reason(exc)}
-            ) from None
+        data = _json_body(request, limit, too_large)
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", _("Le corps doit être un objet JSON."))
     payload, decoded = message_of(data)
@@ -144,33 +155,14 @@ def read_batch(request: HttpRequest) -> list[tuple[MessageIn, list[mime.Attachme
     later, message by message.
     """
     limit = settings.API_MAX_REQUEST_BYTES * 4
-    too_large = ApiError(
-        413,
-        "too_large",
-        _("Requête trop volumineuse : au plus %(limit)s.") % {"limit": mime.human_size(limit)},
-    )
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise too_large
+    too_large = _bounded(request, limit)
     if (request.content_type or "").lower() not in ("application/json", ""):
         raise ApiError(
             415,
             "unsupported_media_type",
             _("Type de contenu non pris en charge : application/json."),
         )
-    raw = request.read(limit + 1)
-    if len(raw) > limit:
-        raise too_large
-    try:
-        data = untrusted.load_json(raw or b"null")
-    except untrusted.UntrustedInputError as exc:
-        code = "invalid_field" if "where" in exc.params else "invalid_json"
-        raise ApiError(
-            400, code, _("Corps JSON refusé : %(error)s.") % {"error": untrusted_reason(exc)}
-        ) from None
+    data = _json_body(request, limit, too_large)
     if not isinstance(data, dict) or set(data) != {"messages"}:
         raise ApiError(
             400, "invalid_json", _('Le corps doit être un objet JSON : {"messages": [...]}.')
