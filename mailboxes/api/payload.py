@@ -154,7 +154,9 @@ def read_batch(request: HttpRequest) -> list[tuple[MessageIn, list[mime.Attachme
     item is the client's bug, not a message to skip. Rules of the trust space are applied
     later, message by message.
     """
-    limit = settings.API_MAX_REQUEST_BYTES * 4
+    # The same bound as one message: a batch is for many small messages (lab results), and
+    # a request body is held in memory whole.
+    limit = settings.API_MAX_REQUEST_BYTES
     too_large = _bounded(request, limit)
     if (request.content_type or "").lower() not in ("application/json", ""):
         raise ApiError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,62 @@ def _created(message: Message) -> dict[str, Any]:
     }
 
 
+def _once(
+    token: ApiToken,
+    key: str | None,
+    digest: str,
+    send: Callable[[], tuple[int, dict[str, Any], Message | None]],
+) -> ApiAnswer:
+    """Run ``send`` once per idempotency key: the first answer, or that answer replayed.
+
+    One transaction: the key, what ``send`` stores and its answer commit together, so the
+    answer goes out after the commit, and a concurrent retry with the same key waits on
+    the unique (token, key) row, then replays this answer.
+    """
+    if key is not None:
+        replayed = _replay(token, key, digest)
+        if replayed is not None:
+            return replayed
+    try:
+        with transaction.atomic():
+            record = (
+                IdempotencyRecord.objects.create(
+                    token=token, key=key, request_hash=digest, status=0
+                )
+                if key is not None
+                else None
+            )
+            status, body, message = send()
+            if record is not None:
+                record.status, record.body, record.message = status, body, message
+                record.save(update_fields=["status", "body", "message"])
+    except IntegrityError:
+        if key is None:
+            raise
+        replayed = _replay(token, key, digest)
+        if replayed is None:
+            raise
+        return replayed
+    return ApiAnswer(status, body)
+
+
+def _journal_sent(token: ApiToken, messages: list[Message]) -> None:
+    record_access(
+        token.mailbox,
+        AccessEvent.Action.SEND,
+        actor=None,
+        messages=messages,
+        label=f"API {token.label or token.prefix}",
+    )
+
+
+def _submit(token: ApiToken, fields: dict[str, Any], request: HttpRequest | None) -> Message:
+    # The token's box and scope are checked: the platform sends (author None).
+    return submit_message(
+        mailbox=token.mailbox, author=None, origin=Message.Origin.API, request=request, **fields
+    )
+
+
 def send_api_message(
     token: ApiToken,
     *,
@@ -120,51 +176,13 @@ def send_api_message(
         "html": html,
         "attachments": attachments,
     }
-    digest = request_hash(**fields)
-    key = idempotency_key
-    if key is not None:
-        replayed = _replay(token, key, digest)
-        if replayed is not None:
-            return replayed
-    try:
-        # One transaction: the key, the message and its answer commit together, so the
-        # 201 goes out after the commit, and a concurrent retry with the same key waits
-        # on the unique (token, key) row, then replays this answer.
-        with transaction.atomic():
-            record = (
-                IdempotencyRecord.objects.create(
-                    token=token, key=key, request_hash=digest, status=0
-                )
-                if key is not None
-                else None
-            )
-            # The token's box and scope are checked: the platform sends (author None).
-            message = submit_message(
-                mailbox=token.mailbox,
-                author=None,
-                origin=Message.Origin.API,
-                request=request,
-                **fields,
-            )
-            record_access(
-                token.mailbox,
-                AccessEvent.Action.SEND,
-                actor=None,
-                messages=[message],
-                label=f"API {token.label or token.prefix}",
-            )
-            body = _created(message)
-            if record is not None:
-                record.status, record.body, record.message = 201, body, message
-                record.save(update_fields=["status", "body", "message"])
-    except IntegrityError:
-        if key is None:
-            raise
-        replayed = _replay(token, key, digest)
-        if replayed is None:
-            raise
-        return replayed
-    return ApiAnswer(201, body)
+
+    def send() -> tuple[int, dict[str, Any], Message | None]:
+        message = _submit(token, fields, request)
+        _journal_sent(token, [message])
+        return 201, _created(message), message
+
+    return _once(token, idempotency_key, request_hash(**fields), send)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,57 +215,22 @@ def send_api_batch(
     whole batch is replayed, never sent twice.
     """
     require_scope(token, Access.SEND)
-    digest = batch_hash(items)
-    key = idempotency_key
-    if key is not None:
-        replayed = _replay(token, key, digest)
-        if replayed is not None:
-            return replayed
-    results: list[dict[str, Any]] = []
-    try:
-        with queue.batched(), transaction.atomic():
-            record = (
-                IdempotencyRecord.objects.create(
-                    token=token, key=key, request_hash=digest, status=0
-                )
-                if key is not None
-                else None
-            )
-            sent: list[Message] = []
-            for item in items:
-                try:
-                    with transaction.atomic():
-                        message = submit_message(
-                            mailbox=token.mailbox,
-                            author=None,
-                            origin=Message.Origin.API,
-                            request=request,
-                            **item.fields,
-                        )
-                except SubmissionError as exc:
-                    results.append(
-                        {"status": 422, "error": {"code": "refused", "message": str(exc)}}
-                    )
-                    continue
-                sent.append(message)
-                results.append({"status": 201, **_created(message)})
-            if sent:
-                record_access(
-                    token.mailbox,
-                    AccessEvent.Action.SEND,
-                    actor=None,
-                    messages=sent,
-                    label=f"API {token.label or token.prefix}",
-                )
-            body = {"results": results}
-            if record is not None:
-                record.status, record.body = 200, body
-                record.save(update_fields=["status", "body"])
-    except IntegrityError:
-        if key is None:
-            raise
-        replayed = _replay(token, key, digest)
-        if replayed is None:
-            raise
-        return replayed
-    return ApiAnswer(200, body)
+
+    def send() -> tuple[int, dict[str, Any], Message | None]:
+        results: list[dict[str, Any]] = []
+        sent: list[Message] = []
+        for item in items:
+            try:
+                with transaction.atomic():
+                    message = _submit(token, item.fields, request)
+            except SubmissionError as exc:
+                results.append({"status": 422, "error": {"code": "refused", "message": str(exc)}})
+                continue
+            sent.append(message)
+            results.append({"status": 201, **_created(message)})
+        if sent:
+            _journal_sent(token, sent)
+        return 200, {"results": results}, None
+
+    with queue.batched():
+        return _once(token, idempotency_key, batch_hash(items), send)

@@ -443,3 +443,12 @@ def test_a_batch_whose_commit_fails_stores_none_of_it(lab, monkeypatch) -> None:
     assert "results" not in response.json()
     assert not Message.objects.exists()
     assert not Entry.objects.filter(mailbox=lab["doctor_box"]).exists()
+
+
+def test_a_batch_over_the_request_limit_is_a_413_and_nothing_is_stored(lab, settings) -> None:
+    settings.API_MAX_REQUEST_BYTES = 5_000
+    body = {"messages": [results(lab["doctor_box"].address, n) for n in range(100)]}
+    response = Api(lab["raw"]).post("/messages/batch", body)
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+    assert not Message.objects.exists()
