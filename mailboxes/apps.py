@@ -8,12 +8,17 @@ class MailboxesConfig(AppConfig):
     verbose_name = _("Boîtes aux lettres")
 
     def ready(self) -> None:
+        from celery import signals as celery_signals
+
         from accounts.signals import account_closed
         from mailboxes import dbtriggers, receivers
 
         account_closed.connect(
             receivers.close_boxes_of_closed_account,
             dispatch_uid="mailboxes.close_boxes_of_closed_account",
+        )
+        celery_signals.worker_ready.connect(
+            receivers.worker_ready, dispatch_uid="mailboxes.worker_ready", weak=False
         )
         # SQLite drops a table's triggers when Django rebuilds it: put the counters' back.
         post_migrate.connect(

@@ -376,6 +376,23 @@ def _deliver_claimed(
     return len(deliveries)
 
 
+def resume_after_restart(worker: str) -> int:
+    """A worker has started: take back at once what its previous run held; how many.
+
+    Its remote deliveries caught mid-send (``outbound.release_leases``) and the messages
+    of a drain it held (any drain takes every message waiting: a forced wake) would
+    otherwise wait for the lease to expire or for the sweeper.
+    """
+    ids = outbound.release_leases(worker)
+    queue.enqueue_batches(ids)
+    queue.wake(force=True)  # other brokers: the sweeper re-enqueues pending scans
+    if ids:
+        log.info(
+            "worker %s started: %d deliveries of its previous run taken back", worker, len(ids)
+        )
+    return len(ids)
+
+
 def sweep(now: datetime | None = None) -> int:
     """Re-enqueue every delivery due and not done, and every scan stuck; return how many."""
     now = now or timezone.now()

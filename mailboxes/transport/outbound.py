@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from celery import current_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -77,6 +78,47 @@ def backoff(attempts: int) -> timedelta:
 
 def _lease() -> timedelta:
     return max(retry_delay(), timedelta(seconds=3 * settings.SMTP_TIMEOUT))
+
+
+def _holder() -> str:
+    """The Celery worker (node name) sending now, "" outside a worker.
+
+    Recorded on the claim, so that this worker, restarted after a crash, takes back at
+    once what it held (``release_leases``) instead of waiting for the lease to expire.
+    """
+    task = current_task
+    if task is None or task.request.is_eager:
+        return ""
+    return str(task.request.hostname or "")
+
+
+def release_leases(holder: str) -> list[int]:
+    """End the leases ``holder`` held (it has just started: its previous run died); their ids.
+
+    A worker's node name is unique among running workers (Celery warns otherwise), so
+    what a starting worker held, nobody holds. Sending again may repeat a message the
+    peer accepted just before the crash: SMTP's at-least-once window, as after a lease
+    expires; never a loss.
+    """
+    if not holder:
+        return []
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                remote=True,
+                status=Delivery.Status.DEFERRED,
+                reason=reasons.SENDING,
+                reason_params__holder=holder,
+            )
+            .values_list("pk", flat=True)
+        )
+        now = timezone.now()
+        # ``update`` leaves ``updated_at`` alone: set it past the lease by hand.
+        Delivery.objects.filter(pk__in=ids).update(
+            next_attempt_at=now, updated_at=now - _lease() - timedelta(seconds=1)
+        )
+    return ids
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -277,7 +319,7 @@ def _claim(delivery_ids: list[int], now: datetime) -> list[Delivery]:
                 continue  # another task holds it
             else:
                 delivery.status = Delivery.Status.DEFERRED
-                delivery.set_reason(Reason(reasons.SENDING))
+                delivery.set_reason(Reason(reasons.SENDING, {"holder": _holder()}))
                 delivery.attempts += 1
                 delivery.next_attempt_at = now + _lease()
                 claimed.append(delivery)
