@@ -17,6 +17,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from charter.models import AbuseReport
 from directory.models import ImportRun
+from directory.tasks import import_annuaire
 from mailboxes.models import Delivery, Entry, Message
 from tests.personas import Person, login, submit
 from trust.models import ListeBlancheImport
@@ -255,3 +256,17 @@ def test_a_hostile_domain_filter_is_harmless(staff_client: Client, stuck: Messag
         # A clear refusal at worst (the NUL byte: 400), never a 500.
         assert response.status_code in (200, 302, 400), value
         assert "a.durand@clinique.peer.test" not in response.content.decode()
+
+
+def test_a_directory_refresh_that_cannot_download_is_recorded_and_shown(
+    staff_client: Client, settings
+) -> None:
+    settings.DIRECTORY_MSS_SOURCE = "http://127.0.0.1:9/Extraction_Correspondance_MSS.txt"
+    import_annuaire.delay("mss").get()
+    run = ImportRun.objects.get()
+    assert run.status == ImportRun.Status.FAILED
+    assert "Téléchargement impossible" in run.message
+    assert AuditEvent.objects.filter(action="directory.import", object_id=str(run.pk)).exists()
+    html = staff_client.get(INDEX).content.decode()
+    shown = html[html.index('id="annuaire-derniere"') :][:800]
+    assert "Échec" in shown and "Téléchargement impossible" in shown
