@@ -57,14 +57,16 @@ def _code_of(node: ast.expr, module: ast.Module, where: str) -> list[str]:
     ):
         # A table of codes (audit.admin_journal._ACTIONS.get(flag, default)).
         table = node.func.value.id
-        codes = [a.value for a in node.args[1:] if isinstance(a, ast.Constant)]
+        codes = [str(a.value) for a in node.args[1:] if isinstance(a, ast.Constant)]
         for statement in module.body:
             if (
                 isinstance(statement, ast.Assign)
                 and any(isinstance(t, ast.Name) and t.id == table for t in statement.targets)
                 and isinstance(statement.value, ast.Dict)
             ):
-                codes += [v.value for v in statement.value.values if isinstance(v, ast.Constant)]
+                codes += [
+                    str(v.value) for v in statement.value.values if isinstance(v, ast.Constant)
+                ]
         assert codes, f"{where}: cannot tell the codes of {ast.unparse(node)}"
         return codes
     raise AssertionError(f"{where}: unknown way of naming an action: {ast.unparse(node)}")
