@@ -191,13 +191,19 @@ class ApiTokenInline(admin.TabularInline):
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
-    list_display = ["address", "kind", "owner", "organisation", "responsible", "status"]
+    # Four columns: the list stays whole at 1280 px beside its filters.
+    list_display = ["address", "kind", "holder", "status"]
+    list_select_related = ["owner", "organisation"]
     list_filter = ["kind", "status", "domain", "liste_rouge"]
     search_fields = ["address", "display_name", "owner__last_name", "owner__username"]
     raw_id_fields = ["owner", "responsible", "organisation"]
     inlines = [FolderInline, MembershipInline, ApiTokenInline]
 
     actions = ["close", "reopen"]
+
+    @admin.display(description=_("titulaire ou organisation"))
+    def holder(self, obj: Mailbox) -> str:
+        return str(obj.owner or obj.organisation or "—")
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -290,7 +296,8 @@ class DeliveryInline(admin.TabularInline):
 class MessageAdmin(admin.ModelAdmin):
     """Envelope and delivery status only: staff never see bodies or attachments."""
 
-    list_display = ["message_id", "from_addr", "date", "size", "scan_status", "origin"]
+    # The Message-ID (long, searchable) is on the page of the message, not in the list.
+    list_display = ["date", "from_addr", "size", "scan_status", "origin"]
     list_filter = ["scan_status", "origin"]
     search_fields = ["message_id", "from_addr"]
     fields = readonly_fields = (
@@ -381,15 +388,7 @@ class ApiAgreementAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here and shown once; only their SHA-256 is kept."""
 
-    list_display = [
-        "prefix",
-        "mailbox",
-        "scope",
-        "label",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-    ]
+    list_display = ["prefix", "mailbox", "scope", "expires_at", "revoked_at"]
     list_filter = ["mailbox__kind", "scope"]
     search_fields = ["prefix", "label", "mailbox__address"]
     raw_id_fields = ["mailbox"]
@@ -471,15 +470,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = [
-        "mailbox",
-        "user",
-        "role",
-        "granted_by",
-        "granted_at",
-        "expires_at",
-        "revoked_at",
-    ]
+    list_display = ["mailbox", "user", "role", "expires_at", "revoked_at"]
     list_filter = ["role", "mailbox__kind"]
     search_fields = ["mailbox__address", "user__last_name", "user__username"]
     raw_id_fields = ["mailbox", "user"]
@@ -543,6 +534,36 @@ class AccessEventAdmin(admin.ModelAdmin):
 # --------------------------------------------------------------------------- delivery queue
 
 
+class QueueStatusFilter(admin.SimpleListFilter):
+    """Where a waiting delivery stands (the queue holds nothing else)."""
+
+    title = _("statut")
+    parameter_name = "status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            (value, label) for value, label in Delivery.Status.choices if value in staff.WAITING
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        value = self.value()
+        return queryset.filter(status=value[:12]) if value else queryset
+
+
+class RemoteFilter(admin.SimpleListFilter):
+    title = _("destinataire chez un autre opérateur")
+    parameter_name = "remote__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("1", _("Oui")), ("0", _("Non"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        value = self.value()
+        if value not in ("0", "1"):
+            return queryset
+        return queryset.filter(remote=value == "1")
+
+
 class DomainFilter(admin.SimpleListFilter):
     """The recipient's domain (``?domaine=``): the dashboard links each peer here."""
 
@@ -575,13 +596,13 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_display = [
         "recipient",
         "domain",
-        "status",
-        "attempts",
-        "next_attempt_at",
+        "status_label",
+        "attempts_count",
+        "next_attempt",
         "reason_text",
         "message_link",
     ]
-    list_filter = ["status", "remote", DomainFilter]
+    list_filter = [QueueStatusFilter, RemoteFilter, DomainFilter]
     search_fields = ["=recipient"]
     ordering = ["next_attempt_at", "id"]
     list_select_related = ["message"]
@@ -592,9 +613,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         "message_link",
         "recipient",
         "remote",
-        "status",
-        "attempts",
-        "next_attempt_at",
+        "status_label",
+        "attempts_count",
+        "next_attempt",
         "reason_text",
         "updated_at",
     )
@@ -610,6 +631,18 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.display(description=_("domaine"), ordering="domain")
     def domain(self, obj: Delivery) -> str:
         return str(getattr(obj, "domain", ""))
+
+    @admin.display(description=_("statut"), ordering="status")
+    def status_label(self, obj: Delivery) -> str:
+        return obj.get_status_display()
+
+    @admin.display(description=_("essais"), ordering="attempts")
+    def attempts_count(self, obj: Delivery) -> int:
+        return obj.attempts
+
+    @admin.display(description=_("prochain essai"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Delivery) -> Any:
+        return obj.next_attempt_at
 
     @admin.display(description=_("dernier motif"))
     def reason_text(self, obj: Delivery) -> str:
