@@ -161,3 +161,41 @@ def test_staff_retry_a_deferred_delivery_from_the_queue(live_server, page: Page)
     page.locator("select[name=action]").select_option("retry_now")
     page.get_by_role("button", name="Envoyer").click()
     expect(page.get_by_text("1 distribution(s) relancée(s)")).to_be_visible()
+
+
+def test_staff_upload_the_liste_blanche_from_the_admin(live_server, page: Page, tmp_path) -> None:
+    demo.seed()
+    names = [f"operateur{i}.mssante.fr" for i in range(12)]
+    entries = "".join(
+        f"<Domaine><Nom>{name}</Nom><Description>{name}</Description>"
+        f"<DNCertificatOperateur>CN=mx.{name},O=Operateur,C=FR</DNCertificatOperateur>"
+        "<DateMAJ>2025-01-27T15:49:34Z</DateMAJ></Domaine>"
+        for name in names
+    )
+    xml = tmp_path / "listeblanchemssante.xml"
+    xml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListeBlancheMSSante xmlns="https://listeblanche.mssante.fr/schema">'
+        "<DateDeGeneration>2025-03-13T14:54:10Z</DateDeGeneration>"
+        f"<ListeDomaines>{entries}</ListeDomaines></ListeBlancheMSSante>",
+        encoding="utf-8",
+    )
+    base = live_server.url
+    page.set_viewport_size(WIDE)
+    log_in(page, base, "staff", next="/admin/")
+    page.goto(base + "/admin/trust/listeddomain/")
+    page.get_by_label("Fichier XML de la liste blanche").set_input_files(str(xml))
+    page.get_by_role("button", name="Importer").click()
+    expect(page.get_by_text("Liste blanche importée")).to_be_visible()
+    expect(page.get_by_role("link", name="operateur11.mssante.fr")).to_be_visible()
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    _fits(page, WIDE["width"])
+    page.screenshot(path=str(DOCS / "admin-liste-blanche-desktop.png"), full_page=True)
+    # A file that is not a liste blanche: refused, said in French, the list kept.
+    junk = tmp_path / "photo.xml"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    page.get_by_label("Fichier XML de la liste blanche").set_input_files(str(junk))
+    page.get_by_role("button", name="Importer").click()
+    expect(page.get_by_text("Import refusé, liste actuelle conservée", exact=False)).to_be_visible()
+    expect(page.get_by_role("link", name="operateur11.mssante.fr")).to_be_visible()
