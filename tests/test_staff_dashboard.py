@@ -270,3 +270,36 @@ def test_a_directory_refresh_that_cannot_download_is_recorded_and_shown(
     html = staff_client.get(INDEX).content.decode()
     shown = html[html.index('id="annuaire-derniere"') :][:800]
     assert "Échec" in shown and "Téléchargement impossible" in shown
+
+
+def test_too_many_at_once_is_refused_whole(
+    staff_client: Client, stuck: Message, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mailboxes.admin.MAX_AT_ONCE", 2)
+    response = staff_client.post(
+        QUEUE,
+        {"action": "abandon", "select_across": "1", "index": "0", "_selected_action": ["1"]},
+        follow=True,
+    )
+    assert "Trop de distributions choisies (2 au plus" in response.content.decode()
+    assert not Delivery.objects.filter(status=Delivery.Status.BOUNCED).exists()
+
+
+def test_the_queue_page_costs_the_same_queries_for_100_rows(
+    staff_client: Client, stuck: Message, django_assert_max_num_queries
+) -> None:
+    staff_client.get(QUEUE)
+    Delivery.objects.bulk_create(
+        Delivery(
+            message=stuck,
+            recipient=f"r{n}@d{n % 7}.peer.test",
+            remote=True,
+            status=Delivery.Status.DEFERRED,
+            reason="remote_reply",
+            reason_params={"domain": f"d{n % 7}.peer.test", "reply": "451 4.3.0 Try later"},
+        )
+        for n in range(100)
+    )
+    with django_assert_max_num_queries(15):
+        html = staff_client.get(QUEUE, {"status__exact": "deferred"}).content.decode()
+    assert "451 4.3.0 Try later" in html
