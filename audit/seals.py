@@ -172,6 +172,27 @@ def _start() -> tuple[int, str, int]:
     return 0, end.signature if end is not None else "", 0
 
 
+@dataclass(frozen=True)
+class SealStatus:
+    """Where the sealer stands, for the staff's dashboard."""
+
+    newest: AuditSeal | None
+    unsealed: int  # rows written since the newest seal (counted on the position index)
+    late: bool  # the oldest row waiting was written more than a few sealing periods ago
+
+
+def status(now: datetime | None = None) -> SealStatus:
+    """The newest seal and the number of rows not sealed yet (two indexed reads)."""
+    newest = AuditSeal.objects.order_by("-id").first()
+    lo = newest.hi if newest is not None else _start()[0]
+    waiting = between(current_rows(), lo)
+    unsealed = waiting.count()
+    oldest = in_order(waiting).values_list("at", flat=True).first() if unsealed else None
+    now = now or timezone.now()
+    late = oldest is not None and (now - oldest).total_seconds() > 3 * settings.AUDIT_SEAL_SECONDS
+    return SealStatus(newest, unsealed, late)
+
+
 def lock(*, wait: bool = True) -> bool:
     """Take the sealer's lock for the current transaction (PostgreSQL; SQLite has one writer)."""
     if connection.vendor != "postgresql":

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit import journal
 from directory.importers import MssImporter, PsImporter
@@ -88,10 +90,31 @@ def import_from_source(kind: str, source: str) -> ImportRun:
         # Streamed to disk in chunks: the national files are over 100 MB. The
         # scheme was checked above (http or https only, never file:).
         request = urllib.request.Request(source, headers={"User-Agent": "mssante-portal"})  # noqa: S310
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
-            shutil.copyfileobj(response, target, 1 << 20)
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+                shutil.copyfileobj(response, target, 1 << 20)
+        except OSError as exc:
+            # Recorded like any run, so that staff see on the dashboard that the
+            # scheduled refresh did not happen, and why (nothing of the directory changed).
+            return _download_failed(kind, source, exc)
         target.flush()
         return import_file(kind, target.name, max_deactivation=settings.DIRECTORY_MAX_DEACTIVATION)
+
+
+def _download_failed(kind: str, source: str, exc: OSError) -> ImportRun:
+    with transaction.atomic():
+        run = ImportRun.objects.create(
+            kind=kind,
+            file_name=source[:255],
+            status=ImportRun.Status.FAILED,
+            finished_at=timezone.now(),
+            message=_("Téléchargement impossible (%(error)s) : l'annuaire est inchangé.")
+            % {"error": str(exc)[:300] or type(exc).__name__},
+        )
+        journal.record(
+            "directory.import", obj=run, kind=run.kind, status=run.status, read=0, rejected=0
+        )
+    return run
 
 
 def import_file(kind: str, path: str | Path, *, actor: Any = None, **options: Any) -> ImportRun:

@@ -5,11 +5,15 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from mailboxes import services
+from mailboxes import services, staff
 from mailboxes.models import (
     AccessEvent,
     ApiAgreement,
@@ -21,6 +25,7 @@ from mailboxes.models import (
     Membership,
     Message,
 )
+from mailboxes.services.deliveries import MAX_AT_ONCE
 
 
 @admin.register(HostedDomain)
@@ -186,13 +191,19 @@ class ApiTokenInline(admin.TabularInline):
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
-    list_display = ["address", "kind", "owner", "organisation", "responsible", "status"]
+    # Four columns: the list stays whole at 1280 px beside its filters.
+    list_display = ["address", "kind", "holder", "status"]
+    list_select_related = ["owner", "organisation"]
     list_filter = ["kind", "status", "domain", "liste_rouge"]
     search_fields = ["address", "display_name", "owner__last_name", "owner__username"]
     raw_id_fields = ["owner", "responsible", "organisation"]
     inlines = [FolderInline, MembershipInline, ApiTokenInline]
 
     actions = ["close", "reopen"]
+
+    @admin.display(description=_("titulaire ou organisation"))
+    def holder(self, obj: Mailbox) -> str:
+        return str(obj.owner or obj.organisation or "—")
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -285,7 +296,8 @@ class DeliveryInline(admin.TabularInline):
 class MessageAdmin(admin.ModelAdmin):
     """Envelope and delivery status only: staff never see bodies or attachments."""
 
-    list_display = ["message_id", "from_addr", "date", "size", "scan_status", "origin"]
+    # The Message-ID (long, searchable) is on the page of the message, not in the list.
+    list_display = ["date", "from_addr", "size", "scan_status", "origin"]
     list_filter = ["scan_status", "origin"]
     search_fields = ["message_id", "from_addr"]
     fields = readonly_fields = (
@@ -376,15 +388,7 @@ class ApiAgreementAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are created here and shown once; only their SHA-256 is kept."""
 
-    list_display = [
-        "prefix",
-        "mailbox",
-        "scope",
-        "label",
-        "expires_at",
-        "revoked_at",
-        "last_used_at",
-    ]
+    list_display = ["prefix", "mailbox", "scope", "expires_at", "revoked_at"]
     list_filter = ["mailbox__kind", "scope"]
     search_fields = ["prefix", "label", "mailbox__address"]
     raw_id_fields = ["mailbox"]
@@ -466,15 +470,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
-    list_display = [
-        "mailbox",
-        "user",
-        "role",
-        "granted_by",
-        "granted_at",
-        "expires_at",
-        "revoked_at",
-    ]
+    list_display = ["mailbox", "user", "role", "expires_at", "revoked_at"]
     list_filter = ["role", "mailbox__kind"]
     search_fields = ["mailbox__address", "user__last_name", "user__username"]
     raw_id_fields = ["mailbox", "user"]
@@ -533,3 +529,209 @@ class AccessEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# --------------------------------------------------------------------------- delivery queue
+
+
+class QueueStatusFilter(admin.SimpleListFilter):
+    """Where a waiting delivery stands (the queue holds nothing else)."""
+
+    title = _("statut")
+    parameter_name = "status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            (value, label) for value, label in Delivery.Status.choices if value in staff.WAITING
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        value = self.value()
+        return queryset.filter(status=value[:12]) if value else queryset
+
+
+class RemoteFilter(admin.SimpleListFilter):
+    title = _("destinataire chez un autre opérateur")
+    parameter_name = "remote__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("1", _("Oui")), ("0", _("Non"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        value = self.value()
+        if value not in ("0", "1"):
+            return queryset
+        return queryset.filter(remote=value == "1")
+
+
+class DomainFilter(admin.SimpleListFilter):
+    """The recipient's domain (``?domaine=``): the dashboard links each peer here."""
+
+    title = _("domaine du destinataire")
+    parameter_name = "domaine"
+    MAX_LENGTH = 253
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (row.domain, f"{row.domain} ({row.count})")
+            for row in staff.deferred_by_domain(limit=15)
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        value = (self.value() or "").strip().lower()
+        if not value:
+            return queryset
+        # Bounded, and compared as a suffix of the address: no pattern of the visitor's.
+        return queryset.filter(recipient__iendswith="@" + value[: self.MAX_LENGTH])
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The delivery queue: recipients still waiting (queued, being scanned, deferred).
+
+    Staff try them again now or give them up (the sender gets a delivery status
+    notification), through ``mailboxes.services`` (journaled). Nothing is edited by hand.
+    """
+
+    list_display = [
+        "recipient",
+        "domain",
+        "status_label",
+        "attempts_count",
+        "next_attempt",
+        "reason_text",
+        "message_link",
+    ]
+    list_filter = [QueueStatusFilter, RemoteFilter, DomainFilter]
+    search_fields = ["=recipient"]
+    ordering = ["next_attempt_at", "id"]
+    list_select_related = ["message"]
+    show_full_result_count = False
+    list_per_page = 100
+    actions = ["retry_now", "abandon"]
+    fields = readonly_fields = (
+        "message_link",
+        "recipient",
+        "remote",
+        "status_label",
+        "attempts_count",
+        "next_attempt",
+        "reason_text",
+        "updated_at",
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        return staff.with_domain(super().get_queryset(request).filter(status__in=staff.WAITING))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return super().changelist_view(
+            request, {"title": gettext("File de distribution"), **(extra_context or {})}
+        )
+
+    @admin.display(description=_("domaine"), ordering="domain")
+    def domain(self, obj: Delivery) -> str:
+        return str(getattr(obj, "domain", ""))
+
+    @admin.display(description=_("statut"), ordering="status")
+    def status_label(self, obj: Delivery) -> str:
+        return obj.get_status_display()
+
+    @admin.display(description=_("essais"), ordering="attempts")
+    def attempts_count(self, obj: Delivery) -> int:
+        return obj.attempts
+
+    @admin.display(description=_("prochain essai"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Delivery) -> Any:
+        return obj.next_attempt_at
+
+    @admin.display(description=_("dernier motif"))
+    def reason_text(self, obj: Delivery) -> str:
+        return obj.reason_text or "—"
+
+    @admin.display(description=_("message"))
+    def message_link(self, obj: Delivery) -> str:
+        url = reverse("admin:mailboxes_message_change", args=[obj.message_id])
+        return format_html(
+            '<a href="{}">{}</a>', url, obj.message.created_at.strftime("%d/%m/%Y %H:%M")
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # Staff act through the two journaled actions only (the site's own
+        # delete_selected is off since nobody may delete here).
+        found = super().get_actions(request)
+        found.pop("delete_selected", None)
+        return found
+
+    def _report(self, request: HttpRequest, outcome: services.QueueOutcome, done_text: str) -> None:
+        if outcome.done:
+            self.message_user(request, done_text % {"n": outcome.done}, messages.SUCCESS)
+        if outcome.busy:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d distribution est en cours d'envoi ou de traitement : "
+                    "elle n'a pas été modifiée, réessayez dans quelques minutes.",
+                    "%(n)d distributions sont en cours d'envoi ou de traitement : "
+                    "elles n'ont pas été modifiées, réessayez dans quelques minutes.",
+                    outcome.busy,
+                )
+                % {"n": outcome.busy},
+                messages.WARNING,
+            )
+        if outcome.finished:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d distribution n'est plus en attente : rien n'a été fait pour elle.",
+                    "%(n)d distributions ne sont plus en attente : rien n'a été fait pour elles.",
+                    outcome.finished,
+                )
+                % {"n": outcome.finished},
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Réessayer maintenant"))
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        ids = list(queryset.values_list("pk", flat=True)[: MAX_AT_ONCE + 1])
+        if len(ids) > MAX_AT_ONCE:
+            self._too_many(request)
+            return
+        outcome = services.retry_deliveries(ids, by=request.user)
+        self._report(
+            request, outcome, gettext("%(n)d distribution(s) relancée(s) : nouvel essai immédiat.")
+        )
+
+    @admin.action(description=_("Abandonner (avec avis de non-remise à l'expéditeur)"))
+    def abandon(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        ids = list(queryset.values_list("pk", flat=True)[: MAX_AT_ONCE + 1])
+        if len(ids) > MAX_AT_ONCE:
+            self._too_many(request)
+            return
+        outcome = services.abandon_deliveries(ids, by=request.user)
+        self._report(
+            request,
+            outcome,
+            gettext(
+                "%(n)d distribution(s) abandonnée(s) : l'expéditeur reçoit un avis de non-remise."
+            ),
+        )
+
+    def _too_many(self, request: HttpRequest) -> None:
+        self.message_user(
+            request,
+            gettext(
+                "Trop de distributions choisies (%(max)d au plus à la fois) : rien n'a été fait. "
+                "Filtrez la liste (par domaine ou par statut) et recommencez."
+            )
+            % {"max": MAX_AT_ONCE},
+            messages.ERROR,
+        )

@@ -24,6 +24,7 @@ MAILBOX_UNAVAILABLE: Final = "mailbox_unavailable"  # a box of ours that is gone
 UNREACHABLE: Final = "unreachable"  # domain, problem (nested)
 REMOTE_REPLY: Final = "remote_reply"  # domain, reply (the server's SMTP answer)
 GAVE_UP: Final = "gave_up"  # attempts, hours, last (nested)
+ABANDONED: Final = "abandoned"  # last (nested, may be absent): staff gave it up (admin)
 REPORTED_FAILURE: Final = "reported_failure"  # domain, diagnostic (a DSN from the peer)
 QUARANTINE_NOTICE: Final = "quarantine_notice"  # cause (nested: infected, unscannable)
 LEGACY: Final = "legacy"  # text: a sentence stored before codes, shown as it was
@@ -47,6 +48,7 @@ _TEXTS: Final[dict[str, str]] = {
     MAILBOX_UNAVAILABLE: gettext_noop("La boîte du destinataire n'existe plus ou est fermée."),
     UNREACHABLE: gettext_noop("Serveur de %(domain)s injoignable : %(problem)s"),
     REMOTE_REPLY: gettext_noop("Le serveur de %(domain)s a répondu : %(reply)s"),
+    ABANDONED: gettext_noop("Distribution abandonnée par l'équipe de l'opérateur."),
     REPORTED_FAILURE: gettext_noop(
         "Le serveur de %(domain)s signale un échec de distribution : %(diagnostic)s"
     ),
@@ -69,6 +71,7 @@ _TEXTS: Final[dict[str, str]] = {
 # A technical reply, for the machine part of a DSN (ASCII, English, like our SMTP replies).
 _DIAGNOSTICS: Final[dict[str, str]] = {
     QUARANTINED: "message held in quarantine by the antivirus",
+    ABANDONED: "delivery cancelled by the operator",
     INFECTED: "virus found in the message",
     UNSCANNABLE: "message could not be scanned by the antivirus",
     QUARANTINE_NOTICE: "message held in quarantine by the antivirus",
@@ -133,6 +136,10 @@ def describe(code: str, params: Mapping[str, Any] | None) -> str:
             "Dernière erreur : %(last)s",
             attempts,
         ) % {"attempts": attempts, "hours": values.get("hours", ""), "last": values.get("last", "")}
+    if code == ABANDONED and values.get("last"):
+        return gettext(
+            "Distribution abandonnée par l'équipe de l'opérateur. Dernière erreur : %(last)s"
+        ) % {"last": values["last"]}
     template = _TEXTS.get(code)
     if template is None:
         # A code this version does not know (written by a newer one): say what there is.

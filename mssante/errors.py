@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -110,6 +111,17 @@ def _texts(status: int) -> tuple[str, str, str]:
     )
 
 
+def _logo_url() -> str:
+    """The operator's logo (as mssante.context_processors.logo_url: the two layers are apart)."""
+    logo = settings.OPERATOR_LOGO
+    if not logo or logo.startswith("https://"):
+        return logo
+    try:
+        return static(logo)
+    except ValueError:
+        return ""
+
+
 def _home_url() -> str:
     try:
         return reverse("home")
@@ -139,6 +151,7 @@ def error_response(
         "home_url": _home_url(),
         "retry_url": retry_url,
         "operator_name": settings.OPERATOR_NAME,
+        "operator_logo": _logo_url(),
         "language": get_language() or settings.LANGUAGE_CODE,
     }
     html: str

@@ -35,6 +35,12 @@ ALLOWED_HOSTS = conf.str_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]
 CSRF_TRUSTED_ORIGINS = conf.str_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = conf.url("SITE_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 OPERATOR_NAME = conf.string("OPERATOR_NAME", "Messagerie sécurisée de santé")
+# Where room is short (the admin's header, the page title); default: the name.
+OPERATOR_SHORT_NAME = conf.string("OPERATOR_SHORT_NAME", "") or OPERATOR_NAME
+# The operator's own logo: a file under static/ (e.g. "img/operateur.svg") or an https://
+# URL; empty: the name alone. Never the Marianne nor the "République Française" block:
+# they are reserved for State services, and an operator is not one.
+OPERATOR_LOGO = conf.string("OPERATOR_LOGO", "")
 
 INSTALLED_APPS = [
     "mssante.apps.PortalAdminConfig",
@@ -269,6 +275,13 @@ CSP = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+if OPERATOR_LOGO.startswith("https://"):
+    # A logo served from elsewhere: its origin (never a path or query) may give images.
+    CSP["img-src"] += " " + "/".join(OPERATOR_LOGO.split("/", 3)[:3])
+elif OPERATOR_LOGO.startswith(("http://", "//", "/")) or ".." in OPERATOR_LOGO:
+    raise ImproperlyConfigured(
+        "OPERATOR_LOGO : un fichier sous static/ (ex. img/operateur.svg) ou une URL https://."
+    )
 CSRF_FAILURE_VIEW = "mssante.views.csrf_failure"
 
 # --- Logging: never message content, only ids ------------------------------------------

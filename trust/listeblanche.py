@@ -356,17 +356,25 @@ def _open(source: str) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def import_liste_blanche(source: str, *, force: bool = False, by: Any = None) -> ListeBlancheImport:
+def import_liste_blanche(
+    source: str, *, force: bool = False, by: Any = None, stream: IO[bytes] | None = None
+) -> ListeBlancheImport:
     """Replace the liste blanche from a file or URL, or refuse and keep the current one.
 
+    ``stream``: the file already open (a staff upload in the admin); ``source`` then only
+    names it. The command, the scheduled refresh and the admin all come through here, so
+    the same guards apply (size, DTD, truncation, the share of domains removed).
     Always returns the saved ListeBlancheImport; its ``result`` says which.
     """
     run = ListeBlancheImport(started_at=timezone.now(), source=source[:1000], forced=force)
     if getattr(by, "pk", None):
         run.by = by
     try:
-        with _open(source) as stream:
+        if stream is not None:
             parsed = parse(stream)
+        else:
+            with _open(source) as opened:
+                parsed = parse(opened)
     except (ListeBlancheError, OSError) as exc:
         return _refuse(run, str(exc) or exc.__class__.__name__)
     run.generated_at = parsed.generated_at
@@ -458,6 +466,14 @@ def _replace(
     run.messages = "\n".join(warnings)
     run.finished_at = timezone.now()
     run.save()
+
+
+def refuse(source: str, reason: str, *, by: Any = None) -> ListeBlancheImport:
+    """Record an import refused before its file was read (too large to be opened)."""
+    run = ListeBlancheImport(started_at=timezone.now(), source=source[:1000])
+    if getattr(by, "pk", None):
+        run.by = by
+    return _refuse(run, reason)
 
 
 def _refuse(run: ListeBlancheImport, reason: str) -> ListeBlancheImport:

@@ -112,9 +112,10 @@ def test_staff_see_the_quarantine_in_the_admin_without_content(
     page = staff_client.get("/admin/mailboxes/quarantine/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert boxes["dbox"].address in text and message.subject in text
+    assert message.subject in text
     record = Quarantine.objects.get()
     detail = staff_client.get(f"/admin/mailboxes/quarantine/{record.pk}/change/").content.decode()
+    assert boxes["dbox"].address in detail  # the recipients: on the record's page
     assert "Win.Test.EICAR_HDB-1" in detail and "Bonjour." not in detail
 
 

@@ -10,6 +10,7 @@ from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
 from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.counters import Drift, recount_folders
+from mailboxes.services.deliveries import QueueOutcome, abandon_deliveries, retry_deliveries
 from mailboxes.services.drafts import (
     DraftContent,
     add_draft_attachment,
@@ -120,9 +121,11 @@ __all__ = [
     "MailboxError",
     "MembershipError",
     "QuarantineError",
+    "QueueOutcome",
     "ScopeError",
     "SubmissionError",
     "TokenError",
+    "abandon_deliveries",
     "add_draft_attachment",
     "agreement_for",
     "attach_forwarded",
@@ -173,6 +176,7 @@ __all__ = [
     "require_scope",
     "restore_entries",
     "resync_directory",
+    "retry_deliveries",
     "revoke_api_token",
     "revoke_membership",
     "save_draft",

@@ -1,0 +1,180 @@
+"""The journal's action codes and details in words, for the staff reading it in the admin.
+
+The rows keep stable English codes (``message.delivered``); what the admin shows is the
+label, in the reader's language. Every code recorded anywhere has a label here:
+``audit/tests/test_labels.py`` reads the code for ``record(`` and ``record_many(`` and
+fails on a code without one. A code this version does not know (written by a newer
+one) is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+ACTION_LABELS: Final[dict[str, Promise]] = {
+    # Accounts and logins
+    "account.created": _("Compte créé"),
+    "account.activation_link_issued": _("Lien d'activation émis"),
+    "account.activated": _("Compte activé"),
+    "account.otp_enrolled": _("Application d'authentification enregistrée"),
+    "account.second_factor_reset": _("Second facteur réinitialisé"),
+    "account.password_changed": _("Mot de passe changé"),
+    "account.email_change_requested": _("Changement d'adresse de contact demandé"),
+    "account.email_changed": _("Adresse de contact changée"),
+    "account.code_refused": _("Code de confirmation refusé"),
+    "account.step_up_refused": _("Confirmation d'identité refusée"),
+    "account.eligibility_override": _("Éligibilité accordée par l'équipe"),
+    "account.adeli_to_rpps": _("Passage d'ADELI à RPPS"),
+    "account.suspended": _("Compte suspendu"),
+    "account.reactivated": _("Compte réactivé"),
+    "account.closed": _("Compte fermé"),
+    "login.succeeded": _("Connexion réussie"),
+    "login.failed": _("Échec de connexion"),
+    "login.refused": _("Connexion refusée"),
+    "login.holder_alerted": _("Titulaire prévenu d'attaques sur son compte"),
+    "logout": _("Déconnexion"),
+    # Mailboxes and their users
+    "mailbox.created": _("Boîte créée"),
+    "mailbox.updated": _("Boîte modifiée"),
+    "mailbox.closed": _("Boîte fermée"),
+    "mailbox.reopened": _("Boîte rouverte"),
+    "mailbox.liste_rouge": _("Liste rouge changée"),
+    "mailbox.inactivity_warned": _("Titulaire prévenu de l'inactivité de la boîte"),
+    "mailbox.inactivity_objection": _("Opposition à la fermeture pour inactivité"),
+    "mailbox.inactivity_exempted": _("Boîte exemptée de la fermeture pour inactivité"),
+    "mailbox.inactivity_exemption_removed": _("Exemption d'inactivité retirée"),
+    "membership.granted": _("Accès à une boîte partagée accordé"),
+    "membership.changed": _("Accès à une boîte partagée modifié"),
+    "membership.revoked": _("Accès à une boîte partagée retiré"),
+    "api_agreement.granted": _("Accord du titulaire pour l'API"),
+    "api_agreement.withdrawn": _("Accord pour l'API retiré"),
+    "api_token.created": _("Jeton d'API créé"),
+    "api_token.revoked": _("Jeton d'API révoqué"),
+    "api_token.used": _("Jeton d'API utilisé"),
+    # Messages
+    "message.submitted": _("Message envoyé"),
+    "message.received": _("Message reçu d'un autre opérateur"),
+    "message.resent": _("Message renvoyé par l'opérateur pair (déjà reçu)"),
+    "message.notice": _("Avis de la plateforme envoyé"),
+    "message.refused": _("Envoi refusé"),
+    "message.scanned": _("Message analysé par l'antivirus"),
+    "message.queued": _("Distribution mise en file d'attente"),
+    "message.scanning": _("Distribution en cours d'analyse"),
+    "message.delivered": _("Message distribué"),
+    "message.deferred": _("Distribution différée"),
+    "message.bounced": _("Message non distribué"),
+    "message.quarantined": _("Message mis en quarantaine"),
+    "message.first_opened": _("Message ouvert pour la première fois"),
+    "message.dsn_sent": _("Avis de non-remise envoyé"),
+    "message.mdn_sent": _("Accusé de lecture envoyé"),
+    "message.report_dsn": _("Avis de non-remise reçu"),
+    "message.report_mdn": _("Accusé de lecture reçu"),
+    "delivery.retried": _("Distribution relancée par l'équipe"),
+    "delivery.abandoned": _("Distribution abandonnée par l'équipe"),
+    "attachment.downloaded": _("Pièce jointe téléchargée"),
+    "quarantine.released": _("Message libéré de la quarantaine"),
+    "quarantine.deleted": _("Message en quarantaine supprimé"),
+    # Folders
+    "folder.created": _("Dossier créé"),
+    "folder.renamed": _("Dossier renommé"),
+    "folder.deleted": _("Dossier supprimé"),
+    "folders.recounted": _("Compteurs des dossiers recalculés"),
+    "entries.moved": _("Messages déplacés"),
+    "entries.trashed": _("Messages mis à la corbeille"),
+    "entries.restored": _("Messages restaurés de la corbeille"),
+    "trash.emptied": _("Corbeille vidée"),
+    # Patients
+    "patient.auto_created": _("Espace patient créé"),
+    "patient.notified": _("Patient prévenu d'un nouveau message"),
+    "patient.preferences_changed": _("Préférences du patient changées"),
+    "patient.conversation_closed": _("Conversation avec le patient close"),
+    # Trust space, directory, charter
+    "listeblanche.imported": _("Liste blanche importée"),
+    "listeblanche.refused": _("Import de la liste blanche refusé"),
+    "directory.import": _("Import de l'annuaire"),
+    "charter.recipient_exception_granted": _("Dérogation au nombre de destinataires accordée"),
+    "charter.recipient_exception_revoked": _("Dérogation au nombre de destinataires révoquée"),
+    "abuse.reported": _("Message signalé comme abusif"),
+    "abuse.decided": _("Décision sur un signalement"),
+    # The admin and the journal itself
+    "admin.added": _("Ajout dans l'administration"),
+    "admin.changed": _("Modification dans l'administration"),
+    "admin.deleted": _("Suppression dans l'administration"),
+    "admin.action": _("Action dans l'administration"),
+    "audit.purged": _("Journal purgé (durée de conservation)"),
+    "audit.anchor_restarted": _("Ancrage externe du journal repris"),
+}
+
+# The detail keys staff meet most; another key is shown as it is written.
+KEY_LABELS: Final[dict[str, Promise]] = {
+    "deliveries": _("distributions"),
+    "mailboxes": _("destinataires"),
+    "recipients": _("destinataires"),
+    "recipient": _("destinataire"),
+    "remote": _("opérateur destinataire"),
+    "verdict": _("verdict"),
+    "parts": _("parties analysées"),
+    "reason": _("motif"),
+    "fields": _("champs modifiés"),
+    "forced": _("forcé"),
+    "domains": _("domaines"),
+    "added": _("ajoutés"),
+    "removed": _("retirés"),
+    "kind": _("nature"),
+    "status": _("statut"),
+    "read": _("lues"),
+    "updated": _("modifiées"),
+    "deactivated": _("désactivées"),
+    "rejected": _("rejetées"),
+    "original": _("message d'origine"),
+    "report": _("avis"),
+    "role": _("rôle"),
+    "scope": _("portée"),
+    "count": _("nombre"),
+    "decision": _("décision"),
+    "identifier": _("identifiant"),
+}
+
+# A value longer than this is cut when shown (the row itself keeps it whole).
+MAX_VALUE = 300
+MAX_ITEMS = 20
+
+
+def action_label(code: str) -> str:
+    """The action in words ("" stays ""; an unknown code is shown as it is)."""
+    label = ACTION_LABELS.get(code)
+    return str(label) if label is not None else code
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(_("oui") if value else _("non"))
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        shown = [_value(v) for v in value[:MAX_ITEMS]]
+        more = len(value) - len(shown)
+        return ", ".join(shown) + (f" (+{more})" if more > 0 else "")
+    if isinstance(value, Mapping):
+        return "; ".join(f"{_key(k)} : {_value(v)}" for k, v in value.items())
+    text = str(value)
+    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE] + "…"
+
+
+def _key(key: Any) -> str:
+    label = KEY_LABELS.get(str(key))
+    return str(label) if label is not None else str(key)
+
+
+def data_lines(data: Any) -> Iterator[tuple[str, str]]:
+    """The details of an event as (key, value) lines, in words, never raw JSON."""
+    if not isinstance(data, Mapping):
+        if data not in (None, "", [], {}):
+            yield "", _value(data)
+        return
+    for key, value in data.items():
+        yield _key(key), _value(value)
