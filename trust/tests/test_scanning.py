@@ -132,4 +132,3 @@ def test_without_clamd_the_eicar_test_file_is_still_held(
     verdict = scan_raw_message(message(attachment))
     assert verdict.status == ScanStatus.INFECTED and not verdict.clean
     assert verdict.signatures == ("EICAR-Test-File",)
-
