@@ -30,6 +30,7 @@ from typing import Any
 from unittest import mock
 from xml.sax.saxutils import escape
 
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -765,7 +766,13 @@ def _world(accounts: list[dict[str, Any]]) -> World:
 
 
 def populate(accounts: list[dict[str, Any]]) -> int:
-    """Send the demo's mail through the services; how many messages were sent this time."""
+    """Send the demo's mail through the services; how many messages were sent this time.
+
+    Each message must commit before the next (the patient answers what she received, the
+    pipeline delivers on commit): not inside a transaction.
+    """
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError("the demo's mail is sent outside any transaction (each one commits)")
     _liste_blanche()
     world = _world(accounts)
     sent = 0

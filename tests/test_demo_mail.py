@@ -133,3 +133,12 @@ def test_seeding_twice_sends_nothing_twice() -> None:
 def test_without_mail_the_boxes_stay_empty() -> None:
     call_command("seed_demo", "--sans-courrier", stdout=io.StringIO())
     assert not Message.objects.exists()
+
+
+def test_inside_a_transaction_it_refuses_before_sending_anything() -> None:
+    from django.db import transaction
+
+    accounts = demo.seed()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        demo_mail.populate(accounts)
+    assert not Message.objects.exists()
