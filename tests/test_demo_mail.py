@@ -97,7 +97,7 @@ def test_the_shared_secretariat_has_unread_mail_for_the_doctor() -> None:
     assert f'{unread}<span class="fr-sr-only"> non lus</span>' in home
 
 
-def test_one_message_is_held_in_quarantine_and_its_sender_told() -> None:
+def test_one_message_is_held_in_quarantine_and_its_sender_told(staff_client: Any) -> None:
     seeded()
     (held,) = Quarantine.objects.all()
     assert held.status == Quarantine.Status.HELD and held.verdict == Quarantine.Verdict.INFECTED
@@ -107,6 +107,13 @@ def test_one_message_is_held_in_quarantine_and_its_sender_told() -> None:
     assert "mis en quarantaine" in page
     # Never delivered to the nurse.
     assert not Entry.objects.filter(message=held.message, mailbox__address__startswith="julien")
+    # Her notice is in her inbox; staff find the message in their quarantine review.
+    notice = Entry.objects.get(
+        folder=inbox_of(sent.mailbox.address), message__origin=Message.Origin.SYSTEM
+    )
+    assert "virus détecté" in client.get(reverse("webmail_read", args=[notice.pk])).content.decode()
+    review = staff_client.get(f"/admin/mailboxes/quarantine/{held.pk}/change/").content.decode()
+    assert "EICAR-Test-File" in review
 
 
 def test_the_patient_sees_her_conversation_with_her_doctor() -> None:

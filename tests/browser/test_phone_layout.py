@@ -13,13 +13,15 @@ from tests.browser.test_webmail import DESKTOP, PHONE, assert_accessible, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+
 def living_demo() -> dict[str, Entry]:
     """The demo's accounts and mail (the same seed as `make demo`)."""
     demo_mail.populate(demo.seed())
     doctor = Mailbox.objects.get(address="claire.martin@hopital-demo.mssante.fr")
     # Found by its sender: subjects may be sealed in the database.
     letter = Entry.objects.get(mailbox=doctor, message__from_addr=demo_mail.CARDIOLOGIST[0])
-    return {"letter": letter}
+    answer = Entry.objects.get(mailbox=doctor, message__from_addr__endswith="@patient.mssante.fr")
+    return {"letter": letter, "answer": answer}
 
 
 def fits(page: Page, what: str) -> None:
@@ -76,6 +78,15 @@ def test_on_a_phone_the_message_comes_first_and_nothing_scrolls_sideways(
     fits(page, "search")
     page.goto(base + reverse("webmail_preferences"))
     fits(page, "preferences")
+    # The other pages of the webmail: a conversation, the members and the access journal.
+    box = entries["letter"].mailbox_id
+    for name, url in (
+        ("conversation", reverse("webmail_conversation", args=[entries["answer"].pk])),
+        ("members", reverse("webmail_members", args=[box])),
+        ("journal", reverse("webmail_journal", args=[box])),
+    ):
+        page.goto(base + url)
+        fits(page, name)
     page.get_by_role("button", name="Écrire", exact=True).click()
     expect(page.get_by_role("heading", name="Nouveau message")).to_be_visible()
     fits(page, "compose")
