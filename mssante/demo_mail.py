@@ -36,7 +36,7 @@ from django.utils import timezone
 from accounts.models import User
 from mailboxes import services as mailbox_services
 from mailboxes.models import ApiToken, Delivery, Entry, IdempotencyRecord, Mailbox, Message
-from mailboxes.services.inbound import receive_message
+from mailboxes.services.inbound import ReceptionError, receive_message
 from mailboxes.services.peer import Peer
 from mssante import demo
 from mssante.lib import mime, xdm
@@ -44,6 +44,7 @@ from mssante.lib.identifiers import INS_OID_DEMO, make_ins
 from patients import services as patient_services
 from trust import listeblanche
 from trust.models import ListedDomain
+from trust.policy import PolicyError
 from trust.scanning import EICAR
 
 # --- Who ---------------------------------------------------------------------------------
@@ -600,7 +601,11 @@ def _patient_reply(world: World, at: datetime, text: str) -> Step:
             .order_by("pk")
             .first()
         )
-        assert delivery is not None, "the doctor wrote first"
+        if (
+            delivery is None
+            or not Entry.objects.filter(mailbox=marie, message_id=delivery.message_id).exists()
+        ):
+            return False  # her doctor's message was refused: nothing to answer
         parent, patient = delivery.message, world.users["patient"]
         with _clock(at):
             # She read her doctor's message before answering it.
@@ -765,8 +770,25 @@ def _world(accounts: list[dict[str, Any]]) -> World:
     return World(users=users, boxes=boxes, patients=_patients(), now=now)
 
 
-def populate(accounts: list[dict[str, Any]]) -> int:
-    """Send the demo's mail through the services; how many messages were sent this time.
+@dataclass(frozen=True)
+class Outcome:
+    """What ``populate`` did: how many messages it sent, and why it sent none of the others."""
+
+    sent: int
+    refused: list[str]
+
+
+# What a service says when it refuses a message (a box the user closed in the demo…).
+REFUSALS = (
+    mailbox_services.SubmissionError,
+    mailbox_services.DraftError,
+    ReceptionError,
+    PolicyError,
+)
+
+
+def populate(accounts: list[dict[str, Any]]) -> Outcome:
+    """Send the demo's mail through the services, once; a refused message is skipped.
 
     Each message must commit before the next (the patient answers what she received, the
     pipeline delivers on commit): not inside a transaction.
@@ -775,11 +797,14 @@ def populate(accounts: list[dict[str, Any]]) -> int:
         raise RuntimeError("the demo's mail is sent outside any transaction (each one commits)")
     _liste_blanche()
     world = _world(accounts)
-    sent = 0
+    sent, refused = 0, []
     ranks: dict[tuple[str, str], int] = {}
     for step in sorted(_steps(world), key=lambda step: step.at):
         rank = ranks.get(step.pair, 0) if step.pair else 0
         if step.pair:
             ranks[step.pair] = rank + 1
-        sent += step.run(rank)
-    return sent
+        try:
+            sent += step.run(rank)
+        except REFUSALS as exc:
+            refused.append(str(exc))
+    return Outcome(sent, refused)

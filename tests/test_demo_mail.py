@@ -151,3 +151,17 @@ def test_inside_a_transaction_it_refuses_before_sending_anything() -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
         demo_mail.populate(accounts)
     assert not Message.objects.exists()
+
+
+def test_a_message_a_service_refuses_is_skipped_with_its_reason() -> None:
+    from mailboxes import services
+
+    call_command("seed_demo", "--sans-courrier", stdout=io.StringIO())
+    nurse = Mailbox.objects.get(address="julien.dupont@cabinet-demo.mssante.fr")
+    services.close_mailbox(nurse, by=None, reason="Départ")
+    err = io.StringIO()
+    call_command("seed_demo", stdout=io.StringIO(), stderr=err)
+    # Her two messages (hers to the secretariat, the doctor's to her) are refused, in French.
+    assert err.getvalue().count("Message de démonstration non envoyé") == 2
+    assert "fermée" in err.getvalue()
+    assert Message.objects.filter(from_addr__startswith="laboratoire@").count() == 13

@@ -26,13 +26,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         accounts = demo.seed()
-        sent = 0 if options["no_mail"] else self.populate(accounts)
+        outcome = demo_mail.Outcome(0, []) if options["no_mail"] else self.populate(accounts)
+        for reason in outcome.refused:
+            self.stderr.write(f"Message de démonstration non envoyé : {reason}")
         if options["json"]:
             self.stdout.write(json.dumps(accounts, ensure_ascii=False, indent=2))
             return
         self.stdout.write(self.style.SUCCESS("Espace de démonstration prêt. Comptes :"))
-        if sent:
-            self.stdout.write(f"  ({sent} messages de démonstration envoyés)")
+        if outcome.sent:
+            self.stdout.write(f"  ({outcome.sent} messages de démonstration envoyés)")
         for a in accounts:
             self.stdout.write(
                 f"  {a['name']:<18} ({a['kind']}) identifiant {a['identifier']:<16} "
@@ -44,7 +46,7 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def populate(accounts: list[dict[str, Any]]) -> int:
+    def populate(accounts: list[dict[str, Any]]) -> demo_mail.Outcome:
         """The demo's mail, quietly: the tasks' log lines and the e-mail the console backend
         prints (the patient's content-free notification) would bury the logins."""
         logging.disable(logging.INFO)
