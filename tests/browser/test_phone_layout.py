@@ -79,11 +79,11 @@ def test_on_a_phone_the_message_comes_first_and_nothing_scrolls_sideways(
     page.goto(base + reverse("webmail_preferences"))
     fits(page, "preferences")
     # The other pages of the webmail: a conversation, the members and the access journal.
-    box = entries["letter"].mailbox_id
+    mailbox_id = entries["letter"].mailbox_id
     for name, url in (
         ("conversation", reverse("webmail_conversation", args=[entries["answer"].pk])),
-        ("members", reverse("webmail_members", args=[box])),
-        ("journal", reverse("webmail_journal", args=[box])),
+        ("members", reverse("webmail_members", args=[mailbox_id])),
+        ("journal", reverse("webmail_journal", args=[mailbox_id])),
     ):
         page.goto(base + url)
         fits(page, name)
