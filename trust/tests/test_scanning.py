@@ -100,7 +100,8 @@ def test_eicar_in_a_forwarded_message_is_infected(clamd: None) -> None:
 
 def test_with_scanning_off_the_verdict_says_not_scanned_never_clean(settings: Any) -> None:
     settings.CLAMD_ADDRESS = ""
-    verdict = scan_raw_message(message(("x.bin", "application/octet-stream", EICAR)))
+    # Anything but the EICAR test file (recognised without clamd, below).
+    verdict = scan_raw_message(message(("x.bin", "application/octet-stream", PDF)))
     assert verdict.status == ScanStatus.NOT_SCANNED
     assert not verdict.clean and verdict.label == "non analysé"
 
@@ -113,3 +114,21 @@ def test_an_unreachable_clamd_raises_so_the_message_waits(settings: Any) -> None
     settings.CLAMD_TIMEOUT = 2
     with pytest.raises(ClamdUnavailable):
         scan_raw_message(message())
+
+
+@pytest.mark.parametrize(
+    "attachment",
+    [
+        ("essai.txt", "text/plain", EICAR),
+        ("essai.bin", "application/octet-stream", EICAR),
+        ("essai.txt", "text/plain", EICAR + b"\r\n"),
+    ],
+    ids=["as text", "base64", "with a newline"],
+)
+def test_without_clamd_the_eicar_test_file_is_still_held(
+    settings: Any, attachment: tuple[str, str, bytes]
+) -> None:
+    settings.CLAMD_ADDRESS = ""
+    verdict = scan_raw_message(message(attachment))
+    assert verdict.status == ScanStatus.INFECTED and not verdict.clean
+    assert verdict.signatures == ("EICAR-Test-File",)
