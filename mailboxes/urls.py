@@ -55,6 +55,34 @@ urlpatterns = [
         name="webmail_receipt",
     ),
     path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    path(
+        "preferences/<int:mailbox_id>/signature/",
+        preferences.signature_view,
+        name="webmail_signature",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/absence/",
+        preferences.auto_reply_view,
+        name="webmail_auto_reply",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/", preferences.rule_add_view, name="webmail_rule_add"
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/appliquer/",
+        preferences.rules_apply_view,
+        name="webmail_rules_apply",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/<int:rule_id>/deplacer/",
+        preferences.rule_move_view,
+        name="webmail_rule_move",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/<int:rule_id>/supprimer/",
+        preferences.rule_delete_view,
+        name="webmail_rule_delete",
+    ),
     # The holder's agreement that software may use their box through the API
     path(
         "preferences/acces-logiciel/<int:mailbox_id>/",

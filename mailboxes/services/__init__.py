@@ -8,6 +8,7 @@ One module per concern; callers use the names re-exported here.
 
 from mailboxes.blobs import BlobStoreUnavailable
 from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
+from mailboxes.services.automation import apply_rules_to_inbox, send_auto_reply
 from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.counters import Drift, recount_folders
 from mailboxes.services.drafts import (
@@ -73,6 +74,14 @@ from mailboxes.services.pipeline import (
     scan,
     sweep,
 )
+from mailboxes.services.preferences import (
+    PreferencesError,
+    add_rule,
+    delete_rule,
+    move_rule,
+    set_auto_reply,
+    set_signature,
+)
 from mailboxes.services.quarantine import (
     QuarantineError,
     delete_quarantined,
@@ -119,12 +128,15 @@ __all__ = [
     "IdempotencyConflict",
     "MailboxError",
     "MembershipError",
+    "PreferencesError",
     "QuarantineError",
     "ScopeError",
     "SubmissionError",
     "TokenError",
     "add_draft_attachment",
+    "add_rule",
     "agreement_for",
+    "apply_rules_to_inbox",
     "attach_forwarded",
     "attach_xdm_package",
     "authenticate_token",
@@ -141,6 +153,7 @@ __all__ = [
     "delete_draft",
     "delete_folder",
     "delete_quarantined",
+    "delete_rule",
     "deliver",
     "deliver_many",
     "drain",
@@ -150,6 +163,7 @@ __all__ = [
     "grant_membership",
     "live_agreement",
     "move_entries",
+    "move_rule",
     "open_draft",
     "open_entry",
     "parse",
@@ -179,12 +193,15 @@ __all__ = [
     "scan",
     "send_api_batch",
     "send_api_message",
+    "send_auto_reply",
     "send_draft",
     "sender_for",
+    "set_auto_reply",
     "set_draft_headers",
     "set_flags",
     "set_liste_rouge",
     "set_receipt_mode",
+    "set_signature",
     "submit_message",
     "sweep",
     "trash_entries",

@@ -1,0 +1,353 @@
+"""A box's preferences through the path a user takes: signature, out-of-office reply, rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from mailboxes import services
+from mailboxes.models import (
+    AutoReply,
+    AutoReplySent,
+    Draft,
+    Entry,
+    Folder,
+    Mailbox,
+    Message,
+    Rule,
+    Signature,
+)
+from mssante.lib import mime
+from tests.personas import Lab, Person, committed, login, send
+
+pytestmark = pytest.mark.django_db
+
+
+def _set_out_of_office(person: Person, **overrides: str) -> None:
+    today = timezone.localdate()
+    data = {
+        "enabled": "on",
+        "start": (today - timedelta(days=1)).isoformat(),
+        "end": (today + timedelta(days=6)).isoformat(),
+        "text": "Je suis absente jusqu'au 12. En cas d'urgence : le secrétariat.",
+        "interval_days": "4",
+    }
+    data.update(overrides)
+    response = login(person.user).post(reverse("webmail_auto_reply", args=[person.box.pk]), data)
+    assert response.status_code == 302, response.content
+
+
+def _auto_replies(to: Mailbox) -> list[Message]:
+    return list(
+        Message.objects.filter(
+            entries__mailbox=to, entries__folder__role=Folder.Role.INBOX, automatic=True
+        ).exclude(null_return_path=True)
+    )
+
+
+def _inbox(box: Mailbox, message: Message) -> Entry:
+    return Entry.objects.get(mailbox=box, message=message)
+
+
+# --------------------------------------------------------------------------- signature
+
+
+def test_a_signature_set_in_preferences_ends_a_new_message_and_tops_a_reply(
+    claire: Person, julien: Person
+) -> None:
+    client = login(claire.user)
+    response = client.post(
+        reverse("webmail_signature", args=[claire.box.pk]),
+        {"text": "Dr Claire Martin\r\nCardiologie — poste 4321"},
+    )
+    assert response.status_code == 302
+    assert "Dr Claire Martin" in client.get(response.url).content.decode()
+
+    committed(client.post, reverse("webmail_compose", args=[claire.box.pk]))
+    draft = Draft.objects.filter(mailbox=claire.box).latest("pk")
+    text = services.open_draft(draft).text
+    assert text.endswith("-- \nDr Claire Martin\nCardiologie — poste 4321\n")
+
+    message = send(julien.box, [claire.box.address], text="Pouvez-vous voir Mme B. ?")
+    entry = _inbox(claire.box, message)
+    client.post(reverse("webmail_reply", args=[entry.pk]), {"mode": "reply"})
+    reply = services.open_draft(Draft.objects.filter(mailbox=claire.box).latest("pk")).text
+    assert reply.index("Dr Claire Martin") < reply.index("> Pouvez-vous voir Mme B. ?")
+
+
+def test_a_huge_signature_is_refused_and_nothing_is_written(claire: Person) -> None:
+    response = login(claire.user).post(
+        reverse("webmail_signature", args=[claire.box.pk]), {"text": "x" * 20_000}
+    )
+    assert response.status_code == 400
+    assert "2000" in response.content.decode()
+    assert not Signature.objects.exists()
+
+
+def test_a_reader_of_a_shared_box_cannot_set_a_signature_there(
+    secretariat: Mailbox, lea: Person
+) -> None:
+    response = login(lea.user).post(
+        reverse("webmail_signature", args=[secretariat.pk]), {"text": "Léa"}
+    )
+    assert response.status_code == 403
+    assert not Signature.objects.exists()
+
+
+# --------------------------------------------------------------------------- out of office
+
+
+def test_two_messages_of_one_sender_get_one_auto_reply(claire: Person, julien: Person) -> None:
+    _set_out_of_office(claire)
+    first = send(julien.box, [claire.box.address], subject="Patient B.")
+    send(julien.box, [claire.box.address], subject="Patient B., suite")
+
+    replies = _auto_replies(julien.box)
+    assert len(replies) == 1
+    reply = replies[0]
+    assert reply.subject == "Réponse automatique : Patient B."
+    assert reply.sender_mailbox_id == claire.box.pk
+    parsed = mime.parse_message(services.read_raw(reply))
+    assert parsed.in_reply_to == first.message_id
+    assert any(first.message_id.strip("<>") in ref for ref in parsed.references)
+    assert "Auto-Submitted: auto-replied" in services.read_raw(reply).decode()
+    assert "le secrétariat" in (parsed.text or "")
+    # Scanned and journaled like any message from the box; the original is not "answered".
+    assert reply.scan_status != Message.ScanStatus.PENDING
+    assert not _inbox(claire.box, first).answered
+    assert AutoReplySent.objects.get().correspondent == julien.box.address
+
+
+def test_a_new_absence_answers_the_same_correspondent_again(claire: Person, julien: Person) -> None:
+    _set_out_of_office(claire)
+    send(julien.box, [claire.box.address])
+    today = timezone.localdate()
+    _set_out_of_office(claire, end=(today + timedelta(days=9)).isoformat())
+    send(julien.box, [claire.box.address])
+    assert len(_auto_replies(julien.box)) == 2
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-generated"},
+        {"Auto-Submitted": "auto-replied"},
+        {"List-Id": "<cardio.liste.test>"},
+        {"Precedence": "bulk"},
+    ],
+)
+def test_automatic_mail_is_never_answered(
+    claire: Person, julien: Person, headers: dict[str, str]
+) -> None:
+    _set_out_of_office(claire)
+    message = send(julien.box, [claire.box.address], extra_headers=headers)
+    assert message.automatic
+    assert _inbox(claire.box, message)
+    assert _auto_replies(julien.box) == []
+
+
+def test_two_boxes_away_do_not_answer_each_other_forever(claire: Person, julien: Person) -> None:
+    _set_out_of_office(claire)
+    _set_out_of_office(julien)
+    send(julien.box, [claire.box.address])
+    # Claire's reply reached Julien, whose own reply does not answer an automatic one.
+    assert len(_auto_replies(julien.box)) == 1
+    assert _auto_replies(claire.box) == []
+
+
+def test_a_patient_is_not_answered_when_the_reply_is_for_professionals_only(
+    claire: Person, lucie: Person
+) -> None:
+    _set_out_of_office(claire, professionals_only="on")
+    send(claire.box, [lucie.box.address])
+    thread = Entry.objects.get(mailbox=lucie.box).message
+    send(lucie.box, [claire.box.address], in_reply_to=thread, author=lucie.user)
+    assert _auto_replies(lucie.box) == []
+
+
+def test_an_absence_ending_before_it_starts_is_refused(claire: Person) -> None:
+    today = timezone.localdate()
+    response = login(claire.user).post(
+        reverse("webmail_auto_reply", args=[claire.box.pk]),
+        {
+            "enabled": "on",
+            "start": today.isoformat(),
+            "end": (today - timedelta(days=3)).isoformat(),
+            "text": "Absente.",
+            "interval_days": "4",
+        },
+    )
+    assert response.status_code == 400
+    assert "La date de fin doit suivre la date de début." in response.content.decode()
+    assert not AutoReply.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("start", "31/02/2026"), ("end", "pas une date"), ("interval_days", "100000"), ("text", "")],
+)
+def test_malformed_out_of_office_input_is_refused_clearly(
+    claire: Person, field: str, value: str
+) -> None:
+    today = timezone.localdate()
+    data = {
+        "enabled": "on",
+        "start": today.isoformat(),
+        "end": today.isoformat(),
+        "text": "Absente.",
+        "interval_days": "4",
+    }
+    data[field] = value
+    response = login(claire.user).post(reverse("webmail_auto_reply", args=[claire.box.pk]), data)
+    assert response.status_code == 400
+    assert not AutoReply.objects.exists()
+
+
+def test_a_delivery_batch_without_rules_or_replies_asks_nothing_more(
+    claire: Person, julien: Person, django_assert_max_num_queries
+) -> None:
+    # Another box's rule does not make Claire's deliveries look anything up.
+    services.add_rule(julien.box, by=julien.user, condition="patient", value="", action="read")
+    message = services.submit_message(
+        mailbox=julien.box,
+        author=julien.user,
+        to=[claire.box.address],
+        cc=[],
+        subject="A",
+        text="B",
+    )
+    with django_assert_max_num_queries(40) as captured:
+        services.process([message.pk])
+    # The claim query says which boxes have any (EXISTS); nothing reads the rules themselves.
+    assert not any(
+        q["sql"].startswith(('SELECT "mailboxes_rule"', 'SELECT "mailboxes_autoreply"'))
+        for q in captured
+    )
+    assert Entry.objects.get(mailbox=claire.box, message=message)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def test_a_rule_files_lab_results_in_a_folder_marked_read(claire: Person, laboratoire: Lab) -> None:
+    client = login(claire.user)
+    folder = services.create_folder(claire.box, "Résultats", by=claire.user)
+    response = client.post(
+        reverse("webmail_rule_add", args=[claire.box.pk]),
+        {"condition": "app", "value": "", "action": "move", "folder": str(folder.pk)},
+    )
+    assert response.status_code == 302, response.content
+    client.post(
+        reverse("webmail_rule_add", args=[claire.box.pk]),
+        {"condition": "sender", "value": laboratoire.box.address, "action": "read"},
+    )
+    page = client.get(reverse("webmail_preferences") + f"?boite={claire.box.pk}")
+    assert "Résultats" in page.content.decode()
+
+    result = send(
+        laboratoire.box,
+        [claire.box.address],
+        author=laboratoire.responsible,
+        subject="Résultat NFS",
+    )
+    entry = _inbox(claire.box, result)
+    assert entry.folder_id == folder.pk
+    assert entry.seen
+    # Mail from a person still lands in the inbox.
+    other = send(laboratoire.box, [claire.box.address], author=laboratoire.responsible)
+    assert _inbox(claire.box, other).folder_id == folder.pk
+
+
+def test_a_subject_rule_matches_in_python_and_flags(claire: Person, julien: Person) -> None:
+    services.add_rule(
+        claire.box, by=claire.user, condition="subject", value="urgent", action="flag"
+    )
+    flagged = send(julien.box, [claire.box.address], subject="Avis URGENT")
+    plain = send(julien.box, [claire.box.address], subject="Avis")
+    assert _inbox(claire.box, flagged).flagged
+    assert not _inbox(claire.box, plain).flagged
+
+
+def test_a_rule_on_a_folder_of_another_box_is_refused(claire: Person, julien: Person) -> None:
+    theirs = services.create_folder(julien.box, "Perso", by=julien.user)
+    response = login(claire.user).post(
+        reverse("webmail_rule_add", args=[claire.box.pk]),
+        {"condition": "patient", "action": "move", "folder": str(theirs.pk)},
+    )
+    assert response.status_code == 400
+    with pytest.raises(services.PreferencesError):
+        services.add_rule(
+            claire.box,
+            by=claire.user,
+            condition="patient",
+            value="",
+            action="move",
+            folder_id=theirs.pk,
+        )
+    assert not Rule.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["", "a" * 5000, "pas une adresse", "x@@y"])
+def test_a_malformed_sender_rule_is_refused(claire: Person, value: str) -> None:
+    response = login(claire.user).post(
+        reverse("webmail_rule_add", args=[claire.box.pk]),
+        {"condition": "sender", "value": value, "action": "read"},
+    )
+    assert response.status_code == 400
+    assert not Rule.objects.exists()
+
+
+def test_rules_are_reordered_deleted_and_applied_to_the_inbox(
+    claire: Person, julien: Person
+) -> None:
+    client = login(claire.user)
+    archive = Folder.objects.get(mailbox=claire.box, role=Folder.Role.ARCHIVE)
+    old = send(julien.box, [claire.box.address], subject="Ancien bilan")
+    first = services.add_rule(
+        claire.box, by=claire.user, condition="subject", value="bilan", action="flag"
+    )
+    second = services.add_rule(
+        claire.box,
+        by=claire.user,
+        condition="subject",
+        value="bilan",
+        action="move",
+        folder_id=archive.pk,
+    )
+    client.post(reverse("webmail_rule_move", args=[claire.box.pk, second.pk]), {"direction": "up"})
+    assert list(Rule.objects.values_list("pk", flat=True)) == [second.pk, first.pk]
+    client.post(reverse("webmail_rule_delete", args=[claire.box.pk, first.pk]))
+    assert list(Rule.objects.values_list("pk", flat=True)) == [second.pk]
+
+    response = client.post(reverse("webmail_rules_apply", args=[claire.box.pk]))
+    assert response.status_code == 302
+    entry = _inbox(claire.box, old)
+    assert entry.folder_id == archive.pk
+    assert not entry.flagged
+
+
+def test_another_users_rule_is_not_found(claire: Person, julien: Person) -> None:
+    rule = services.add_rule(
+        julien.box, by=julien.user, condition="patient", value="", action="read"
+    )
+    client = login(claire.user)
+    for url in (
+        reverse("webmail_rule_delete", args=[claire.box.pk, rule.pk]),
+        reverse("webmail_rule_delete", args=[julien.box.pk, rule.pk]),
+    ):
+        assert client.post(url).status_code == 404
+    assert Rule.objects.filter(pk=rule.pk).exists()
+
+
+def test_is_automatic_follows_rfc_3834() -> None:
+    assert not mime.is_automatic(None)
+    assert not mime.is_automatic("no")
+    assert not mime.is_automatic("No; comment")
+    assert mime.is_automatic("auto-generated")
+    assert mime.is_automatic("auto-notified; owner-email=x@y")
+    assert mime.is_automatic(None, "<liste.example>")
+    assert mime.is_automatic(None, None, "junk")
+    assert not mime.is_automatic(None, None, "first-class")
