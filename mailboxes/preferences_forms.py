@@ -40,10 +40,8 @@ class _DateInput(forms.DateInput):
 
 class AutoReplyForm(forms.Form):
     enabled = forms.BooleanField(label=_("Activer la réponse automatique"), required=False)
-    start = forms.DateField(label=_("Du"), help_text=_("Format : jj/mm/aaaa"), widget=_DateInput())
-    end = forms.DateField(
-        label=_("Au (inclus)"), help_text=_("Format : jj/mm/aaaa"), widget=_DateInput()
-    )
+    start = forms.DateField(label=_("Du"), widget=_DateInput())
+    end = forms.DateField(label=_("Au (inclus)"), widget=_DateInput())
     text = forms.CharField(
         label=_("Message"),
         help_text=_("Envoyé une fois à chaque correspondant, jamais à un message automatique."),
