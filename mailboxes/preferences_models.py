@@ -130,3 +130,28 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox_id}#{self.position}: {self.condition} → {self.action}"
+
+
+class MailAlert(models.Model):
+    """A professional's opt-in: an e-mail to their personal address when new mail arrives.
+
+    The address is ``User.email``, which changes only through the confirmed link of
+    accounts (``request_email_change``). The e-mail says how many messages wait, never
+    who sent them nor what about, and goes at most once per ``ALERT_INTERVAL``.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_alert"
+    )
+    enabled = models.BooleanField(_("alerte activée"), default=False)
+    # Messages received after this are "new" for the next alert (the last one, or the opt-in).
+    counted_from = models.DateTimeField(default=timezone.now)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("alerte de nouveaux messages")
+        verbose_name_plural = _("alertes de nouveaux messages")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.enabled}"

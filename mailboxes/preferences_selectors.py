@@ -7,7 +7,7 @@ from typing import Any
 from django.http import Http404
 
 from mailboxes import selectors
-from mailboxes.models import AutoReply, Folder, Mailbox, Rule, Signature
+from mailboxes.models import AutoReply, Folder, MailAlert, Mailbox, Rule, Signature
 from mailboxes.selectors import Access
 
 
@@ -65,3 +65,8 @@ def managed_boxes(user: Any) -> list[Mailbox]:
         for box in selectors.accessible_mailboxes(user).filter(status=Mailbox.Status.ACTIVE)
         if (selectors.access(user, box) or 0) >= Access.MANAGE
     ]
+
+
+def mail_alert_on(user: Any) -> bool:
+    """Whether ``user`` asked for the new-mail alert to their personal address."""
+    return MailAlert.objects.filter(user_id=user.pk, enabled=True).exists()

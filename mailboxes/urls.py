@@ -55,6 +55,7 @@ urlpatterns = [
         name="webmail_receipt",
     ),
     path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    path("preferences/alerte/", preferences.mail_alert_view, name="webmail_mail_alert"),
     path(
         "preferences/<int:mailbox_id>/signature/",
         preferences.signature_view,

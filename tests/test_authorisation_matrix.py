@@ -419,6 +419,7 @@ RULES: dict[str, Rule] = {
     # Webmail: pages of the user, whatever their boxes
     "webmail_home": Rule(get=PRO),
     "webmail_preferences": Rule(get=PRO, post=PRO, data=lambda w, b: {"read_receipts": "auto"}),
+    "webmail_mail_alert": Rule(post=PRO, data=lambda w, b: {"alert": "1"}),
     # Letting software use a box through the API: its holder (or responsible) alone.
     "webmail_api_agreement": _web(
         post=Access.HOLDER,

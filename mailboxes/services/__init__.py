@@ -7,6 +7,7 @@ One module per concern; callers use the names re-exported here.
 """
 
 from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.services.alerts import send_new_mail_alert, set_mail_alert
 from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
 from mailboxes.services.automation import apply_rules_to_inbox, send_auto_reply
 from mailboxes.services.blobstore import collect_orphan_blobs
@@ -195,11 +196,13 @@ __all__ = [
     "send_api_message",
     "send_auto_reply",
     "send_draft",
+    "send_new_mail_alert",
     "sender_for",
     "set_auto_reply",
     "set_draft_headers",
     "set_flags",
     "set_liste_rouge",
+    "set_mail_alert",
     "set_receipt_mode",
     "set_signature",
     "submit_message",

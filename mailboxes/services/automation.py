@@ -27,6 +27,7 @@ from mailboxes import addresses, tasks
 from mailboxes.models import AutoReply, AutoReplySent, Entry, Folder, Mailbox, Message, Rule
 from mailboxes.selectors import Access
 from mailboxes.services import queue
+from mailboxes.services.alerts import alert_users
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.messages import submit_message
 from mailboxes.services.rights import authorise
@@ -135,8 +136,9 @@ def place(
     """Apply the boxes' rules to messages arriving (box, message, inbox id); enqueue the
     out-of-office replies once committed. The caller's transaction.
 
-    ``arrivals`` are only those of boxes with a rule or a reply on: three queries for the
-    batch at most (rules, replies, applicative senders), none per message.
+    ``arrivals`` are only those of boxes with a rule, a reply or their owner's new-mail alert
+    on: four queries for the batch at most (rules, replies, alerts, applicative senders),
+    none per message.
     """
     if not arrivals:
         return {}
@@ -150,6 +152,13 @@ def place(
         )
     }
     from_app = _app_senders([m for _b, m, _i in arrivals])
+    # The owners of personal boxes who asked for a new-mail alert: one task each.
+    for user_id in sorted(
+        alert_users(
+            {b.owner_id for b, _m, _i in arrivals if b.kind == Mailbox.Kind.PERSONAL and b.owner_id}
+        )
+    ):
+        transaction.on_commit(functools.partial(queue.enqueue, tasks.send_new_mail_alert, user_id))
     placements: dict[tuple[int, int], Placement] = {}
     answered: set[tuple[int, str]] = set()
     for box, message, inbox_id in arrivals:

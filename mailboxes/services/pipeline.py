@@ -18,7 +18,16 @@ from django.utils import timezone
 
 from audit import journal
 from mailboxes import blobs, hooks, reasons
-from mailboxes.models import AutoReply, Delivery, Entry, Folder, Mailbox, Message, Rule
+from mailboxes.models import (
+    AutoReply,
+    Delivery,
+    Entry,
+    Folder,
+    MailAlert,
+    Mailbox,
+    Message,
+    Rule,
+)
 from mailboxes.reasons import Reason
 from mailboxes.services import automation, quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
@@ -247,13 +256,21 @@ def _claim_local(which: Q) -> list[Delivery]:
         .select_related("message", "mailbox")
         .annotate(
             inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX),
-            # The box has a rule or an out-of-office reply on: only then does the delivery
-            # ask anything more of the database (automation.place, per batch).
+            # The box has a rule or an out-of-office reply on, or its owner a new-mail
+            # alert: only then does the delivery ask anything more of the database
+            # (automation.place, per batch).
             automated=ExpressionWrapper(
                 Q(Exists(Rule.objects.filter(mailbox_id=OuterRef("mailbox_id"))))
                 | Q(
                     Exists(
                         AutoReply.objects.filter(mailbox_id=OuterRef("mailbox_id"), enabled=True)
+                    )
+                )
+                | Q(
+                    Exists(
+                        MailAlert.objects.filter(
+                            user_id=OuterRef("mailbox__owner_id"), enabled=True
+                        )
                     )
                 ),
                 output_field=BooleanField(),

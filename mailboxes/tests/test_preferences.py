@@ -351,3 +351,45 @@ def test_is_automatic_follows_rfc_3834() -> None:
     assert mime.is_automatic(None, "<liste.example>")
     assert mime.is_automatic(None, None, "junk")
     assert not mime.is_automatic(None, None, "first-class")
+
+
+# --------------------------------------------------------------------------- new-mail alert
+
+
+def test_the_new_mail_alert_is_content_free_and_sent_at_most_once_an_hour(
+    claire: Person, julien: Person, mailoutbox, time_machine
+) -> None:
+    time_machine.move_to(timezone.now(), tick=False)
+    claire.user.email = "claire.perso@example.org"
+    claire.user.save(update_fields=["email"])
+    response = login(claire.user).post(reverse("webmail_mail_alert"), {"alert": "1"})
+    assert response.status_code == 302
+    time_machine.shift(timedelta(seconds=1))
+
+    send(julien.box, [claire.box.address], subject="Mme B., bilan", text="Créatinine 180")
+    time_machine.shift(timedelta(minutes=5))
+    send(julien.box, [claire.box.address], subject="Mme B., suite")
+    assert len(mailoutbox) == 1
+    alert = mailoutbox[0]
+    assert alert.to == ["claire.perso@example.org"]
+    assert "Vous avez 1 nouveau message sur votre messagerie MSSanté" in alert.body
+    for secret in ("Mme B.", "bilan", "Créatinine", julien.box.address, "Dupont"):
+        assert secret not in alert.body and secret not in alert.subject
+
+    time_machine.shift(timedelta(minutes=61))
+    send(julien.box, [claire.box.address], subject="Mme B., encore")
+    assert len(mailoutbox) == 2
+    # The second counts what came since the first: the two messages after it.
+    assert "Vous avez 2 nouveaux messages" in mailoutbox[1].body
+
+
+def test_the_alert_needs_a_personal_address_and_is_never_sent_when_off(
+    claire: Person, julien: Person, mailoutbox
+) -> None:
+    claire.user.email = ""
+    claire.user.save(update_fields=["email"])
+    client = login(claire.user)
+    client.post(reverse("webmail_mail_alert"), {"alert": "1"})
+    assert "adresse personnelle" in client.get(reverse("webmail_preferences")).content.decode()
+    send(julien.box, [claire.box.address])
+    assert mailoutbox == []

@@ -136,9 +136,30 @@ def _preferences_page(
                 for holder_box in boxes
             ],
             "api_agreements": selectors.api_agreements(boxes),
+            "mail_alert": prefs.mail_alert_on(user),
         },
         status=status,
     )
+
+
+@verified_required("professional")
+@require_POST
+def mail_alert_view(request: HttpRequest) -> HttpResponse:
+    """Switch the new-mail alert to the personal address on or off."""
+    user = current_user(request)
+    enabled = request.POST.get("alert") == "1"
+    try:
+        services.set_mail_alert(user, enabled=enabled, request=request)
+    except services.PreferencesError as exc:
+        messages.error(request, str(exc))
+        return redirect(reverse("webmail_preferences") + "#alerte")
+    messages.success(
+        request,
+        _("Alerte activée : un courriel sans contenu, au plus une fois par heure.")
+        if enabled
+        else _("Alerte désactivée."),
+    )
+    return redirect(reverse("webmail_preferences") + "#alerte")
 
 
 @verified_required("professional")
