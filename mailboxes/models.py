@@ -727,6 +727,7 @@ class Quarantine(models.Model):
 from mailboxes.preferences_models import (  # noqa: E402, F401
     AutoReply,
     AutoReplySent,
+    Contact,
     MailAlert,
     Rule,
     Signature,

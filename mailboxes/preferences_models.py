@@ -17,6 +17,7 @@ SIGNATURE_MAX_CHARS = 2000
 AUTO_REPLY_MAX_CHARS = 4000
 RULE_VALUE_MAX_CHARS = 200
 RULES_PER_MAILBOX = 50
+CONTACTS_PER_USER = 500
 
 
 class Signature(models.Model):
@@ -155,3 +156,25 @@ class MailAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.enabled}"
+
+
+class Contact(models.Model):
+    """A correspondent a person starred (favourites): an address and the name to show."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="contacts"
+    )
+    address = models.CharField(_("adresse"), max_length=254)
+    name = models.CharField(_("nom"), max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("contact favori")
+        verbose_name_plural = _("contacts favoris")
+        ordering = ["name", "address"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "address"], name="unique_contact"),
+        ]
+
+    def __str__(self) -> str:
+        return self.address

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from mailboxes.views import attachments, compose, folders, messages, preferences, sharing
+from mailboxes.views import (
+    attachments,
+    compose,
+    contacts,
+    folders,
+    messages,
+    preferences,
+    sharing,
+)
 
 urlpatterns = [
     path("", messages.webmail_home, name="webmail_home"),
@@ -55,6 +63,15 @@ urlpatterns = [
         name="webmail_receipt",
     ),
     path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    path("contacts/", contacts.contacts_view, name="webmail_contacts"),
+    path("contacts/favori/", contacts.contact_star_view, name="webmail_contact_star"),
+    path("contacts/retirer/", contacts.contact_unstar_view, name="webmail_contact_unstar"),
+    path("ecrire/", contacts.write_to_view, name="webmail_write_to"),
+    path(
+        "destinataires/suggestions",
+        contacts.recipient_suggestions_view,
+        name="webmail_recipient_suggestions",
+    ),
     path("preferences/alerte/", preferences.mail_alert_view, name="webmail_mail_alert"),
     path(
         "preferences/<int:mailbox_id>/signature/",

@@ -420,6 +420,11 @@ RULES: dict[str, Rule] = {
     "webmail_home": Rule(get=PRO),
     "webmail_preferences": Rule(get=PRO, post=PRO, data=lambda w, b: {"read_receipts": "auto"}),
     "webmail_mail_alert": Rule(post=PRO, data=lambda w, b: {"alert": "1"}),
+    "webmail_contacts": Rule(get=PRO),
+    "webmail_contact_star": Rule(post=PRO, data=lambda w, b: {"address": "a@b.fr"}),
+    "webmail_contact_unstar": Rule(post=PRO, data=lambda w, b: {"address": "a@b.fr"}),
+    "webmail_write_to": Rule(post=PRO, data=lambda w, b: {"to": "a@b.fr"}),
+    "webmail_recipient_suggestions": Rule(get=PRO, anonymous="401"),
     # Letting software use a box through the API: its holder (or responsible) alone.
     "webmail_api_agreement": _web(
         post=Access.HOLDER,

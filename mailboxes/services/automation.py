@@ -278,7 +278,7 @@ def apply_rules_to_inbox(mailbox: Mailbox, *, by: User, limit: int = 5000) -> in
     Bounded (``limit`` most recent messages) so that one click never runs without end.
     """
     authorise(by, mailbox, Access.MANAGE)
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         rules = _live_rules({mailbox.pk}).get(mailbox.pk, [])
         inbox = Folder.objects.get(mailbox=mailbox, role=Folder.Role.INBOX)
         entries = list(

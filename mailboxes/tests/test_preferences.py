@@ -12,6 +12,7 @@ from mailboxes import services
 from mailboxes.models import (
     AutoReply,
     AutoReplySent,
+    Contact,
     Draft,
     Entry,
     Folder,
@@ -393,3 +394,81 @@ def test_the_alert_needs_a_personal_address_and_is_never_sent_when_off(
     assert "adresse personnelle" in client.get(reverse("webmail_preferences")).content.decode()
     send(julien.box, [claire.box.address])
     assert mailoutbox == []
+
+
+# --------------------------------------------------------------------------- contacts
+
+
+def test_a_recent_correspondent_is_starred_and_written_to(claire: Person, julien: Person) -> None:
+    client = login(claire.user)
+    services.set_signature(claire.user, claire.box, "Dr Martin")
+    send(claire.box, [julien.box.address])
+    page = client.get(reverse("webmail_contacts")).content.decode()
+    assert julien.box.address in page
+    client.post(reverse("webmail_contact_star"), {"address": julien.box.address.upper()})
+    assert list(Contact.objects.values_list("address", flat=True)) == [julien.box.address]
+    page = client.get(reverse("webmail_contacts")).content.decode()
+    assert "Retirer des favoris" in page
+
+    response = client.post(reverse("webmail_write_to"), {"to": julien.box.address})
+    assert response.status_code == 302
+    draft = Draft.objects.filter(mailbox=claire.box).latest("pk")
+    content = services.open_draft(draft)
+    assert content.to == [julien.box.address]
+    assert content.text.endswith("-- \nDr Martin\n")
+
+    client.post(reverse("webmail_contact_unstar"), {"address": julien.box.address})
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.parametrize("address", ["", "x" * 400 + "@a.fr", "a@b", "a,b@c.fr", "<a@b.fr>"])
+def test_a_malformed_address_is_refused_for_favourites_and_writing(
+    claire: Person, address: str
+) -> None:
+    client = login(claire.user)
+    assert client.post(reverse("webmail_contact_star"), {"address": address}).status_code == 302
+    assert client.post(reverse("webmail_write_to"), {"to": address}).status_code == 302
+    assert not Contact.objects.exists()
+    assert not Draft.objects.exists()
+
+
+def test_writing_from_a_box_one_may_only_read_is_refused(
+    secretariat: Mailbox, lea: Person, claire: Person
+) -> None:
+    response = login(lea.user).post(
+        reverse("webmail_write_to"), {"to": claire.box.address, "mailbox": str(secretariat.pk)}
+    )
+    assert response.status_code == 403
+    assert not Draft.objects.filter(mailbox=secretariat).exists()
+
+
+def test_a_patient_is_found_by_name_only_among_those_exchanged_with(
+    claire: Person, paul: Person, lucie: Person
+) -> None:
+    send(claire.box, [lucie.box.address])
+    identity = lucie.user.patient
+    client = login(claire.user)
+    suggestions = client.get(
+        reverse("webmail_recipient_suggestions"), {"q": identity.birth_name[:4]}
+    ).json()
+    assert any(s["address"] == lucie.box.address and s["type"] == "patient" for s in suggestions)
+    page = client.get(reverse("webmail_contacts"), {"patient": identity.birth_name}).content
+    assert lucie.box.address.encode() in page
+
+    # Paul never wrote to her: her name finds nothing for him.
+    other = login(paul.user)
+    suggestions = other.get(
+        reverse("webmail_recipient_suggestions"), {"q": identity.birth_name}
+    ).json()
+    assert all(s["address"] != lucie.box.address for s in suggestions)
+    assert (
+        lucie.box.address.encode()
+        not in other.get(reverse("webmail_contacts"), {"patient": identity.birth_name}).content
+    )
+
+
+def test_the_directory_offers_write_to(claire: Person, julien: Person) -> None:
+    client = login(claire.user)
+    response = client.post(reverse("directory:search"), {"q": "Dupont"}, follow=True)
+    page = response.content.decode()
+    assert reverse("webmail_write_to") in page
