@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from mailboxes import services
 from mailboxes.models import AutoReply, Signature
 from mssante import demo
 from tests.browser.test_webmail import (
@@ -63,7 +65,27 @@ def test_a_doctor_sets_a_signature_and_an_out_of_office_reply(live_server, page:
     page.set_viewport_size(DESKTOP)
     assert_accessible(page)
     shoot(page, "preferences-box")
+
+    # Contacts: a recent correspondent starred, then written to.
+    nurse = mailbox_of("nurse")
+    services.submit_message(
+        mailbox=box, author=box.owner, to=[nurse.address], cc=[], subject="Avis", text="Bonjour."
+    )
+    page.get_by_role("link", name="Contacts").click()
+    expect(page.get_by_role("heading", name="Contacts", exact=True)).to_be_visible()
+    page.get_by_role("button", name=f"Ajouter {nurse.address} aux favoris").click()
+    expect(page.get_by_text("Ajouté aux favoris.")).to_be_visible()
+    page.set_viewport_size(PHONE)
+    assert_accessible(page)
+    page.set_viewport_size(DESKTOP)
+    assert_accessible(page)
+    shoot(page, "contacts")
+    page.get_by_role("button", name=f"Écrire à {nurse.address}").first.click()
+    expect(page.locator("#id_to")).to_have_value(nurse.address)
+    expect(page.locator("#id_text")).to_have_value(re.compile("Dr Claire Martin"))
+
     DOCS.mkdir(parents=True, exist_ok=True)
-    for size in ("desktop", "phone"):
-        name = f"webmail-preferences-box-{size}.png"
-        shutil.copy(SHOTS / name, DOCS / name)
+    for shot in ("preferences-box", "contacts"):
+        for size in ("desktop", "phone"):
+            name = f"webmail-{shot}-{size}.png"
+            shutil.copy(SHOTS / name, DOCS / name)
