@@ -209,3 +209,18 @@ def recipient_suggestions(user: Any, query: str, limit: int = 10) -> list[dict[s
         for row in directory_selectors.autocomplete(query, limit=limit - len(out)):
             out.setdefault(row["address"], row)
     return list(out.values())[:limit]
+
+
+def writable_box(user: Any) -> Mailbox | None:
+    """The box "Écrire à" writes from: the user's own, else the first they may send from."""
+    own = selectors.default_mailbox(user)
+    if own is not None and (selectors.access(user, own) or 0) >= Access.SEND:
+        return own
+    for box in (
+        selectors.accessible_mailboxes(user)
+        .filter(status=Mailbox.Status.ACTIVE)
+        .order_by("address")
+    ):
+        if (selectors.access(user, box) or 0) >= Access.SEND:
+            return box
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from email.message import EmailMessage
 
 import pytest
 from django.urls import reverse
@@ -21,7 +22,9 @@ from mailboxes.models import (
     Rule,
     Signature,
 )
+from mailboxes.services.inbound import receive_message
 from mssante.lib import mime
+from tests import factories
 from tests.personas import Lab, Person, committed, login, send
 
 pytestmark = pytest.mark.django_db
@@ -472,3 +475,28 @@ def test_the_directory_offers_write_to(claire: Person, julien: Person) -> None:
     response = client.post(reverse("directory:search"), {"q": "Dupont"}, follow=True)
     page = response.content.decode()
     assert reverse("webmail_write_to") in page
+
+
+def test_mail_from_another_operator_keeps_only_an_automatic_flag_and_is_not_answered(
+    claire: Person,
+) -> None:
+    _set_out_of_office(claire)
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "robot@clinique.peer.test", claire.box.address, "Avis"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("Votre patient est sorti.")
+    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    message = committed(receive_message, raw, "robot@clinique.peer.test", [claire.box.address])
+    assert message.automatic
+    assert Entry.objects.filter(mailbox=claire.box, message=message).exists()
+    assert not AutoReplySent.objects.exists()
+    assert not Message.objects.filter(subject__startswith="Réponse automatique").exists()
+
+
+def test_write_to_without_a_box_to_write_from_says_so(secretariat: Mailbox, anne) -> None:
+    # Anne has no box of her own and may only read the secretariat.
+    factories.member(secretariat, anne, "read")
+    response = login(anne).post(reverse("webmail_write_to"), {"to": "a@b.fr"}, follow=True)
+    assert response.status_code == 200
+    assert "Aucune de vos boîtes ne vous permet" in response.content.decode()
+    assert not Draft.objects.exists()

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.access import is_verified, verified_required
 from mailboxes import preferences_selectors as prefs
 from mailboxes import selectors, services
+from mailboxes.models import Mailbox
 from mailboxes.services.contacts import clean_address, star_contact, unstar_contact
 from mailboxes.views._common import current_user, render_webmail
 
@@ -77,14 +78,13 @@ def write_to_view(request: HttpRequest) -> HttpResponse:
     """ "Écrire à": a new message from the user's own box (or the one named) to one address."""
     user = current_user(request)
     raw_box = request.POST.get("mailbox", "")
-    box = (
-        selectors.get_mailbox(user, int(raw_box), selectors.Access.SEND)
-        if raw_box.isdigit() and len(raw_box) < 12
-        else selectors.default_mailbox(user)
-    )
+    if raw_box.isdigit() and len(raw_box) < 12:
+        box: Mailbox | None = selectors.get_mailbox(user, int(raw_box), selectors.Access.SEND)
+    else:
+        box = prefs.writable_box(user)
     if box is None:
-        return render(request, "mailboxes/home.html")
-    selectors.require(user, box, selectors.Access.SEND)
+        messages.error(request, _("Aucune de vos boîtes ne vous permet d'écrire."))
+        return redirect(reverse("webmail_contacts"))
     try:
         address = clean_address(request.POST.get("to", "")[:300])
     except services.PreferencesError as exc:
