@@ -260,7 +260,7 @@ def test_a_rule_files_lab_results_in_a_folder_marked_read(claire: Person, labora
     entry = _inbox(claire.box, result)
     assert entry.folder_id == folder.pk
     assert entry.seen
-    # Mail from a person still lands in the inbox.
+    # Every message of the applicative box is filed, whatever its subject.
     other = send(laboratoire.box, [claire.box.address], author=laboratoire.responsible)
     assert _inbox(claire.box, other).folder_id == folder.pk
 
@@ -500,3 +500,30 @@ def test_write_to_without_a_box_to_write_from_says_so(secretariat: Mailbox, anne
     assert response.status_code == 200
     assert "Aucune de vos boîtes ne vous permet" in response.content.decode()
     assert not Draft.objects.exists()
+
+
+def test_an_out_of_office_reply_outside_its_dates_answers_nobody(
+    claire: Person, julien: Person
+) -> None:
+    today = timezone.localdate()
+    _set_out_of_office(
+        claire,
+        start=(today + timedelta(days=2)).isoformat(),
+        end=(today + timedelta(days=5)).isoformat(),
+    )
+    send(julien.box, [claire.box.address])
+    assert _auto_replies(julien.box) == []
+
+
+def test_the_rules_of_a_box_are_bounded(claire: Person) -> None:
+    for n in range(50):
+        services.add_rule(
+            claire.box, by=claire.user, condition="subject", value=f"mot{n}", action="read"
+        )
+    response = login(claire.user).post(
+        reverse("webmail_rule_add", args=[claire.box.pk]),
+        {"condition": "subject", "value": "encore", "action": "read"},
+    )
+    assert response.status_code == 400
+    assert "Au plus 50 règles par boîte." in response.content.decode()
+    assert Rule.objects.count() == 50
