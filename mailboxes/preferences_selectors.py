@@ -74,15 +74,6 @@ def get_rule(user: Any, mailbox_id: int, rule_id: int) -> Rule:
     return rule
 
 
-def managed_boxes(user: Any) -> list[Mailbox]:
-    """The boxes whose out-of-office reply and rules ``user`` may set (manage right or more)."""
-    return [
-        box
-        for box in selectors.accessible_mailboxes(user).filter(status=Mailbox.Status.ACTIVE)
-        if (selectors.access(user, box) or 0) >= Access.MANAGE
-    ]
-
-
 def mail_alert_on(user: Any) -> bool:
     """Whether ``user`` asked for the new-mail alert to their personal address."""
     return MailAlert.objects.filter(user_id=user.pk, enabled=True).exists()
