@@ -25,11 +25,12 @@ def join_addresses(values: list[str] | None) -> str:
     return ", ".join(values or [])
 
 
-# Suggestions from the directory after two characters (static/js/directory-autocomplete.js).
+# Suggestions after two characters (static/js/directory-autocomplete.js): the user's
+# favourites, the patients they exchanged with (by name), then the directory.
 RECIPIENT_ATTRS = {
     "autocomplete": "off",
     "spellcheck": "false",
-    "data-directory-autocomplete": "/annuaire/autocomplete",
+    "data-directory-autocomplete": "/messagerie/destinataires/suggestions",
 }
 
 

@@ -220,6 +220,10 @@ class Message(models.Model):
     resend_key = models.CharField(max_length=64, blank=True, default="")
     # Leaves with MAIL FROM:<> (a delivery report we send): never answered by another report.
     null_return_path = models.BooleanField(default=False)
+    # Written by a program (RFC 3834: Auto-Submitted other than "no", a list, bulk), as its
+    # headers said at reception or submission: an out-of-office reply never answers it.
+    # Only this flag is kept, never the headers themselves.
+    automatic = models.BooleanField(default=False)
     # The language of the interface it was written in: the DSN and the read receipts
     # that come back to a sender of ours are written in it ("" before issue 12: French).
     language = models.CharField(max_length=16, blank=True, default=interface_language)
@@ -716,3 +720,15 @@ class Quarantine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quarantined_at:%Y-%m-%d %H:%M} {self.from_addr}"
+
+
+# The user's preferences for a box (signature, out-of-office reply, rules): see
+# mailboxes/preferences_models.py. Imported here so that Django registers them.
+from mailboxes.preferences_models import (  # noqa: E402, F401
+    AutoReply,
+    AutoReplySent,
+    Contact,
+    MailAlert,
+    Rule,
+    Signature,
+)

@@ -61,3 +61,15 @@ def purge_idempotency_keys() -> int:
 def collect_orphan_blobs() -> dict[str, int]:
     """Remove blob files no row names, past their grace period (beat, BLOB_ORPHAN_SCAN_SECONDS)."""
     return services.collect_orphan_blobs()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_auto_reply(mailbox_id: int, message_id: int) -> None:
+    """Answer a message with its box's out-of-office reply, once per correspondent (idempotent)."""
+    services.send_auto_reply(mailbox_id, message_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_new_mail_alert(user_id: int) -> None:
+    """E-mail a professional how many messages are new (content-free, at most once an hour)."""
+    services.send_new_mail_alert(user_id)

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from mailboxes.views import attachments, compose, folders, messages, preferences, sharing
+from mailboxes.views import (
+    attachments,
+    compose,
+    contacts,
+    folders,
+    messages,
+    preferences,
+    sharing,
+)
 
 urlpatterns = [
     path("", messages.webmail_home, name="webmail_home"),
@@ -55,6 +63,44 @@ urlpatterns = [
         name="webmail_receipt",
     ),
     path("preferences/", preferences.preferences_view, name="webmail_preferences"),
+    path("contacts/", contacts.contacts_view, name="webmail_contacts"),
+    path("contacts/favori/", contacts.contact_star_view, name="webmail_contact_star"),
+    path("contacts/retirer/", contacts.contact_unstar_view, name="webmail_contact_unstar"),
+    path("ecrire/", contacts.write_to_view, name="webmail_write_to"),
+    path(
+        "destinataires/suggestions",
+        contacts.recipient_suggestions_view,
+        name="webmail_recipient_suggestions",
+    ),
+    path("preferences/alerte/", preferences.mail_alert_view, name="webmail_mail_alert"),
+    path(
+        "preferences/<int:mailbox_id>/signature/",
+        preferences.signature_view,
+        name="webmail_signature",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/absence/",
+        preferences.auto_reply_view,
+        name="webmail_auto_reply",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/", preferences.rule_add_view, name="webmail_rule_add"
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/appliquer/",
+        preferences.rules_apply_view,
+        name="webmail_rules_apply",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/<int:rule_id>/deplacer/",
+        preferences.rule_move_view,
+        name="webmail_rule_move",
+    ),
+    path(
+        "preferences/<int:mailbox_id>/regles/<int:rule_id>/supprimer/",
+        preferences.rule_delete_view,
+        name="webmail_rule_delete",
+    ),
     # The holder's agreement that software may use their box through the API
     path(
         "preferences/acces-logiciel/<int:mailbox_id>/",

@@ -157,6 +157,7 @@ class World:
     email_change: str = ""
     tokens: dict[str, str] = field(default_factory=dict)
     agreements: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)
 
     def index(self, box: str, filename: str) -> int:
@@ -208,6 +209,9 @@ def build_world() -> World:
             receipt=Delivery.Receipt.ASKED, read_at=timezone.now()
         )
         w.custom[key] = services.create_folder(box, "Cardiologie", by=p.owner)
+        w.rules[key] = services.add_rule(
+            box, by=p.owner, condition="subject", value="Bilan", action="read"
+        )
         w.archive[key] = Folder.objects.get(mailbox=box, role=Folder.Role.ARCHIVE)
         w.drafts[key] = services.save_draft(
             mailbox=box,
@@ -415,6 +419,12 @@ RULES: dict[str, Rule] = {
     # Webmail: pages of the user, whatever their boxes
     "webmail_home": Rule(get=PRO),
     "webmail_preferences": Rule(get=PRO, post=PRO, data=lambda w, b: {"read_receipts": "auto"}),
+    "webmail_mail_alert": Rule(post=PRO, data=lambda w, b: {"alert": "1"}),
+    "webmail_contacts": Rule(get=PRO),
+    "webmail_contact_star": Rule(post=PRO, data=lambda w, b: {"address": "a@b.fr"}),
+    "webmail_contact_unstar": Rule(post=PRO, data=lambda w, b: {"address": "a@b.fr"}),
+    "webmail_write_to": Rule(post=PRO, data=lambda w, b: {"to": "a@b.fr"}),
+    "webmail_recipient_suggestions": Rule(get=PRO, anonymous="401"),
     # Letting software use a box through the API: its holder (or responsible) alone.
     "webmail_api_agreement": _web(
         post=Access.HOLDER,
@@ -448,6 +458,32 @@ RULES: dict[str, Rule] = {
     ),
     "webmail_member_revoke": _web(post=Access.MANAGE, kwargs=_grant),
     "webmail_journal": _web(get=Access.HOLDER, kwargs=_box),
+    # Preferences of one box: the signature of whoever may send, the rest for managers.
+    "webmail_signature": _web(post=Access.SEND, kwargs=_box, data=lambda w, b: {"text": "Dr"}),
+    "webmail_auto_reply": _web(
+        post=Access.MANAGE,
+        kwargs=_box,
+        data=lambda w, b: {
+            "start": "2026-01-01",
+            "end": "2026-01-02",
+            "text": "Absent.",
+            "interval_days": "4",
+        },
+    ),
+    "webmail_rule_add": _web(
+        post=Access.MANAGE,
+        kwargs=_box,
+        data=lambda w, b: {"condition": "subject", "value": "Bilan", "action": "flag"},
+    ),
+    "webmail_rules_apply": _web(post=Access.MANAGE, kwargs=_box),
+    "webmail_rule_move": _web(
+        post=Access.MANAGE,
+        kwargs=lambda w, b: {**_box(w, b), "rule_id": w.rules[b].pk},
+        data=lambda w, b: {"direction": "down"},
+    ),
+    "webmail_rule_delete": _web(
+        post=Access.MANAGE, kwargs=lambda w, b: {**_box(w, b), "rule_id": w.rules[b].pk}
+    ),
     # Webmail: folders
     "webmail_folder": _web(get=Access.READ, kwargs=lambda w, b: {"folder_id": w.custom[b].pk}),
     "webmail_folder_rename": _web(

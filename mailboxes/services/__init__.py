@@ -7,7 +7,9 @@ One module per concern; callers use the names re-exported here.
 """
 
 from mailboxes.blobs import BlobStoreUnavailable
+from mailboxes.services.alerts import send_new_mail_alert, set_mail_alert
 from mailboxes.services.api import ApiAnswer, BatchItem, send_api_batch, send_api_message
+from mailboxes.services.automation import apply_rules_to_inbox, send_auto_reply
 from mailboxes.services.blobstore import collect_orphan_blobs
 from mailboxes.services.counters import Drift, recount_folders
 from mailboxes.services.deliveries import QueueOutcome, abandon_deliveries, retry_deliveries
@@ -74,6 +76,14 @@ from mailboxes.services.pipeline import (
     scan,
     sweep,
 )
+from mailboxes.services.preferences import (
+    PreferencesError,
+    add_rule,
+    delete_rule,
+    move_rule,
+    set_auto_reply,
+    set_signature,
+)
 from mailboxes.services.quarantine import (
     QuarantineError,
     delete_quarantined,
@@ -120,6 +130,7 @@ __all__ = [
     "IdempotencyConflict",
     "MailboxError",
     "MembershipError",
+    "PreferencesError",
     "QuarantineError",
     "QueueOutcome",
     "ScopeError",
@@ -127,7 +138,9 @@ __all__ = [
     "TokenError",
     "abandon_deliveries",
     "add_draft_attachment",
+    "add_rule",
     "agreement_for",
+    "apply_rules_to_inbox",
     "attach_forwarded",
     "attach_xdm_package",
     "authenticate_token",
@@ -144,6 +157,7 @@ __all__ = [
     "delete_draft",
     "delete_folder",
     "delete_quarantined",
+    "delete_rule",
     "deliver",
     "deliver_many",
     "drain",
@@ -153,6 +167,7 @@ __all__ = [
     "grant_membership",
     "live_agreement",
     "move_entries",
+    "move_rule",
     "open_draft",
     "open_entry",
     "parse",
@@ -183,12 +198,17 @@ __all__ = [
     "scan",
     "send_api_batch",
     "send_api_message",
+    "send_auto_reply",
     "send_draft",
+    "send_new_mail_alert",
     "sender_for",
+    "set_auto_reply",
     "set_draft_headers",
     "set_flags",
     "set_liste_rouge",
+    "set_mail_alert",
     "set_receipt_mode",
+    "set_signature",
     "submit_message",
     "sweep",
     "trash_entries",

@@ -118,13 +118,15 @@ def submit_message(
     extra_headers: dict[str, str] | None = None,
     origin: str = Message.Origin.WEB,
     request: HttpRequest | None = None,
+    mark_answered: bool = True,
 ) -> Message:
     """Check, encrypt and store a message with its deliveries, then enqueue its scan.
 
     ``author`` is the person sending (None for the platform: API, gateway, commands); they
     need the send right in ``mailbox``. ``in_reply_to`` must be a message of that box: a
     reply never joins the conversation of a box the sender cannot read (the patient rules
-    read the conversation from it).
+    read the conversation from it). ``mark_answered`` False: an out-of-office reply does not
+    mark the message it answers as answered by the person.
     """
     authorise(author, mailbox, Access.SEND)
     if not mailbox.is_active:
@@ -229,6 +231,12 @@ def submit_message(
             attachments=listed,
             # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
             **_patient_fields(extra_headers, recipients),
+            automatic=mime.is_automatic(
+                *(
+                    {k.lower(): v for k, v in (extra_headers or {}).items()}.get(name)
+                    for name in ("auto-submitted", "list-id", "precedence")
+                )
+            ),
         ),
         origin=origin,
         recipients=[
@@ -238,7 +246,7 @@ def submit_message(
         author=author,
         sender_mailbox=mailbox,
         sent_copy=True,
-        answers=in_reply_to,
+        answers=in_reply_to if mark_answered else None,
         event="message.submitted",
         details={
             "mailbox": mailbox.address,

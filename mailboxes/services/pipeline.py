@@ -13,14 +13,23 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.utils import timezone
 
 from audit import journal
 from mailboxes import blobs, hooks, reasons
-from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
+from mailboxes.models import (
+    AutoReply,
+    Delivery,
+    Entry,
+    Folder,
+    MailAlert,
+    Mailbox,
+    Message,
+    Rule,
+)
 from mailboxes.reasons import Reason
-from mailboxes.services import quarantine, queue
+from mailboxes.services import automation, quarantine, queue
 from mailboxes.services.mailbox import system_folder_id
 from mailboxes.transport import dsn, outbound
 from trust import scanning
@@ -245,7 +254,28 @@ def _claim_local(which: Q) -> list[Delivery]:
         # of=self: PostgreSQL cannot lock the nullable side of the mailbox join.
         Delivery.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("message", "mailbox")
-        .annotate(inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX))
+        .annotate(
+            inbox_id=system_folder_id(OuterRef("mailbox_id"), Folder.Role.INBOX),
+            # The box has a rule or an out-of-office reply on, or its owner a new-mail
+            # alert: only then does the delivery ask anything more of the database
+            # (automation.place, per batch).
+            automated=ExpressionWrapper(
+                Q(Exists(Rule.objects.filter(mailbox_id=OuterRef("mailbox_id"))))
+                | Q(
+                    Exists(
+                        AutoReply.objects.filter(mailbox_id=OuterRef("mailbox_id"), enabled=True)
+                    )
+                )
+                | Q(
+                    Exists(
+                        MailAlert.objects.filter(
+                            user_id=OuterRef("mailbox__owner_id"), enabled=True
+                        )
+                    )
+                ),
+                output_field=BooleanField(),
+            ),
+        )
         .filter(which, remote=False, status__in=PENDING)
         # A message not scanned yet: its scan delivers these.
         .exclude(message__scan_status=Message.ScanStatus.PENDING)
@@ -318,21 +348,34 @@ def _deliver_claimed(
             delivery.status = Delivery.Status.DELIVERED
             delivered.append((delivery, box))
     if delivered:
+        # The boxes' rules (folder, flags) and out-of-office replies, for the boxes that
+        # have any (annotated by _claim_local): nothing asked of the others.
+        placements = automation.place(
+            [
+                (box, d.message, getattr(d, "inbox_id"))  # noqa: B009
+                for d, box in delivered
+                if getattr(d, "automated", False)
+            ]
+        )
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
-        Entry.objects.bulk_create(
-            [
+        entries = []
+        for d, box in delivered:
+            # The box's inbox, annotated by _claim_local, unless a rule files it elsewhere.
+            placement = placements.get((box.pk, d.message_id)) or automation.Placement(
+                getattr(d, "inbox_id")  # noqa: B009
+            )
+            entries.append(
                 Entry(
                     mailbox=box,
                     message_id=d.message_id,
-                    # The box's inbox, annotated by _claim_local.
-                    folder_id=getattr(d, "inbox_id"),  # noqa: B009
+                    folder_id=placement.folder_id,
+                    seen=placement.seen,
+                    flagged=placement.flagged,
                     received_at=now,
                 )
-                for d, box in delivered
-            ],
-            ignore_conflicts=True,
-        )
+            )
+        Entry.objects.bulk_create(entries, ignore_conflicts=True)
         # One UPDATE for them all (not bulk_update's CASE per row).
         Delivery.objects.filter(pk__in=[d.pk for d, _box in delivered]).update(
             status=Delivery.Status.DELIVERED,

@@ -83,6 +83,8 @@ class Listing:
     attachments: Sequence[mime.ParsedPart] = ()
     conversation_closed: bool = False
     patient_ins: str = ""
+    # Written by a program (RFC 3834): never answered by an out-of-office reply.
+    automatic: bool = False
 
     @classmethod
     def of(cls, parsed: mime.ParsedMessage, *, fallback_id: str = "") -> Listing:
@@ -104,6 +106,7 @@ class Listing:
             date=_aware(parsed.date),
             attachments=parsed.attachments,
             conversation_closed=parsed.headers.get("X-MSS-MES", "").strip().upper() == "FIN",
+            automatic=parsed.automatic,
         )
 
 
@@ -232,6 +235,7 @@ def store_message(
                     Message.ScanStatus.PENDING if scan else Message.ScanStatus.NOT_SCANNED
                 ),
                 null_return_path=null_return_path,
+                automatic=listing.automatic or null_return_path,
                 peer_dn=provenance.peer_dn[:500] if provenance else "",
                 peer_domain=provenance.peer_domain[:253] if provenance else "",
                 from_via=provenance.from_via[:253] if provenance else "",

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import verified_required
 from accounts.models import PatientIdentity
+from mailboxes import preferences_selectors as prefs
 from mailboxes import selectors, services
 from mailboxes.forms import ComposeForm, XdmForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Message
@@ -116,7 +117,14 @@ def compose_new_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     user = current_user(request)
     mailbox = selectors.get_mailbox(user, mailbox_id, selectors.Access.SEND)
     draft = services.save_draft(
-        mailbox=mailbox, author=user, draft=None, to=[], cc=[], subject="", text=""
+        mailbox=mailbox,
+        author=user,
+        draft=None,
+        to=[],
+        cc=[],
+        subject="",
+        # The user's signature for this box at the end of a new message (issue 14, prefs).
+        text=prefs.signed("", prefs.signature_for(user, mailbox)),
     )
     return redirect(_draft_url(draft))
 
@@ -227,7 +235,11 @@ def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
             to=to,
             cc=cc,
             subject=_prefixed("Re :", message.subject, ("re:",)),
-            text=f"\n\n{intro[:1].upper()}{intro[1:]}\n{_quote(body)}\n",
+            # The signature above the quoted text (issue 14, prefs).
+            text=prefs.signed(
+                f"\n\n{intro[:1].upper()}{intro[1:]}\n{_quote(body)}\n",
+                prefs.signature_for(user, entry.mailbox),
+            ),
             in_reply_to=message,
         )
     return redirect(_draft_url(draft))

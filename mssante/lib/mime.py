@@ -58,6 +58,7 @@ __all__ = [
     "get_parts",
     "html_too_large",
     "human_size",
+    "is_automatic",
     "parse_message",
     "parse_tree",
     "sanitize_html",
@@ -589,6 +590,19 @@ class ParsedPart:
     content_id: str = ""
 
 
+def is_automatic(
+    auto_submitted: str | None, list_id: str | None = None, precedence: str | None = None
+) -> bool:
+    """True for mail a program sent (RFC 3834 §2): ``Auto-Submitted`` other than ``no``,
+    a mailing list (``List-Id``) or ``Precedence: bulk / list / junk``."""
+    keyword = (auto_submitted or "").split(";", 1)[0].strip().lower()
+    if keyword and keyword != "no":
+        return True
+    if list_id is not None and list_id.strip():
+        return True
+    return (precedence or "").strip().lower() in {"bulk", "list", "junk"}
+
+
 @dataclass(slots=True)
 class ParsedMessage:
     """What the application reads from a raw message. Strings are valid Unicode."""
@@ -608,6 +622,9 @@ class ParsedMessage:
     attachments: list[ParsedPart] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     disposition_notification_to: str | None = None
+    # Written by a program, not a person (RFC 3834: Auto-Submitted other than "no", a list,
+    # bulk mail): never answered by an out-of-office reply.
+    automatic: bool = False
     defects: list[str] = field(default_factory=list)
     # Set when the message is beyond LIMITS: nothing else was read from it.
     too_complex: MimeLimitError | None = None
@@ -1045,6 +1062,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
         result.references = _ids(" ".join(headers.all("References")))[-_MAX_REFERENCES:]
         dnt = headers.addresses("Disposition-Notification-To")
         result.disposition_notification_to = dnt[0][1] if dnt else None
+        result.automatic = is_automatic(
+            headers.first("Auto-Submitted"), headers.first("List-Id"), headers.first("Precedence")
+        )
         for name in headers.names:
             if name.lower().startswith("x-mss-"):
                 key = name.upper()
