@@ -1,0 +1,92 @@
+"""Triage in Chromium with the keyboard only: select results, mark them read, file them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, expect
+
+from mailboxes import services
+from mailboxes.models import Entry, Folder
+from mssante import demo
+from tests.browser.test_webmail import DESKTOP, PHONE, assert_accessible, log_in, mailbox_of
+from tests.personas import send
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+DOCS = Path(settings.BASE_DIR) / "docs" / "screenshots"
+
+
+def _shoot(page: Page, name: str) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=str(DOCS / f"triage-{name}-desktop.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+    page.screenshot(path=str(DOCS / f"triage-{name}-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page) -> None:
+    demo.seed()
+    doctor, nurse = mailbox_of("doctor"), mailbox_of("nurse")
+    for n in range(4):
+        send(nurse, [doctor.address], subject=f"Résultat d'analyse {n}")
+    labo = services.create_folder(doctor, "Biologie", by=doctor.owner)
+    ours = list(
+        Entry.objects.filter(mailbox=doctor, message__subject__startswith="Résultat d'analyse")
+    )
+    page.set_viewport_size(DESKTOP)
+    log_in(page, live_server.url, "doctor")
+    expect(page.locator("#triage-form")).to_be_visible()
+    assert_accessible(page)
+    page.set_viewport_size(PHONE)
+    assert_accessible(page)
+    page.set_viewport_size(DESKTOP)
+
+    # "?" opens the help; Escape closes it.
+    page.keyboard.press("?")
+    expect(page.get_by_role("heading", name="Raccourcis clavier")).to_be_visible()
+    # Once DSFR's opening transition is over (axe reads colours mid-fade otherwise).
+    page.wait_for_timeout(600)
+    assert_accessible(page)
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("heading", name="Raccourcis clavier")).to_be_hidden()
+
+    # j to the first rows, x to select three of them, Shift+I: marked read.
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    page.keyboard.press("j")
+    page.keyboard.press("x")
+    expect(page.locator("#triage-count")).to_have_text("3 messages sélectionnés")
+    page.keyboard.press("Shift+I")
+    expect(page.get_by_text("3 messages marqués comme lus.")).to_be_visible()
+    assert Entry.objects.filter(pk__in=[e.pk for e in ours], seen=True).count() == 3
+
+    # Select the same three again, v opens the move menu, Tab to "Biologie", Enter.
+    for _n in range(3):
+        page.keyboard.press("j")
+        page.keyboard.press("x")
+    page.keyboard.press("v")
+    menu = page.locator("#triage-move")
+    expect(menu).to_have_attribute("open", "")
+    target = menu.get_by_role("button", name="Biologie")
+    for _n in range(10):
+        if target.evaluate("el => el === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("3 messages déplacés dans « Biologie ».")).to_be_visible()
+    assert Entry.objects.filter(folder=labo).count() == 3
+    _shoot(page, "list")
+
+    # Typing in the search field is never a shortcut.
+    page.keyboard.press("/")
+    page.keyboard.type("jx")
+    expect(page.locator("#webmail-search-input")).to_have_value("jx")
+    assert Entry.objects.filter(folder=labo).count() == 3
+    assert Folder.objects.filter(mailbox=doctor, role=Folder.Role.INBOX).exists()
