@@ -159,6 +159,10 @@ class PatientResults:
     unread: int
     last: datetime
 
+    @property
+    def ins_formatted(self) -> str:
+        return format_ins(self.ins)
+
 
 # The page lists the patients with the most recent results first; a box with more is
 # searched by patient from the list's chips.

@@ -58,8 +58,15 @@
     }
     var allLink = document.getElementById("triage-select-all-link");
     if (allLink) {
-      // The checkbox in the header does it here; the link is for pages without script.
-      allLink.hidden = true;
+      // Without script the link reloads the page with every row ticked; here it ticks
+      // them in place (or unticks them all when all are ticked). On a phone, where the
+      // table's header is hidden, it is the only "tout sélectionner".
+      allLink.addEventListener("click", function (event) {
+        event.preventDefault();
+        var every = selected().length === boxes().length;
+        boxes().forEach(function (box) { box.checked = !every; });
+        showCount();
+      });
     }
     var last = null;
     boxes().forEach(function (box, index) {

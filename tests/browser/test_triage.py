@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from playwright.sync_api import Page, expect
 from mailboxes import services
 from mailboxes.models import Entry, Folder
 from mssante import demo
-from tests.browser.test_webmail import DESKTOP, PHONE, assert_accessible, log_in, mailbox_of
+from mssante.lib import mime, xdm
+from tests import personas
+from tests.browser.test_webmail import DESKTOP, PDF, PHONE, assert_accessible, log_in, mailbox_of
 from tests.personas import send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -90,3 +93,53 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     expect(page.locator("#webmail-search-input")).to_have_value("jx")
     assert Entry.objects.filter(folder=labo).count() == 3
     assert Folder.objects.filter(mailbox=doctor, role=Folder.Role.INBOX).exists()
+
+
+def test_results_grouped_by_patient_are_one_click_away(live_server, page: Page) -> None:
+    demo.seed()
+    doctor = mailbox_of("doctor")
+    patient = demo.patient_identity()
+    lab = personas.laboratoire()
+    who = xdm.Patient(
+        ins=patient.ins,
+        oid=patient.oid,
+        birth_name=patient.birth_name,
+        first_names=patient.first_names,
+        birth_date=patient.birth_date.strftime("%Y%m%d"),
+        sex=patient.sex,
+    )
+    for subject in ("NFS plaquettes", "Ionogramme sanguin", "Bilan lipidique"):
+        package = xdm.build(
+            [xdm.Document("cr.pdf", "application/pdf", PDF, "11502-2", "Biologie")],
+            patient=who,
+            author=xdm.Author("810000000001", "BERNARD", "Sophie"),
+            source_oid="2.25.1",
+        )
+        send(
+            lab.box,
+            [doctor.address],
+            subject=subject,
+            attachments=[mime.Attachment(xdm.FILENAME, "application/zip", package)],
+        )
+    page.set_viewport_size(DESKTOP)
+    log_in(page, live_server.url, "doctor")
+    chip = page.locator("a.triage-patient").first
+    expect(chip).to_contain_text(patient.birth_name.upper())
+    page.get_by_role("link", name="Tout sélectionner").click()
+    expect(page.locator("#triage-count")).to_contain_text("messages sélectionnés")
+    _shoot(page, "list-selected")
+
+    page.get_by_role("link", name="Résultats par patient").click()
+    expect(page.get_by_role("heading", name="Résultats par patient")).to_be_visible()
+    assert_accessible(page)
+    page.set_viewport_size(PHONE)
+    assert_accessible(page)
+    _shoot(page, "patients")
+
+    page.get_by_role("link", name=re.compile(patient.birth_name.upper())).click()
+    expect(page.get_by_role("heading", name=re.compile("Tous les résultats de"))).to_be_visible()
+    expect(page.locator("tbody tr.webmail-row")).to_have_count(3)
+    assert_accessible(page)
+    page.set_viewport_size(PHONE)
+    assert_accessible(page)
+    _shoot(page, "patient-results")
