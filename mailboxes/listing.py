@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, F, Max, Q, QuerySet, TextField, Value
+from django.db.models.expressions import Combinable, OrderBy
 from django.db.models.functions import Cast, Coalesce, Lower, NullIf
 
 from accounts.models import PatientIdentity
@@ -49,8 +50,9 @@ def parse_page(value: str | None) -> int:
     return min(max(int(value), 1), MAX_SORTED_PAGE)
 
 
-def _order_by(sort: Sort, *, sent: bool) -> list[object]:
+def _order_by(sort: Sort, *, sent: bool) -> list[OrderBy | str]:
     desc = sort.order == "desc"
+    key: Combinable
     if sort.column == "correspondant":
         # What the list shows: the recipients of what the box sent, else the sender's name.
         key = (
@@ -61,11 +63,10 @@ def _order_by(sort: Sort, *, sent: bool) -> list[object]:
     elif sort.column == "objet":
         key = Lower("message__subject")
     elif sort.column == "taille":
-        key = "message__size"
+        key = F("message__size")
     else:
-        key = "received_at"
-    expr = F(key) if isinstance(key, str) else key
-    return [expr.desc() if desc else expr.asc(), "-pk" if desc else "pk"]
+        key = F("received_at")
+    return [key.desc() if desc else key.asc(), "-pk" if desc else "pk"]
 
 
 def sorted_page(

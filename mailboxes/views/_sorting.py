@@ -38,7 +38,7 @@ def triage_context(
         # A click on the current column turns its order round; on another, its own order.
         order = ("asc" if sort.order == "desc" else "desc") if current else listing.SORTS[key]
         target = listing.Sort.of(key, order)
-        query = {} if target.is_default else {"tri": key, "ordre": order}
+        query: dict[str, str] = {} if target.is_default else {"tri": key, "ordre": order}
         columns[key] = {
             "label": label,
             "href": f"{base}?{urlencode(query)}" if query else base,
@@ -46,7 +46,9 @@ def triage_context(
                 ("ascending" if sort.order == "asc" else "descending") if current else ""
             ),
         }
-    sorted_query = {} if sort.is_default else {"tri": sort.column, "ordre": sort.order}
+    sorted_query: dict[str, str | int] = (
+        {} if sort.is_default else {"tri": sort.column, "ordre": sort.order}
+    )
     probe = sort.is_default and not request.GET.get("avant") and entries
     return {
         "sort": sort,
