@@ -49,7 +49,9 @@ def triage_context(
     sorted_query: dict[str, str | int] = (
         {} if sort.is_default else {"tri": sort.column, "ordre": sort.order}
     )
-    probe = sort.is_default and not request.GET.get("avant") and entries
+    # The newest row shown (an empty folder: from the beginning of time).
+    probe = sort.is_default and not request.GET.get("avant")
+    since = listing.cursor_of(entries[0]) if entries else "0-0"
     return {
         "sort": sort,
         "sort_columns": columns,
@@ -70,7 +72,7 @@ def triage_context(
         ),
         "new_mail_url": (
             f"{reverse('webmail_new_mail', args=[folder.pk])}?"
-            f"{urlencode({'depuis': listing.cursor_of(entries[0])})}"
+            f"{urlencode({'depuis': since})}"
             if probe
             else ""
         ),

@@ -117,7 +117,8 @@
   function postMove(folderId, ids) {
     var target = document.createElement("form");
     target.method = "post";
-    target.action = form.action;
+    // Not form.action: the form has buttons named "action", which that property returns.
+    target.action = form.getAttribute("action");
     target.hidden = true;
     var fields = [["csrfmiddlewaretoken", form.querySelector('input[name="csrfmiddlewaretoken"]').value],
       ["next", form.querySelector('input[name="next"]').value],

@@ -143,3 +143,27 @@ def test_results_grouped_by_patient_are_one_click_away(live_server, page: Page) 
     page.set_viewport_size(PHONE)
     assert_accessible(page)
     _shoot(page, "patient-results")
+
+
+def test_rows_drop_onto_a_folder_and_new_mail_shows_without_reload(live_server, page: Page) -> None:
+    demo.seed()
+    doctor, nurse = mailbox_of("doctor"), mailbox_of("nurse")
+    send(nurse, [doctor.address], subject="À classer")
+    page.set_viewport_size(DESKTOP)
+    log_in(page, live_server.url, "doctor")
+    row = page.locator("tbody tr.webmail-row", has_text="À classer")
+    row.drag_to(page.locator('a.webmail-folder-link[data-role="archive"]'))
+    expect(page.get_by_text("1 message déplacé dans « Archives ».")).to_be_visible()
+    entry = Entry.objects.get(mailbox=doctor, message__subject="À classer")
+    assert entry.folder.role == Folder.Role.ARCHIVE
+
+    # A message arrives: the list says so politely when the page comes back into view,
+    # and no row moves until the user asks.
+    rows_before = page.locator("tbody tr.webmail-row").count()
+    send(nurse, [doctor.address], subject="Arrivé pendant la lecture")
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    notice = page.locator("#triage-new")
+    expect(notice).to_have_text("1 nouveau message — afficher")
+    assert page.locator("tbody tr.webmail-row").count() == rows_before
+    notice.get_by_role("link", name="afficher").click()
+    expect(page.get_by_role("link", name="Arrivé pendant la lecture")).to_be_visible()
