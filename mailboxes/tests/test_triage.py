@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import User
@@ -454,3 +456,21 @@ def test_results_by_patient_are_confined_to_the_box(
 def test_a_malformed_ins_is_not_found(claire: Person, ins: str) -> None:
     url = reverse("webmail_patients", args=[claire.box.pk]) + ins + "/"
     assert login(claire.user).get(url).status_code == 404
+
+
+def test_results_by_patient_cost_the_same_queries_for_more_patients(
+    claire: Person, lucie: Person, laboratoire: Lab
+) -> None:
+    client = login(claire.user)
+    url = reverse("webmail_patients", args=[claire.box.pk])
+    _lab_result(laboratoire, claire.box, _patient(lucie.user))
+    client.get(url)  # the session's first request does more (the login's own work)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    for n in range(4):
+        ins = f"28412751234{n:04d}"
+        _lab_result(laboratoire, claire.box, xdm.Patient(ins, "1.2.250.1.213.1.4.10", "X", "Y"))
+    with CaptureQueriesContext(connection) as more:
+        page = client.get(url)
+    assert len(page.context["patients"]) == 5
+    assert len(more.captured_queries) == len(few.captured_queries)

@@ -86,6 +86,13 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     assert Entry.objects.filter(folder=labo).count() == 3
     _shoot(page, "list")
 
+    # o opens the current message, u comes back to the list.
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    expect(page.get_by_role("link", name=re.compile("Retour à"))).to_be_visible()
+    page.keyboard.press("u")
+    expect(page.locator("#triage-form")).to_be_visible()
+
     # Typing in the search field is never a shortcut.
     page.keyboard.press("/")
     page.keyboard.type("jx")
