@@ -165,6 +165,8 @@ def test_the_list_offers_the_selection_without_javascript(claire: Person, julien
     # "Tout sélectionner" without script: the page comes back with every box ticked.
     ticked = client.get(reverse("webmail_folder", args=[_inbox(claire.box).pk]) + "?tout=1")
     assert ticked.content.decode().count('form="triage-form" checked') == 2
+    # After the action, the list comes back unticked.
+    assert ticked.context["back"] == reverse("webmail_folder", args=[_inbox(claire.box).pk])
 
 
 # --------------------------------------------------------------------------- the attacker

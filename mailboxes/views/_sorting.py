@@ -71,10 +71,16 @@ def triage_context(
             else ""
         ),
         "new_mail_url": (
-            f"{reverse('webmail_new_mail', args=[folder.pk])}?"
-            f"{urlencode({'depuis': since})}"
+            f"{reverse('webmail_new_mail', args=[folder.pk])}?{urlencode({'depuis': since})}"
             if probe
             else ""
         ),
-        "back": request.get_full_path(),
+        "back": list_url(request),
     }
+
+
+def list_url(request: HttpRequest) -> str:
+    """This list's URL to come back to after an action, without "tout sélectionner"."""
+    query = request.GET.copy()
+    query.pop("tout", None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path

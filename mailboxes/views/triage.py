@@ -22,6 +22,7 @@ from mailboxes.views._common import (
     mailbox_home_url,
     render_webmail,
 )
+from mailboxes.views._sorting import list_url
 from mailboxes.views.messages import rows
 
 
@@ -179,7 +180,7 @@ def patient_results_view(request: HttpRequest, mailbox_id: int, ins: str) -> Htt
             "selectable": True,
             "select_all": request.GET.get("tout") == "1",
             "select_all_url": f"{request.path}?tout=1",
-            "back": request.get_full_path(),
+            "back": list_url(request),
             "patients_url": reverse("webmail_patients", args=[mailbox.pk]),
         },
     )

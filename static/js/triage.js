@@ -221,6 +221,15 @@
     return false;
   }
 
+  // On a message: its move menu, set to the archive, sent.
+  function archiveShown() {
+    var option = document.querySelector('form.webmail-move option[data-role="archive"]');
+    if (!option) { return false; }
+    option.selected = true;
+    option.closest("form").requestSubmit();
+    return true;
+  }
+
   function openHelp() {
     var dialog = document.getElementById("triage-help");
     if (dialog && window.dsfr) {
@@ -280,7 +289,7 @@
       case "I": actOn("lu"); break;
       case "U": actOn("non-lu"); break;
       case "e":
-        if (form) { actOn("archiver"); } else { handled = clickFirst('[data-shortcut="e"]'); }
+        if (form) { actOn("archiver"); } else { handled = archiveShown(); }
         break;
       case "#":
       case "Delete":

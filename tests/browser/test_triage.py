@@ -92,6 +92,12 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     expect(page.get_by_role("link", name=re.compile("Retour à"))).to_be_visible()
     page.keyboard.press("u")
     expect(page.locator("#triage-form")).to_be_visible()
+    # e on a message archives it.
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    expect(page.get_by_role("link", name=re.compile("Retour à"))).to_be_visible()
+    page.keyboard.press("e")
+    expect(page.get_by_text("Message déplacé dans « Archives ».")).to_be_visible()
 
     # Typing in the search field is never a shortcut.
     page.keyboard.press("/")
