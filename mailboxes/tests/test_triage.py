@@ -476,3 +476,17 @@ def test_results_by_patient_cost_the_same_queries_for_more_patients(
         page = client.get(url)
     assert len(page.context["patients"]) == 5
     assert len(more.captured_queries) == len(few.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "target", ["-99999999999999999999999", "https://evil.example/", "//evil.example/x"]
+)
+def test_a_hostile_next_goes_back_to_the_list(claire: Person, julien: Person, target: str) -> None:
+    entries = _received(julien.box, claire.box, 1)
+    client = login(claire.user)
+    response = _bulk(client, claire.box, "lu", [entries[0].pk], next=target)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("webmail_folder", args=[_inbox(claire.box).pk])
+    inbox = _inbox(claire.box)
+    response = client.post(reverse("webmail_folder_read", args=[inbox.pk]), {"next": target})
+    assert response["Location"] == reverse("webmail_folder", args=[inbox.pk])

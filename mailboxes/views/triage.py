@@ -26,6 +26,12 @@ from mailboxes.views._sorting import list_url
 from mailboxes.views.messages import rows
 
 
+def _back(request: HttpRequest, fallback: str) -> str:
+    """The list the form came from: a path of ours (anything else, the fallback)."""
+    target = back_url(request, fallback)
+    return target if target.startswith("/") and not target.startswith("//") else fallback
+
+
 def _done(action: bulk.Action, count: int, folder: str = "") -> str:
     if action == bulk.Action.READ:
         return ngettext(
@@ -72,7 +78,7 @@ def bulk_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     """The selection toolbar's one form: ``action``, the ``entries`` ticked, a ``folder``."""
     user = current_user(request)
     mailbox = selectors.get_mailbox(user, mailbox_id)
-    back = back_url(request, mailbox_home_url(mailbox))
+    back = _back(request, mailbox_home_url(mailbox))
     try:
         action, folder_id = bulk.parse_action(request.POST.get("action"))
         ids = bulk.parse_ids(request.POST.getlist("entries"))
@@ -121,7 +127,7 @@ def mark_folder_read_view(request: HttpRequest, folder_id: int) -> HttpResponse:
     folder = selectors.get_folder(user, folder_id)
     count = bulk.mark_folder_read(folder, by=user)
     messages.success(request, _done(bulk.Action.READ, count))
-    return redirect(back_url(request, folder_url(folder)))
+    return redirect(_back(request, folder_url(folder)))
 
 
 @verified_required("professional")
