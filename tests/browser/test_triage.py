@@ -54,6 +54,8 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     # Once DSFR's opening transition is over (axe reads colours mid-fade otherwise).
     page.wait_for_timeout(600)
     assert_accessible(page)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS / "triage-shortcuts-desktop.png"))
     page.keyboard.press("Escape")
     expect(page.get_by_role("heading", name="Raccourcis clavier")).to_be_hidden()
 
@@ -180,3 +182,27 @@ def test_rows_drop_onto_a_folder_and_new_mail_shows_without_reload(live_server, 
     assert page.locator("tbody tr.webmail-row").count() == rows_before
     notice.get_by_role("link", name="afficher").click()
     expect(page.get_by_role("link", name="Arrivé pendant la lecture")).to_be_visible()
+
+
+def test_shortcuts_can_be_turned_off(live_server, page: Page) -> None:
+    demo.seed()
+    doctor, nurse = mailbox_of("doctor"), mailbox_of("nurse")
+    send(nurse, [doctor.address], subject="Un message")
+    page.set_viewport_size(DESKTOP)
+    log_in(page, live_server.url, "doctor")
+    page.keyboard.press("j")
+    expect(page.locator("tr.triage-row--current")).to_have_count(1)
+    # The help dialog's switch turns them off (localStorage), "?" still opens the help.
+    page.keyboard.press("?")
+    page.wait_for_timeout(600)
+    page.get_by_text("Raccourcis clavier activés").click()
+    page.keyboard.press("Escape")
+    page.reload()
+    page.keyboard.press("j")
+    expect(page.locator("tr.triage-row--current")).to_have_count(0)
+    # A page (a user's preference) can turn them off too: <html data-shortcuts="off">.
+    page.evaluate("localStorage.removeItem('mssante.shortcuts')")
+    page.reload()
+    page.evaluate("document.documentElement.dataset.shortcuts = 'off'")
+    page.keyboard.press("j")
+    expect(page.locator("tr.triage-row--current")).to_have_count(0)
