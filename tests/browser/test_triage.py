@@ -21,6 +21,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 DOCS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
 
+def _scripted(page: Page) -> None:
+    """Wait for static/js/triage.js to have run (it shows the shortcuts' button)."""
+    expect(page.locator(".triage-help-btn")).to_be_visible()
+
+
 def _shoot(page: Page, name: str) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size(DESKTOP)
@@ -43,6 +48,7 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     page.set_viewport_size(DESKTOP)
     log_in(page, live_server.url, "doctor")
     expect(page.locator("#triage-form")).to_be_visible()
+    _scripted(page)
     assert_accessible(page)
     page.set_viewport_size(PHONE)
     assert_accessible(page)
@@ -166,6 +172,7 @@ def test_rows_drop_onto_a_folder_and_new_mail_shows_without_reload(live_server, 
     send(nurse, [doctor.address], subject="À classer")
     page.set_viewport_size(DESKTOP)
     log_in(page, live_server.url, "doctor")
+    _scripted(page)
     row = page.locator("tbody tr.webmail-row", has_text="À classer")
     row.drag_to(page.locator('a.webmail-folder-link[data-role="archive"]'))
     expect(page.get_by_text("1 message déplacé dans « Archives ».")).to_be_visible()
@@ -190,6 +197,7 @@ def test_shortcuts_can_be_turned_off(live_server, page: Page) -> None:
     send(nurse, [doctor.address], subject="Un message")
     page.set_viewport_size(DESKTOP)
     log_in(page, live_server.url, "doctor")
+    _scripted(page)
     page.keyboard.press("j")
     expect(page.locator("tr.triage-row--current")).to_have_count(1)
     # The help dialog's switch turns them off (localStorage), "?" still opens the help.
@@ -198,11 +206,13 @@ def test_shortcuts_can_be_turned_off(live_server, page: Page) -> None:
     page.get_by_text("Raccourcis clavier activés").click()
     page.keyboard.press("Escape")
     page.reload()
+    _scripted(page)
     page.keyboard.press("j")
     expect(page.locator("tr.triage-row--current")).to_have_count(0)
     # A page (a user's preference) can turn them off too: <html data-shortcuts="off">.
     page.evaluate("localStorage.removeItem('mssante.shortcuts')")
     page.reload()
+    _scripted(page)
     page.evaluate("document.documentElement.dataset.shortcuts = 'off'")
     page.keyboard.press("j")
     expect(page.locator("tr.triage-row--current")).to_have_count(0)
