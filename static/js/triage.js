@@ -31,7 +31,8 @@
   function showCount() {
     if (!count) { return; }
     var n = selected().length;
-    count.textContent = n === 0 ? "" : (n === 1 ? "1 message sélectionné" : n + " messages sélectionnés");
+    // The words come from the page (translated there); only the number is ours.
+    count.textContent = n === 0 ? "" : (n === 1 ? count.dataset.one : count.dataset.many.replace("%(count)s", n));
     var all = document.getElementById("triage-all");
     if (all) {
       var total = boxes().length;
