@@ -10,6 +10,7 @@ from mailboxes.views import (
     messages,
     preferences,
     sharing,
+    triage,
 )
 
 urlpatterns = [
@@ -27,6 +28,20 @@ urlpatterns = [
         name="webmail_folder_delete",
     ),
     path("bal/<int:mailbox_id>/", messages.mailbox_view, name="webmail_mailbox"),
+    # Triage: a selection's actions, a whole folder read, new mail, results by patient
+    path("bal/<int:mailbox_id>/selection/", triage.bulk_view, name="webmail_bulk"),
+    path(
+        "dossier/<int:folder_id>/tout-lu/",
+        triage.mark_folder_read_view,
+        name="webmail_folder_read",
+    ),
+    path("dossier/<int:folder_id>/nouveaux/", triage.new_mail_view, name="webmail_new_mail"),
+    path("bal/<int:mailbox_id>/patients/", triage.patients_view, name="webmail_patients"),
+    path(
+        "bal/<int:mailbox_id>/patients/<str:ins>/",
+        triage.patient_results_view,
+        name="webmail_patient_results",
+    ),
     path(
         "bal/<int:mailbox_id>/dossiers/", folders.create_folder_view, name="webmail_folder_create"
     ),

@@ -484,6 +484,22 @@ RULES: dict[str, Rule] = {
     "webmail_rule_delete": _web(
         post=Access.MANAGE, kwargs=lambda w, b: {**_box(w, b), "rule_id": w.rules[b].pk}
     ),
+    # Triage (issue 14): a selection's actions; deleting for good needs the manage right
+    # (mailboxes/tests/test_triage.py), the rest is what a reader does one by one.
+    "webmail_bulk": _web(
+        post=Access.READ,
+        kwargs=_box,
+        data=lambda w, b: {"action": "lu", "entries": [w.entries[b].pk]},
+    ),
+    "webmail_patients": _web(get=Access.READ, kwargs=_box),
+    "webmail_patient_results": _web(
+        get=Access.READ,
+        kwargs=lambda w, b: {**_box(w, b), "ins": w.entries[b].message.patient_ins},
+    ),
+    "webmail_folder_read": _web(
+        post=Access.READ, kwargs=lambda w, b: {"folder_id": w.custom[b].pk}
+    ),
+    "webmail_new_mail": _web(get=Access.READ, kwargs=lambda w, b: {"folder_id": w.custom[b].pk}),
     # Webmail: folders
     "webmail_folder": _web(get=Access.READ, kwargs=lambda w, b: {"folder_id": w.custom[b].pk}),
     "webmail_folder_rename": _web(

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Value
+from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -167,8 +167,20 @@ def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
         trashed = Entry.objects.filter(
             folder=Folder.objects.get(mailbox=mailbox, role=Folder.Role.TRASH)
         )
-        message_ids = list(trashed.values_list("message_id", flat=True))
-        deleted, _detail = trashed.delete()
+        return delete_entries(mailbox, trashed, by=by, event="trash.emptied")
+
+
+def delete_entries(
+    mailbox: Mailbox, entries: QuerySet[Entry], *, by: User | None, event: str
+) -> int:
+    """Delete these entries of ``mailbox`` for good (the caller checked the manage right).
+
+    A message nobody holds any more is purged with its blob (once committed), unless a
+    delivery still needs it; the journal keeps who and when, never which purged message.
+    """
+    with transaction.atomic():
+        message_ids = list(entries.values_list("message_id", flat=True))
+        deleted, _detail = entries.delete()
         # A message still waiting for a delivery must stay: the pipeline needs it.
         orphans = (
             Message.objects.filter(pk__in=message_ids, entries__isnull=True)
@@ -177,7 +189,7 @@ def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
         )
         purged = list(orphans)
         Message.objects.filter(pk__in=[pk for pk, _b in purged]).delete()
-        journal.record("trash.emptied", actor=by, obj=mailbox, count=deleted, purged=len(purged))
+        journal.record(event, actor=by, obj=mailbox, count=deleted, purged=len(purged))
         purged_ids = {pk for pk, _b in purged}
         record_access(
             mailbox,
@@ -211,10 +223,14 @@ def set_flags(
         return 0
     updated = Entry.objects.filter(pk__in=[e.pk for e in items]).update(**changes)
     if seen:
-        pairs = Q()
+        # One statement per box (a selection is one box): no OR of a pair per entry.
+        by_box: dict[int, list[int]] = {}
         for e in items:
-            pairs |= Q(message_id=e.message_id, mailbox_id=e.mailbox_id)
-        Delivery.objects.filter(pairs, read_at__isnull=True).update(read_at=timezone.now())
+            by_box.setdefault(e.mailbox_id, []).append(e.message_id)
+        for mailbox_id, message_ids in by_box.items():
+            Delivery.objects.filter(
+                mailbox_id=mailbox_id, message_id__in=message_ids, read_at__isnull=True
+            ).update(read_at=timezone.now())
     for e in items:
         for name, value in changes.items():
             setattr(e, name, value)

@@ -40,6 +40,7 @@ from mailboxes.services.store import (
     Recipient,
     add_recipients,
     store_message,
+    xdm_patient_ins_of_raw,
 )
 from mailboxes.transport import mdn
 from mssante.lib import mime
@@ -310,7 +311,13 @@ def read_reception(
     except policy.PolicyError as exc:
         refusal = exc
     listing = Listing.of(parsed, fallback_id=f"<{uuid.uuid4().hex}@{settings.SMTP_HOSTNAME}>")
-    listing = replace(listing, from_addr=listing.from_addr or sender, sender_addr=sender)
+    listing = replace(
+        listing,
+        from_addr=listing.from_addr or sender,
+        sender_addr=sender,
+        # Another operator's lab: its results are grouped by the patient its package names.
+        patient_ins=xdm_patient_ins_of_raw(raw, parsed.attachments),
+    )
     return Reception(
         raw=raw,
         sender=sender,

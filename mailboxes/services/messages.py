@@ -18,7 +18,7 @@ from mailboxes.selectors import Access, closed_addresses, hosted_domains
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import sender_for
-from mailboxes.services.store import Listing, Recipient, store_message
+from mailboxes.services.store import Listing, Recipient, store_message, xdm_patient_ins
 from mssante.lib import crypto, mime
 from trust import listeblanche
 from trust import submission as trust_checks
@@ -94,13 +94,24 @@ def _references(parent: Message) -> list[str]:
     return [*refs, parent.message_id][-20:]
 
 
-def _patient_fields(extra_headers: dict[str, str] | None, recipients: Sequence[str]) -> dict:
-    """Columns of a new Message the patient space reads: closed, and the patient's INS."""
+def _patient_fields(
+    extra_headers: dict[str, str] | None,
+    recipients: Sequence[str],
+    attachments: Sequence[mime.Attachment] = (),
+) -> dict:
+    """Columns of a new Message the patient space reads: closed, and the patient's INS.
+
+    The INS is the patient box's among the recipients, else the one the structured
+    documents (IHE_XDM.ZIP) name: a lab's results to a doctor are grouped by patient.
+    """
     headers = {k.lower(): v for k, v in (extra_headers or {}).items()}
     patients = [a for a in recipients if addresses.is_patient_address(a)]
+    ins = patients[0].partition("@")[0].upper()[:15] if patients else ""
+    if not ins and attachments:
+        ins = xdm_patient_ins([(a.filename, a.data) for a in attachments])
     return {
         "conversation_closed": headers.get("x-mss-mes", "").strip().upper() == "FIN",
-        "patient_ins": patients[0].partition("@")[0].upper()[:15] if patients else "",
+        "patient_ins": ins,
     }
 
 
@@ -230,7 +241,7 @@ def submit_message(
             date=now,
             attachments=listed,
             # X-MSS-MES: FIN, and the patient's INS when a patient box is a recipient.
-            **_patient_fields(extra_headers, recipients),
+            **_patient_fields(extra_headers, recipients, attachments),
             automatic=mime.is_automatic(
                 *(
                     {k.lower(): v for k, v in (extra_headers or {}).items()}.get(name)

@@ -38,7 +38,7 @@ from mailboxes import blobs
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
 from mailboxes.services.mailbox import system_folder_id
-from mssante.lib import mime
+from mssante.lib import mime, xdm
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -108,6 +108,37 @@ class Listing:
             conversation_closed=parsed.headers.get("X-MSS-MES", "").strip().upper() == "FIN",
             automatic=parsed.automatic,
         )
+
+
+def xdm_patient_ins(parts: Sequence[tuple[str, bytes | None]]) -> str:
+    """The patient's INS named by the first readable IHE_XDM.ZIP among ``parts``, or "".
+
+    ``parts``: (file name, bytes) of a message's attachments. The doctor's list groups the
+    results of applicative boxes by patient on ``Message.patient_ins``; a package that
+    does not open names no one (it is shown, and refused, when read).
+    """
+    for filename, data in parts:
+        if (filename or "").upper() != xdm.FILENAME or not data:
+            continue
+        try:
+            ins = xdm.patient_ins(xdm.read(data))
+        except xdm.XdmError:
+            continue
+        if ins:
+            return ins
+    return ""
+
+
+def xdm_patient_ins_of_raw(raw: bytes, attachments: Sequence[mime.ParsedPart]) -> str:
+    """``xdm_patient_ins`` for a received message: only its IHE_XDM.ZIP part is decoded."""
+    parts = []
+    for part in attachments:
+        if (part.filename or "").upper() == xdm.FILENAME:
+            try:
+                parts.append((part.filename, mime.get_part(raw, part.index).data))
+            except mime.PartNotFoundError:
+                continue
+    return xdm_patient_ins(parts)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import verified_required
-from mailboxes import hooks, remote_images, selectors, services
+from mailboxes import hooks, listing, remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.services import quarantine
@@ -32,6 +32,7 @@ from mailboxes.views._common import (
     mailbox_home_url,
     render_webmail,
 )
+from mailboxes.views._sorting import triage_context
 from mssante import saved_search
 from mssante.lib import mime
 from mssante.middleware import content_security_policy
@@ -59,6 +60,11 @@ class Row:
     url: str = ""
     datetime: str = ""
     date: str = ""
+    # A result naming a patient (lab, imaging: Message.patient_ins), and who it is: the
+    # name of a known patient, else the INS as people read it (the list's "patient" chip).
+    patient_ins: str = ""
+    patient: str = ""
+    patient_url: str = ""
 
 
 def author(message: Message) -> str:
@@ -73,6 +79,13 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
     out = []
     # reverse() once: the reading page's URL differs only by the entry's id.
     read_url = reverse("webmail_read", args=[0])[: -len("0/")]
+    names = listing.patient_names(
+        {
+            e.message.patient_ins
+            for e in entries
+            if e.message.patient_ins and e.message.sender_mailbox_id != e.mailbox_id
+        }
+    )
     for entry in entries:
         message = entry.message
         local = timezone.localtime(message.date)
@@ -82,6 +95,7 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
             who = ", ".join(message.to_addrs or []) or _("(aucun destinataire)")
         else:
             who, via = author(message), message.from_via
+        ins = "" if outgoing or not listing.is_ins(message.patient_ins) else message.patient_ins
         out.append(
             Row(
                 entry,
@@ -93,6 +107,11 @@ def rows(entries: list[Entry], *, sent: bool = False) -> list[Row]:
                 url=f"{read_url}{entry.pk}/",
                 datetime=local.isoformat(),
                 date=local.strftime("%d/%m/%Y %H:%M"),
+                patient_ins=ins,
+                patient=listing.patient_label(ins, names) if ins else "",
+                patient_url=(
+                    reverse("webmail_patient_results", args=[entry.mailbox_id, ins]) if ins else ""
+                ),
             )
         )
     return out
@@ -144,7 +163,16 @@ def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
             },
             current_folder=folder,
         )
-    page = selectors.folder_page(folder, before=request.GET.get("avant"))
+    sort = listing.Sort.of(request.GET.get("tri"), request.GET.get("ordre"))
+    if sort.is_default:
+        page = selectors.folder_page(folder, before=request.GET.get("avant"))
+        entries, next_cursor, page_number, more = page.entries, page.next_cursor, 1, False
+        is_first_page = not request.GET.get("avant")
+    else:
+        # Sorted by another column: numbered pages (see listing.sorted_page).
+        page_number = listing.parse_page(request.GET.get("page"))
+        entries, more = listing.sorted_page(folder, sort, page_number)
+        next_cursor, is_first_page = None, page_number == 1
     return render_webmail(
         request,
         "mailboxes/folder.html",
@@ -152,9 +180,10 @@ def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
         {
             "folder": folder,
             "folder_label": selectors.folder_label(folder),
-            "rows": rows(page.entries, sent=folder.role == Folder.Role.SENT),
-            "next_cursor": page.next_cursor,
-            "is_first_page": not request.GET.get("avant"),
+            "rows": rows(entries, sent=folder.role == Folder.Role.SENT),
+            "next_cursor": next_cursor,
+            "is_first_page": is_first_page,
+            **triage_context(request, folder, sort, entries, page_number, more),
             "is_sent": folder.role == Folder.Role.SENT,
             "is_trash": folder.role == Folder.Role.TRASH,
             "is_custom": folder.role == Folder.Role.CUSTOM,

@@ -34,7 +34,7 @@ from typing import Any, Final
 from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as DefusedET
 
-from mssante.lib import archives
+from mssante.lib import archives, identifiers
 
 FILENAME = "IHE_XDM.ZIP"
 METADATA = "IHE_XDM/SUBSET01/METADATA.XML"
@@ -523,3 +523,19 @@ def cda_text(data: bytes, limit: int = 200_000) -> str:
             if text:
                 lines.append(text)
     return "\n".join(lines)[:limit]
+
+
+def patient_ins(package: Package) -> str:
+    """The patient's INS matricule a package names (submission set first), or "".
+
+    The CX value is ``<matricule>^^^&<OID>&ISO``; only an identifier under one of the INS
+    OIDs (NIR, NIA, test, demo) and of the matricule's form (15 letters or digits) is kept:
+    the column it fills groups a doctor's results by patient.
+    """
+    for value in [package.patient_id, *(d.patient_id for d in package.documents)]:
+        matricule, _sep, rest = (value or "").partition("^^^&")
+        oid = rest.partition("&")[0]
+        matricule = matricule.strip().upper()
+        if oid in identifiers.INS_OID_LABELS and len(matricule) == 15 and matricule.isalnum():
+            return matricule
+    return ""
