@@ -47,6 +47,8 @@ def _code_of(node: ast.expr, module: ast.Module, where: str) -> list[str]:
         pattern = ast.unparse(node)[2:-1]  # f'...' -> ...
         assert pattern in FAMILIES, f"{where}: add the codes of f'{pattern}' to FAMILIES"
         return FAMILIES[pattern]
+    if isinstance(node, ast.IfExp):
+        return _code_of(node.body, module, where) + _code_of(node.orelse, module, where)
     if isinstance(node, ast.Name) and node.id in RELAYED:
         return []  # its callers' keyword is collected where they call
     if (
