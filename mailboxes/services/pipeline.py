@@ -17,7 +17,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from audit import journal
-from mailboxes import blobs, hooks, reasons
+from mailboxes import blobs, hooks, reasons, search
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.reasons import Reason
 from mailboxes.services import quarantine, queue
@@ -92,13 +92,13 @@ def process(message_ids: Sequence[int]) -> int:
         )
         if not mine:
             return 0
-        verdicts, postponed = _scan_pending(
+        verdicts, terms, postponed = _scan_pending(
             [m for m in mine if m.scan_status == Message.ScanStatus.PENDING]
         )
         scanned = _apply_verdicts(verdicts)
         held = [m.pk for m in mine]
         deliveries = _claim_local(Q(message_id__in=held))
-        done = _deliver_claimed(deliveries, scanned)
+        done = _deliver_claimed(deliveries, scanned, terms)
         # Other operators' recipients of the messages judged (the annotation spares a
         # query per batch when there are none, the common case).
         with_remote = [m.pk for m in mine if getattr(m, "has_remote", False)]
@@ -191,21 +191,24 @@ def scan(message_id: int) -> None:
 
 def _scan_pending(
     pending: Sequence[Message],
-) -> tuple[dict[int, scanning.ScanVerdict], scanning.ClamdUnavailable | None]:
-    """The verdict on each message (read, decrypted, scanned once).
+) -> tuple[dict[int, scanning.ScanVerdict], dict[int, set[str]], scanning.ClamdUnavailable | None]:
+    """The verdict on each message (read, decrypted, scanned once), and the search terms
+    of those found clean while their plaintext is in hand (``mailboxes.search``).
 
     Stops at the first ``ClamdUnavailable`` (clamd is down for all of them): the
     messages judged so far are returned with it, the others stay pending.
     """
     verdicts: dict[int, scanning.ScanVerdict] = {}
+    terms: dict[int, set[str]] = {}
     for message in pending:
+        raw = blobs.read(message.blob_name, message.key_id, message.wrapped_key)
         try:
-            verdicts[message.pk] = scanning.scan_raw_message(
-                blobs.read(message.blob_name, message.key_id, message.wrapped_key)
-            )
+            verdicts[message.pk] = verdict = scanning.scan_raw_message(raw)
         except scanning.ClamdUnavailable as exc:
-            return verdicts, exc
-    return verdicts, None
+            return verdicts, terms, exc
+        if _SCAN_STATUS[verdict.status] != Message.ScanStatus.INFECTED:
+            terms[message.pk] = search.terms_of(raw)
+    return verdicts, terms, None
 
 
 def _apply_verdicts(
@@ -271,16 +274,20 @@ def deliver_many(delivery_ids: list[int]) -> int:
         if not delivery_ids:
             return done
     with transaction.atomic():
-        done += _deliver_claimed(_claim_local(Q(pk__in=delivery_ids)), {})
+        done += _deliver_claimed(_claim_local(Q(pk__in=delivery_ids)), {}, {})
     return done
 
 
 def _deliver_claimed(
-    deliveries: list[Delivery], scanned: dict[int, tuple[str, scanning.ScanVerdict]]
+    deliveries: list[Delivery],
+    scanned: dict[int, tuple[str, scanning.ScanVerdict]],
+    terms: dict[int, set[str]],
 ) -> int:
     """Deliver claimed local deliveries (caller's transaction), set-based; return how many.
 
-    ``scanned``: the verdicts applied in this transaction, carried by the delivery events.
+    ``scanned``: the verdicts applied in this transaction, carried by the delivery events;
+    ``terms``: the search terms of the messages scanned in it (the others, released or
+    platform notices, are read again for theirs).
     """
     if not deliveries:
         return 0
@@ -318,6 +325,9 @@ def _deliver_claimed(
             delivery.status = Delivery.Status.DELIVERED
             delivered.append((delivery, box))
     if delivered:
+        for d, _box in delivered:
+            if d.message_id not in terms:
+                terms[d.message_id] = search.read_terms(d.message)
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(
@@ -328,6 +338,7 @@ def _deliver_claimed(
                     # The box's inbox, annotated by _claim_local.
                     folder_id=getattr(d, "inbox_id"),  # noqa: B009
                     received_at=now,
+                    search_tokens=search.entry_tokens(box.pk, terms[d.message_id]),
                 )
                 for d, box in delivered
             ],
