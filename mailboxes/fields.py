@@ -23,7 +23,7 @@ from mailboxes import blobs
 from mssante.lib import fieldseal
 
 
-class _Sealed(models.Field):  # type: ignore[type-arg]
+class _Sealed(models.Field):
     """A value sealed in a binary column under a key for this column (see the module)."""
 
     def contribute_to_class(self, cls: Any, name: str, private_only: bool = False) -> None:
@@ -80,7 +80,7 @@ class SealedTextField(_Sealed):
             return fieldseal.open_value(blobs.keyring(), self.seal_label, bytes(value))
         return "" if value is None else str(value)
 
-    def formfield(self, **kwargs: Any) -> Any:
+    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
         return super().formfield(**{"form_class": forms.CharField, **kwargs})
 
 
@@ -94,7 +94,7 @@ class SealedJSONField(_Sealed):
         return json.loads(text)
 
 
-class TokenSetField(models.Field):  # type: ignore[type-arg]
+class TokenSetField(models.Field):
     """Sorted 64-bit search tokens: ``bigint[]`` on PostgreSQL, spaced numbers on SQLite."""
 
     description = "keyed search tokens"

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import nh3
 from django.db import connection, transaction
@@ -156,7 +157,7 @@ def read_terms(message: Message) -> set[str]:
     """The terms of a stored message, its blob decrypted (not for the hot path)."""
     try:
         raw = blobs.read(message.blob_name, message.key_id, message.wrapped_key)
-    except Exception as exc:  # noqa: BLE001 - indexed by its listing alone, and said
+    except Exception as exc:
         log.warning("message %s indexed without its body: %s", message.pk, type(exc).__name__)
         raw = b""
     return terms_of(raw, message)
@@ -223,7 +224,7 @@ class Criteria:
 PROBE = 2000
 
 
-def _token_match(sets: list[list[int]], params: list[object]) -> str:
+def _token_match(sets: list[list[int]], params: list[Any]) -> str:
     """The SQL that an entry holds every token of one of the sets (one set per master key)."""
     if not sets or not sets[0]:
         return "TRUE"
@@ -238,7 +239,7 @@ def _token_match(sets: list[list[int]], params: list[object]) -> str:
 
 
 def _filters(
-    mailbox_id: int, criteria: Criteria, before: tuple[datetime, int] | None, params: list[object]
+    mailbox_id: int, criteria: Criteria, before: tuple[datetime, int] | None, params: list[Any]
 ) -> str:
     box = "%s::bigint" if connection.vendor == "postgresql" else "%s"
     where = [f"mailbox_id = {box}"]
@@ -279,9 +280,9 @@ def search_ids(
     Every value is a parameter; the words never reach the database, only their tokens.
     """
     sets = query_tokens(mailbox_id, criteria.query())
-    probe_params: list[object] = []
+    probe_params: list[Any] = []
     filters = _filters(mailbox_id, criteria, before, probe_params)
-    match_params: list[object] = []
+    match_params: list[Any] = []
     match = _token_match(sets, match_params)
     order = "ORDER BY received_at DESC, id DESC"
     # Step 1: the newest PROBE entries the filters allow, then the tokens among them.
@@ -290,7 +291,7 @@ def search_ids(
         f"WHERE {filters} {order} LIMIT %s) AS newest WHERE {match} {order} LIMIT %s"
     )
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""
-    every_params: list[object] = []
+    every_params: list[Any] = []
     every_filters = _filters(mailbox_id, criteria, before, every_params)
     # Step 2: every entry holding the tokens (the GIN index), then the newest of them.
     every = (

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.core.exceptions import FieldError
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from django.core.exceptions import FieldError
-from django.db import connection
-
 from mailboxes import search, selectors
 from mailboxes.models import Entry, Folder, Mailbox, Message
-from mssante.lib import mime
 from mailboxes.tests.test_views import entry_of, folder, listed_entry
+from mssante.lib import mime
 from tests.personas import Person, login, send
 
 pytestmark = pytest.mark.django_db
@@ -50,18 +50,16 @@ def test_a_sent_message_filed_in_the_archive_names_its_recipients(
     assert f'<span class="webmail-who-label">À :</span> {nurse.address}' in html
 
 
-def results(client: object, box: Mailbox, **form: object) -> list[str]:
+def results(client: Any, box: Mailbox, **form: object) -> list[str]:
     """The subjects the search page lists for this form, POSTed as a browser does."""
-    response = client.post(  # type: ignore[attr-defined]
-        reverse("webmail_search", args=[box.pk]), form, follow=True
-    )
+    response = client.post(reverse("webmail_search", args=[box.pk]), form, follow=True)
     assert response.status_code == 200, response.content.decode()[:2000]
     return [row.entry.message.subject for row in response.context["rows"]]
 
 
 def indexed(box: Mailbox, **kwargs: object) -> Entry:
     """A listed entry (no blob) with its tokens, as the rebuild command makes them."""
-    entry = listed_entry(box, **kwargs)  # type: ignore[arg-type]
+    entry = listed_entry(box, **kwargs)
     search.reindex([Entry.objects.select_related("message").get(pk=entry.pk)])
     return entry
 
@@ -131,7 +129,7 @@ def test_the_text_of_readable_attachments_is_found(claire: Person, julien: Perso
         subject="Pièces",
         text="Voir les pièces jointes.",
         attachments=[
-            mime.Attachment("notes.txt", "text/plain", "Tachycardie nocturne".encode()),
+            mime.Attachment("notes.txt", "text/plain", b"Tachycardie nocturne"),
             mime.Attachment("cr.xml", "application/xml", cda),
         ],
     )
@@ -218,7 +216,14 @@ def test_hostile_queries_get_a_clear_refusal_not_an_error(
 
 @pytest.mark.parametrize(
     "query",
-    ["\u202eevil\u202c", "🩺🩺 bilan", "Z̸̢̛a̵l̴g̶o̷", "ﬁchier ＦＵＬＬ", "日本語テキスト", "\ufeffbom"],
+    [
+        "\u202eevil\u202c",
+        "🩺🩺 bilan",
+        "Z̸̢̛a̵l̴g̶o̷",
+        "\ufb01chier \uff26\uff35\uff2c\uff2c",
+        "日本語テキスト",
+        "\ufeffbom",
+    ],
 )
 def test_weird_unicode_is_searched_not_a_500(claire: Person, query: str) -> None:
     user, box = claire

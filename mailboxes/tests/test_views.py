@@ -713,7 +713,7 @@ def test_an_outsider_gets_404_on_every_url_of_another_persons_mail(
     # Nothing changed for the owner.
     entry.refresh_from_db()
     assert (entry.folder.role, entry.seen, entry.flagged) == (Folder.Role.INBOX, False, False)
-    assert Draft.objects.filter(pk=draft.pk, subject="Brouillon secret").exists()
+    assert Draft.objects.get(pk=draft.pk).subject == "Brouillon secret"
     assert Folder.objects.filter(pk=custom.pk, name="Privé").exists()
     assert not Folder.objects.filter(name="Intrus").exists()
     # And the owner still gets a page (the matrix is not 404 for everyone).

@@ -62,7 +62,7 @@ ATTACHMENT: Final = "has:attachment"
 
 _WORD_RE: Final = re.compile(r"[^\W_]+")
 # Letters NFKD does not take apart.
-_FOLD: Final = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "ı": "i"})
+_FOLD: Final = str.maketrans({"œ": "oe", "æ": "ae", "ø": "o", "đ": "d", "ł": "l", "\u0131": "i"})
 
 
 def normalise(text: str) -> str:
