@@ -299,7 +299,7 @@ class Entry(models.Model):
     # What the search reads: the keyed tokens of the words of the message (subject,
     # correspondents, body, readable attachments; mailboxes.search), never a word. Written
     # with the entry by the code that holds the plaintext; a GIN index on PostgreSQL.
-    search_tokens = TokenSetField(default=list, blank=True, editable=False)
+    search_tokens = TokenSetField(default=list, db_default=[], blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message d'une boîte")

@@ -113,7 +113,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="entry",
             name="search_tokens",
-            field=mailboxes.fields.TokenSetField(blank=True, default=list, editable=False),
+            field=mailboxes.fields.TokenSetField(
+                blank=True, db_default=[], default=list, editable=False
+            ),
         ),
         migrations.RunPython(_run({"postgresql": PG_INDEX}), _run({"postgresql": PG_INDEX_BACKWARD})),
         # --- sealed columns: a binary column filled from the clear one, which goes
