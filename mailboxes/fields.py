@@ -17,7 +17,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import FieldError
-from django.db import models
+from django.db import connection, models, transaction
 
 from mailboxes import blobs
 from mssante.lib import fieldseal
@@ -119,3 +119,39 @@ class TokenSetField(models.Field):
         if isinstance(value, str):
             return [int(v) for v in value.split()]
         return [int(v) for v in (value or ())]
+
+
+def reseal(model: Any, batch: int = 500) -> int:
+    """Seal again under the current master key the sealed columns of ``model`` still under
+    another one (rotation); how many rows were rewritten. Resumable: batch by batch."""
+    columns = [f for f in model._meta.concrete_fields if isinstance(f, _Sealed)]
+    if not columns:
+        return 0
+    ring = blobs.keyring()
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(f.column) for f in columns)
+    after, done = 0, 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {names} FROM {table} WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608
+                [after, batch],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return done
+        after = rows[-1][0]
+        stale = [
+            row[0]
+            for row in rows
+            if any(v is not None and fieldseal.key_id_of(bytes(v)) != ring.current for v in row[1:])
+        ]
+        if stale:
+            with transaction.atomic():
+                objs = list(
+                    model._default_manager.filter(pk__in=stale).only(
+                        "pk", *(f.name for f in columns)
+                    )
+                )
+                model._default_manager.bulk_update(objs, [f.name for f in columns])
+            done += len(stale)

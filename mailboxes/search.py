@@ -44,26 +44,48 @@ MAX_ATTACHMENT_BYTES = 2_000_000
 
 
 @functools.lru_cache(maxsize=1024)
-def _derived(master: bytes, mailbox_id: int) -> bytes:
-    return searchindex.derive_key(master, f"mssante/search/v1/{mailbox_id}")
+def _derived(master: bytes, context: str) -> bytes:
+    return searchindex.derive_key(master, context)
+
+
+def _key_ids() -> list[str]:
+    ring = blobs.keyring()
+    return [ring.current, *(k for k in ring if k != ring.current)]
+
+
+def term_key(key_id: str | None = None) -> bytes:
+    """The key the terms of every message are digested with (per master key)."""
+    ring = blobs.keyring()
+    return _derived(ring[key_id or ring.current], "mssante/search/v1/terms")
 
 
 def box_key(mailbox_id: int, key_id: str | None = None) -> bytes:
     """The search key of a mailbox under one master key (the current one by default)."""
     ring = blobs.keyring()
-    return _derived(ring[key_id or ring.current], mailbox_id)
+    return _derived(ring[key_id or ring.current], f"mssante/search/v1/box/{mailbox_id}")
 
 
-def entry_tokens(mailbox_id: int, terms: Iterable[str]) -> list[int]:
+def prepare(terms: Iterable[str]) -> bytes:
+    """A message's terms digested once (current master key), for ``entry_tokens``."""
+    return searchindex.digests(term_key(), terms)
+
+
+def entry_tokens(mailbox_id: int, prepared: bytes) -> list[int]:
     """The tokens to store on an entry of this mailbox (current master key)."""
-    return searchindex.tokens(box_key(mailbox_id), terms)
+    return searchindex.tokens(box_key(mailbox_id), prepared)
+
+
+def terms_tokens(mailbox_id: int, terms: Iterable[str]) -> list[int]:
+    """``entry_tokens`` of terms not prepared yet (one recipient)."""
+    return entry_tokens(mailbox_id, prepare(terms))
 
 
 def query_tokens(mailbox_id: int, query: searchindex.Query) -> list[list[int]]:
     """The query's tokens under each master key of the ring (current first)."""
-    ring = blobs.keyring()
-    ids = [ring.current, *(k for k in ring if k != ring.current)]
-    return [searchindex.tokens(box_key(mailbox_id, k), query.terms) for k in ids]
+    return [
+        searchindex.tokens(box_key(mailbox_id, k), searchindex.digests(term_key(k), query.terms))
+        for k in _key_ids()
+    ]
 
 
 # --------------------------------------------------------------------------- what is indexed
@@ -165,11 +187,11 @@ def read_terms(message: Message) -> set[str]:
 
 def reindex(entries: Sequence[Entry]) -> int:
     """Compute again the tokens of these entries (current master key); how many changed."""
-    cache: dict[int, set[str]] = {}
+    cache: dict[int, bytes] = {}
     changed = []
     for entry in entries:
         if entry.message_id not in cache:
-            cache[entry.message_id] = read_terms(entry.message)
+            cache[entry.message_id] = prepare(read_terms(entry.message))
         fresh = entry_tokens(entry.mailbox_id, cache[entry.message_id])
         if fresh != entry.search_tokens:
             entry.search_tokens = fresh

@@ -199,7 +199,7 @@ def _scan_pending(
     messages judged so far are returned with it, the others stay pending.
     """
     verdicts: dict[int, scanning.ScanVerdict] = {}
-    terms: dict[int, set[str]] = {}
+    terms: dict[int, bytes] = {}
     for message in pending:
         raw = blobs.read(message.blob_name, message.key_id, message.wrapped_key)
         try:
@@ -207,7 +207,7 @@ def _scan_pending(
         except scanning.ClamdUnavailable as exc:
             return verdicts, terms, exc
         if _SCAN_STATUS[verdict.status] != Message.ScanStatus.INFECTED:
-            terms[message.pk] = search.terms_of(raw)
+            terms[message.pk] = search.prepare(search.terms_of(raw))
     return verdicts, terms, None
 
 
@@ -281,13 +281,13 @@ def deliver_many(delivery_ids: list[int]) -> int:
 def _deliver_claimed(
     deliveries: list[Delivery],
     scanned: dict[int, tuple[str, scanning.ScanVerdict]],
-    terms: dict[int, set[str]],
+    terms: dict[int, bytes],
 ) -> int:
     """Deliver claimed local deliveries (caller's transaction), set-based; return how many.
 
     ``scanned``: the verdicts applied in this transaction, carried by the delivery events;
-    ``terms``: the search terms of the messages scanned in it (the others, released or
-    platform notices, are read again for theirs).
+    ``terms``: the search terms (digested, ``search.prepare``) of the messages scanned in
+    it; the others (released, platform notices) are read again for theirs.
     """
     if not deliveries:
         return 0
@@ -327,7 +327,7 @@ def _deliver_claimed(
     if delivered:
         for d, _box in delivered:
             if d.message_id not in terms:
-                terms[d.message_id] = search.read_terms(d.message)
+                terms[d.message_id] = search.prepare(search.read_terms(d.message))
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         Entry.objects.bulk_create(

@@ -250,7 +250,7 @@ def store_message(
                     seen=True,
                     received_at=now,
                     # The bytes are in hand: the Sent copy is indexed now.
-                    search_tokens=search.entry_tokens(sender_mailbox.pk, search.terms_of(raw)),
+                    search_tokens=search.terms_tokens(sender_mailbox.pk, search.terms_of(raw)),
                 )
             if answers is not None and sender_mailbox is not None:
                 Entry.objects.filter(mailbox=sender_mailbox, message=answers).update(answered=True)

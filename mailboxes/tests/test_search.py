@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import os
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import FieldError
+from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -185,7 +189,7 @@ def test_a_stranger_never_finds_another_box_s_message(claire: Person, julien: Pe
     response = login(nurse_user).post(reverse("webmail_search", args=[box.pk]), {"q": "quetiapine"})
     assert response.status_code == 404
     # The same word has other tokens in another box: each box its own key.
-    assert search.entry_tokens(box.pk, {"w:quetiapine"}) != search.entry_tokens(
+    assert search.terms_tokens(box.pk, {"w:quetiapine"}) != search.terms_tokens(
         nurse.pk, {"w:quetiapine"}
     )
 
@@ -311,3 +315,22 @@ def test_search_leaves_the_trash_out_in_both_steps(
     # Asked for, the trash is searched.
     found = selectors.search(box, search.Criteria(text="mot", folder_id=trash.pk)).entries
     assert [e.pk for e in found] == [made[0].pk, made[4].pk]
+
+
+def test_search_survives_a_master_key_rotation_and_the_rebuild_frees_the_old_key(
+    claire: Person, julien: Person, settings: Any
+) -> None:
+    (_user, box), nurse = claire, julien.box
+    old = settings.MSSANTE_MASTER_KEYS  # (the personas' second factors are sealed with it)
+    new = "k-new:" + base64.b64encode(os.urandom(32)).decode()
+    message = send(nurse, [box.address], subject="Avant", text="Rotation ostéopathique")
+    before = entry_of(box, message).search_tokens
+    settings.MSSANTE_MASTER_KEYS = f"{new},{old}"
+    # Indexed under the old key, found while that key is still in the ring.
+    assert [e.message_id for e in selectors.search(box, "osteopathique").entries] == [message.pk]
+    call_command("rotate_master_key", stdout=io.StringIO())
+    call_command("rebuild_search_index", stdout=io.StringIO())
+    assert entry_of(box, message).search_tokens != before
+    settings.MSSANTE_MASTER_KEYS = new  # the old key is gone
+    assert [e.message_id for e in selectors.search(box, "osteopathique").entries] == [message.pk]
+    assert Message.objects.get(pk=message.pk).subject == "Avant"

@@ -227,7 +227,10 @@ def test_rotating_the_master_key_keeps_everything_readable_and_frees_the_old_key
     for i, message in enumerate(messages):
         message.refresh_from_db()
         assert f"message {i}" in (services.parse(message).text or "")
+        # The sealed subject was sealed again under the new key.
+        assert message.subject == "Compte rendu"
     draft.refresh_from_db()
+    assert draft.subject == "b"
     assert services.open_draft(draft).text == "brouillon"
     assert services.read_draft_attachment(draft.files.get()) == b"fichier"
 
