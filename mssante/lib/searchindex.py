@@ -82,7 +82,8 @@ def normalise(text: str) -> str:
         return text
     if any(c in text for c in _FOLDED):
         text = text.translate(_FOLD)
-    return _MARKS.sub("", unicodedata.normalize("NFKD", text))
+    # Compatibility forms may decompose to capitals (a circled Ⓐ): lower them again.
+    return _MARKS.sub("", unicodedata.normalize("NFKD", text)).casefold()
 
 
 def words(text: str, limit: int = MAX_WORDS) -> list[str]:
