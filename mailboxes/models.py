@@ -195,6 +195,9 @@ class Message(models.Model):
     to_addrs = models.JSONField(_("destinataires"), default=list)
     cc_addrs = models.JSONField(_("copie"), default=list)
     subject = SealedTextField(_("objet"), default="", blank=True)
+    # The first words of the text body, for the list's preview line: sealed like the
+    # subject, written at delivery (the pipeline has the plaintext in hand).
+    preview = SealedTextField(_("aperçu"), default="", blank=True, editable=False)
     date = models.DateTimeField(_("date"))
     size = models.PositiveIntegerField(_("taille"))
     attachments = SealedJSONField(

@@ -158,20 +158,43 @@ def document(raw: bytes) -> searchindex.Document:
     return doc
 
 
+PREVIEW_LENGTH = 140
+
+
+def preview(doc: searchindex.Document) -> str:
+    """The first words of the text body (or of the HTML's text), at most PREVIEW_LENGTH."""
+    text = " ".join(" ".join(doc.texts[:1]).split()) if doc.texts else ""
+    if len(text) <= PREVIEW_LENGTH:
+        return text
+    return text[: PREVIEW_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
+def store_previews(previews: dict[int, str]) -> None:
+    """Write the messages' preview lines (sealed), in one statement."""
+    rows = [Message(pk=pk, preview=text) for pk, text in previews.items() if text]
+    if rows:
+        Message.objects.bulk_update(rows, ["preview"])
+
+
 def terms_of(raw: bytes, message: Message | None = None) -> set[str]:
     """The terms of a message; the stored row completes what its bytes do not say.
 
     The row's listing (a platform notice's subject, recipients taken from the envelope)
     is what the lists show: it is indexed too.
     """
-    doc = document(raw)
+    return _terms(document(raw), message)
+
+
+def _terms(doc: searchindex.Document, message: Message | None = None) -> set[str]:
     if message is not None:
         if message.subject and message.subject not in doc.subject:
             doc.subject = f"{doc.subject}\n{message.subject}"
         doc.senders.extend(v for v in (message.from_name, message.from_addr) if v)
         doc.recipients.extend(message.to_addrs or [])
         doc.recipients.extend(message.cc_addrs or [])
-        doc.has_attachments = doc.has_attachments or bool(message.attachments)
+        listed = [a for a in message.attachments or [] if isinstance(a, dict)]
+        doc.attachment_names.extend(str(a.get("filename", "")) for a in listed)
+        doc.has_attachments = doc.has_attachments or bool(listed)
     return doc.terms()
 
 

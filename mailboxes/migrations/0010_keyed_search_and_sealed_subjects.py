@@ -6,6 +6,8 @@
   in Python, where the plaintext is in hand: the entries stored before this migration
   have none until ``manage.py rebuild_search_index`` has run (docs/operations.md); they
   are listed in their folders meanwhile, and found by no search.
+- ``Message.preview``: the first words of the body for the message list, sealed, written
+  at delivery;
 - ``Message.subject``, ``Message.attachments`` and ``Draft.subject`` are sealed in place
   (AES-256-GCM under a key derived from the master key for the column,
   ``mssante.lib.fieldseal``): a new binary column is filled from the clear one, which is
@@ -171,5 +173,13 @@ class Migration(migrations.Migration):
             model_name="draft",
             name="subject",
             field=mailboxes.fields.SealedTextField(blank=True, default=""),
+        ),
+        # The list's preview line, sealed, written at delivery (none for older messages).
+        migrations.AddField(
+            model_name="message",
+            name="preview",
+            field=mailboxes.fields.SealedTextField(
+                blank=True, default="", editable=False, verbose_name="aperçu"
+            ),
         ),
     ]

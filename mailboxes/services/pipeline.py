@@ -92,10 +92,11 @@ def process(message_ids: Sequence[int]) -> int:
         )
         if not mine:
             return 0
-        verdicts, terms, postponed = _scan_pending(
+        verdicts, terms, previews, postponed = _scan_pending(
             [m for m in mine if m.scan_status == Message.ScanStatus.PENDING]
         )
         scanned = _apply_verdicts(verdicts)
+        search.store_previews(previews)
         held = [m.pk for m in mine]
         deliveries = _claim_local(Q(message_id__in=held))
         done = _deliver_claimed(deliveries, scanned, terms)
@@ -200,15 +201,18 @@ def _scan_pending(
     """
     verdicts: dict[int, scanning.ScanVerdict] = {}
     terms: dict[int, bytes] = {}
+    previews: dict[int, str] = {}
     for message in pending:
         raw = blobs.read(message.blob_name, message.key_id, message.wrapped_key)
         try:
             verdicts[message.pk] = verdict = scanning.scan_raw_message(raw)
         except scanning.ClamdUnavailable as exc:
-            return verdicts, terms, exc
+            return verdicts, terms, previews, exc
         if _SCAN_STATUS[verdict.status] != Message.ScanStatus.INFECTED:
-            terms[message.pk] = search.prepare(search.terms_of(raw))
-    return verdicts, terms, None
+            doc = search.document(raw)
+            terms[message.pk] = search.prepare(doc.terms())
+            previews[message.pk] = search.preview(doc)
+    return verdicts, terms, previews, None
 
 
 def _apply_verdicts(

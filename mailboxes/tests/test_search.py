@@ -334,3 +334,19 @@ def test_search_survives_a_master_key_rotation_and_the_rebuild_frees_the_old_key
     settings.MSSANTE_MASTER_KEYS = new  # the old key is gone
     assert [e.message_id for e in selectors.search(box, "osteopathique").entries] == [message.pk]
     assert Message.objects.get(pk=message.pk).subject == "Avant"
+
+
+def test_the_list_shows_a_sealed_preview_of_the_body(claire: Person, julien: Person) -> None:
+    (user, box), nurse = claire, julien.box
+    long_text = "Bonjour Claire,\n\n  le bilan est normal. " + "Détail du dosage. " * 20
+    message = send(nurse, [box.address], subject="Bilan", text=long_text)
+    stored = Message.objects.get(pk=message.pk)
+    assert stored.preview.startswith("Bonjour Claire, le bilan est normal.")
+    assert len(stored.preview) <= search.PREVIEW_LENGTH
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT preview FROM mailboxes_message WHERE id = %s", [message.pk])
+        (sealed,) = cursor.fetchone()
+    assert b"bilan" not in bytes(sealed).lower()
+    inbox = folder(box, Folder.Role.INBOX)
+    html = login(user).get(reverse("webmail_folder", args=[inbox.pk])).content.decode()
+    assert '<span class="fr-hint-text webmail-preview">Bonjour Claire, le bilan est normal.' in html
