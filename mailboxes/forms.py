@@ -198,7 +198,7 @@ class SearchForm(forms.Form):
 
     def __init__(self, *args: Any, folders: list[tuple[int, str]] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        choices = [("", _("Tous les dossiers (sauf la corbeille)")), *(folders or [])]
+        choices = [("", _("Tous (sauf la corbeille)")), *(folders or [])]
         cast(forms.TypedChoiceField, self.fields["folder"]).choices = choices
 
     def _words(self, name: str) -> str:
