@@ -158,8 +158,10 @@ def test_bodies_and_attachments_appear_nowhere_in_the_database_or_the_blob_folde
     for path, data in files.items():
         for needle in needles:
             assert needle not in data, f"{needle!r} in {path}"
-    # The probe itself works: the clear subject is found.
-    assert _database_contains([b"Sujet en clair"]) != []
+    # The subject is sealed too (issue 14)...
+    assert _database_contains([b"Sujet en clair", b"analyse.txt"]) == []
+    # ...and the probe itself works: the recipient's address, in clear, is found.
+    assert _database_contains([nurse.address.encode()]) != []
 
 
 # --------------------------------------------------------------------------- integrity
