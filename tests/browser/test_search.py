@@ -23,8 +23,12 @@ def shoot(page: Page, name: str) -> None:
     page.set_viewport_size(DESKTOP)
     page.screenshot(path=str(DOCS / f"{name}-desktop.png"), full_page=True)
     page.set_viewport_size(PHONE)
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
     page.screenshot(path=str(DOCS / f"{name}-phone.png"), full_page=True)
+    wide = page.evaluate(
+        "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right"
+        " > document.documentElement.clientWidth + 1).slice(-3).map(e => e.outerHTML.slice(0, 120))"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], (name, wide)
     page.set_viewport_size(DESKTOP)
 
 
@@ -63,6 +67,8 @@ def test_a_doctor_finds_a_result_by_a_word_of_its_body_with_filters(
     page.locator(".webmail-search-form").get_by_role("button", name="Rechercher").click()
     expect(results).to_have_count(1)
     expect(results.first).to_contain_text("Résultats de Mme Lefèvre")
+    expect(page.get_by_label("Avec pièces jointes")).to_be_checked()
+    shoot(page, "search-filters")
     # The keyboard reaches every filter.
     page.get_by_label("Mots recherchés").focus()
     for _ in range(8):
