@@ -192,9 +192,15 @@ def scan(message_id: int) -> None:
 
 def _scan_pending(
     pending: Sequence[Message],
-) -> tuple[dict[int, scanning.ScanVerdict], dict[int, set[str]], scanning.ClamdUnavailable | None]:
+) -> tuple[
+    dict[int, scanning.ScanVerdict],
+    dict[int, bytes],
+    dict[int, str],
+    scanning.ClamdUnavailable | None,
+]:
     """The verdict on each message (read, decrypted, scanned once), and the search terms
-    of those found clean while their plaintext is in hand (``mailboxes.search``).
+    (digested) and preview line of those not infected, while their plaintext is in hand
+    (``mailboxes.search``).
 
     Stops at the first ``ClamdUnavailable`` (clamd is down for all of them): the
     messages judged so far are returned with it, the others stay pending.
