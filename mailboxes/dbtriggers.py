@@ -1,7 +1,6 @@
-"""The triggers that keep the folder counters and the search column (migration 0009).
+"""The triggers that keep the folder counters (migration 0009).
 
-The database maintains ``FolderCounter`` and ``Entry.search_text`` itself, whatever code
-writes the entries (an ORM call, ``bulk_create``, ``.update()``, a cascade, raw SQL): see
+The database maintains ``FolderCounter`` itself, whatever code writes the entries (an ORM call, ``bulk_create``, ``.update()``, a cascade, raw SQL): see
 docs/decisions.md, "A big mailbox that stays fast". Migration 0009 installs the triggers;
 this module knows their names, and puts the SQLite ones back after a ``migrate`` (Django
 rebuilds a SQLite table to alter it, and the rebuilt table has no trigger).
@@ -20,20 +19,11 @@ TRIGGERS = {
     "mailboxes_entry_counted_insert": "mailboxes_entry",
     "mailboxes_entry_counted_update": "mailboxes_entry",
     "mailboxes_entry_counted_delete": "mailboxes_entry",
-    "mailboxes_entry_search_text": "mailboxes_entry",
 }
 POSTGRESQL_ONLY = {"mailboxes_entry_emptied": "mailboxes_entry"}
-# PostgreSQL keeps the search text in the insert trigger's function (BEFORE INSERT OR
-# UPDATE); SQLite, whose triggers cannot change the row being written, in a second one.
-SQLITE_ONLY = {"mailboxes_entry_search_text_kept": "mailboxes_entry"}
-
-_SQLITE_SEARCH_TEXT = """
-    m.subject || char(10) || m.from_addr || char(10) || m.from_name || char(10) || m.sender_addr
-    || coalesce((SELECT char(10) || group_concat(value, char(10)) FROM json_each(m.to_addrs)), '')
-    || coalesce((SELECT char(10) || group_concat(value, char(10)) FROM json_each(m.cc_addrs)), '')
-    || coalesce((SELECT char(10) || group_concat(json_extract(value, '$.filename'), char(10))
-                 FROM json_each(m.attachments) WHERE type = 'object'), '')
-"""
+# (The search column's triggers of migration 0009 are gone: the search index is keyed
+# tokens computed in Python where the plaintext is in hand, mailboxes.search.)
+SQLITE_ONLY: dict[str, str] = {}
 
 # The same statements as migration 0009's (IF NOT EXISTS: running them again is harmless).
 SQLITE_TRIGGERS = [
@@ -65,20 +55,6 @@ SQLITE_TRIGGERS = [
             SET total = total + 1, unread = unread + (NOT NEW.seen)
             WHERE folder_id = NEW.folder_id;
     END""",
-    f"""CREATE TRIGGER IF NOT EXISTS mailboxes_entry_search_text AFTER INSERT ON mailboxes_entry
-    BEGIN
-        UPDATE mailboxes_entry SET search_text = coalesce((SELECT {_SQLITE_SEARCH_TEXT}
-            FROM mailboxes_message AS m WHERE m.id = NEW.message_id), '')
-            WHERE id = NEW.id;
-    END""",  # noqa: S608 (constant SQL)
-    f"""CREATE TRIGGER IF NOT EXISTS mailboxes_entry_search_text_kept
-        AFTER UPDATE OF search_text, message_id ON mailboxes_entry
-        WHEN OLD.search_text <> '' OR NEW.message_id IS NOT OLD.message_id
-    BEGIN
-        UPDATE mailboxes_entry SET search_text = coalesce((SELECT {_SQLITE_SEARCH_TEXT}
-            FROM mailboxes_message AS m WHERE m.id = NEW.message_id), '')
-            WHERE id = NEW.id;
-    END""",  # noqa: S608 (constant SQL)
 ]
 
 

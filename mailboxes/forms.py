@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import PatientIdentity
 from mailboxes.models import AccessEvent, ApiScope, Folder
 from mailboxes.selectors import folder_label
-from mssante.lib import xdm
+from mssante.lib import searchindex, xdm
 
 _SEPARATORS = re.compile(r"[,;\n\r]+")
 
@@ -168,7 +168,80 @@ class MoveForm(forms.Form):
 
 
 class SearchForm(forms.Form):
-    q = forms.CharField(label=_("Rechercher"), max_length=200, required=False, strip=True)
+    """A search: words and filters, every one optional but at least one given.
+
+    Bounded like any input from a browser: 200 characters a text field, at most
+    ``searchindex.MAX_QUERY_WORDS`` words each, a folder of this box only, real dates.
+    """
+
+    q = forms.CharField(
+        label=_("Mots recherchés"),
+        help_text=_("Dans l'objet, le texte du message, les pièces jointes et les correspondants."),
+        max_length=200,
+        required=False,
+        strip=True,
+    )
+    sender = forms.CharField(label=_("De"), max_length=200, required=False, strip=True)
+    recipient = forms.CharField(label=_("À"), max_length=200, required=False, strip=True)
+    folder = forms.TypedChoiceField(
+        label=_("Dossier"), required=False, coerce=int, empty_value=None, choices=()
+    )
+    since = forms.DateField(
+        label=_("Reçu depuis le"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("Reçu jusqu'au (inclus)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    unread = forms.BooleanField(label=_("Non lus seulement"), required=False)
+    with_attachments = forms.BooleanField(label=_("Avec pièces jointes"), required=False)
+
+    def __init__(self, *args: Any, folders: list[tuple[int, str]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        choices = [("", _("Tous (sauf la corbeille)")), *(folders or [])]
+        cast(forms.TypedChoiceField, self.fields["folder"]).choices = choices
+
+    def _words(self, name: str) -> str:
+        value: str = self.cleaned_data.get(name, "")
+        if len(searchindex.words(value, searchindex.MAX_QUERY_WORDS + 1)) > (
+            searchindex.MAX_QUERY_WORDS
+        ):
+            raise forms.ValidationError(
+                _("%(max)d mots au plus : précisez la recherche."),
+                code="too_many_words",
+                params={"max": searchindex.MAX_QUERY_WORDS},
+            )
+        return value
+
+    def clean_q(self) -> str:
+        return self._words("q")
+
+    def clean_sender(self) -> str:
+        return self._words("sender")
+
+    def clean_recipient(self) -> str:
+        return self._words("recipient")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("since", "until"):
+            day = data.get(name)
+            if day is not None and not 1900 <= day.year <= 2200:
+                # (add_error takes the value out of cleaned_data)
+                self.add_error(name, _("Saisissez une date entre 1900 et 2200."))
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("La date de fin précède la date de début."))
+        if not self.errors and not any(data.get(k) for k in self.fields):
+            raise forms.ValidationError(
+                _("Saisissez au moins un mot ou choisissez un filtre."), code="empty"
+            )
+        for name in ("q", "sender", "recipient"):
+            value = data.get(name)
+            if value and not searchindex.words(value):
+                self.add_error(name, _("Saisissez des mots d'au moins deux lettres ou chiffres."))
+        return data
 
 
 # --------------------------------------------------------------------------- sharing

@@ -12,6 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from mailboxes import reasons
+from mailboxes.fields import SealedJSONField, SealedTextField, TokenSetField
 
 
 class HostedDomain(models.Model):
@@ -159,8 +160,9 @@ def interface_language() -> str:
 class Message(models.Model):
     """One message, immutable once submitted. The raw MIME lives encrypted in the blob store.
 
-    Listing metadata is kept in clear columns (see docs/decisions.md): bodies
-    and attachments exist only inside the encrypted blob.
+    Listing metadata is kept in columns (see docs/decisions.md); the subject and the
+    attachments' names are sealed there (``SealedTextField``: read and written as text,
+    bytes in the database); bodies and attachments exist only inside the encrypted blob.
     """
 
     class ScanStatus(models.TextChoices):
@@ -192,10 +194,13 @@ class Message(models.Model):
     sender_name = models.CharField(max_length=200, blank=True)
     to_addrs = models.JSONField(_("destinataires"), default=list)
     cc_addrs = models.JSONField(_("copie"), default=list)
-    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    subject = SealedTextField(_("objet"), default="", blank=True)
+    # The first words of the text body, for the list's preview line: sealed like the
+    # subject, written at delivery (the pipeline has the plaintext in hand).
+    preview = SealedTextField(_("aperçu"), default="", blank=True, editable=False)
     date = models.DateTimeField(_("date"))
     size = models.PositiveIntegerField(_("taille"))
-    attachments = models.JSONField(
+    attachments = SealedJSONField(
         _("pièces jointes"), default=list, help_text=_("Noms, types et tailles, jamais le contenu.")
     )
     patient_ins = models.CharField(_("INS du patient"), max_length=15, blank=True, db_index=True)
@@ -298,12 +303,10 @@ class Entry(models.Model):
     previous_folder = models.ForeignKey(
         Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # What the search reads, in clear: the message's subject, correspondents (addresses and
-    # names) and attachment names, one per line. Written by the database when the entry is
-    # inserted (a message never changes); on PostgreSQL a trigram index over (mailbox,
-    # search_text) serves it. Never any body text: bodies exist only encrypted.
-    # (db_default: a row inserted by raw SQL without it is accepted, then written.)
-    search_text = models.TextField(default="", db_default="", blank=True, editable=False)
+    # What the search reads: the keyed tokens of the words of the message (subject,
+    # correspondents, body, readable attachments; mailboxes.search), never a word. Written
+    # with the entry by the code that holds the plaintext; a GIN index on PostgreSQL.
+    search_tokens = TokenSetField(default=list, db_default=[], blank=True, editable=False)
 
     class Meta:
         verbose_name = _("message d'une boîte")
@@ -390,7 +393,7 @@ class Draft(models.Model):
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="drafts")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    subject = models.CharField(max_length=998, blank=True)
+    subject = SealedTextField(default="", blank=True)
     key_id = models.CharField(max_length=32, blank=True)
     wrapped_key = models.BinaryField(null=True, blank=True)
     sealed = models.BinaryField(

@@ -9,7 +9,6 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import PatientIdentity, User
 from mailboxes import addresses
+from mailboxes import search as search_index
 from mailboxes.models import (
     AccessEvent,
     ApiAgreement,
@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from uuid import UUID
 
 PAGE_SIZE = 50
-SEARCH_LIMIT = 100
+# A page of search results (keyset pagination, like a folder's).
+SEARCH_LIMIT = PAGE_SIZE
 
 # System folders first, in the order every webmail shows them; custom ones follow by name.
 _ROLE_ORDER: dict[str, int] = {
@@ -280,10 +281,10 @@ def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
 
 
 def _entries() -> QuerySet[Entry]:
-    # The blob pointer and keys are never needed to list, nor the search column (the
-    # database reads it): leave them in the database.
+    # The blob pointer and keys are never needed to list, nor the search tokens (the
+    # database reads them): leave them in the database.
     return Entry.objects.select_related("message", "folder").defer(
-        "search_text", "message__wrapped_key", "message__key_id", "message__blob_name"
+        "search_tokens", "message__wrapped_key", "message__key_id", "message__blob_name"
     )
 
 
@@ -307,102 +308,33 @@ def folder_page(folder: Folder, before: str | None = None, limit: int = PAGE_SIZ
     return Page(entries=rows, next_cursor=_cursor(rows[-1]) if more and rows else None)
 
 
-# How many of the newest entries of the box a search looks through first. A word found
-# at least SEARCH_LIMIT times among them is a common one: those are the results. Otherwise
-# the word is rare in this box and the trigram index finds every entry that has it.
-SEARCH_PROBE = 2000
+def search(
+    mailbox: Mailbox,
+    criteria: search_index.Criteria | str,
+    *,
+    before: str | None = None,
+    limit: int | None = None,
+) -> Page:
+    """A page of the entries of the mailbox matching ``criteria``, newest first, the trash
+    left out unless it is the folder asked for; ``before``: the cursor of the page.
 
-
-def _like_pattern(query: str) -> str:
-    r"""``%query%`` with the query's own ``\`` ``%`` ``_`` escaped: matched as written."""
-    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def search(mailbox: Mailbox, query: str, limit: int = SEARCH_LIMIT) -> list[Entry]:
-    """Entries of the mailbox whose subject, correspondents or attachment names contain
-    ``query`` (case aside), newest first, the trash left out.
-
-    It reads ``Entry.search_text``, written by the database with the entry. Two steps,
-    whatever the word (docs/decisions.md, "A big mailbox that stays fast"): the newest
-    SEARCH_PROBE entries of the box first (a common word fills the page there), then,
-    when they do not, every entry of the box that has the word through the trigram
-    index over (mailbox_id, search_text) on PostgreSQL. The planner cannot tell a word
-    common in the whole database but rare in this box from one common here too, so the
-    order of the steps is not left to it.
-
-    The text is a parameter, its wildcards escaped: nothing of it is read as SQL or as a
-    pattern.
+    Every word must be found (in the subject, a correspondent, the body, a readable
+    attachment or an attachment's name), the last one as a prefix; the filters narrow.
+    It reads the keyed tokens of the entries (``mailboxes.search``): the words of the
+    query never reach the database. ``searchindex.QueryError`` for a query of too many
+    words (the form refuses them first).
     """
-    query = query.strip()
-    if not query:
-        return []
-    ids = _search_ids(mailbox.pk, _like_pattern(query), limit)
-    if not ids:
-        return []
+    if isinstance(criteria, str):
+        criteria = search_index.Criteria(text=criteria)
+    if criteria.empty:
+        return Page(entries=[], next_cursor=None)
+    limit = limit or SEARCH_LIMIT
+    ids = search_index.search_ids(mailbox.pk, criteria, limit + 1, parse_cursor(before))
+    more = len(ids) > limit
+    ids = ids[:limit]
     found = _entries().in_bulk(ids)
-    return [found[pk] for pk in ids if pk in found]
-
-
-# The two steps, in SQL. PostgreSQL: ILIKE is what the trigram index serves, the bigint
-# cast lets btree_gin use the index's mailbox column, and MATERIALIZED makes the planner
-# find the matching entries first (the index) rather than walk the box in date order
-# hoping to meet them soon. SQLite (the embedded default): LIKE ignores the case of ASCII
-# letters, and both steps read the box's entries newest first. Parameters, in order: box,
-# [probe size], pattern, box, limit.
-_SEARCH_NEWEST = {
-    "postgresql": """
-        SELECT id FROM (
-            SELECT id, received_at, folder_id, search_text FROM mailboxes_entry
-            WHERE mailbox_id = %s::bigint ORDER BY received_at DESC, id DESC LIMIT %s
-        ) AS newest
-        WHERE search_text ILIKE %s ESCAPE '\\'
-          AND folder_id NOT IN (
-            SELECT id FROM mailboxes_folder WHERE mailbox_id = %s AND role = 'trash')
-        ORDER BY received_at DESC, id DESC LIMIT %s
-    """,
-    "sqlite": """
-        SELECT id FROM (
-            SELECT id, received_at, folder_id, search_text FROM mailboxes_entry
-            WHERE mailbox_id = %s ORDER BY received_at DESC, id DESC LIMIT %s
-        ) AS newest
-        WHERE search_text LIKE %s ESCAPE '\\'
-          AND folder_id NOT IN (
-            SELECT id FROM mailboxes_folder WHERE mailbox_id = %s AND role = 'trash')
-        ORDER BY received_at DESC, id DESC LIMIT %s
-    """,
-}
-_SEARCH_EVERY = {
-    "postgresql": """
-        WITH found AS MATERIALIZED (
-            SELECT id, received_at FROM mailboxes_entry
-            WHERE mailbox_id = %s::bigint AND search_text ILIKE %s ESCAPE '\\'
-              AND folder_id NOT IN (
-                SELECT id FROM mailboxes_folder WHERE mailbox_id = %s AND role = 'trash')
-        )
-        SELECT id FROM found ORDER BY received_at DESC, id DESC LIMIT %s
-    """,
-    "sqlite": """
-        SELECT id FROM mailboxes_entry
-        WHERE mailbox_id = %s AND search_text LIKE %s ESCAPE '\\'
-          AND folder_id NOT IN (
-            SELECT id FROM mailboxes_folder WHERE mailbox_id = %s AND role = 'trash')
-        ORDER BY received_at DESC, id DESC LIMIT %s
-    """,
-}
-
-
-def _search_ids(mailbox_id: int, pattern: str, limit: int) -> list[int]:
-    vendor = "postgresql" if connection.vendor == "postgresql" else "sqlite"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _SEARCH_NEWEST[vendor], [mailbox_id, SEARCH_PROBE, pattern, mailbox_id, limit]
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-        if len(ids) < limit:
-            cursor.execute(_SEARCH_EVERY[vendor], [mailbox_id, pattern, mailbox_id, limit])
-            ids = [row[0] for row in cursor.fetchall()]
-    return ids
+    rows = [found[pk] for pk in ids if pk in found]
+    return Page(entries=rows, next_cursor=_cursor(rows[-1]) if more and rows else None)
 
 
 # --------------------------------------------------------------------------- messages
@@ -415,7 +347,7 @@ def get_entry(user: User | Any, entry_id: int, need: Access = Access.READ) -> En
     """
     entry = (
         Entry.objects.select_related("message", "folder", "mailbox")
-        .defer("search_text")
+        .defer("search_tokens")
         .filter(pk=entry_id, mailbox__in=accessible_mailboxes(user))
         .first()
     )

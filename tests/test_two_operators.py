@@ -177,10 +177,8 @@ def test_a_read_receipt_crosses_back_and_the_timeline_says_read(
     services.open_entry(entry, by=world.bob.owner)
     services.open_entry(entry, by=world.bob.owner)  # a second opening sends nothing more
 
-    receipts = Message.objects.filter(
-        origin=Message.Origin.SMTP, entries__mailbox=world.alice, subject__startswith="Accusé"
-    )
-    assert receipts.count() == 1
+    receipts = Message.objects.filter(origin=Message.Origin.SMTP, entries__mailbox=world.alice)
+    assert [m.subject.startswith("Accusé") for m in receipts].count(True) == 1
     delivery = Delivery.objects.get(message=sent)
     assert delivery.read_at is not None
     line = timeline(sent)[0]

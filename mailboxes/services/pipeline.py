@@ -17,7 +17,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from django.utils import timezone
 
 from audit import journal
-from mailboxes import blobs, hooks, reasons
+from mailboxes import blobs, hooks, reasons, search
 from mailboxes.models import (
     AutoReply,
     Delivery,
@@ -101,13 +101,14 @@ def process(message_ids: Sequence[int]) -> int:
         )
         if not mine:
             return 0
-        verdicts, postponed = _scan_pending(
+        verdicts, terms, previews, postponed = _scan_pending(
             [m for m in mine if m.scan_status == Message.ScanStatus.PENDING]
         )
         scanned = _apply_verdicts(verdicts)
+        search.store_previews(previews)
         held = [m.pk for m in mine]
         deliveries = _claim_local(Q(message_id__in=held))
-        done = _deliver_claimed(deliveries, scanned)
+        done = _deliver_claimed(deliveries, scanned, terms)
         # Other operators' recipients of the messages judged (the annotation spares a
         # query per batch when there are none, the common case).
         with_remote = [m.pk for m in mine if getattr(m, "has_remote", False)]
@@ -200,21 +201,33 @@ def scan(message_id: int) -> None:
 
 def _scan_pending(
     pending: Sequence[Message],
-) -> tuple[dict[int, scanning.ScanVerdict], scanning.ClamdUnavailable | None]:
-    """The verdict on each message (read, decrypted, scanned once).
+) -> tuple[
+    dict[int, scanning.ScanVerdict],
+    dict[int, bytes],
+    dict[int, str],
+    scanning.ClamdUnavailable | None,
+]:
+    """The verdict on each message (read, decrypted, scanned once), and the search terms
+    (digested) and preview line of those not infected, while their plaintext is in hand
+    (``mailboxes.search``).
 
     Stops at the first ``ClamdUnavailable`` (clamd is down for all of them): the
     messages judged so far are returned with it, the others stay pending.
     """
     verdicts: dict[int, scanning.ScanVerdict] = {}
+    terms: dict[int, bytes] = {}
+    previews: dict[int, str] = {}
     for message in pending:
+        raw = blobs.read(message.blob_name, message.key_id, message.wrapped_key)
         try:
-            verdicts[message.pk] = scanning.scan_raw_message(
-                blobs.read(message.blob_name, message.key_id, message.wrapped_key)
-            )
+            verdicts[message.pk] = verdict = scanning.scan_raw_message(raw)
         except scanning.ClamdUnavailable as exc:
-            return verdicts, exc
-    return verdicts, None
+            return verdicts, terms, previews, exc
+        if _SCAN_STATUS[verdict.status] != Message.ScanStatus.INFECTED:
+            doc = search.document(raw)
+            terms[message.pk] = search.prepare(doc.terms())
+            previews[message.pk] = search.preview(doc)
+    return verdicts, terms, previews, None
 
 
 def _apply_verdicts(
@@ -301,16 +314,20 @@ def deliver_many(delivery_ids: list[int]) -> int:
         if not delivery_ids:
             return done
     with transaction.atomic():
-        done += _deliver_claimed(_claim_local(Q(pk__in=delivery_ids)), {})
+        done += _deliver_claimed(_claim_local(Q(pk__in=delivery_ids)), {}, {})
     return done
 
 
 def _deliver_claimed(
-    deliveries: list[Delivery], scanned: dict[int, tuple[str, scanning.ScanVerdict]]
+    deliveries: list[Delivery],
+    scanned: dict[int, tuple[str, scanning.ScanVerdict]],
+    terms: dict[int, bytes],
 ) -> int:
     """Deliver claimed local deliveries (caller's transaction), set-based; return how many.
 
-    ``scanned``: the verdicts applied in this transaction, carried by the delivery events.
+    ``scanned``: the verdicts applied in this transaction, carried by the delivery events;
+    ``terms``: the search terms (digested, ``search.prepare``) of the messages scanned in
+    it; the others (released, platform notices) are read again for theirs.
     """
     if not deliveries:
         return 0
@@ -348,6 +365,9 @@ def _deliver_claimed(
             delivery.status = Delivery.Status.DELIVERED
             delivered.append((delivery, box))
     if delivered:
+        for d, _box in delivered:
+            if d.message_id not in terms:
+                terms[d.message_id] = search.prepare(search.read_terms(d.message))
         # The boxes' rules (folder, flags) and out-of-office replies, for the boxes that
         # have any (annotated by _claim_local): nothing asked of the others.
         placements = automation.place(
@@ -373,6 +393,7 @@ def _deliver_claimed(
                     seen=placement.seen,
                     flagged=placement.flagged,
                     received_at=now,
+                    search_tokens=search.entry_tokens(box.pk, terms[d.message_id]),
                 )
             )
         Entry.objects.bulk_create(entries, ignore_conflicts=True)

@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit import journal
-from mailboxes import blobs
+from mailboxes import blobs, search
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message
 from mailboxes.services import queue
 from mailboxes.services.mailbox import system_folder_id
@@ -284,6 +284,8 @@ def store_message(
                     folder_id=system_folder_id(sender_mailbox.pk, Folder.Role.SENT),
                     seen=True,
                     received_at=now,
+                    # The bytes are in hand: the Sent copy is indexed now.
+                    search_tokens=search.terms_tokens(sender_mailbox.pk, search.terms_of(raw)),
                 )
             if answers is not None and sender_mailbox is not None:
                 Entry.objects.filter(mailbox=sender_mailbox, message=answers).update(answered=True)

@@ -72,7 +72,7 @@ def test_sending_from_the_webmail_on_a_full_disk_says_so_in_french_and_keeps_the
     # Once there is room again, the same click sends it.
     response = client.post(reverse("webmail_draft_send", args=[draft.pk]), fields)
     assert response.status_code == 302
-    assert Message.objects.filter(subject="Bilan").count() == 1
+    assert [m.subject for m in Message.objects.all()].count("Bilan") == 1
 
 
 @pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_the_api_answers_503_on_a_full_disk_and_the_retry_sends_once(
     accepted = client.post("/api/v1/messages", body, content_type="application/json")
     again = client.post("/api/v1/messages", body, content_type="application/json")
     assert accepted.status_code == again.status_code == 201
-    assert Message.objects.filter(subject="Résultat").count() == 1
+    assert [m.subject for m in Message.objects.all()].count("Résultat") == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -176,5 +176,5 @@ def test_a_failure_after_the_commit_never_takes_the_committed_messages_blob(
             mailbox=doctor, author=doctor.owner, to=[nurse.address], cc=[], subject="Gardé",
             text="Le message est enregistré : son contenu doit le rester.",
         )  # fmt: skip
-    message = Message.objects.get(subject="Gardé")
+    (message,) = [m for m in Message.objects.all() if m.subject == "Gardé"]
     assert b"son contenu doit le rester" in services.read_raw(message).replace(b"=\r\n", b"")

@@ -8,8 +8,8 @@ import pytest
 from django.http import Http404
 from django.utils import timezone
 
-from mailboxes import selectors, services
-from mailboxes.models import Folder
+from mailboxes import search, selectors, services
+from mailboxes.models import Entry, Folder
 from mailboxes.tests.test_views import folder, listed_entry
 from tests.personas import send
 
@@ -87,12 +87,20 @@ def test_a_cursor_round_trips_to_the_microsecond(claire) -> None:
     assert (when, pk) == (entry.received_at, entry.pk)
 
 
-def test_search_skips_the_trash_and_matches_literally(claire) -> None:
+def test_search_skips_the_trash_and_matches_words(claire) -> None:
     _user, box = claire
-    listed_entry(box, subject="100% remboursé")
-    listed_entry(box, subject="100 remboursé")
-    listed_entry(box, subject="100% à la corbeille", folder=folder(box, Folder.Role.TRASH))
-    found = {e.message.subject.rsplit(" ", 1)[0] for e in selectors.search(box, "100%")}
+    made = [
+        listed_entry(box, subject="100% remboursé"),
+        listed_entry(box, subject="1000 remboursés"),
+        listed_entry(box, subject="100% à la corbeille", folder=folder(box, Folder.Role.TRASH)),
+    ]
+    search.reindex(list(Entry.objects.filter(pk__in=[e.pk for e in made])))
+    # Punctuation separates words; the last word is a prefix ("100" of "1000").
+    found = {e.message.subject.rsplit(" ", 1)[0] for e in selectors.search(box, "100%").entries}
+    assert found == {"100% remboursé", "1000 remboursés"}
+    found = {
+        e.message.subject.rsplit(" ", 1)[0] for e in selectors.search(box, "100 remboursé").entries
+    }
     assert found == {"100% remboursé"}
 
 

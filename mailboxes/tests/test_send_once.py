@@ -39,7 +39,7 @@ def test_a_send_retried_after_the_database_failed_midway_is_stored_once(
     monkeypatch.undo()
     # The sender saw an error and sends again.
     retried = client.post(reverse("webmail_draft_send", args=[draft.pk]), fields)
-    assert Message.objects.filter(subject="Résultats").count() == 1
+    assert [m.subject for m in Message.objects.all()].count("Résultats") == 1
     assert not Draft.objects.filter(pk=draft.pk).exists()
     # The error said "not now", and the second click went through.
     assert failed.status_code == 503 and "momentanément indisponible" in failed.content.decode()
@@ -63,5 +63,5 @@ def test_a_draft_sent_by_another_request_is_neither_sent_again_nor_brought_back(
         )  # fmt: skip
     with pytest.raises(Draft.DoesNotExist):
         services.send_draft(second, by=doctor.owner)
-    assert Message.objects.filter(subject="Deux clics").count() == 1
+    assert [m.subject for m in Message.objects.all()].count("Deux clics") == 1
     assert not Draft.objects.exists()

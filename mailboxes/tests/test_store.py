@@ -158,8 +158,10 @@ def test_bodies_and_attachments_appear_nowhere_in_the_database_or_the_blob_folde
     for path, data in files.items():
         for needle in needles:
             assert needle not in data, f"{needle!r} in {path}"
-    # The probe itself works: the clear subject is found.
-    assert _database_contains([b"Sujet en clair"]) != []
+    # The subject is sealed too (issue 14)...
+    assert _database_contains([b"Sujet en clair", b"analyse.txt"]) == []
+    # ...and the probe itself works: the recipient's address, in clear, is found.
+    assert _database_contains([nurse.address.encode()]) != []
 
 
 # --------------------------------------------------------------------------- integrity
@@ -227,7 +229,10 @@ def test_rotating_the_master_key_keeps_everything_readable_and_frees_the_old_key
     for i, message in enumerate(messages):
         message.refresh_from_db()
         assert f"message {i}" in (services.parse(message).text or "")
+        # The sealed subject was sealed again under the new key.
+        assert message.subject == "Compte rendu"
     draft.refresh_from_db()
+    assert draft.subject == "b"
     assert services.open_draft(draft).text == "brouillon"
     assert services.read_draft_attachment(draft.files.get()) == b"fichier"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from html import escape
 from html.parser import HTMLParser
 from typing import Any
@@ -19,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.access import verified_required
 from mailboxes import hooks, listing, remote_images, selectors, services
+from mailboxes import search as search_index
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.services import quarantine
@@ -193,6 +195,47 @@ def _folder_page(request: HttpRequest, folder: Folder) -> HttpResponse:
     )
 
 
+def _search_folders(mailbox: Mailbox) -> list[tuple[int, str]]:
+    """The folders a search may be narrowed to (drafts are not entries)."""
+    return [
+        (v.folder.pk, v.label)
+        for v in selectors.folders_with_counts(mailbox)
+        if v.folder.role != Folder.Role.DRAFTS
+    ]
+
+
+def _terms(data: dict[str, Any]) -> dict[str, Any]:
+    """What the session keeps of a valid search form (JSON: dates as ISO strings)."""
+    return {
+        name: value.isoformat() if isinstance(value, date) else value
+        for name, value in data.items()
+        if value not in (None, "", False)
+    }
+
+
+def _criteria(terms: dict[str, Any]) -> search_index.Criteria:
+    """The search a kept form describes (dates in the user's time zone, end day included)."""
+
+    def day(value: Any, shift: int = 0) -> datetime | None:
+        try:
+            start = datetime.combine(date.fromisoformat(str(value)), time.min)
+            return timezone.make_aware(start + timedelta(days=shift))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    folder = terms.get("folder")
+    return search_index.Criteria(
+        text=str(terms.get("q", "")),
+        sender=str(terms.get("sender", "")),
+        recipient=str(terms.get("recipient", "")),
+        folder_id=folder if isinstance(folder, int) else None,
+        unread=bool(terms.get("unread")),
+        with_attachments=bool(terms.get("with_attachments")),
+        since=day(terms["since"]) if terms.get("since") else None,
+        until=day(terms["until"], 1) if terms.get("until") else None,
+    )
+
+
 @verified_required("professional")
 @require_http_methods(["GET", "POST"])
 def search_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
@@ -201,30 +244,36 @@ def search_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     The terms (often a patient's name) never go in a URL: see mssante.saved_search.
     """
     mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
+    folders = _search_folders(mailbox)
     if request.method == "POST":
-        form = SearchForm(request.POST)
-        query = form.cleaned_data["q"] if form.is_valid() else ""
-        if query:
-            search_id = saved_search.remember(request, _search_kind(mailbox.pk), {"q": query})
+        form = SearchForm(request.POST, folders=folders)
+        if form.is_valid():
+            search_id = saved_search.remember(
+                request, _search_kind(mailbox.pk), _terms(form.cleaned_data)
+            )
             return saved_search.see_results(
                 reverse("webmail_search_results", args=[mailbox.pk, search_id])
             )
-        if not form.is_valid():
-            return _search_page(request, mailbox, "", form=form, status=400)
-    return _search_page(request, mailbox, "")
+        return _search_page(request, mailbox, form, None, status=400)
+    return _search_page(request, mailbox, SearchForm(folders=folders), None)
 
 
 @verified_required("professional")
 @require_GET
 def search_results_view(request: HttpRequest, mailbox_id: int, search_id: str) -> HttpResponse:
     mailbox = selectors.get_mailbox(current_user(request), mailbox_id)
+    folders = _search_folders(mailbox)
     terms = saved_search.recall(request, _search_kind(mailbox.pk), search_id)
     if terms is None:
         messages.info(
             request, _("Cette recherche a expiré (ou vient d'une autre session) : relancez-la.")
         )
-        return _search_page(request, mailbox, "", status=404)
-    return _search_page(request, mailbox, str(terms.get("q", "")))
+        return _search_page(request, mailbox, SearchForm(folders=folders), None, status=404)
+    # The kept terms pass through the form again: a folder deleted since is refused.
+    form = SearchForm(terms, folders=folders)
+    if not form.is_valid():
+        return _search_page(request, mailbox, form, None, status=400)
+    return _search_page(request, mailbox, form, _criteria(_terms(form.cleaned_data)), search_id)
 
 
 def _search_kind(mailbox_id: int) -> str:
@@ -234,21 +283,29 @@ def _search_kind(mailbox_id: int) -> str:
 def _search_page(
     request: HttpRequest,
     mailbox: Mailbox,
-    query: str,
+    form: SearchForm,
+    criteria: search_index.Criteria | None,
+    search_id: str = "",
     *,
-    form: SearchForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    entries = selectors.search(mailbox, query) if query else []
+    page = selectors.Page(entries=[], next_cursor=None)
+    if criteria is not None:
+        page = selectors.search(mailbox, criteria, before=request.GET.get("avant"))
     return render_webmail(
         request,
         "mailboxes/search.html",
         mailbox,
         {
-            "query": query,
-            "rows": rows(entries),
-            "limit": selectors.SEARCH_LIMIT,
-            "search_errors": form.errors.get("q") if form is not None else None,
+            "form": form,
+            "searched": criteria is not None,
+            "query": criteria.text if criteria is not None else "",
+            "rows": rows(page.entries),
+            "next_cursor": page.next_cursor,
+            "is_first_page": not request.GET.get("avant"),
+            "results_url": (
+                reverse("webmail_search_results", args=[mailbox.pk, search_id]) if search_id else ""
+            ),
         },
         status=status,
     )

@@ -26,6 +26,7 @@ then goes with every request to gunicorn. Timed, one request at a time (p50/p95/
 from __future__ import annotations
 
 import argparse
+import datetime
 import http.client
 import http.cookies
 import re
@@ -51,8 +52,9 @@ from harness import (
 from population import TEXT, Box
 
 GROUPS = ("postgres", "web")
-RARE = "Zéphyrine"  # in one message of 20,000
-COMMON = "Résultats"  # in one message of 5
+RARE = "Zéphyrine"  # in one subject of 20,000
+COMMON = "Résultats"  # in one subject of 5
+RARE_BODY = "Ornithorynque"  # in one body of 25,000 (the search reads bodies: issue 14)
 NAMES = ["Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
          "Leroy", "Moreau", "Simon", "Laurent", "Lefebvre", "Michel", "Garcia", "David",
          "Bertrand", "Roux", "Vincent", "Fournier"]  # fmt: skip
@@ -88,36 +90,98 @@ def _columns(model: Any, given: dict[str, str]) -> tuple[list[str], list[str], d
     return columns, expressions, params
 
 
+def _part_tokens(box_id: int) -> dict[str, list[int]]:
+    """The box's tokens of each piece a filled message is made of (mailboxes.search)."""
+    from mailboxes import search
+    from mssante.lib import searchindex
+
+    def tokens(**doc: Any) -> list[int]:
+        terms = searchindex.Document(**doc).terms()
+        return search.entry_tokens(box_id, search.prepare(terms))
+
+    parts: dict[str, list[int]] = {"body": tokens(texts=[TEXT])}
+    parts["rare_body"] = tokens(texts=[RARE_BODY])
+    parts["rare_subject"] = tokens(subject=f"Résultats de Mme {RARE}")
+    parts["attachment"] = tokens(attachment_names=["compte-rendu.pdf"], has_attachments=True)
+    for k, kind in enumerate(KINDS):
+        parts[f"kind{k}"] = tokens(subject=kind)
+    for n, name in enumerate(NAMES):
+        parts[f"subject{n}"] = tokens(subject=name)
+        parts[f"from{n}"] = tokens(senders=[f"Dr {name}", f"{name.lower()}@clinique.test"])
+    return parts
+
+
+def _rows(box: Box, lo: int, hi: int, parts: dict[str, list[int]]) -> list[tuple[int, bytes, list[int]]]:  # fmt: skip
+    """For messages lo..hi: the sealed subject and the entry's tokens, as the pipeline makes them."""
+    from mailboxes import blobs
+    from mssante.lib import fieldseal
+
+    ring = blobs.keyring()
+    recipient = set(search_recipient_tokens(box))
+    out = []
+    for i in range(lo, hi + 1):
+        rare = i % 20000 == 777
+        kind, name = i % 5, (i // 7) % 20
+        subject = f"Résultats de Mme {RARE} {i}" if rare else f"{KINDS[kind]} {NAMES[name]} n° {i}"
+        tokens = set(parts["body"]) | set(parts[f"from{i % 20}"]) | recipient
+        tokens |= set(
+            parts["rare_subject"] if rare else parts[f"kind{kind}"] + parts[f"subject{name}"]
+        )
+        if i % 4 == 0:
+            tokens |= set(parts["attachment"])
+        if i % 25000 == 4321:
+            tokens |= set(parts["rare_body"])
+        sealed = fieldseal.seal_value(ring, "mailboxes.message.subject", subject)
+        out.append((i, sealed, sorted(tokens)))
+    return out
+
+
+def search_recipient_tokens(box: Box) -> list[int]:
+    from mailboxes import search
+    from mssante.lib import searchindex
+
+    terms = searchindex.Document(recipients=[box.address]).terms()
+    return search.entry_tokens(box.id, search.prepare(terms))
+
+
 def fill(box: Box, count: int, tag: str) -> None:
-    """``count`` messages in the inbox of ``box``, newest now, one every 37 seconds before."""
+    """``count`` messages in the inbox of ``box``, newest now, one every 37 seconds before.
+
+    Subjects are sealed and the entries' search tokens computed in Python as the pipeline
+    does (from the pieces each message is made of: kind, names, the shared body, a rare
+    body word in one message of 25,000, an attachment in one of 4), then copied in.
+    """
     from django.db import connection
     from django.utils import timezone
 
+    from mailboxes import blobs
     from mailboxes.models import Entry, Message
+    from mssante.lib import fieldseal
 
+    ring = blobs.keyring()
+    attached = fieldseal.seal_value(
+        ring,
+        "mailboxes.message.attachments",
+        '[{"index":2,"filename":"compte-rendu.pdf","content_type":"application/pdf","size":81234}]',
+    )
+    bare = fieldseal.seal_value(ring, "mailboxes.message.attachments", "[]")
+    parts = _part_tokens(box.id)
     names = "(ARRAY[" + ",".join(f"'{n}'" for n in NAMES) + "])"
-    kinds = "(ARRAY[" + ",".join(f"'{k}'" for k in KINDS) + "])"
     when = "%(now)s - make_interval(secs => (%(count)s - i) * 37)"
     message = {
         "public_id": "gen_random_uuid()",
         "message_id": "concat('<', %(tag)s, '.', i, '@clinique.test>')",
         "thread_key": "concat(%(tag)s, '.', i, '@clinique.test')",
         "in_reply_to": "''",
-        "from_addr": f"concat(lower({names}[1 + mod(i, 20)]), mod(i, 300), '@clinique.test')",
+        "from_addr": f"concat(lower({names}[1 + mod(i, 20)]), '@clinique.test')",
         "from_name": f"concat('Dr ', {names}[1 + mod(i, 20)])",
         "to_addrs": "jsonb_build_array(%(address)s)",
         "cc_addrs": "'[]'::jsonb",
-        "subject": (
-            f"CASE WHEN mod(i, 20000) = 777 THEN concat('Résultats de Mme {RARE} ', i) ELSE "
-            f"concat({kinds}[1 + mod(i, 5)], ' ', {names}[1 + mod(i / 7, 20)], ' n° ', i) END"
-        ),
+        "subject": "b.subject",
         "date": when,
         "created_at": when,
         "size": "20000 + mod(i, 5000)",
-        "attachments": (
-            'CASE WHEN mod(i, 4) = 0 THEN \'[{"index": 2, "filename": "compte-rendu.pdf", '
-            '"content_type": "application/pdf", "size": 81234}]\'::jsonb ELSE \'[]\'::jsonb END'
-        ),
+        "attachments": "CASE WHEN mod(i, 4) = 0 THEN %(attached)s ELSE %(bare)s END",
         "origin": "'smtp'",
         "scan_status": "'clean'",
         "blob_name": "concat('bench/', %(tag)s, '/', i)",  # no blob: lists and search only
@@ -132,6 +196,7 @@ def fill(box: Box, count: int, tag: str) -> None:
         "flagged": "mod(m.id, 50) = 0",
         "answered": "false",
         "received_at": "m.date",
+        "search_tokens": "b.tokens",
     }
     m_cols, m_exprs, m_params = _columns(Message, message)
     e_cols, e_exprs, e_params = _columns(Entry, entry)
@@ -139,14 +204,26 @@ def fill(box: Box, count: int, tag: str) -> None:
     sql = (
         f"WITH m AS (INSERT INTO mailboxes_message ({', '.join(m_cols)}) "  # noqa: S608
         f"SELECT {', '.join(m_exprs)} FROM generate_series(%(lo)s, %(hi)s) AS i "
-        f"RETURNING id, date) "
-        f"INSERT INTO mailboxes_entry ({', '.join(e_cols)}) SELECT {', '.join(e_exprs)} FROM m"
+        f"JOIN bench_rows AS b ON b.n = i RETURNING id, date, message_id) "
+        f"INSERT INTO mailboxes_entry ({', '.join(e_cols)}) SELECT {', '.join(e_exprs)} FROM m "
+        f"JOIN bench_rows AS b ON b.n = substring(m.message_id from '\\.([0-9]+)@')::int"
     )
     params = {**m_params, **e_params, "tag": tag, "address": box.address, "box": box.id,
-              "folder": box.inbox, "count": count, "now": timezone.now()}  # fmt: skip
+              "folder": box.inbox, "count": count, "now": timezone.now(),
+              "attached": attached, "bare": bare}  # fmt: skip
     with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_rows "
+            "(n integer PRIMARY KEY, subject bytea, tokens bigint[])"
+        )
         for lo in range(1, count + 1, BATCH):
-            cursor.execute(sql, {**params, "lo": lo, "hi": min(count, lo + BATCH - 1)})
+            hi = min(count, lo + BATCH - 1)
+            cursor.execute("TRUNCATE bench_rows")
+            with cursor.cursor.copy("COPY bench_rows (n, subject, tokens) FROM STDIN") as copy:
+                copy.set_types(["int4", "bytea", "int8[]"])
+                for row in _rows(box, lo, hi, parts):
+                    copy.write_row(row)
+            cursor.execute(sql, {**params, "lo": lo, "hi": hi})
 
 
 def triggers() -> list[str]:
@@ -197,12 +274,12 @@ class Browser:
             raise SystemExit(f"GET {path} answered {status}: {text[:300]}")
         return text
 
-    def search(self, mailbox: int, term: str) -> str:
+    def search(self, mailbox: int, term: str, **filters: str) -> str:
         """POST the search form (CSRF token from its page); the results URL (303)."""
         form = f"/messagerie/bal/{mailbox}/recherche/"
         self.get(form)
         status, text, headers = self.request(
-            "POST", form, {"csrfmiddlewaretoken": self.cookies["csrftoken"], "q": term}
+            "POST", form, {"csrfmiddlewaretoken": self.cookies["csrftoken"], "q": term, **filters}
         )
         if status != 303:
             raise SystemExit(f"POST {form} answered {status}: {text[:300]}")
@@ -344,6 +421,11 @@ def pages(stack: Stack, args: argparse.Namespace, box: Box, entries: list[int], 
         raise SystemExit("the inbox's 'older messages' link is not the cursor expected")
     rare = browser.search(box.id, RARE)
     common = browser.search(box.id, COMMON)
+    body = browser.search(box.id, RARE_BODY)
+    body_common = browser.search(box.id, "consultation examen")
+    filtered = browser.search(box.id, f"{COMMON} {NAMES[5]}", with_attachments="on", unread="on")
+    since = (datetime.date.today() - datetime.timedelta(days=60)).isoformat()
+    prefix_dated = browser.search(box.id, "compte ren", since=since)
     rows = [
         time_page(stack, "P2 inbox, first page", 50, args.requests, lambda i: inbox, browser,
                   lambda html: "Résultats réels" in html),
@@ -357,6 +439,14 @@ def pages(stack: Stack, args: argparse.Namespace, box: Box, entries: list[int], 
                   browser, lambda html: f"Mme {RARE}" in html),
         time_page(stack, f"P3 search, common term ({COMMON})", 100, args.requests,
                   lambda i: common, browser, lambda html: " n° " in html),
+        time_page(stack, f"P3 search, rare body word ({RARE_BODY})", 100, args.requests,
+                  lambda i: body, browser, lambda html: "n° " in html),
+        time_page(stack, "P3 search, body words in every message", 100, args.requests,
+                  lambda i: body_common, browser, lambda html: " n° " in html),
+        time_page(stack, f"P3 search, {COMMON} {NAMES[5]} + attachments + unread", 100,
+                  args.requests, lambda i: filtered, browser, lambda html: " n° " in html),
+        time_page(stack, "P3 search, prefix (compte ren…) + last 60 days", 100, args.requests,
+                  lambda i: prefix_dated, browser, lambda html: " n° " in html),
     ]  # fmt: skip
     return rows
 

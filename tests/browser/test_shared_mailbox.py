@@ -77,7 +77,7 @@ def test_the_responsible_adds_a_member_who_switches_to_the_box_and_replies(
     assert_accessible(member)
     context.close()
 
-    reply = Message.objects.get(subject="Re : Demande de rendez-vous")
+    (reply,) = [m for m in Message.objects.all() if m.subject == "Re : Demande de rendez-vous"]
     assert reply.from_addr == CARDIO
     assert reply.sender_addr == pharmacist_box.address
 

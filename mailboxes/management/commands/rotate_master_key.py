@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Model
 
 from accounts.models import BackupCodeDevice, EmailCodeDevice, TOTPDevice
-from mailboxes import blobs
+from mailboxes import blobs, fields
 from mailboxes.models import Draft, DraftAttachment, Message
 from mssante.lib import crypto
 
@@ -52,6 +52,9 @@ class Command(BaseCommand):
         total = 0
         for model in _SEALED:
             total += self._rewrap(model, ring)
+        # Subjects, attachment names, draft subjects: sealed under a key derived from the
+        # master key, rewritten whole (a few dozen bytes each).
+        resealed = sum(fields.reseal(model) for model in (Message, Draft))
         left = Counter[str]()
         for model in _SEALED:
             rows = model._default_manager.exclude(key_id__in=["", ring.current]).values_list(
@@ -62,8 +65,9 @@ class Command(BaseCommand):
             raise CommandError(f"des clés restent sous une ancienne clé maîtresse : {dict(left)}")
         self.stdout.write(
             self.style.SUCCESS(
-                f"{total} clés de données rechiffrées avec la clé « {ring.current} ». "
-                "Les autres clés maîtresses peuvent être retirées."
+                f"{total} clés de données rechiffrées, {resealed} objets et noms de pièces "
+                f"jointes rescellés avec la clé « {ring.current} ». Relancez "
+                "rebuild_search_index avant de retirer les autres clés maîtresses."
             )
         )
 
@@ -74,7 +78,9 @@ class Command(BaseCommand):
             # done: an interrupted rotation resumes where it stopped.
             with transaction.atomic():
                 rows: list[Any] = list(
+                    # Only what is rewrapped: a sealed column is not opened here.
                     model._default_manager.select_for_update()
+                    .only("pk", "key_id", "wrapped_key")
                     .exclude(key_id__in=["", ring.current])
                     .exclude(wrapped_key=None)
                     .order_by("pk")[:_BATCH]

@@ -6,25 +6,14 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-def drop_sqlite_search_triggers(apps, schema_editor):
-    """SQLite rebuilds mailboxes_message to add a column, and a trigger on the entries that
-    names that table makes the rebuild fail: dropped here, put back by post_migrate
-    (mailboxes.dbtriggers.restore_sqlite_triggers). PostgreSQL adds the column in place."""
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    for name in ("mailboxes_entry_search_text", "mailboxes_entry_search_text_kept"):
-        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailboxes', '0009_folder_counters_and_search'),
+        ('mailboxes', '0010_keyed_search_and_sealed_subjects'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.RunPython(drop_sqlite_search_triggers, migrations.RunPython.noop),
         migrations.AddField(
             model_name='message',
             name='automatic',
