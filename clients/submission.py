@@ -80,7 +80,8 @@ class ImplicitTLSSMTP(SubmissionSMTP):
         if transport.get_extra_info("sslcontext") is not None:
             # aiosmtpd only knows STARTTLS as "encrypted": tell it this one is too.
             self._tls_protocol = transport
-            self.session.ssl = {"peercert": transport.get_extra_info("peercert")}
+            if self.session is not None:
+                self.session.ssl = {"peercert": transport.get_extra_info("peercert")}
 
 
 @dataclass
@@ -226,6 +227,7 @@ class SubmissionHandler(ThreadedDatabase):
 
 
 def _sending_box(login: services.ClientLogin, address: str) -> Mailbox | None:
+    box: Mailbox | None
     if address == login.mailbox.address:
         box = login.mailbox
     elif login.password.mailbox_id is None:
@@ -253,7 +255,7 @@ def _submit(login: services.ClientLogin, sender: str, rcpt: list[str], raw: Any)
             "554 5.6.0 " + smtp_text(_("Message illisible : structure MIME invalide."))
         )
     replied = _replied(box, str(msg.get("In-Reply-To") or ""))
-    blind: dict[str, list[str]] = {}
+    blind: dict[str, Any] = {}
     if bcc:
         if "bcc" not in inspect.signature(submit_message).parameters:
             return _Submitted(
