@@ -17,7 +17,13 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseNotFound,
+    RawPostDataException,
+)
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -133,9 +139,12 @@ def autodiscover_view(request: HttpRequest) -> HttpResponse:
     length = request.META.get("CONTENT_LENGTH") or "0"
     if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
         return HttpResponse(status=413)
+    if request.content_type not in ("text/xml", "application/xml"):
+        # A form (multipart) may have been read already: only XML is an Autodiscover request.
+        return HttpResponseBadRequest("", content_type=_XML)
     try:
         root = ElementTree.fromstring(request.body)
-    except (ElementTree.ParseError, DefusedXmlException, ValueError):
+    except (ElementTree.ParseError, DefusedXmlException, ValueError, RawPostDataException):
         return HttpResponseBadRequest("", content_type=_XML)
     found = root.find(f".//{{{_REQUEST_NS}}}EMailAddress")
     address = (found.text or "").strip() if found is not None else ""

@@ -83,3 +83,9 @@ def test_addresses_we_do_not_serve_get_404(client: Client, address: str) -> None
 def test_hostile_autodiscover_bodies_are_refused_cleanly(client: Client, body: bytes) -> None:
     response = client.post("/autodiscover/autodiscover.xml", body, content_type="text/xml")
     assert response.status_code in (400, 413)
+
+
+def test_a_form_posted_to_autodiscover_gets_400_not_500(client: Client) -> None:
+    """Found by the authorisation matrix: a multipart body was read before the view."""
+    response = client.post("/autodiscover/autodiscover.xml", {"EMailAddress": "a@b.test"})
+    assert response.status_code == 400
