@@ -101,3 +101,22 @@ def test_writes_need_csrf_and_a_verified_professional(claire: Person, lucie: Per
     assert login(lucie.user).get(PAGE).status_code == 404
     assert Client().get(PAGE).status_code == 302  # to the login page
     assert not AppPassword.objects.exists()
+
+
+def test_staff_see_passwords_without_their_secret_and_revoke_from_the_admin(
+    claire: Person, staff_client: Client
+) -> None:
+    password, secret = services.create_app_password(
+        claire.user, label="Thunderbird", scope="both", mailbox=None
+    )
+    listing = staff_client.get("/admin/clients/apppassword/")
+    assert listing.status_code == 200 and "Thunderbird" in listing.content.decode()
+    detail = staff_client.get(f"/admin/clients/apppassword/{password.pk}/change/").content.decode()
+    assert secret not in detail and password.token_hash not in detail
+    response = staff_client.post(
+        "/admin/clients/apppassword/",
+        {"action": "revoke", "_selected_action": [password.pk]},
+    )
+    assert response.status_code == 302
+    assert AppPassword.objects.get().revoked_at is not None
+    assert AuditEvent.objects.filter(action="app_password.revoked").exists()
