@@ -176,6 +176,7 @@ class Message(models.Model):
         API = "api", _("API")
         SMTP = "smtp", _("SMTP")
         CLI = "cli", _("Ligne de commande")
+        CLIENT = "client", _("Logiciel ou client de messagerie")
         SYSTEM = "system", _("Système")
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)

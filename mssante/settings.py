@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "directory",
     "charter",
     "patients",
+    "clients",
 ]
 
 MIDDLEWARE = [
@@ -548,6 +549,23 @@ SMTP_RETRY_MAX_SECONDS = conf.integer("SMTP_RETRY_MAX_SECONDS", 4 * 3600, minimu
 SMTP_GIVE_UP_HOURS = conf.integer("SMTP_GIVE_UP_HOURS", 5 * 24, minimum=1)
 # Seconds before a silent peer is given up on (connection and each command).
 SMTP_TIMEOUT = conf.integer("SMTP_TIMEOUT", 60, minimum=1)
+
+# --- Practice software and mail clients (SMTP submission, IMAP, autoconfig) -------------
+# `manage.py submission`: STARTTLS on SUBMISSION_LISTEN (587 in production) and implicit
+# TLS on SUBMISSION_TLS_LISTEN (465; empty: not served). AUTH after TLS only.
+SUBMISSION_LISTEN = conf.host_port("SUBMISSION_LISTEN", "127.0.0.1:5587")
+SUBMISSION_TLS_LISTEN = conf.string("SUBMISSION_TLS_LISTEN", "127.0.0.1:5465")
+# The certificate clients see (a public CA's in production: clients check the name).
+# Empty: the gateway's SMTP_TLS_CERT / SMTP_TLS_KEY.
+CLIENTS_TLS_CERT = conf.string("CLIENTS_TLS_CERT", "")
+CLIENTS_TLS_KEY = conf.string("CLIENTS_TLS_KEY", "")
+# What autoconfig tells clients: the public name and ports of the servers.
+CLIENTS_PUBLIC_HOST = conf.string("CLIENTS_PUBLIC_HOST", "") or SMTP_HOSTNAME
+IMAP_PUBLIC_PORT = conf.integer("IMAP_PUBLIC_PORT", 143, minimum=1)
+SUBMISSION_PUBLIC_PORT = conf.integer("SUBMISSION_PUBLIC_PORT", 587, minimum=1)
+SUBMISSION_TLS_PUBLIC_PORT = conf.integer("SUBMISSION_TLS_PUBLIC_PORT", 465, minimum=1)
+# Validity of an application password (shown to its holder, who may revoke it earlier).
+APP_PASSWORD_DAYS = conf.integer("APP_PASSWORD_DAYS", 365, minimum=1)
 
 # --- Shared mailboxes and API ---------------------------------------------------------
 # REST API for software (/api/v1/): requests allowed per token in each fixed window.

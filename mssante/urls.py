@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
+from clients import autoconfig
 from directory import views as directory_views
 from mailboxes.api import api
 from mssante import views
@@ -11,6 +12,7 @@ from patients import views as patient_views
 urlpatterns = [
     path("", views.home, name="home"),
     path("", include("accounts.urls")),
+    path("messagerie/logiciels/", include("clients.urls")),
     path("messagerie/", include("mailboxes.urls")),
     path("patient/", patient_views.home, name="patient_home"),
     path("patient/", include("patients.urls")),
@@ -23,6 +25,11 @@ urlpatterns = [
     path("directory/autocomplete", directory_views.autocomplete),
     path("charte/", include("charter.urls")),
     path("admin/", admin.site.urls),
+    # Mail clients' automatic configuration (Thunderbird autoconfig, Outlook Autodiscover).
+    path(".well-known/autoconfig/mail/config-v1.1.xml", autoconfig.thunderbird_view),
+    path("mail/config-v1.1.xml", autoconfig.thunderbird_view, name="autoconfig"),
+    path("autodiscover/autodiscover.xml", autoconfig.autodiscover_view, name="autodiscover"),
+    path("Autodiscover/Autodiscover.xml", autoconfig.autodiscover_view),
     path("api/v1/", api.urls),
 ]
 

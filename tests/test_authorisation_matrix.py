@@ -46,6 +46,7 @@ from django.utils import timezone
 from accounts import services as account_services
 from charter import inactivity
 from charter.models import InactivityWarning
+from clients import services as client_services
 from mailboxes import services
 from mailboxes.models import Delivery, Entry, Folder, Membership
 from mailboxes.selectors import Access
@@ -159,6 +160,7 @@ class World:
     agreements: dict[str, Any] = field(default_factory=dict)
     rules: dict[str, Any] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)
+    app_password: int = 0  # the owner's application password (practice software)
 
     def index(self, box: str, filename: str) -> int:
         message = self.entries[box].message
@@ -279,6 +281,9 @@ def build_world() -> World:
     )
     services.revoke_api_token(revoked, by=None)
     w.tokens["revoked"] = raw
+    w.app_password = client_services.create_app_password(
+        p.owner, label="Logiciel du cabinet", scope="both", mailbox=None
+    )[0].pk
     for name in personas.NAMES:
         user = p.user(name)
         if user is not None:
@@ -416,6 +421,18 @@ RULES: dict[str, Rule] = {
     "fhir:practitioner": Rule(get=ANYONE),
     "fhir:practitioner_role": Rule(get=ANYONE),
     "fhir:organization": Rule(get=ANYONE),
+    # Mail clients' automatic configuration: public, says only which servers serve a domain.
+    "autoconfig": Rule(get=ANYONE, data=lambda w, b: {"emailaddress": w.p.per.address}),
+    "/.well-known/autoconfig/mail/config-v1.1.xml": Rule(
+        get=ANYONE, data=lambda w, b: {"emailaddress": w.p.per.address}
+    ),
+    "autodiscover": Rule(post=ANYONE),
+    "/Autodiscover/Autodiscover.xml": Rule(post=ANYONE),
+    # Application passwords: each professional's own (another's: 404).
+    "clients:app_passwords": Rule(
+        get=PRO, post=PRO, data=lambda w, b: {"label": "x", "scope": "imap", "code": "000000"}
+    ),
+    "clients:revoke": Rule(post=AUTHOR, kwargs=lambda w, b: {"password_id": w.app_password}),
     # Webmail: pages of the user, whatever their boxes
     "webmail_home": Rule(get=PRO),
     "webmail_preferences": Rule(get=PRO, post=PRO, data=lambda w, b: {"read_receipts": "auto"}),
@@ -723,6 +740,7 @@ def matches(got: str, want: str) -> bool:
 # --------------------------------------------------------------------------- requests
 
 WATCHED_APPS = (
+    "clients",
     "audit",
     "accounts",
     "trust",
@@ -851,15 +869,23 @@ def _allowed(rule: Rule, method: str, box: str) -> str:
     return next(p for p in personas.NAMES if let_through(need, expected(rule, need, p, box)))
 
 
+# POSTs by mail clients, which carry no session cookie: nothing for a forged form to use.
+SESSIONLESS = frozenset({"autodiscover", "/Autodiscover/Autodiscover.xml"})
+
+
 def _ours(url: Resolved) -> bool:
     # The admin's CSRF and methods are Django's own (its POSTs are in test_who_may_do_what).
     return url.key not in API_RULES and not url.key.startswith(ADMIN)
 
 
+def _csrf_guarded(url: Resolved) -> bool:
+    return _ours(url) and url.key not in SESSIONLESS
+
+
 def _post_cases() -> Iterator[Any]:
     for url in URLS:
         rule = rule_for(url)
-        if rule is not None and _ours(url) and rule.post is not None:
+        if rule is not None and _csrf_guarded(url) and rule.post is not None:
             yield pytest.param(url, id=url.key)
 
 

@@ -111,7 +111,9 @@ def variants(form: Form) -> Iterator[tuple[str, Any]]:
 
 
 def _snapshot() -> dict[str, int]:
-    labels = ("accounts", "trust", "mailboxes", "directory", "charter", "patients", "audit", "axes")
+    labels = (
+        "accounts", "trust", "mailboxes", "directory", "charter", "patients", "clients", "audit", "axes"
+    )  # fmt: skip
     return {
         m._meta.label: m.objects.count()
         for m in apps.get_models()

@@ -380,7 +380,11 @@ def test_an_edited_seal_is_detected(change: str) -> None:
     seal_now()
     seal = newest_seal()
     if connection.vendor != "postgresql":
-        change = change.replace("md5(digest) || md5(digest)", "'0' || substr(digest, 2)")
+        # Another first character (a fixed '0' changed nothing once in 16 runs).
+        change = change.replace(
+            "md5(digest) || md5(digest)",
+            "(CASE WHEN substr(digest, 1, 1) = '0' THEN '1' ELSE '0' END) || substr(digest, 2)",
+        )
     raw(f"UPDATE audit_auditseal SET {change} WHERE id = %s", [seal.id])
     assert "signature invalide" in verify_fails(seal=seal.id)
 

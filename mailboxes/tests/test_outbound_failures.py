@@ -16,7 +16,7 @@ import pytest
 from django.db import OperationalError
 
 from mailboxes import services
-from mailboxes.models import Delivery
+from mailboxes.models import Delivery, Message
 from mailboxes.transport import outbound
 from tests import factories
 from tests.smtp_peers import HERE, PEER, Operator, Sink, free_port, sink
@@ -88,7 +88,8 @@ def test_a_worker_restarted_after_a_crash_mid_send_sends_at_once_what_it_held(
         ("celery@a", "held by the dead worker"),
         ("celery@b", "held by a live worker"),
     ):
-        Delivery.objects.filter(message__subject=subject).update(
+        message = next(m for m in Message.objects.all() if m.subject == subject)
+        Delivery.objects.filter(message=message).update(
             status=Delivery.Status.DEFERRED,
             reason=reasons.SENDING,
             reason_params={"holder": holder},

@@ -412,53 +412,28 @@ def _quiet_client_certificate_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("tls_context.verify_mode not in")
 
 
-class GatewayHandler:
-    """aiosmtpd handler of the gateway (one instance serves every connection)."""
+class ThreadedDatabase:
+    """The database from an asyncio server: Django's ORM runs in the loop's worker threads.
+
+    ``connections_override``: database connections to use in the worker threads (tests on
+    in-memory SQLite). ``keep_connections`` False: close the thread's connections after
+    each call (tests, whose database must be droppable once the server stops).
+    """
 
     def __init__(
         self,
         *,
-        domains: Iterable[str] | None = None,
         connections_override: dict[str, Any] | None = None,
         keep_connections: bool = True,
     ) -> None:
-        # ``domains``: the domains this gateway accepts mail for (default: the active
-        # hosted domains, read at each RCPT). ``connections_override``: database
-        # connections to use in the worker threads (tests on in-memory SQLite).
-        self.domains = [d.lower() for d in domains] if domains is not None else None
         self.connections_override = connections_override
         # One connection shared by every thread (in-memory SQLite): one user at a time.
         self._shared = threading.Lock() if connections_override else None
-        # False: close the thread's connections after each call (tests, whose database
-        # must be droppable once the gateway stops).
         self.keep_connections = keep_connections
-        self._listed: _Kept[str | None, frozenset[DN]] = _Kept(settings.SMTP_CACHE_SECONDS)
-        self._hosted: _Kept[str, frozenset[str]] = _Kept(settings.SMTP_CACHE_SECONDS)
-        self.committer: GroupCommitter[Reception] = GroupCommitter(
-            self._store_group,
-            limit=settings.SMTP_GROUP_COMMIT_MAX,
-            wait=settings.SMTP_GROUP_COMMIT_WAIT_MS / 1000,
-        )
 
-    def close(self) -> None:
-        """Store what is waiting and stop the committer (the gateway is stopping)."""
-        self.committer.close()
-
-    async def _db(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func`` in a worker thread; a failure that is not a refusal is logged."""
+    async def _in_thread(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(
-                None, functools.partial(self._run, func, *args, **kwargs)
-            )
-        except (ReceptionError, PolicyError):
-            raise
-        except BlobStoreUnavailable:
-            log.warning("SMTP gateway: the blob store refused a write")
-            raise
-        except Exception as exc:
-            log.exception("SMTP gateway: %s failed", getattr(func, "__name__", func))
-            raise _Unavailable from exc
+        return await loop.run_in_executor(None, functools.partial(self._run, func, *args, **kwargs))
 
     def _run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.connections_override:
@@ -477,6 +452,48 @@ class GatewayHandler:
         finally:
             if not self.keep_connections:
                 connections.close_all()
+
+
+class GatewayHandler(ThreadedDatabase):
+    """aiosmtpd handler of the gateway (one instance serves every connection)."""
+
+    def __init__(
+        self,
+        *,
+        domains: Iterable[str] | None = None,
+        connections_override: dict[str, Any] | None = None,
+        keep_connections: bool = True,
+    ) -> None:
+        super().__init__(
+            connections_override=connections_override, keep_connections=keep_connections
+        )
+        # ``domains``: the domains this gateway accepts mail for (default: the active
+        # hosted domains, read at each RCPT).
+        self.domains = [d.lower() for d in domains] if domains is not None else None
+        self._listed: _Kept[str | None, frozenset[DN]] = _Kept(settings.SMTP_CACHE_SECONDS)
+        self._hosted: _Kept[str, frozenset[str]] = _Kept(settings.SMTP_CACHE_SECONDS)
+        self.committer: GroupCommitter[Reception] = GroupCommitter(
+            self._store_group,
+            limit=settings.SMTP_GROUP_COMMIT_MAX,
+            wait=settings.SMTP_GROUP_COMMIT_WAIT_MS / 1000,
+        )
+
+    def close(self) -> None:
+        """Store what is waiting and stop the committer (the gateway is stopping)."""
+        self.committer.close()
+
+    async def _db(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func`` in a worker thread; a failure that is not a refusal is logged."""
+        try:
+            return await self._in_thread(func, *args, **kwargs)
+        except (ReceptionError, PolicyError):
+            raise
+        except BlobStoreUnavailable:
+            log.warning("SMTP gateway: the blob store refused a write")
+            raise
+        except Exception as exc:
+            log.exception("SMTP gateway: %s failed", getattr(func, "__name__", func))
+            raise _Unavailable from exc
 
     # What the gateway keeps a while (SMTP_CACHE_SECONDS): read in a worker thread.
 
