@@ -61,3 +61,9 @@ def purge_idempotency_keys() -> int:
 def collect_orphan_blobs() -> dict[str, int]:
     """Remove blob files no row names, past their grace period (beat, BLOB_ORPHAN_SCAN_SECONDS)."""
     return services.collect_orphan_blobs()
+
+
+@shared_task(ignore_result=True)
+def purge_empty_drafts() -> int:
+    """Remove drafts with nothing typed and no file, untouched for a day (beat, hourly)."""
+    return services.purge_empty_drafts()

@@ -47,6 +47,26 @@ urlpatterns = [
         name="webmail_empty_trash",
     ),
     path("bal/<int:mailbox_id>/ecrire/", compose.compose_new_view, name="webmail_compose"),
+    path(
+        "bal/<int:mailbox_id>/ecrire/enregistrer/",
+        compose.compose_save_view,
+        name="webmail_compose_save",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/brouillon/",
+        compose.compose_keep_view,
+        name="webmail_compose_keep",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/envoyer/",
+        compose.compose_send_view,
+        name="webmail_compose_send",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/pj/",
+        compose.compose_upload_view,
+        name="webmail_compose_upload",
+    ),
     # One message (an entry of one of the user's mailboxes)
     path("message/<int:entry_id>/", messages.read_view, name="webmail_read"),
     path(

@@ -34,11 +34,13 @@ def human_size(n: int) -> str:
     return mime.human_size(n)
 
 
-def _recipients(to: Sequence[str], cc: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Normalised, deduplicated To and Cc lists (a Cc already in To is dropped)."""
+def _recipients(
+    to: Sequence[str], cc: Sequence[str], bcc: Sequence[str] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """Normalised, deduplicated To, Cc and Bcc lists (an address already listed is dropped)."""
     seen: set[str] = set()
-    out: tuple[list[str], list[str]] = ([], [])
-    for target, values in zip(out, (to, cc), strict=True):
+    out: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for target, values in zip(out, (to, cc, bcc), strict=True):
         for raw in values:
             if not (raw or "").strip():
                 continue
@@ -118,19 +120,23 @@ def submit_message(
     extra_headers: dict[str, str] | None = None,
     origin: str = Message.Origin.WEB,
     request: HttpRequest | None = None,
+    bcc: Sequence[str] = (),
+    resend_key: str = "",
 ) -> Message:
     """Check, encrypt and store a message with its deliveries, then enqueue its scan.
 
     ``author`` is the person sending (None for the platform: API, gateway, commands); they
     need the send right in ``mailbox``. ``in_reply_to`` must be a message of that box: a
     reply never joins the conversation of a box the sender cannot read (the patient rules
-    read the conversation from it).
+    read the conversation from it). ``bcc``: recipients delivered like the others and
+    counted in every limit, never written in the message (no ``Bcc:`` header): the
+    sender's copy shows them from its deliveries.
     """
     authorise(author, mailbox, Access.SEND)
     if not mailbox.is_active:
         raise SubmissionError(_("Votre boîte aux lettres est fermée : l'envoi est impossible."))
-    to_list, cc_list = _recipients(to, cc)
-    recipients = to_list + cc_list
+    to_list, cc_list, bcc_list = _recipients(to, cc, bcc)
+    recipients = to_list + cc_list + bcc_list
     if not recipients:
         raise SubmissionError(_("Indiquez au moins un destinataire."))
     try:
@@ -248,6 +254,7 @@ def submit_message(
             "origin": origin,
         },
         request=request,
+        resend_key=resend_key,
     )
 
 

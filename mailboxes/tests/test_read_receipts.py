@@ -15,14 +15,13 @@ from mailboxes.models import Delivery, Draft, Entry, Folder, Mailbox, Message, R
 from mailboxes.transport.timeline import timeline
 from mssante.lib import mime
 from tests import factories
-from tests.personas import Lab, committed, login
+from tests.personas import Lab, committed, login, start_draft
 
 pytestmark = pytest.mark.django_db
 
 
 def compose_and_send(client: Client, box: Mailbox, to: str, *, receipt: bool) -> Message:
-    committed(client.post, reverse("webmail_compose", args=[box.pk]))
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     fields = {"to": to, "cc": "", "subject": "Compte rendu", "text": "Bonjour."}
     if receipt:
         fields["read_receipt"] = "1"
@@ -63,8 +62,7 @@ def test_compose_with_the_checkbox_sends_disposition_notification_to(claire, jul
 def test_the_draft_remembers_the_checkbox(claire, julien) -> None:
     (user, box), (_, nurse) = claire, julien
     client = login(user)
-    client.post(reverse("webmail_compose", args=[box.pk]))
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     client.post(
         reverse("webmail_draft_save", args=[draft.pk]),
         {"to": nurse.address, "subject": "S", "text": "T", "read_receipt": "1"},

@@ -26,12 +26,12 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import blobs, services
-from mailboxes.models import Draft, Entry, Folder, Mailbox, Message
+from mailboxes.models import Entry, Folder, Mailbox, Message
 from mssante.lib import mime
 from tests import factories
 from tests.clamd import ADDRESS as CLAMD
 from tests.clamd import EICAR, needs_clamd
-from tests.personas import client_for
+from tests.personas import client_for, start_draft
 from tests.smtp_peers import (
     Operator,
     Sink,
@@ -90,8 +90,7 @@ def send_from_webmail(
     file: tuple[str, bytes] | None = None,
 ) -> Message:
     """Compose, attach, send: the clicks of the webmail."""
-    assert client.post(reverse("webmail_compose", args=[box.pk])).status_code == 302
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     if file is not None:
         upload = client.post(
             reverse("webmail_draft_upload", args=[draft.pk]),

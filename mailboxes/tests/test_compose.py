@@ -1,0 +1,207 @@
+"""Compose (issue 14): drafts made only with content, Cci, rich text; reading: print, source,
+no "Répondre" to the no-reply address, calendar invitations; the access journal's subjects."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from mailboxes import services
+from mailboxes.models import Draft, Mailbox, Message
+from mailboxes.tasks import purge_empty_drafts
+from mailboxes.tests.test_views import compose_fields, entry_of, open_compose
+from tests.personas import committed, login, send
+
+pytestmark = pytest.mark.django_db
+
+HX = {"HX-Request": "true"}
+
+
+def page_fields(client: Client, box: Mailbox, **query: Any) -> dict[str, str]:
+    url = reverse("webmail_compose", args=[box.pk])
+    if query:
+        from urllib.parse import urlencode
+
+        url += "?" + urlencode(query)
+    return open_compose(client, url)
+
+
+# --------------------------------------------------------------------------- drafts
+
+
+def test_writing_a_message_stores_no_draft_until_something_is_typed(claire) -> None:
+    user, box = claire
+    client = login(user)
+    # "Écrire un message" (the side menu's button posts) shows the page, stores nothing.
+    response = client.post(reverse("webmail_compose", args=[box.pk]), follow=True)
+    assert response.status_code == 200
+    fields = compose_fields(response.content.decode())
+    assert fields["compose_key"] and not Draft.objects.exists()
+    # An autosave of the empty page (a change of a checkbox): still nothing.
+    empty = client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    assert empty.status_code == 204 and not Draft.objects.exists()
+    # The first autosave with something typed makes the draft, and tells the page where it is.
+    fields["subject"] = "Compte rendu"
+    made = client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    draft = Draft.objects.get()
+    assert made.status_code == 200 and "Brouillon enregistré" in made.content.decode()
+    assert f"/brouillon/{draft.pk}/" in made["HX-Trigger"]
+    # The next autosaves of the same page update that draft, never a second one.
+    fields["text"] = "Suite"
+    client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    assert Draft.objects.count() == 1
+    assert services.open_draft(Draft.objects.get()).text == "Suite"
+
+
+def test_abandoned_and_opened_pages_leave_no_draft(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    client = login(user)
+    for _i in range(7):
+        page_fields(client, box)
+    message = send(nurse, [box.address], subject="Question")
+    for mode in ("reply", "reply_all", "forward"):
+        response = client.post(
+            reverse("webmail_reply", args=[entry_of(box, message).pk]), {"mode": mode}
+        )
+        assert client.get(response["Location"]).status_code == 200
+    assert not Draft.objects.exists()
+    # The drafts folder is empty: no "(sans objet)".
+    assert selectors_draft_count(box, user) == 0
+
+
+def selectors_draft_count(box: Mailbox, user: Any) -> int:
+    from mailboxes import selectors
+
+    return selectors.draft_count(box, user)
+
+
+def test_a_file_attached_makes_the_draft(claire) -> None:
+    user, box = claire
+    client = login(user)
+    fields = page_fields(client, box)
+    response = client.post(
+        reverse("webmail_compose_upload", args=[box.pk]),
+        {"compose_key": fields["compose_key"], "files": [SimpleUploadedFile("a.txt", b"a")]},
+        headers={"X-Requested-With": "XMLHttpRequest"},
+    )
+    draft = Draft.objects.get()
+    assert response.status_code == 200 and "a.txt" in response.content.decode()
+    assert "draftCreated" in response["HX-Trigger"]
+    # What was typed meanwhile goes into the same draft (the page's next autosave).
+    fields["subject"] = "Avec pièce"
+    client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    assert Draft.objects.get().pk == draft.pk and draft.files.count() == 1
+    assert Draft.objects.get().subject == "Avec pièce"
+
+
+def test_sending_from_a_new_page_and_a_late_autosave_is_harmless(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    client = login(user)
+    fields = page_fields(client, box)
+    fields.update(to=nurse.address, subject="Envoyé", text="Bonjour")
+    client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    draft = Draft.objects.get()
+    sent = committed(client.post, reverse("webmail_compose_send", args=[box.pk]), fields)
+    assert sent.status_code == 302 and not Draft.objects.exists()
+    assert Message.objects.filter(subject="Envoyé").count() == 1
+    # The page's autosave fired after Send: a harmless answer, no draft brought back.
+    for url in (
+        reverse("webmail_compose_save", args=[box.pk]),
+        reverse("webmail_draft_save", args=[draft.pk]),
+    ):
+        late = client.post(url, fields, headers=HX)
+        assert late.status_code == 200 and late["HX-Reswap"] == "none"
+    beacon = client.post(reverse("webmail_draft_save", args=[draft.pk]), fields)
+    assert beacon.status_code == 200
+    assert not Draft.objects.exists()
+    # Send clicked again (its answer lost): never a second message.
+    again = client.post(reverse("webmail_compose_send", args=[box.pk]), fields)
+    assert again.status_code == 302
+    assert Message.objects.filter(subject="Envoyé").count() == 1
+
+
+def test_a_late_autosave_of_someone_elses_draft_is_still_a_404(claire, julien) -> None:
+    (user, box), (other_user, _other) = claire, julien
+    draft = services.save_draft(
+        mailbox=box, author=user, draft=None, to=[], cc=[], subject="À moi", text=""
+    )
+    response = login(other_user).post(
+        reverse("webmail_draft_save", args=[draft.pk]), {"subject": "x"}, headers=HX
+    )
+    assert response.status_code == 404
+
+
+def test_a_refused_send_from_a_new_page_keeps_what_was_typed_as_a_draft(claire) -> None:
+    user, box = claire
+    client = login(user)
+    fields = page_fields(client, box)
+    fields.update(to="personne@ailleurs.example", subject="Refusé", text="Gardé")
+    response = client.post(reverse("webmail_compose_send", args=[box.pk]), fields)
+    assert response.status_code == 400
+    assert "ailleurs.example" in response.content.decode()
+    assert services.open_draft(Draft.objects.get()).text == "Gardé"
+
+
+def test_an_empty_page_sent_is_refused_and_stores_nothing(claire) -> None:
+    user, box = claire
+    client = login(user)
+    response = client.post(reverse("webmail_compose_send", args=[box.pk]), page_fields(client, box))
+    assert response.status_code == 400 and "Indiquez au moins un destinataire" in (
+        response.content.decode()
+    )
+    assert not Draft.objects.exists()
+
+
+def test_a_reply_page_answers_only_a_message_of_its_own_box(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    theirs = send(box, [nurse.address], subject="À Julien")
+    # Claire names Julien's entry as the message her page answers: 404, nothing stored.
+    response = login(user).post(
+        reverse("webmail_compose_save", args=[box.pk]),
+        {"source": entry_of(nurse, theirs).pk, "mode": "reply", "subject": "x"},
+        headers=HX,
+    )
+    assert response.status_code == 404 and not Draft.objects.exists()
+    for bad in ("abc", "1" * 40, "-1"):
+        response = login(user).get(reverse("webmail_compose", args=[box.pk]), {"source": bad})
+        assert response.status_code == 404
+
+
+def test_the_scheduled_task_removes_empty_drafts_older_than_a_day(claire) -> None:
+    user, box = claire
+    empty_old = services.save_draft(
+        mailbox=box, author=user, draft=None, to=[], cc=[], subject="", text="  "
+    )
+    written_old = services.save_draft(
+        mailbox=box, author=user, draft=None, to=[], cc=[], subject="", text="Important"
+    )
+    with_file = services.save_draft(
+        mailbox=box, author=user, draft=None, to=[], cc=[], subject="", text=""
+    )
+    services.add_draft_attachment(with_file, "a.txt", "text/plain", b"a", by=user)
+    Draft.objects.update(updated_at=timezone.now() - timedelta(days=2))
+    empty_new = services.save_draft(
+        mailbox=box, author=user, draft=None, to=[], cc=[], subject="", text=""
+    )
+    assert purge_empty_drafts.delay().get() == 1
+    left = set(Draft.objects.values_list("pk", flat=True))
+    assert left == {written_old.pk, with_file.pk, empty_new.pk}
+    assert empty_old.pk not in left
+    # A day later the new empty one goes too.
+    with time_machine.travel(timezone.now() + timedelta(days=1, hours=1)):
+        assert purge_empty_drafts.delay().get() == 1
+    assert not Draft.objects.filter(pk=empty_new.pk).exists()
+
+
+def test_the_cleaning_is_scheduled(settings: Any) -> None:
+    assert any(
+        entry["task"] == "mailboxes.tasks.purge_empty_drafts"
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    )
