@@ -14,10 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes import services
-from mailboxes.models import Draft, Mailbox, Message
+from mailboxes.services import notices
+from mailboxes.models import Delivery, Draft, Entry, Mailbox, Message
 from mailboxes.tasks import purge_empty_drafts
 from mailboxes.tests.test_views import compose_fields, entry_of, open_compose
-from tests.personas import committed, login, send
+from tests.personas import committed, login, person, send
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +206,104 @@ def test_the_cleaning_is_scheduled(settings: Any) -> None:
         entry["task"] == "mailboxes.tasks.purge_empty_drafts"
         for entry in settings.CELERY_BEAT_SCHEDULE.values()
     )
+
+
+# --------------------------------------------------------------------------- Cci
+
+
+def send_page(client: Client, box: Mailbox, **typed: str) -> Any:
+    fields = page_fields(client, box)
+    fields.update(typed)
+    return committed(client.post, reverse("webmail_compose_send", args=[box.pk]), fields)
+
+
+def test_cci_recipients_receive_it_and_no_header_names_them(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    _, hidden = person("Sophie", "Secret")
+    client = login(user)
+    response = send_page(
+        client, box, to=nurse.address, bcc=hidden.address, subject="Avec Cci", text="Bonjour"
+    )
+    assert response.status_code == 302
+    message = Message.objects.get(subject="Avec Cci")
+    raw = services.read_raw(message)
+    # Not in any header, not anywhere in the bytes every recipient receives.
+    assert b"Bcc" not in raw and hidden.address.encode() not in raw.lower()
+    assert hidden.address not in message.to_addrs + message.cc_addrs
+    # Each recipient has it, the hidden one too.
+    assert Entry.objects.filter(mailbox=hidden, message=message).exists()
+    assert Delivery.objects.filter(message=message, recipient=hidden.address).exists()
+    # The visible recipient's page does not name the hidden one…
+    nurse_page = login(nurse.owner).get(
+        reverse("webmail_read", args=[entry_of(nurse, message).pk])
+    )
+    assert hidden.address not in nurse_page.content.decode()
+    # …nor the hidden one's own page (only the sender's copy shows them).
+    hidden_page = login(hidden.owner).get(
+        reverse("webmail_read", args=[entry_of(hidden, message).pk])
+    )
+    assert "Copie cachée" not in hidden_page.content.decode()
+    sent = client.get(reverse("webmail_read", args=[entry_of(box, message).pk])).content.decode()
+    assert "Copie cachée (Cci)" in sent and hidden.address in sent
+
+
+def test_cci_count_in_the_40_recipient_limit(claire) -> None:
+    user, box = claire
+    client = login(user)
+    domain = box.address.split("@")[1]
+    to = ", ".join(f"dest{i}@{domain}" for i in range(20))
+    bcc = ", ".join(f"cache{i}@{domain}" for i in range(21))
+    response = send_page(client, box, to=to, bcc=bcc, subject="Trop", text="x")
+    assert response.status_code == 400 and "40" in response.content.decode()
+    assert not Message.objects.exists()
+    # The draft keeps the Cci typed.
+    assert len(services.open_draft(Draft.objects.get()).bcc) == 21
+
+
+def test_a_draft_remembers_its_cci(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    client = login(user)
+    fields = page_fields(client, box)
+    fields.update(bcc=nurse.address, subject="Cci gardée")
+    client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    draft = Draft.objects.get()
+    page = client.get(reverse("webmail_draft", args=[draft.pk])).content.decode()
+    assert f'name="bcc" value="{nurse.address}"' in page
+
+
+# --------------------------------------------------------------------------- no reply
+
+
+def test_no_reply_on_a_notice_from_the_no_reply_address(claire) -> None:
+    user, box = claire
+    notice = committed(
+        notices.deliver_system_notice, box, subject="Message mis en quarantaine", text="…"
+    )
+    assert notice.from_addr.startswith("ne-pas-repondre@")
+    entry = entry_of(box, notice)
+    client = login(user)
+    page = client.get(reverse("webmail_read", args=[entry.pk])).content.decode()
+    assert 'value="reply"' not in page and 'value="reply_all"' not in page
+    assert 'value="forward"' in page
+    # Posting the reply anyway: refused plainly, nothing prepared.
+    response = client.post(reverse("webmail_reply", args=[entry.pk]), {"mode": "reply"})
+    assert response.status_code == 302 and response["Location"].endswith(f"/message/{entry.pk}/")
+    assert client.get(
+        reverse("webmail_compose", args=[box.pk]), {"source": entry.pk, "mode": "reply_all"}
+    ).status_code == 404
+    assert not Draft.objects.exists()
+
+
+def test_no_reply_to_the_configured_notice_address(claire, julien, settings: Any) -> None:
+    (user, box), (_, nurse) = claire, julien
+    settings.CHARTER_NOTICE_FROM = nurse.address
+    message = send(nurse, [box.address], subject="Depuis l'adresse des avis")
+    page = login(user).get(reverse("webmail_read", args=[entry_of(box, message).pk]))
+    assert 'value="reply"' not in page.content.decode()
+
+
+def test_a_colleagues_message_keeps_repondre(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    message = send(nurse, [box.address], subject="Question")
+    page = login(user).get(reverse("webmail_read", args=[entry_of(box, message).pk]))
+    assert 'value="reply"' in page.content.decode()

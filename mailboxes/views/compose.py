@@ -247,6 +247,9 @@ def _new_compose(request: HttpRequest, mailbox_id: int, data: Any) -> NewCompose
             raise Http404
         if mode not in REPLY_MODES:
             mode = "reply"
+        if mode != "forward" and selectors.is_no_reply(source.message):
+            # The platform's no-reply address reads nothing: only forwarding is offered.
+            raise Http404
     else:
         mode = ""
     key = str(data.get("compose_key", "") or "")
@@ -516,6 +519,12 @@ def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     mode = request.POST.get("mode", "reply")
     if mode not in REPLY_MODES:
         mode = "reply"
+    if mode != "forward" and selectors.is_no_reply(entry.message):
+        messages.error(
+            request,
+            _("Ce message vient d'une adresse qui ne reçoit pas de réponse : transférez-le si besoin."),
+        )
+        return redirect(reverse("webmail_read", args=[entry.pk]))
     query = urlencode({"source": entry.pk, "mode": mode})
     return redirect(f"{reverse('webmail_compose', args=[entry.mailbox_id])}?{query}")
 

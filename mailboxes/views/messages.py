@@ -318,6 +318,8 @@ class ShownMessage:
     held: bool = False
     # IHE_XDM.ZIP attachments, read safely: the "Documents structurés" panel.
     structured: list[structured_docs.StructuredPackage] = field(default_factory=list)
+    # Cci: the sender's copy alone shows them (from its deliveries: no header carries them).
+    bcc: list[str] = field(default_factory=list)
 
 
 def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
@@ -379,6 +381,7 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
         notice=notice,
         held=held,
         structured=packages,
+        bcc=selectors.blind_copies(entry),
     )
 
 
@@ -436,6 +439,8 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 and level >= selectors.Access.SEND
                 and bool(mdn.pending_receipts(entry))
             ),
+            # Notices from the platform's no-reply address: no "Répondre" (views/compose.py).
+            "no_reply": selectors.is_no_reply(entry.message),
             "folder_label": selectors.folder_label(entry.folder),
             "thread_size": selectors.thread_size(entry),
             "in_trash": entry.folder.role == Folder.Role.TRASH,
