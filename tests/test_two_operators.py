@@ -181,6 +181,13 @@ def test_a_read_receipt_crosses_back_and_the_timeline_says_read(
         origin=Message.Origin.SMTP, entries__mailbox=world.alice, subject__startswith="Accusé"
     )
     assert receipts.count() == 1
+    # The receipt is kept (what the peer said) but not as unread inbox mail: the timeline
+    # of the original says "Lu"; the receipt is filed, read, in the archive.
+    receipt = receipts.get()
+    assert receipt.receipt_of_id == sent.pk
+    filed = Entry.objects.get(mailbox=world.alice, message=receipt)
+    assert filed.seen and filed.folder.role == "archive"
+    assert not Entry.objects.filter(mailbox=world.alice, folder__role="inbox", seen=False).exists()
     delivery = Delivery.objects.get(message=sent)
     assert delivery.read_at is not None
     line = timeline(sent)[0]

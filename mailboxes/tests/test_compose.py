@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from mailboxes import services
-from mailboxes.services import notices
 from mailboxes.models import Delivery, Draft, Entry, Mailbox, Message
+from mailboxes.services import notices
 from mailboxes.tasks import purge_empty_drafts
 from mailboxes.tests.test_views import compose_fields, entry_of, open_compose
 from tests.personas import committed, login, person, send
@@ -234,9 +234,7 @@ def test_cci_recipients_receive_it_and_no_header_names_them(claire, julien) -> N
     assert Entry.objects.filter(mailbox=hidden, message=message).exists()
     assert Delivery.objects.filter(message=message, recipient=hidden.address).exists()
     # The visible recipient's page does not name the hidden one…
-    nurse_page = login(nurse.owner).get(
-        reverse("webmail_read", args=[entry_of(nurse, message).pk])
-    )
+    nurse_page = login(nurse.owner).get(reverse("webmail_read", args=[entry_of(nurse, message).pk]))
     assert hidden.address not in nurse_page.content.decode()
     # …nor the hidden one's own page (only the sender's copy shows them).
     hidden_page = login(hidden.owner).get(
@@ -288,9 +286,12 @@ def test_no_reply_on_a_notice_from_the_no_reply_address(claire) -> None:
     # Posting the reply anyway: refused plainly, nothing prepared.
     response = client.post(reverse("webmail_reply", args=[entry.pk]), {"mode": "reply"})
     assert response.status_code == 302 and response["Location"].endswith(f"/message/{entry.pk}/")
-    assert client.get(
-        reverse("webmail_compose", args=[box.pk]), {"source": entry.pk, "mode": "reply_all"}
-    ).status_code == 404
+    assert (
+        client.get(
+            reverse("webmail_compose", args=[box.pk]), {"source": entry.pk, "mode": "reply_all"}
+        ).status_code
+        == 404
+    )
     assert not Draft.objects.exists()
 
 

@@ -31,7 +31,7 @@ from mssante.lib import mime
 from tests import factories
 from tests.clamd import ADDRESS as CLAMD
 from tests.clamd import EICAR, needs_clamd
-from tests.personas import client_for, start_draft
+from tests.personas import client_for, person, send, start_draft
 from tests.smtp_peers import (
     Operator,
     Sink,
@@ -186,15 +186,22 @@ def test_the_smtp_door(port: int, peer: Operator, julien: tuple[User, Mailbox]) 
 
 def test_the_read_receipt_door(claire: tuple[User, Mailbox], julien: tuple[User, Mailbox]) -> None:
     (doctor, dbox), (nurse, nbox) = claire, julien
-    original = send_from_webmail(
-        client_for(doctor), dbox, nbox.address, subject="Avis", text="Un avis ?", receipt=True
+    # Receipts asked to another box than the sender's (a receipt for the sending box itself
+    # is its timeline only: test_read_receipts) are messages like any other.
+    secretary, sbox = person("Anne", "Secretariat")
+    original = send(
+        dbox,
+        [nbox.address],
+        subject="Avis",
+        text="Un avis ?",
+        extra_headers={"Disposition-Notification-To": f"<{sbox.address}>"},
     )
     entry = Entry.objects.get(mailbox=nbox, message=original)
     assert client_for(nurse).get(reverse("webmail_read", args=[entry.pk])).status_code == 200
     receipt = Message.objects.get(origin=Message.Origin.SYSTEM, sender_mailbox=nbox)
     assert_stored(receipt, says="a été ouvert le", event="message.mdn_sent")
     assert receipt.null_return_path and receipt.thread_key == original.thread_key
-    assert "Message automatique de la plateforme" in in_the_inbox(doctor, dbox, receipt)
+    assert "Message automatique de la plateforme" in in_the_inbox(secretary, sbox, receipt)
 
 
 def test_the_door_of_a_dsn_to_our_sender(peer_server: Sink, claire: tuple[User, Mailbox]) -> None:

@@ -522,7 +522,9 @@ def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     if mode != "forward" and selectors.is_no_reply(entry.message):
         messages.error(
             request,
-            _("Ce message vient d'une adresse qui ne reçoit pas de réponse : transférez-le si besoin."),
+            _(
+                "Ce message vient d'une adresse qui ne reçoit pas de réponse : transférez-le si besoin."
+            ),
         )
         return redirect(reverse("webmail_read", args=[entry.pk]))
     query = urlencode({"source": entry.pk, "mode": mode})
