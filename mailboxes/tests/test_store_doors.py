@@ -31,7 +31,8 @@ from mssante.lib import mime
 from tests import factories
 from tests.clamd import ADDRESS as CLAMD
 from tests.clamd import EICAR, needs_clamd
-from tests.personas import client_for, person, send, start_draft
+from tests.personas import client_for, person, start_draft
+from tests.personas import send as send_and_deliver
 from tests.smtp_peers import (
     Operator,
     Sink,
@@ -185,11 +186,11 @@ def test_the_smtp_door(port: int, peer: Operator, julien: tuple[User, Mailbox]) 
 
 
 def test_the_read_receipt_door(claire: tuple[User, Mailbox], julien: tuple[User, Mailbox]) -> None:
-    (doctor, dbox), (nurse, nbox) = claire, julien
+    (_doctor, dbox), (nurse, nbox) = claire, julien
     # Receipts asked to another box than the sender's (a receipt for the sending box itself
     # is its timeline only: test_read_receipts) are messages like any other.
     secretary, sbox = person("Anne", "Secretariat")
-    original = send(
+    original = send_and_deliver(
         dbox,
         [nbox.address],
         subject="Avis",
