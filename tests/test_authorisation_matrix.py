@@ -474,6 +474,8 @@ RULES: dict[str, Rule] = {
     # Webmail: one message
     "webmail_read": _web(get=Access.READ, kwargs=_entry),
     "webmail_source": _web(get=Access.READ, kwargs=_entry),
+    "webmail_print": _web(get=Access.READ, kwargs=_entry),
+    "webmail_headers": _web(get=Access.READ, kwargs=_entry),
     # Without an address signed for the reader's entry, nothing is fetched, for anyone
     # (tests/lib/test_imageproxy.py and test_sanitize_view try the signed ones).
     "webmail_remote_image": _web(get=ELSEWHERE, kwargs=_entry),

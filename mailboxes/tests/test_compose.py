@@ -18,6 +18,7 @@ from mailboxes.models import Delivery, Draft, Entry, Mailbox, Message
 from mailboxes.services import notices
 from mailboxes.tasks import purge_empty_drafts
 from mailboxes.tests.test_views import compose_fields, entry_of, open_compose
+from mssante.lib import mime
 from tests.personas import committed, login, person, send
 
 pytestmark = pytest.mark.django_db
@@ -308,3 +309,73 @@ def test_a_colleagues_message_keeps_repondre(claire, julien) -> None:
     message = send(nurse, [box.address], subject="Question")
     page = login(user).get(reverse("webmail_read", args=[entry_of(box, message).pk]))
     assert 'value="reply"' in page.content.decode()
+
+
+# --------------------------------------------------------------------------- print, source
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_the_print_page_has_headers_body_and_attachment_list(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    message = send(
+        nurse,
+        [box.address],
+        subject="Compte rendu opératoire",
+        text="Intervention sans complication.",
+        attachments=[mime.Attachment("cr.pdf", "application/pdf", PDF)],
+    )
+    entry = entry_of(box, message)
+    page = login(user).get(reverse("webmail_print", args=[entry.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Compte rendu opératoire" in html and "Intervention sans complication." in html
+    assert nurse.address in html and "cr.pdf" in html
+    # A page for paper: no side menu, no toolbar.
+    assert "webmail-side" not in html and "webmail-toolbar" not in html
+    entry.refresh_from_db()
+    assert entry.seen
+    read = login(user).get(reverse("webmail_read", args=[entry.pk])).content.decode()
+    assert reverse("webmail_print", args=[entry.pk]) in read
+    assert reverse("webmail_headers", args=[entry.pk]) in read
+
+
+def test_the_headers_page_shows_the_source_as_stored(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    message = send(nurse, [box.address], subject="Source", text="<b>pas du HTML</b>")
+    entry = entry_of(box, message)
+    client = login(user)
+    page = client.get(reverse("webmail_headers", args=[entry.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Message-ID:" in html and message.message_id.strip("<>") in html
+    # The body is shown as text, escaped: nothing of the message is interpreted.
+    assert "&lt;b&gt;pas du HTML&lt;/b&gt;" in html and "<b>pas du HTML</b>" not in html
+    text = client.get(reverse("webmail_headers", args=[entry.pk]), {"format": "texte"})
+    assert text["Content-Type"].startswith("text/plain")
+    assert "sandbox" in text["Content-Security-Policy"]
+    assert text.content == services.read_raw(message)
+
+
+def test_another_boxs_message_source_is_a_404(claire, julien) -> None:
+    (user, box), (nurse_user, nurse) = claire, julien
+    message = send(box, [nurse.address], subject="Pour Julien seulement")
+    theirs = entry_of(nurse, message)
+    client = login(user)
+    for name in ("webmail_headers", "webmail_print"):
+        assert client.get(reverse(name, args=[theirs.pk])).status_code == 404
+        assert client.get(reverse(name, args=[theirs.pk]), {"format": "texte"}).status_code == 404
+    assert client.get(reverse("webmail_headers", args=[10**12])).status_code == 404
+
+
+def test_viewing_the_source_in_a_shared_box_is_journaled(secretariat, claire, julien) -> None:
+    box = secretariat
+    (_, sender_box), (nurse, _nurse_box) = claire, julien
+    message = send(sender_box, [box.address], subject="Dossier partagé")
+    entry = entry_of(box, message)
+    from mailboxes.models import AccessEvent
+
+    assert login(nurse).get(reverse("webmail_headers", args=[entry.pk])).status_code == 200
+    event = AccessEvent.objects.get(mailbox=box, action=AccessEvent.Action.OPEN)
+    assert (event.actor, event.message) == (nurse, message)
