@@ -359,7 +359,7 @@ def test_the_headers_page_shows_the_source_as_stored(claire, julien) -> None:
 
 
 def test_another_boxs_message_source_is_a_404(claire, julien) -> None:
-    (user, box), (nurse_user, nurse) = claire, julien
+    (user, box), (_, nurse) = claire, julien
     message = send(box, [nurse.address], subject="Pour Julien seulement")
     theirs = entry_of(nurse, message)
     client = login(user)
