@@ -379,3 +379,62 @@ def test_viewing_the_source_in_a_shared_box_is_journaled(secretariat, claire, ju
     assert login(nurse).get(reverse("webmail_headers", args=[entry.pk])).status_code == 200
     event = AccessEvent.objects.get(mailbox=box, action=AccessEvent.Action.OPEN)
     assert (event.actor, event.message) == (nurse, message)
+
+
+# --------------------------------------------------------------------------- rich text
+
+
+HOSTILE_HTML = (
+    '<p>Bonjour <b>confrère</b>, <i>voici</i> :</p><ul><li>point un</li><li>point deux</li></ul>'
+    '<p><a href="https://exemple.fr/doc" onclick="steal()">le lien</a></p>'
+    '<script>alert(1)</script><img src="https://traceur.example/x.png">'
+    '<a href="javascript:alert(2)">piège</a><style>body{display:none}</style>'
+)
+
+
+def test_a_rich_text_message_is_sanitised_and_sent_as_text_and_html(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    client = login(user)
+    fields = page_fields(client, box)
+    fields.update(to=nurse.address, subject="Mis en forme", html=HOSTILE_HTML, format="html")
+    client.post(reverse("webmail_compose_save", args=[box.pk]), fields, headers=HX)
+    stored = services.open_draft(Draft.objects.get()).html or ""
+    # Sanitised before it is stored: the draft never holds the script.
+    assert "<b>confrère</b>" in stored and "<li>point un</li>" in stored
+    for bad in ("script", "onclick", "javascript:", "traceur.example", "<style"):
+        assert bad not in stored, bad
+    response = committed(client.post, reverse("webmail_compose_send", args=[box.pk]), fields)
+    assert response.status_code == 302
+    message = Message.objects.get(subject="Mis en forme")
+    raw = services.read_raw(message)
+    assert b"multipart/alternative" in raw
+    parsed = mime.parse_message(raw)
+    assert parsed.html is not None and "<b>confrère</b>" in parsed.html
+    for bad in ("script", "onclick", "javascript:", "traceur.example", "alert"):
+        assert bad not in parsed.html, bad
+    # The text part is made from the sanitised HTML, never taken from the page.
+    assert parsed.text is not None
+    assert "Bonjour confrère, voici :" in parsed.text and "- point un" in parsed.text
+    assert "alert" not in parsed.text
+    # The recipient reads it formatted.
+    page = login(nurse.owner).get(reverse("webmail_read", args=[entry_of(nurse, message).pk]))
+    assert "<b>confrère</b>" in page.content.decode()
+
+
+def test_plain_text_stays_the_default(claire, julien) -> None:
+    (user, box), (_, nurse) = claire, julien
+    client = login(user)
+    fields = page_fields(client, box)
+    page = client.get(reverse("webmail_compose", args=[box.pk])).content.decode()
+    assert 'id="format-text" name="format" value="text" checked' in page
+    # HTML posted without choosing the format is ignored: a plain-text message.
+    fields.update(to=nurse.address, subject="Simple", text="Texte seul", html="<b>x</b>")
+    committed(client.post, reverse("webmail_compose_send", args=[box.pk]), fields)
+    raw = services.read_raw(Message.objects.get(subject="Simple"))
+    assert b"multipart/alternative" not in raw and b"text/html" not in raw
+
+
+def test_an_empty_or_huge_editor_is_no_html(claire) -> None:
+    assert services.clean_compose_html("<p><br></p>") is None
+    assert services.clean_compose_html("<script>x</script>") is None
+    assert services.clean_compose_html("<p>" + "a" * 2_100_000 + "</p>") is None
