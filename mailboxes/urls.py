@@ -102,6 +102,11 @@ urlpatterns = [
     path("message/<int:entry_id>/source/", attachments.source_view, name="webmail_source"),
     path("message/<int:entry_id>/imprimer/", reading.print_view, name="webmail_print"),
     path("message/<int:entry_id>/en-tetes/", reading.headers_view, name="webmail_headers"),
+    path(
+        "message/<int:entry_id>/invitation/",
+        reading.invitation_answer_view,
+        name="webmail_invitation_answer",
+    ),
     path("message/<int:entry_id>/image/", messages.remote_image_view, name="webmail_remote_image"),
     path("message/<int:entry_id>/suivi/", messages.flag_view, name="webmail_flag"),
     path("message/<int:entry_id>/non-lu/", messages.mark_unread_view, name="webmail_mark_unread"),

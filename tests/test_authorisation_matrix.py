@@ -476,6 +476,10 @@ RULES: dict[str, Rule] = {
     "webmail_source": _web(get=Access.READ, kwargs=_entry),
     "webmail_print": _web(get=Access.READ, kwargs=_entry),
     "webmail_headers": _web(get=Access.READ, kwargs=_entry),
+    # Answering a calendar invitation sends a message from the box.
+    "webmail_invitation_answer": _web(
+        post=Access.SEND, kwargs=_entry, data=lambda w, b: {"answer": "ACCEPTED"}
+    ),
     # Without an address signed for the reader's entry, nothing is fetched, for anyone
     # (tests/lib/test_imageproxy.py and test_sanitize_view try the signed ones).
     "webmail_remote_image": _web(get=ELSEWHERE, kwargs=_entry),

@@ -385,7 +385,7 @@ def test_viewing_the_source_in_a_shared_box_is_journaled(secretariat, claire, ju
 
 
 HOSTILE_HTML = (
-    '<p>Bonjour <b>confrère</b>, <i>voici</i> :</p><ul><li>point un</li><li>point deux</li></ul>'
+    "<p>Bonjour <b>confrère</b>, <i>voici</i> :</p><ul><li>point un</li><li>point deux</li></ul>"
     '<p><a href="https://exemple.fr/doc" onclick="steal()">le lien</a></p>'
     '<script>alert(1)</script><img src="https://traceur.example/x.png">'
     '<a href="javascript:alert(2)">piège</a><style>body{display:none}</style>'
@@ -438,3 +438,127 @@ def test_an_empty_or_huge_editor_is_no_html(claire) -> None:
     assert services.clean_compose_html("<p><br></p>") is None
     assert services.clean_compose_html("<script>x</script>") is None
     assert services.clean_compose_html("<p>" + "a" * 2_100_000 + "</p>") is None
+
+
+# --------------------------------------------------------------------------- invitations
+
+
+def invitation(organizer: str, attendee: str, *, start: str = "20261210T140000Z") -> bytes:
+    return (
+        "BEGIN:VCALENDAR\r\nPRODID:-//Hôpital//FR\r\nVERSION:2.0\r\nMETHOD:REQUEST\r\n"
+        "BEGIN:VEVENT\r\nUID:rcp-42@hopital\r\nSEQUENCE:1\r\nDTSTAMP:20261201T100000Z\r\n"
+        f"DTSTART:{start}\r\nDTEND:20261210T150000Z\r\nSUMMARY:RCP cardiologie\r\n"
+        "LOCATION:Salle 3\\, bâtiment B\r\n"
+        f"ORGANIZER;CN=Dr Martin:mailto:{organizer}\r\n"
+        f"ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{attendee}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+def send_invitation(sender: Mailbox, to: Mailbox, ics: bytes, subject: str = "Invitation") -> Entry:
+    message = send(
+        sender,
+        [to.address],
+        subject=subject,
+        text="Vous êtes invité.",
+        attachments=[mime.Attachment("invitation.ics", "text/calendar", ics)],
+    )
+    return entry_of(to, message)
+
+
+def test_an_invitation_is_a_card_and_accepting_sends_an_itip_reply(claire, julien) -> None:
+    (organizer_user, organizer), (user, box) = claire, julien
+    entry = send_invitation(organizer, box, invitation(organizer.address, box.address))
+    client = login(user)
+    page = client.get(reverse("webmail_read", args=[entry.pk])).content.decode()
+    assert "Invitation : RCP cardiologie" in page
+    assert "Salle 3, bâtiment B" in page and "Dr Martin" in page
+    assert 'value="ACCEPTED"' in page and 'value="TENTATIVE"' in page and 'value="DECLINED"' in page
+    response = committed(
+        client.post, reverse("webmail_invitation_answer", args=[entry.pk]), {"answer": "ACCEPTED"}
+    )
+    assert response.status_code == 302
+    reply = Message.objects.get(sender_mailbox=box)
+    assert reply.to_addrs == [organizer.address] and reply.subject == "Accepté : RCP cardiologie"
+    assert reply.thread_key == entry.message.thread_key
+    parsed = mime.parse_message(services.read_raw(reply))
+    (part,) = parsed.attachments
+    ics = mime.get_part(services.read_raw(reply), part.index).data.decode()
+    assert "METHOD:REPLY" in ics and "UID:rcp-42@hopital" in ics
+    assert "PARTSTAT=ACCEPTED" in ics and box.address in ics.replace("\r\n ", "")
+    # The organiser sees a card "X a accepté", and nothing else changes.
+    organizer_page = login(organizer_user).get(
+        reverse("webmail_read", args=[entry_of(organizer, reply).pk])
+    )
+    html = organizer_page.content.decode()
+    assert "a accepté « RCP cardiologie »" in html and 'value="ACCEPTED"' not in html
+
+
+def test_the_reply_goes_to_the_sender_not_to_an_organiser_the_file_names(claire, julien) -> None:
+    (_, sender), (user, box) = claire, julien
+    ics = invitation("victime@ailleurs.example", box.address)
+    entry = send_invitation(sender, box, ics)
+    committed(
+        login(user).post,
+        reverse("webmail_invitation_answer", args=[entry.pk]),
+        {"answer": "DECLINED"},
+    )
+    reply = Message.objects.get(sender_mailbox=box)
+    assert reply.to_addrs == [sender.address]
+
+
+def test_a_read_only_member_cannot_answer(secretariat, claire, lea) -> None:
+    (_, sender), reader = claire, lea.user
+    entry = send_invitation(sender, secretariat, invitation(sender.address, secretariat.address))
+    page = login(reader).get(reverse("webmail_read", args=[entry.pk])).content.decode()
+    assert "Invitation : RCP cardiologie" in page and 'value="ACCEPTED"' not in page
+    response = login(reader).post(
+        reverse("webmail_invitation_answer", args=[entry.pk]), {"answer": "ACCEPTED"}
+    )
+    assert response.status_code in (403, 404)
+    assert not Message.objects.filter(sender_mailbox=secretariat).exists()
+
+
+HOSTILE_ICS = {
+    "huge": invitation("a@b.fr", "c@d.fr").replace(
+        b"SUMMARY:RCP", b"SUMMARY:" + b"x" * 300_000 + b" RCP"
+    ),
+    "deep": b"BEGIN:VCALENDAR\r\n" * 50 + b"END:VCALENDAR\r\n" * 50,
+    "unbalanced": b"BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR\r\n",
+    "bad dates": invitation("a@b.fr", "c@d.fr", start="99999999T999999Z"),
+    "year 9999": invitation("a@b.fr", "c@d.fr", start="99990101T000000Z"),
+    "not a calendar": b"\x00\xff" * 1000,
+    "many components": b"BEGIN:VCALENDAR\r\n"
+    + b"BEGIN:VEVENT\r\nUID:x\r\nEND:VEVENT\r\n" * 500
+    + b"END:VCALENDAR\r\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_ICS))
+def test_a_hostile_calendar_is_a_plain_attachment_never_an_error(claire, julien, name) -> None:
+    (_, sender), (user, box) = claire, julien
+    entry = send_invitation(sender, box, HOSTILE_ICS[name], subject="Piège")
+    client = login(user)
+    page = client.get(reverse("webmail_read", args=[entry.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Invitation :" not in html and "invitation.ics" in html
+    answer = client.post(
+        reverse("webmail_invitation_answer", args=[entry.pk]), {"answer": "ACCEPTED"}, follow=True
+    )
+    assert (
+        answer.status_code == 200 and "ne contient pas d&#x27;invitation" in answer.content.decode()
+    )
+    assert not Message.objects.filter(sender_mailbox=box).exists()
+
+
+def test_an_unknown_answer_is_refused_plainly(claire, julien) -> None:
+    (_, sender), (user, box) = claire, julien
+    entry = send_invitation(sender, box, invitation(sender.address, box.address))
+    response = login(user).post(
+        reverse("webmail_invitation_answer", args=[entry.pk]),
+        {"answer": "<script>"},
+        follow=True,
+    )
+    assert response.status_code == 200 and "Réponse inconnue" in response.content.decode()
+    assert not Message.objects.filter(sender_mailbox=box).exists()

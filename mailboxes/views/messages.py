@@ -21,7 +21,7 @@ from accounts.access import verified_required
 from mailboxes import hooks, remote_images, selectors, services
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
-from mailboxes.services import quarantine
+from mailboxes.services import quarantine, reading
 from mailboxes.transport import mdn
 from mailboxes.transport.timeline import timeline
 from mailboxes.views import structured as structured_docs
@@ -439,6 +439,8 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 and level >= selectors.Access.SEND
                 and bool(mdn.pending_receipts(entry))
             ),
+            # A calendar invitation (or a reply to one) it carries: a card (services.reading).
+            "invitation": reading.invitation_of(entry, shown.parsed),
             # Notices from the platform's no-reply address: no "Répondre" (views/compose.py).
             "no_reply": selectors.is_no_reply(entry.message),
             "folder_label": selectors.folder_label(entry.folder),

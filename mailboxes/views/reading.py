@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import verified_required
 from mailboxes import selectors, services
 from mailboxes.services import reading
 from mailboxes.views._common import current_user, render_webmail
 from mailboxes.views.messages import _shown, is_held
+from mssante.errors import storage_unavailable_text
 
 
 @verified_required("professional")
@@ -65,3 +69,21 @@ def headers_view(request: HttpRequest, entry_id: int) -> HttpResponse:
         },
         current_folder=entry.folder,
     )
+
+
+@verified_required("professional")
+@require_POST
+def invitation_answer_view(request: HttpRequest, entry_id: int) -> HttpResponse:
+    """Accepter / Peut-être / Refuser: the box's iTIP REPLY, sent like any message."""
+    user = current_user(request)
+    entry = selectors.get_entry(user, entry_id, selectors.Access.SEND)
+    answer = request.POST.get("answer", "")
+    try:
+        reading.answer_invitation(entry, answer, by=user, request=request)
+    except services.SubmissionError as exc:
+        messages.error(request, str(exc))
+    except services.BlobStoreUnavailable:
+        messages.error(request, storage_unavailable_text())
+    else:
+        messages.success(request, _("Votre réponse à l'invitation est envoyée."))
+    return redirect(reverse("webmail_read", args=[entry.pk]))
