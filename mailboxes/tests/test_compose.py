@@ -241,9 +241,9 @@ def test_cci_recipients_receive_it_and_no_header_names_them(claire, julien) -> N
     hidden_page = login(hidden.owner).get(
         reverse("webmail_read", args=[entry_of(hidden, message).pk])
     )
-    assert "Copie cachée" not in hidden_page.content.decode()
+    assert "webmail-headers__bcc" not in hidden_page.content.decode()
     sent = client.get(reverse("webmail_read", args=[entry_of(box, message).pk])).content.decode()
-    assert "Copie cachée (Cci)" in sent and hidden.address in sent
+    assert "webmail-headers__bcc" in sent and hidden.address in sent
 
 
 def test_cci_count_in_the_40_recipient_limit(claire) -> None:
@@ -414,7 +414,7 @@ def test_a_rich_text_message_is_sanitised_and_sent_as_text_and_html(claire, juli
         assert bad not in parsed.html, bad
     # The text part is made from the sanitised HTML, never taken from the page.
     assert parsed.text is not None
-    assert "Bonjour confrère, voici :" in parsed.text and "- point un" in parsed.text
+    assert "Bonjour confrère, voici :\n- point un\n- point deux\nle lien" in parsed.text
     assert "alert" not in parsed.text
     # The recipient reads it formatted.
     page = login(nurse.owner).get(reverse("webmail_read", args=[entry_of(nurse, message).pk]))
@@ -562,3 +562,11 @@ def test_an_unknown_answer_is_refused_plainly(claire, julien) -> None:
     )
     assert response.status_code == 200 and "Réponse inconnue" in response.content.decode()
     assert not Message.objects.filter(sender_mailbox=box).exists()
+
+
+def test_the_text_alternative_breaks_lines_where_the_editor_made_blocks() -> None:
+    from mailboxes.views.compose import html_to_text
+
+    # What Chromium's editor writes: a text, then a <div> holding a list.
+    html = "Bonjour, <b>à lire</b><div><ul><li>un</li><li>deux &amp; trois</li></ul></div>"
+    assert html_to_text(html) == "Bonjour, à lire\n- un\n- deux & trois\n"

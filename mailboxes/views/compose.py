@@ -82,15 +82,19 @@ def _save(request: HttpRequest, draft: Draft, form: ComposeForm) -> Draft:
     )
 
 
-_BLOCK_END_RE = re.compile(r"</(p|div|li|h[1-6]|blockquote|tr)>|<br\s*/?>", re.IGNORECASE)
-_LIST_ITEM_RE = re.compile(r"<li[^>]*>", re.IGNORECASE)
+_BLOCK_RE = re.compile(
+    r"</?(p|div|ul|ol|h[1-6]|blockquote|tr|table)(\s[^>]*)?>|<br\s*/?>", re.IGNORECASE
+)
+_LIST_ITEM_RE = re.compile(r"<li(\s[^>]*)?>", re.IGNORECASE)
+_BLANK_LINES_RE = re.compile(r"\n{2,}")
 
 
 def html_to_text(clean: str) -> str:
-    """A plain-text alternative of sanitised compose HTML (line per block, "- " per item)."""
-    text = _LIST_ITEM_RE.sub("- ", _BLOCK_END_RE.sub("\n", clean))
+    """A plain-text alternative of sanitised compose HTML (a line per block, "- " per item)."""
+    text = _LIST_ITEM_RE.sub("\n- ", _BLOCK_RE.sub("\n", clean))
     lines = [html.unescape(strip_tags(line)).rstrip() for line in text.split("\n")]
-    return "\n".join(lines).strip() + "\n"
+    # Nested blocks (a <div> holding a <ul>) make one line break, not several.
+    return _BLANK_LINES_RE.sub("\n", "\n".join(lines)).strip() + "\n"
 
 
 # Drafts sent from this session: a late autosave of one gets a harmless answer.
