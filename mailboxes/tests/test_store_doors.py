@@ -295,9 +295,16 @@ def test_a_failure_after_the_commit_never_takes_a_received_messages_blob(
 def test_a_failure_after_the_commit_never_takes_a_read_receipts_blob(
     claire: tuple[User, Mailbox], julien: tuple[User, Mailbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (doctor, dbox), (nurse, nbox) = claire, julien
-    original = send_from_webmail(
-        client_for(doctor), dbox, nbox.address, subject="Avis", text="Un avis ?", receipt=True
+    (_doctor, dbox), (nurse, nbox) = claire, julien
+    # A receipt stored as a message: asked to another box than the sender's (the sender's
+    # own receipt is its timeline only).
+    secretary, sbox = person("Anne", "Secretariat")
+    original = send_and_deliver(
+        dbox,
+        [nbox.address],
+        subject="Avis",
+        text="Un avis ?",
+        extra_headers={"Disposition-Notification-To": f"<{sbox.address}>"},
     )
     entry = Entry.objects.get(mailbox=nbox, message=original)
     monkeypatch.setattr(services, "process", broken)
@@ -308,4 +315,4 @@ def test_a_failure_after_the_commit_never_takes_a_read_receipts_blob(
     # The sweeper delivers it once the pipeline works again.
     monkeypatch.undo()
     services.sweep(now=timezone.now() + timedelta(minutes=5))
-    assert "Message automatique de la plateforme" in in_the_inbox(doctor, dbox, receipt)
+    assert "Message automatique de la plateforme" in in_the_inbox(secretary, sbox, receipt)
