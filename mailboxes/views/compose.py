@@ -439,13 +439,15 @@ def compose_upload_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
             )
         messages.error(request, error)
         return redirect(reverse("webmail_compose", args=[new.mailbox.pk]))
-    # The upload form carries no typed field: the files go to the page's draft, made now
-    # if needed (empty: the page's next autosave writes what was typed).
+    # The files go to the page's draft, made now if needed.
     draft = services.compose_draft(current_user(request), new.mailbox, new.key)
     try:
         if draft is None:
-            form = ComposeForm({})
-            form.is_valid()
+            # The page's script sends what was typed with the first files (none without it).
+            form = ComposeForm(request.POST)
+            if not form.is_valid():
+                form = ComposeForm({})
+                form.is_valid()
             draft = _create(request, new, form, force=True)
     except services.DraftError as exc:
         messages.error(request, str(exc))

@@ -17,19 +17,48 @@
     // Send (or "Enregistrer le brouillon"): no autosave after this, not even a late one.
     sending = true;
   });
+  // One request of the page at a time while its draft may still be in the making: an
+  // upload waits for the autosave in flight (and the reverse), so both find one draft.
+  var saving = false;
+  var uploading = false;
+  var uploadWaiting = null;
   document.body.addEventListener("htmx:beforeRequest", function (event) {
-    if (event.detail.elt === compose && sending) {
-      event.preventDefault();
+    if (event.detail.elt !== compose) {
+      return;
     }
+    if (sending || uploading) {
+      event.preventDefault();
+      if (uploading && !sending) {
+        pendingSave = true;
+      }
+      return;
+    }
+    saving = true;
   });
   document.body.addEventListener("htmx:afterRequest", function (event) {
-    if (event.detail.elt === compose && event.detail.successful) {
+    if (event.detail.elt !== compose) {
+      return;
+    }
+    saving = false;
+    if (event.detail.successful) {
       dirty = false;
+    }
+    if (uploadWaiting) {
+      var next = uploadWaiting;
+      uploadWaiting = null;
+      next();
     }
   });
 
   // The first save with content made the draft: the page becomes the draft's page.
   var pendingSave = false;
+  var afterUpload = function () {
+    uploading = false;
+    if (pendingSave && window.htmx && !sending) {
+      pendingSave = false;
+      window.htmx.trigger(compose, "change");
+    }
+  };
   var created = function (urls) {
     if (!urls || !urls.page) {
       return;
@@ -39,12 +68,15 @@
       remove.action = urls["delete"];
       remove.hidden = false;
     }
+    var link = document.getElementById("xdm-link");
+    var button = document.getElementById("xdm-button");
+    if (link && button && urls.xdm) {
+      link.href = urls.xdm;
+      link.hidden = false;
+      button.hidden = true;
+    }
     if (window.history && window.history.replaceState) {
       window.history.replaceState(null, "", urls.page);
-    }
-    if (pendingSave && window.htmx && !sending) {
-      pendingSave = false;
-      window.htmx.trigger(compose, "change");
     }
   };
   document.body.addEventListener("draftCreated", function (event) {
@@ -174,6 +206,11 @@
       if (!input.files || input.files.length === 0) {
         return;
       }
+      if (saving) {
+        uploadWaiting = send;
+        return;
+      }
+      uploading = true;
       var xhr = new XMLHttpRequest();
       xhr.open("POST", upload.action);
       xhr.setRequestHeader("X-Requested-With", "XMLHttpRequest");
@@ -185,6 +222,7 @@
           label.textContent = percent + " %";
         }
       });
+      xhr.addEventListener("loadend", afterUpload);
       xhr.addEventListener("load", function () {
         wrap.hidden = true;
         button.disabled = false;
@@ -203,7 +241,7 @@
         if (trigger) {
           try {
             // The files made the draft: what was typed goes into it at once.
-            pendingSave = dirty;
+            pendingSave = pendingSave || dirty;
             created(JSON.parse(trigger).draftCreated);
           } catch (e) {
             // Not ours: ignored.
@@ -224,7 +262,16 @@
       label.textContent = "0 %";
       wrap.hidden = false;
       button.disabled = true;
-      xhr.send(new FormData(upload));
+      var data = new FormData(upload);
+      if (!document.getElementById("draft-delete-form") || document.getElementById("draft-delete-form").hidden) {
+        // No draft yet: the files make it, with what was typed so far.
+        new FormData(compose).forEach(function (value, name) {
+          if (name !== "csrfmiddlewaretoken" && name !== "compose_key" && name !== "source" && name !== "mode") {
+            data.append(name, value);
+          }
+        });
+      }
+      xhr.send(data);
     };
 
     upload.addEventListener("submit", function (event) {
