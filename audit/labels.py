@@ -49,6 +49,8 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "entries.unflagged": _("Suivi retiré (sélection)"),
     "entries.deleted": _("Messages supprimés définitivement (sélection)"),
     "folder.marked_read": _("Dossier entièrement marqué comme lu"),
+    "message.mdn_recorded": _("Accusé de lecture reçu (porté sur le suivi du message)"),
+    "message.source_viewed": _("En-têtes et source d'un message consultés"),
     "app_password.created": _("Mot de passe d'application créé"),
     "app_password.used": _("Connexion d'un logiciel (mot de passe d'application)"),
     "app_password.refused": _("Connexion d'un logiciel refusée"),

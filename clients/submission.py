@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import inspect
 import logging
 import ssl
 from dataclasses import dataclass
@@ -255,21 +254,13 @@ def _submit(login: services.ClientLogin, sender: str, rcpt: list[str], raw: Any)
             "554 5.6.0 " + smtp_text(_("Message illisible : structure MIME invalide."))
         )
     replied = _replied(box, str(msg.get("In-Reply-To") or ""))
-    blind: dict[str, Any] = {}
-    if bcc:
-        if "bcc" not in inspect.signature(submit_message).parameters:
-            return _Submitted(
-                "550 5.7.1 "
-                + smtp_text(_("Les copies cachées (Cci) ne sont pas encore prises en charge."))
-            )
-        blind["bcc"] = bcc
     try:
         message = submit_message(
             mailbox=box,
             author=login.user,
             to=to,
             cc=cc,
-            **blind,
+            bcc=bcc,
             subject=str(msg.get("Subject") or ""),
             text=text,
             html=html,

@@ -48,10 +48,22 @@ class ComposeForm(forms.Form):
         required=False,
         widget=forms.TextInput(attrs=RECIPIENT_ATTRS),
     )
+    bcc = forms.CharField(
+        label=_("Copie cachée (Cci)"),
+        required=False,
+        help_text=_("Reçoivent le message sans que les autres destinataires le sachent."),
+        widget=forms.TextInput(attrs=RECIPIENT_ATTRS),
+    )
     subject = forms.CharField(label=_("Objet"), required=False, max_length=998)
     text = forms.CharField(
-        label=_("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14})
+        label=_("Message"),
+        required=False,
+        # The blank lines above a quoted reply are where the answer goes: kept.
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 14}),
     )
+    # The rich-text editor's HTML (static/js/compose.js); sanitised by the service.
+    html = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def addresses(self, name: str) -> list[str]:
         return split_addresses(self.cleaned_data.get(name, ""))

@@ -233,6 +233,11 @@ class Message(models.Model):
     # The language of the interface it was written in: the DSN and the read receipts
     # that come back to a sender of ours are written in it ("" before issue 12: French).
     language = models.CharField(max_length=16, blank=True, default=interface_language)
+    # A read receipt (MDN) from another operator: the message of ours it reports on (its
+    # timeline shows "Lu"; the receipt itself is filed read, out of the inbox).
+    receipt_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         verbose_name = _("message")
@@ -401,10 +406,20 @@ class Draft(models.Model):
         null=True, blank=True, help_text=_("To, cc, body and reply headers, encrypted (JSON).")
     )
     updated_at = models.DateTimeField(auto_now=True)
+    # The compose page that created it (a random key): its autosaves, its upload and its
+    # Send find this draft again rather than creating one each.
+    compose_key = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         verbose_name = _("brouillon")
         verbose_name_plural = _("brouillons")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["author", "compose_key"],
+                condition=~models.Q(compose_key=""),
+                name="draft_unique_compose_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.subject or f"#{self.pk}"

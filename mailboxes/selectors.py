@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -381,6 +382,38 @@ def thread(entry: Entry) -> list[Entry]:
         .exclude(folder__role=Folder.Role.TRASH)
         .order_by("message__date", "pk")
     ) or [entry]
+
+
+_NO_REPLY_LOCAL_PARTS = frozenset({"ne-pas-repondre", "mailer-daemon"})
+
+
+def is_no_reply(message: Message) -> bool:
+    """Written by the platform from its no-reply address (notices, delivery reports): no answer.
+
+    The address is CHARTER_NOTICE_FROM, or ``ne-pas-repondre@`` / ``mailer-daemon@`` one of
+    our domains (mailboxes.services.notices, transport.dsn).
+    """
+    sender = (message.from_addr or "").lower()
+    configured = (settings.CHARTER_NOTICE_FROM or "").lower()
+    if configured and sender == configured:
+        return True
+    local, _at, domain = sender.rpartition("@")
+    return local in _NO_REPLY_LOCAL_PARTS and HostedDomain.objects.filter(name=domain).exists()
+
+
+def blind_copies(entry: Entry) -> list[str]:
+    """The Cci of a message, for the box that sent it only (no header of the message names them)."""
+    message = entry.message
+    if message.sender_mailbox_id != entry.mailbox_id or message.origin == Message.Origin.SYSTEM:
+        return []
+    shown = {a.lower() for a in (message.to_addrs or []) + (message.cc_addrs or [])}
+    return [
+        r
+        for r in Delivery.objects.filter(message_id=message.pk)
+        .order_by("pk")
+        .values_list("recipient", flat=True)
+        if r.lower() not in shown
+    ]
 
 
 def deliveries(entry: Entry) -> list[Delivery]:

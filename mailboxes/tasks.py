@@ -73,3 +73,9 @@ def send_auto_reply(mailbox_id: int, message_id: int) -> None:
 def send_new_mail_alert(user_id: int) -> None:
     """E-mail a professional how many messages are new (content-free, at most once an hour)."""
     services.send_new_mail_alert(user_id)
+
+
+@shared_task(ignore_result=True)
+def purge_empty_drafts() -> int:
+    """Remove drafts with nothing typed and no file, untouched for a day (beat, hourly)."""
+    return services.purge_empty_drafts()

@@ -9,6 +9,7 @@ from mailboxes.views import (
     folders,
     messages,
     preferences,
+    reading,
     sharing,
     triage,
 )
@@ -70,6 +71,26 @@ urlpatterns = [
         name="webmail_empty_trash",
     ),
     path("bal/<int:mailbox_id>/ecrire/", compose.compose_new_view, name="webmail_compose"),
+    path(
+        "bal/<int:mailbox_id>/ecrire/enregistrer/",
+        compose.compose_save_view,
+        name="webmail_compose_save",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/brouillon/",
+        compose.compose_keep_view,
+        name="webmail_compose_keep",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/envoyer/",
+        compose.compose_send_view,
+        name="webmail_compose_send",
+    ),
+    path(
+        "bal/<int:mailbox_id>/ecrire/pj/",
+        compose.compose_upload_view,
+        name="webmail_compose_upload",
+    ),
     # One message (an entry of one of the user's mailboxes)
     path("message/<int:entry_id>/", messages.read_view, name="webmail_read"),
     path(
@@ -133,6 +154,13 @@ urlpatterns = [
         name="webmail_conversation",
     ),
     path("message/<int:entry_id>/source/", attachments.source_view, name="webmail_source"),
+    path("message/<int:entry_id>/imprimer/", reading.print_view, name="webmail_print"),
+    path("message/<int:entry_id>/en-tetes/", reading.headers_view, name="webmail_headers"),
+    path(
+        "message/<int:entry_id>/invitation/",
+        reading.invitation_answer_view,
+        name="webmail_invitation_answer",
+    ),
     path("message/<int:entry_id>/image/", messages.remote_image_view, name="webmail_remote_image"),
     path("message/<int:entry_id>/suivi/", messages.flag_view, name="webmail_flag"),
     path("message/<int:entry_id>/non-lu/", messages.mark_unread_view, name="webmail_mark_unread"),

@@ -339,6 +339,11 @@ CELERY_BEAT_SCHEDULE["collect-orphan-blobs"] = {
     "task": "mailboxes.tasks.collect_orphan_blobs",
     "schedule": BLOB_ORPHAN_SCAN_SECONDS,
 }
+# Drafts with nothing typed and no file, untouched for a day (mailboxes.services.drafts).
+CELERY_BEAT_SCHEDULE["purge-empty-drafts"] = {
+    "task": "mailboxes.tasks.purge_empty_drafts",
+    "schedule": 3600,
+}
 
 # --- Directory ------------------------------------------------------------------------
 # A full import that would deactivate more than this share of entries stops (unless --force).

@@ -27,6 +27,7 @@ named for what they may do.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -35,11 +36,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from django.test import Client, TestCase
+from django.urls import reverse
 from django_otp import DEVICE_ID_SESSION_KEY
 
 from accounts.models import TOTPDevice, User
 from mailboxes import services
-from mailboxes.models import ApiToken, Mailbox, Membership, Message
+from mailboxes.models import ApiToken, Draft, Mailbox, Membership, Message
 from tests import factories
 
 DOMAIN = factories.HOSPITAL
@@ -150,6 +152,21 @@ def logged_in(user: User, *, identifier: str | None = None, **client_kwargs: Any
     response = client.post("/connexion/code/", {"code": factories.code_for(user)})
     assert response.status_code == 302, "login failed"
     return client
+
+
+def start_draft(client: Client, box: Mailbox, subject: str = "Brouillon") -> Draft:
+    """Écrire un message, then type a subject: the page's first autosave makes its draft."""
+    page = client.get(reverse("webmail_compose", args=[box.pk]))
+    assert page.status_code == 200, page.status_code
+    found = re.search(r'name="compose_key" value="([^"]+)"', page.content.decode())
+    assert found is not None
+    response = client.post(
+        reverse("webmail_compose_save", args=[box.pk]),
+        {"compose_key": found.group(1), "subject": subject},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200, response.status_code
+    return Draft.objects.filter(mailbox=box).latest("pk")
 
 
 def after_commit() -> AbstractContextManager[list[Callable[[], Any]]]:

@@ -459,7 +459,20 @@ RULES: dict[str, Rule] = {
     "webmail_search_results": _web(
         get=ELSEWHERE, kwargs=lambda w, b: {**_box(w, b), "search_id": "AbCdEfGhIjKl"}
     ),
-    "webmail_compose": _web(post=Access.SEND, kwargs=_box),
+    "webmail_compose": _web(get=Access.SEND, post=Access.SEND, kwargs=_box),
+    # A new compose page: its draft is made by the first save with content.
+    "webmail_compose_save": _web(post=Access.SEND, kwargs=_box, data=lambda w, b: {"subject": "x"}),
+    "webmail_compose_keep": _web(post=Access.SEND, kwargs=_box, data=lambda w, b: {"subject": "x"}),
+    "webmail_compose_send": _web(
+        post=Access.SEND,
+        kwargs=_box,
+        data=lambda w, b: {"to": w.p.outsider_box.address, "subject": "x", "text": "."},
+    ),
+    "webmail_compose_upload": _web(
+        post=Access.SEND,
+        kwargs=_box,
+        data=lambda w, b: {"files": [SimpleUploadedFile("b.pdf", PDF, "application/pdf")]},
+    ),
     "webmail_empty_trash": _web(post=Access.MANAGE, kwargs=_box),
     "webmail_folder_create": _web(
         post=Access.MANAGE, kwargs=_box, data=lambda w, b: {"name": "Neuf"}
@@ -530,6 +543,12 @@ RULES: dict[str, Rule] = {
     # Webmail: one message
     "webmail_read": _web(get=Access.READ, kwargs=_entry),
     "webmail_source": _web(get=Access.READ, kwargs=_entry),
+    "webmail_print": _web(get=Access.READ, kwargs=_entry),
+    "webmail_headers": _web(get=Access.READ, kwargs=_entry),
+    # Answering a calendar invitation sends a message from the box.
+    "webmail_invitation_answer": _web(
+        post=Access.SEND, kwargs=_entry, data=lambda w, b: {"answer": "ACCEPTED"}
+    ),
     # Without an address signed for the reader's entry, nothing is fetched, for anyone
     # (tests/lib/test_imageproxy.py and test_sanitize_view try the signed ones).
     "webmail_remote_image": _web(get=ELSEWHERE, kwargs=_entry),

@@ -25,7 +25,7 @@ from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.services import queue
 from mssante.lib import mime, xdm
 from tests import factories
-from tests.personas import client_for
+from tests.personas import client_for, start_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -127,8 +127,7 @@ def test_the_report_on_an_undelivered_message_comes_back_in_the_senders_language
     people: dict[str, Any], closed_before_delivery: Callable[..., Message]
 ) -> None:
     doctor = in_english(client_for(people["doctor"]))
-    doctor.post(reverse("webmail_compose", args=[people["box"].pk]))
-    draft = people["box"].drafts.get()
+    draft = start_draft(doctor, people["box"])
     fields = {"to": people["nurse_box"].address, "cc": "", "subject": "Results", "text": "Hello."}
 
     closed_before_delivery(

@@ -177,8 +177,19 @@ def test_a_read_receipt_crosses_back_and_the_timeline_says_read(
     services.open_entry(entry, by=world.bob.owner)
     services.open_entry(entry, by=world.bob.owner)  # a second opening sends nothing more
 
-    receipts = Message.objects.filter(origin=Message.Origin.SMTP, entries__mailbox=world.alice)
-    assert [m.subject.startswith("Accusé") for m in receipts].count(True) == 1
+    receipts = [
+        m
+        for m in Message.objects.filter(origin=Message.Origin.SMTP, entries__mailbox=world.alice)
+        if m.subject.startswith("Accusé")
+    ]
+    assert len(receipts) == 1
+    # The receipt is kept (what the peer said) but not as unread inbox mail: the timeline
+    # of the original says "Lu"; the receipt is filed, read, in the archive.
+    receipt = receipts[0]
+    assert receipt.receipt_of_id == sent.pk
+    filed = Entry.objects.get(mailbox=world.alice, message=receipt)
+    assert filed.seen and filed.folder.role == "archive"
+    assert not Entry.objects.filter(mailbox=world.alice, folder__role="inbox", seen=False).exists()
     delivery = Delivery.objects.get(message=sent)
     assert delivery.read_at is not None
     line = timeline(sent)[0]

@@ -12,6 +12,7 @@ from audit.models import AuditEvent
 from clients import services
 from clients.models import AppPassword
 from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.services import read_raw as services_raw
 from tests import factories
 from tests.smtp_peers import HERE, Operator
 
@@ -206,7 +207,7 @@ def test_hostile_data_gets_an_answer_and_nothing_half_written(
     assert stored == (1 if answered == 250 else 0)
 
 
-def test_blind_copies_are_refused_until_supported_rather_than_shown(
+def test_blind_copies_are_delivered_and_named_in_no_header(
     port: int, here: Operator, sender: Mailbox, colleague: Mailbox
 ) -> None:
     """A recipient in the envelope only (Bcc) must never become visible to the others."""
@@ -214,16 +215,13 @@ def test_blind_copies_are_refused_until_supported_rather_than_shown(
     hidden = factories.mailbox(domain=sender.domain)
     with session(port, here) as smtp:
         smtp.login(sender.address, raw)
-        try:
-            smtp.sendmail(
-                sender.address,
-                [colleague.address, hidden.address],
-                message(sender.address, [colleague.address]).as_bytes(),
-            )
-        except smtplib.SMTPDataError as exc:
-            assert exc.smtp_code == 550
-            assert not Message.objects.exists()
-            return
+        smtp.sendmail(
+            sender.address,
+            [colleague.address, hidden.address],
+            message(sender.address, [colleague.address]).as_bytes(),
+        )
     stored = Message.objects.get()
     assert hidden.address not in stored.to_addrs + stored.cc_addrs
+    assert hidden.address.encode() not in services_raw(stored)
     assert Entry.objects.filter(mailbox=hidden, message=stored).exists()
+    assert Entry.objects.filter(mailbox=colleague, message=stored).exists()

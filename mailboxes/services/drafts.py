@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import Http404
+from django.utils import timezone
+from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 
 from accounts.models import User
@@ -44,6 +48,38 @@ class DraftContent:
     headers: dict[str, str] = field(default_factory=dict)
     # "Demander un accusé de lecture" (Disposition-Notification-To when sent).
     read_receipt: bool = False
+    # Cci: delivered, never written in the message's headers.
+    bcc: list[str] = field(default_factory=list)
+    # The rich-text body, already sanitised like incoming HTML; None: plain text only.
+    html: str | None = None
+
+    def is_empty(self) -> bool:
+        """Nothing typed: no recipient, subject, text or formatted body."""
+        return not (
+            self.to
+            or self.cc
+            or self.bcc
+            or self.subject.strip()
+            or self.text.strip()
+            or (self.html and sanitize_html_text(self.html))
+        )
+
+
+def sanitize_html_text(html: str) -> str:
+    """The visible text of some HTML, to tell an empty editor from a written one."""
+    return strip_tags(html).replace("&nbsp;", " ").strip()
+
+
+def clean_compose_html(html: str) -> str | None:
+    """The compose editor's HTML, sanitised with nh3 exactly like incoming HTML.
+
+    What the browser sends is untrusted like any mail: the same sanitiser, no remote
+    image (the recipients' readers would block it anyway). Empty or too large: None.
+    """
+    if not html or not html.strip() or mime.html_too_large(html):
+        return None
+    clean = mime.sanitize_html(html, allow_remote_images=False).html
+    return clean if sanitize_html_text(clean) else None
 
 
 def _draft_context(draft: Draft) -> bytes:
@@ -76,12 +112,21 @@ def save_draft(
     in_reply_to: Message | None = None,
     forward_of: Message | None = None,
     read_receipt: bool | None = None,
+    bcc: list[str] | None = None,
+    html: str | None = None,
+    compose_key: str = "",
 ) -> Draft:
-    """Create or update a draft; to, cc and body are sealed, addresses are not checked.
+    """Create or update a draft; to, cc, bcc and body are sealed, addresses are not checked.
 
     ``read_receipt``: whether to ask for a read receipt; ``None`` keeps the draft's choice.
+    ``html``: the rich-text body as the editor sent it; it is sanitised here, before it is
+    stored (``clean_compose_html``). ``compose_key``: the compose page creating it; a
+    second creation with the same key (a racing autosave, the upload, Send) updates the
+    draft the first one created.
     """
     authorise(author, mailbox, Access.SEND)
+    if draft is None and compose_key:
+        draft = compose_draft(author, mailbox, compose_key)
     if draft is not None:
         if draft.mailbox_id != mailbox.pk:
             raise ValueError("the draft belongs to another mailbox")
@@ -91,7 +136,28 @@ def save_draft(
     with transaction.atomic():
         created = draft is None
         if draft is None:
-            draft = Draft.objects.create(mailbox=mailbox, author=author)
+            try:
+                with transaction.atomic():
+                    draft = Draft.objects.create(
+                        mailbox=mailbox, author=author, compose_key=compose_key[:32]
+                    )
+            except IntegrityError:
+                # The same compose page created it meanwhile (two requests in flight).
+                draft = compose_draft(author, mailbox, compose_key)
+                if draft is None:
+                    raise
+                return save_draft(
+                    mailbox=mailbox,
+                    author=author,
+                    draft=draft,
+                    to=to,
+                    cc=cc,
+                    subject=subject,
+                    text=text,
+                    read_receipt=read_receipt,
+                    bcc=bcc,
+                    html=html,
+                )
             reply_id, forward_id = None, None
             kept_headers: dict[str, str] = {}
             receipt = False
@@ -113,6 +179,8 @@ def save_draft(
             {
                 "to": [a.strip() for a in to if a and a.strip()],
                 "cc": [a.strip() for a in cc if a and a.strip()],
+                "bcc": [a.strip() for a in (bcc or []) if a and a.strip()],
+                "html": clean_compose_html(html) if html else None,
                 "text": text,
                 "in_reply_to": in_reply_to_id,
                 "forward_of": forward_of_id,
@@ -132,6 +200,30 @@ def save_draft(
     return draft
 
 
+def compose_draft(author: User, mailbox: Mailbox, compose_key: str) -> Draft | None:
+    """The draft a compose page (its key) already created in ``mailbox``, if any."""
+    if not compose_key:
+        return None
+    return (
+        Draft.objects.select_related("mailbox")
+        .filter(author=author, mailbox=mailbox, compose_key=compose_key[:32])
+        .first()
+    )
+
+
+def compose_sent_key(author_id: int, compose_key: str) -> str:
+    """The unique key of the message a compose page sent ("" for drafts without a page key)."""
+    if not compose_key:
+        return ""
+    return hashlib.sha256(f"web:{author_id}:{compose_key}".encode()).hexdigest()
+
+
+def compose_was_sent(author: User, compose_key: str) -> bool:
+    """Whether this compose page's message was already sent."""
+    key = compose_sent_key(author.pk, compose_key)
+    return bool(key) and Message.objects.filter(resend_key=key).exists()
+
+
 def open_draft(draft: Draft) -> DraftContent:
     """The decrypted content of a draft."""
     if not draft.sealed or draft.wrapped_key is None:
@@ -148,6 +240,8 @@ def open_draft(draft: Draft) -> DraftContent:
         forward_of_id=data.get("forward_of"),
         headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
         read_receipt=bool(data.get("read_receipt", False)),
+        bcc=list(data.get("bcc", [])),
+        html=data.get("html") or None,
     )
 
 
@@ -310,13 +404,55 @@ def send_draft(
         author=by,
         to=content.to,
         cc=content.cc,
+        bcc=content.bcc,
         subject=content.subject,
         text=content.text,
+        # Sanitised when saved; sanitised again here: a draft sealed by an older
+        # version of the sanitiser goes out under today's rules.
+        html=clean_compose_html(content.html) if content.html else None,
         attachments=files,
         in_reply_to=parent,
         extra_headers=headers or None,
         request=request,
+        # A compose page is sent once: a second sending (a lost answer) fails on this key.
+        resend_key=compose_sent_key(draft.author_id, draft.compose_key),
     )
     record_access(draft.mailbox, AccessEvent.Action.SEND, actor=by, messages=[message])
     delete_draft(draft, by=by)
     return message
+
+
+# Abandoned drafts: a draft with nothing typed and no file, untouched this long, is removed.
+EMPTY_DRAFT_AGE = timedelta(days=1)
+# Drafts examined per run (each is decrypted to see whether it is empty).
+EMPTY_DRAFT_BATCH = 2000
+
+
+def purge_empty_drafts(*, now: datetime | None = None) -> int:
+    """Delete the drafts with no content and no file untouched for a day; return how many.
+
+    Drafts are created only once something is typed (views/compose.py), but older
+    versions created one per click on "Écrire un message", and a user may empty a draft
+    and leave it: those are removed here (a scheduled task), never a draft with content.
+    """
+    limit = (now or timezone.now()) - EMPTY_DRAFT_AGE
+    candidates = (
+        Draft.objects.filter(updated_at__lt=limit, files__isnull=True)
+        .order_by("pk")
+        .only("pk", "subject", "key_id", "wrapped_key", "sealed")[:EMPTY_DRAFT_BATCH]
+    )
+    # The subject is sealed at rest: looked at here, in Python, with the rest.
+    empty = [d.pk for d in candidates if not d.subject and open_draft(d).is_empty()]
+    if not empty:
+        return 0
+    with transaction.atomic():
+        # Re-checked under the lock: a draft written meanwhile is kept.
+        deleted = 0
+        for draft in Draft.objects.select_for_update().filter(pk__in=empty, updated_at__lt=limit):
+            if draft.subject or draft.files.exists() or not open_draft(draft).is_empty():
+                continue
+            draft.delete()
+            deleted += 1
+    if deleted:
+        log.info("%d empty drafts removed", deleted)
+    return deleted

@@ -34,11 +34,13 @@ def human_size(n: int) -> str:
     return mime.human_size(n)
 
 
-def _recipients(to: Sequence[str], cc: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Normalised, deduplicated To and Cc lists (a Cc already in To is dropped)."""
+def _recipients(
+    to: Sequence[str], cc: Sequence[str], bcc: Sequence[str] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """Normalised, deduplicated To, Cc and Bcc lists (an address already listed is dropped)."""
     seen: set[str] = set()
-    out: tuple[list[str], list[str]] = ([], [])
-    for target, values in zip(out, (to, cc), strict=True):
+    out: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for target, values in zip(out, (to, cc, bcc), strict=True):
         for raw in values:
             if not (raw or "").strip():
                 continue
@@ -130,6 +132,8 @@ def submit_message(
     origin: str = Message.Origin.WEB,
     request: HttpRequest | None = None,
     mark_answered: bool = True,
+    bcc: Sequence[str] = (),
+    resend_key: str = "",
 ) -> Message:
     """Check, encrypt and store a message with its deliveries, then enqueue its scan.
 
@@ -138,12 +142,15 @@ def submit_message(
     reply never joins the conversation of a box the sender cannot read (the patient rules
     read the conversation from it). ``mark_answered`` False: an out-of-office reply does not
     mark the message it answers as answered by the person.
+    ``bcc``: recipients delivered like the others and
+    counted in every limit, never written in the message (no ``Bcc:`` header): the
+    sender's copy shows them from its deliveries.
     """
     authorise(author, mailbox, Access.SEND)
     if not mailbox.is_active:
         raise SubmissionError(_("Votre boîte aux lettres est fermée : l'envoi est impossible."))
-    to_list, cc_list = _recipients(to, cc)
-    recipients = to_list + cc_list
+    to_list, cc_list, bcc_list = _recipients(to, cc, bcc)
+    recipients = to_list + cc_list + bcc_list
     if not recipients:
         raise SubmissionError(_("Indiquez au moins un destinataire."))
     try:
@@ -267,6 +274,7 @@ def submit_message(
             "origin": origin,
         },
         request=request,
+        resend_key=resend_key,
     )
 
 

@@ -296,6 +296,30 @@ def _claim_local(which: Q) -> list[Delivery]:
     )
 
 
+def _receipts_filed(delivered: list[tuple[Delivery, Mailbox]]) -> dict[int, int]:
+    """Deliveries of a peer's read receipt to the box that sent the original: their folder.
+
+    The original's timeline already says "Lu" (transport.mdn.apply_report): the receipt
+    is kept, read, in the box's archive rather than as one more unread inbox message.
+    """
+    originals = {d.message.receipt_of_id for d, _box in delivered if d.message.receipt_of_id}
+    if not originals:
+        return {}
+    senders = dict(Message.objects.filter(pk__in=originals).values_list("pk", "sender_mailbox_id"))
+    archives = dict(
+        Folder.objects.filter(
+            mailbox_id__in={box.pk for _d, box in delivered}, role=Folder.Role.ARCHIVE
+        ).values_list("mailbox_id", "pk")
+    )
+    return {
+        d.pk: archives[box.pk]
+        for d, box in delivered
+        if d.message.receipt_of_id
+        and senders.get(d.message.receipt_of_id) == box.pk
+        and box.pk in archives
+    }
+
+
 def deliver(delivery_id: int) -> None:
     """Deliver one recipient of a scanned message; running it twice delivers once."""
     deliver_many([delivery_id])
@@ -377,6 +401,7 @@ def _deliver_claimed(
                 if getattr(d, "automated", False)
             ]
         )
+        receipts = _receipts_filed(delivered)
         # The unique (mailbox, message) constraint makes a second run a no-op, even
         # when two workers race on the same delivery (ON CONFLICT DO NOTHING).
         entries = []
@@ -389,8 +414,11 @@ def _deliver_claimed(
                 Entry(
                     mailbox=box,
                     message_id=d.message_id,
-                    folder_id=placement.folder_id,
-                    seen=placement.seen,
+                    # The box's inbox, annotated by _claim_local, unless a rule files it
+                    # elsewhere; a peer's read receipt about a message this box sent: its
+                    # archive, already read.
+                    folder_id=receipts.get(d.pk, placement.folder_id),
+                    seen=d.pk in receipts or placement.seen,
                     flagged=placement.flagged,
                     received_at=now,
                     search_tokens=search.entry_tokens(box.pk, terms[d.message_id]),

@@ -205,6 +205,7 @@ def store_message(
     provenance: Provenance | None = None,
     request: HttpRequest | None = None,
     then: Callable[[Message], object] | None = None,
+    resend_key: str = "",
 ) -> Message:
     """Seal ``raw``, store it with its deliveries in one transaction, journal it, enqueue its work.
 
@@ -220,7 +221,9 @@ def store_message(
     - ``provenance``: for mail from another operator, what its TLS session proved;
     - ``event`` and ``details``: the journal event (counts and ids, never content);
     - ``then``: writes that must commit with the message (a report applied to its
-      original), called inside the transaction.
+      original), called inside the transaction;
+    - ``resend_key``: for our own doors, what makes a second sending of the same thing
+      (a compose page sent again after a lost answer) fail on the unique key.
 
     Nested in a caller's transaction (a draft sent, an API key recorded, a bounce), it
     commits with it; a caller that rolls back leaves an orphan blob for the collection.
@@ -270,7 +273,7 @@ def store_message(
                 peer_dn=provenance.peer_dn[:500] if provenance else "",
                 peer_domain=provenance.peer_domain[:253] if provenance else "",
                 from_via=provenance.from_via[:253] if provenance else "",
-                resend_key=provenance.resend_key if provenance else "",
+                resend_key=provenance.resend_key if provenance else resend_key,
                 blob_name=blob_name,
                 key_id=sealed.key_id,
                 wrapped_key=sealed.wrapped_key,

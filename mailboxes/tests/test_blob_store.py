@@ -25,7 +25,7 @@ from django.urls import reverse
 
 from mailboxes import blobs, services, tasks
 from mailboxes.models import Draft, Mailbox, Message
-from tests.personas import Lab, login
+from tests.personas import Lab, login, start_draft
 from tests.smtp_peers import Operator, gateway, send, simple_message
 
 
@@ -57,8 +57,7 @@ def test_sending_from_the_webmail_on_a_full_disk_says_so_in_french_and_keeps_the
     doctor: Mailbox, nurse: Mailbox
 ) -> None:
     client = login(doctor.owner)
-    client.post(reverse("webmail_compose", args=[doctor.pk]))
-    draft = Draft.objects.get(mailbox=doctor)
+    draft = start_draft(client, doctor)
     fields = {"to": nurse.address, "subject": "Bilan", "text": "Texte " * 200}
     with disk_full():
         response = client.post(reverse("webmail_draft_send", args=[draft.pk]), fields)
@@ -80,8 +79,7 @@ def test_a_file_added_to_a_draft_on_a_full_disk_is_refused_plainly(doctor: Mailb
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = login(doctor.owner)
-    client.post(reverse("webmail_compose", args=[doctor.pk]))
-    draft = Draft.objects.get(mailbox=doctor)
+    draft = start_draft(client, doctor)
     with disk_full():
         response = client.post(
             reverse("webmail_draft_upload", args=[draft.pk]),

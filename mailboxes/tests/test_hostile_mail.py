@@ -30,7 +30,7 @@ from mssante.lib import mime
 from tests import factories
 from tests.image_server import PNG, image_server
 from tests.lib.test_mime_limits import hostile_messages
-from tests.personas import Lab, committed, login
+from tests.personas import Lab, committed, login, start_draft
 from tests.smtp_peers import Operator, send
 
 HERE = "hopital.mssante.test"
@@ -182,8 +182,7 @@ def test_compose_refuses_a_disk_image_and_keeps_the_draft() -> None:
     box = factories.mailbox(user, domain=factories.hosted_domain(HERE))
     nurse = factories.mailbox(domain=factories.hosted_domain(HERE))
     client = login(user)
-    client.post(reverse("webmail_compose", args=[box.pk]))
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     client.post(
         reverse("webmail_draft_upload", args=[draft.pk]),
         {"files": [SimpleUploadedFile("scan.iso", b"x" * 100, "application/octet-stream")]},

@@ -17,7 +17,7 @@ from django.urls import reverse
 from mailboxes import services
 from mailboxes.models import Draft, Mailbox, Message
 from mailboxes.services import drafts
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -26,8 +26,7 @@ def test_a_send_retried_after_the_database_failed_midway_is_stored_once(
     doctor: Mailbox, nurse: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = login(doctor.owner, raise_request_exception=False)
-    client.post(reverse("webmail_compose", args=[doctor.pk]))
-    draft = Draft.objects.get(mailbox=doctor)
+    draft = start_draft(client, doctor)
     fields = {"to": nurse.address, "subject": "Résultats", "text": "Texte"}
 
     def database_gone(*args: Any, **kwargs: Any) -> None:

@@ -26,12 +26,13 @@ from django.utils import timezone
 from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import blobs, services
-from mailboxes.models import Draft, Entry, Folder, Mailbox, Message
+from mailboxes.models import Entry, Folder, Mailbox, Message
 from mssante.lib import mime
 from tests import factories
 from tests.clamd import ADDRESS as CLAMD
 from tests.clamd import EICAR, needs_clamd
-from tests.personas import client_for
+from tests.personas import client_for, person, start_draft
+from tests.personas import send as send_and_deliver
 from tests.smtp_peers import (
     Operator,
     Sink,
@@ -90,8 +91,7 @@ def send_from_webmail(
     file: tuple[str, bytes] | None = None,
 ) -> Message:
     """Compose, attach, send: the clicks of the webmail."""
-    assert client.post(reverse("webmail_compose", args=[box.pk])).status_code == 302
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     if file is not None:
         upload = client.post(
             reverse("webmail_draft_upload", args=[draft.pk]),
@@ -186,16 +186,23 @@ def test_the_smtp_door(port: int, peer: Operator, julien: tuple[User, Mailbox]) 
 
 
 def test_the_read_receipt_door(claire: tuple[User, Mailbox], julien: tuple[User, Mailbox]) -> None:
-    (doctor, dbox), (nurse, nbox) = claire, julien
-    original = send_from_webmail(
-        client_for(doctor), dbox, nbox.address, subject="Avis", text="Un avis ?", receipt=True
+    (_doctor, dbox), (nurse, nbox) = claire, julien
+    # Receipts asked to another box than the sender's (a receipt for the sending box itself
+    # is its timeline only: test_read_receipts) are messages like any other.
+    secretary, sbox = person("Anne", "Secretariat")
+    original = send_and_deliver(
+        dbox,
+        [nbox.address],
+        subject="Avis",
+        text="Un avis ?",
+        extra_headers={"Disposition-Notification-To": f"<{sbox.address}>"},
     )
     entry = Entry.objects.get(mailbox=nbox, message=original)
     assert client_for(nurse).get(reverse("webmail_read", args=[entry.pk])).status_code == 200
     receipt = Message.objects.get(origin=Message.Origin.SYSTEM, sender_mailbox=nbox)
     assert_stored(receipt, says="a été ouvert le", event="message.mdn_sent")
     assert receipt.null_return_path and receipt.thread_key == original.thread_key
-    assert "Message automatique de la plateforme" in in_the_inbox(doctor, dbox, receipt)
+    assert "Message automatique de la plateforme" in in_the_inbox(secretary, sbox, receipt)
 
 
 def test_the_door_of_a_dsn_to_our_sender(peer_server: Sink, claire: tuple[User, Mailbox]) -> None:
@@ -288,9 +295,16 @@ def test_a_failure_after_the_commit_never_takes_a_received_messages_blob(
 def test_a_failure_after_the_commit_never_takes_a_read_receipts_blob(
     claire: tuple[User, Mailbox], julien: tuple[User, Mailbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (doctor, dbox), (nurse, nbox) = claire, julien
-    original = send_from_webmail(
-        client_for(doctor), dbox, nbox.address, subject="Avis", text="Un avis ?", receipt=True
+    (_doctor, dbox), (nurse, nbox) = claire, julien
+    # A receipt stored as a message: asked to another box than the sender's (the sender's
+    # own receipt is its timeline only).
+    secretary, sbox = person("Anne", "Secretariat")
+    original = send_and_deliver(
+        dbox,
+        [nbox.address],
+        subject="Avis",
+        text="Un avis ?",
+        extra_headers={"Disposition-Notification-To": f"<{sbox.address}>"},
     )
     entry = Entry.objects.get(mailbox=nbox, message=original)
     monkeypatch.setattr(services, "process", broken)
@@ -301,4 +315,4 @@ def test_a_failure_after_the_commit_never_takes_a_read_receipts_blob(
     # The sweeper delivers it once the pipeline works again.
     monkeypatch.undo()
     services.sweep(now=timezone.now() + timedelta(minutes=5))
-    assert "Message automatique de la plateforme" in in_the_inbox(doctor, dbox, receipt)
+    assert "Message automatique de la plateforme" in in_the_inbox(secretary, sbox, receipt)

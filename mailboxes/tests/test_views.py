@@ -477,11 +477,51 @@ def test_system_folders_cannot_be_renamed_or_deleted(claire) -> None:
 # --------------------------------------------------------------------------- compose
 
 
-def new_draft(client: Client, box: Mailbox) -> Draft:
-    response = client.post(reverse("webmail_compose", args=[box.pk]))
+def compose_fields(html: str) -> dict[str, str]:
+    """The fields of a compose page's form as the browser would post them."""
+    import re
+    from html import unescape
+
+    form = html.split('id="compose-form"', 1)[1].split("</form>", 1)[0]
+    fields = {
+        name: unescape(value)
+        for name, value in re.findall(r'<input[^>]*?name="([^"]+)"[^>]*?value="([^"]*)"', form)
+        if name not in ("format", "read_receipt", "csrfmiddlewaretoken")
+    }
+    text = re.search(r'name="text"[^>]*>\n?(.*?)</textarea>', form, re.S)
+    fields["text"] = unescape(text.group(1)) if text else ""
+    return fields
+
+
+def open_compose(client: Client, url: str) -> dict[str, str]:
+    response = client.get(url, follow=True)
+    assert response.status_code == 200
+    return compose_fields(response.content.decode())
+
+
+def new_draft(client: Client, box: Mailbox, **typed: str) -> Draft:
+    """A draft made as the page makes it: the first autosave with something typed."""
+    fields = open_compose(client, reverse("webmail_compose", args=[box.pk]))
+    fields.update(typed or {"subject": "Brouillon"})
+    response = client.post(
+        reverse("webmail_compose_save", args=[box.pk]), fields, headers={"HX-Request": "true"}
+    )
     draft = Draft.objects.filter(mailbox=box).latest("pk")
-    assert response["Location"] == reverse("webmail_draft", args=[draft.pk])
+    assert response.status_code == 200 and "draftCreated" in response["HX-Trigger"]
     return draft
+
+
+def answer(client: Client, entry: Entry, mode: str) -> Draft:
+    """Répondre / Transférer, then a first autosave of the prepared page: its draft."""
+    response = client.post(reverse("webmail_reply", args=[entry.pk]), {"mode": mode})
+    assert response.status_code == 302
+    fields = open_compose(client, response["Location"])
+    client.post(
+        reverse("webmail_compose_save", args=[entry.mailbox_id]),
+        fields,
+        headers={"HX-Request": "true"},
+    )
+    return Draft.objects.filter(mailbox=entry.mailbox).latest("pk")
 
 
 def test_compose_sends_a_message_with_several_attachments(claire, julien) -> None:
@@ -582,8 +622,7 @@ def test_reply_prepares_a_quoted_answer_to_the_sender(claire, julien) -> None:
     message = send(nurse, [box.address], subject="Question", text="Pouvez-vous voir ?")
     entry = entry_of(box, message)
     client = login(user)
-    client.post(reverse("webmail_reply", args=[entry.pk]), {"mode": "reply"})
-    content = services.open_draft(Draft.objects.get(mailbox=box))
+    content = services.open_draft(answer(client, entry, "reply"))
     assert content.to == [nurse.address]
     assert content.subject == "Re : Question"
     assert "> Pouvez-vous voir ?" in content.text
@@ -595,8 +634,7 @@ def test_reply_all_keeps_everyone_but_me(claire, julien) -> None:
     _, other = person("Sophie", "Bernard")
     message = send(nurse, [box.address, other.address], cc=[])
     client = login(user)
-    client.post(reverse("webmail_reply", args=[entry_of(box, message).pk]), {"mode": "reply_all"})
-    content = services.open_draft(Draft.objects.get(mailbox=box))
+    content = services.open_draft(answer(client, entry_of(box, message), "reply_all"))
     assert content.to == [nurse.address, other.address]
 
 
@@ -609,8 +647,7 @@ def test_forward_carries_the_attachments(claire, julien) -> None:
         attachments=[mime.Attachment("radio.pdf", "application/pdf", PDF)],
     )
     client = login(user)
-    client.post(reverse("webmail_reply", args=[entry_of(box, message).pk]), {"mode": "forward"})
-    draft = Draft.objects.get(mailbox=box)
+    draft = answer(client, entry_of(box, message), "forward")
     assert draft.subject == "Tr : Radio"
     assert [f.filename for f in draft.files.all()] == ["radio.pdf"]
 
@@ -619,8 +656,7 @@ def test_a_sent_reply_joins_the_conversation(claire, julien) -> None:
     (_doctor, box), (nurse_user, nurse) = claire, julien
     first = send(box, [nurse.address], subject="Patient X")
     client = login(nurse_user)
-    client.post(reverse("webmail_reply", args=[entry_of(nurse, first).pk]), {"mode": "reply"})
-    draft = Draft.objects.get(mailbox=nurse)
+    draft = answer(client, entry_of(nurse, first), "reply")
     committed(
         client.post,
         reverse("webmail_draft_send", args=[draft.pk]),
@@ -661,6 +697,11 @@ OUTSIDER_URLS: list[tuple[str, str, Callable[[dict[str, Any]], list[int]], dict[
     ("post", "webmail_search", lambda o: [o["box"].pk], {"q": "Secret"}),
     ("post", "webmail_empty_trash", lambda o: [o["box"].pk], {}),
     ("post", "webmail_compose", lambda o: [o["box"].pk], {}),
+    ("get", "webmail_compose", lambda o: [o["box"].pk], {}),
+    ("post", "webmail_compose_save", lambda o: [o["box"].pk], {"subject": "Volé"}),
+    ("post", "webmail_compose_keep", lambda o: [o["box"].pk], {"subject": "Volé"}),
+    ("post", "webmail_compose_send", lambda o: [o["box"].pk], {"to": "x@hopital.mssante.test"}),
+    ("post", "webmail_compose_upload", lambda o: [o["box"].pk], {}),
     ("get", "webmail_draft", lambda o: [o["draft"].pk], {}),
     ("post", "webmail_draft", lambda o: [o["draft"].pk], {"subject": "Volé"}),
     ("post", "webmail_draft_save", lambda o: [o["draft"].pk], {"subject": "Volé"}),
@@ -731,8 +772,7 @@ def test_the_compose_page_keeps_the_blank_lines_before_a_quote(claire, julien) -
     (user, box), (_, nurse) = claire, julien
     message = send(nurse, [box.address], text="Question")
     client = login(user)
-    client.post(reverse("webmail_reply", args=[entry_of(box, message).pk]), {"mode": "reply"})
-    draft = Draft.objects.get(mailbox=box)
+    draft = answer(client, entry_of(box, message), "reply")
     html = client.get(reverse("webmail_draft", args=[draft.pk])).content.decode()
     # HTML drops one newline right after <textarea>: the template adds it back.
     assert "aria-describedby" not in html.split('id="id_text"', 1)[1].split(">", 1)[0]

@@ -117,7 +117,7 @@ def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bo
             read_at__isnull=False,
             receipt__in=(Delivery.Receipt.NONE, Delivery.Receipt.ASKED),
         )
-        .select_related("message", "mailbox")
+        .select_related("message", "message__sender_mailbox", "mailbox")
         .order_by("pk")
     ):
         message, box = delivery.message, delivery.mailbox
@@ -139,6 +139,15 @@ def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bo
             delivery.receipt = Delivery.Receipt.ASKED
             delivery.save(update_fields=["receipt", "updated_at"])
             continue
+        if _held_here(message, to):
+            # The box that asked holds the original: its timeline reads this delivery's
+            # read_at (shown as "Lu" now that the receipt is sent). A receipt message in its
+            # inbox would say the same thing again, unread: none is stored (decisions.md).
+            delivery.receipt = Delivery.Receipt.SENT
+            delivery.save(update_fields=["receipt", "updated_at"])
+            journal.record("message.mdn_recorded", obj=message, recipient=box.address, mailbox=to)
+            sent += 1
+            continue
         try:
             raw = build_mdn(message, parsed, box.address, to, manual=manual)
         except ValueError:
@@ -150,6 +159,12 @@ def send_read_receipts(delivery_ids: list[int], *, ask: bool = False, manual: bo
         delivery.receipt = Delivery.Receipt.SENT
         delivery.save(update_fields=["receipt", "updated_at"])
     return sent
+
+
+def _held_here(message: Message, to: str) -> bool:
+    """Whether ``to`` is the box of ours that sent ``message`` (it holds it, with its timeline)."""
+    box = message.sender_mailbox
+    return box is not None and box.address.lower() == to.lower() and box.is_active
 
 
 def pending_receipts(entry: object) -> list[int]:
@@ -207,6 +222,7 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
     now = timezone.now()
     at = parsed.date if parsed.date is not None and parsed.date <= now else now
     changed = 0
+    vouched = False
     for said in parsed.recipients:
         if addresses.domain_of(said.recipient) != report_domain:
             # A report speaks only for its own domain's recipients…
@@ -217,6 +233,7 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
         delivery = Delivery.objects.filter(message=original, recipient=said.recipient).first()
         if delivery is None:
             continue
+        vouched = True
         if parsed.kind == reports.DISPOSITION_NOTIFICATION:
             kind = "mdn"
             if said.disposition == "displayed" and delivery.read_at is None:
@@ -255,6 +272,12 @@ def apply_report(report: Message, raw: bytes, peer: Peer | None = None) -> int:
             f"message.report_{kind}", obj=original, recipient=said.recipient, report=report.pk
         )
         changed += 1
+    if vouched and parsed.kind == reports.DISPOSITION_NOTIFICATION:
+        # A read receipt from a peer about a message of ours: the original's timeline shows
+        # it; the receipt itself is kept (what the peer said) but filed read, out of the
+        # inbox, by the delivery (services.pipeline).
+        Message.objects.filter(pk=report.pk).update(receipt_of=original)
+        report.receipt_of = original
     return changed
 
 

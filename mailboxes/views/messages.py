@@ -23,7 +23,7 @@ from mailboxes import hooks, listing, remote_images, selectors, services
 from mailboxes import search as search_index
 from mailboxes.forms import FolderNameForm, MoveForm, SearchForm
 from mailboxes.models import Entry, Folder, Mailbox, Message
-from mailboxes.services import quarantine
+from mailboxes.services import quarantine, reading
 from mailboxes.transport import mdn
 from mailboxes.transport.timeline import timeline
 from mailboxes.views import structured as structured_docs
@@ -404,6 +404,8 @@ class ShownMessage:
     held: bool = False
     # IHE_XDM.ZIP attachments, read safely: the "Documents structurés" panel.
     structured: list[structured_docs.StructuredPackage] = field(default_factory=list)
+    # Cci: the sender's copy alone shows them (from its deliveries: no header carries them).
+    bcc: list[str] = field(default_factory=list)
 
 
 def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMessage:
@@ -465,6 +467,7 @@ def _shown(entry: Entry, *, remote_images: bool, heading_base: int) -> ShownMess
         notice=notice,
         held=held,
         structured=packages,
+        bcc=selectors.blind_copies(entry),
     )
 
 
@@ -522,6 +525,10 @@ def read_view(request: HttpRequest, entry_id: int) -> HttpResponse:
                 and level >= selectors.Access.SEND
                 and bool(mdn.pending_receipts(entry))
             ),
+            # A calendar invitation (or a reply to one) it carries: a card (services.reading).
+            "invitation": reading.invitation_of(entry, shown.parsed),
+            # Notices from the platform's no-reply address: no "Répondre" (views/compose.py).
+            "no_reply": selectors.is_no_reply(entry.message),
             "folder_label": selectors.folder_label(entry.folder),
             "thread_size": selectors.thread_size(entry),
             "in_trash": entry.folder.role == Folder.Role.TRASH,

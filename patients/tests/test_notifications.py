@@ -17,12 +17,12 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from mailboxes.models import Delivery, Draft, Message
+from mailboxes.models import Delivery, Message
 from mssante.lib import mime
 from patients import services
 from patients.models import NotificationPreference
 from patients.tests.conftest import PDF, Space
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -167,8 +167,7 @@ def test_a_message_sent_from_the_webmail_notifies_the_patient_once_delivered(
     settings.PATIENT_NOTIFY_MINUTES = 60
     mail.outbox.clear()
     doctor = login(space.doctor)
-    doctor.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
-    draft = Draft.objects.get(mailbox=space.doctor_box)
+    draft = start_draft(doctor, space.doctor_box)
     response = space.run(
         doctor.post,
         reverse("webmail_draft_send", args=[draft.pk]),

@@ -10,14 +10,13 @@ from mailboxes import services as mailbox_services
 from mailboxes.models import Draft, Message
 from patients.models import ConversationClosure
 from patients.tests.conftest import Space
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 
 
 def _draft_to(space: Space, client: Client, address: str) -> Draft:
-    client.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
-    draft = Draft.objects.get(mailbox=space.doctor_box)
+    draft = start_draft(client, space.doctor_box)
     client.post(
         reverse("webmail_draft", args=[draft.pk]),
         {"to": address, "cc": "", "subject": "Résultats", "text": "Bonjour."},
@@ -39,8 +38,7 @@ def test_composing_to_a_patient_shows_who_the_patient_is(space: Space) -> None:
 
 def test_the_autosave_refreshes_the_patient_panel(space: Space) -> None:
     client = login(space.doctor)
-    client.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
-    draft = Draft.objects.get(mailbox=space.doctor_box)
+    draft = start_draft(client, space.doctor_box)
     response = client.post(
         reverse("webmail_draft_save", args=[draft.pk]),
         {"to": space.patient_box.address, "subject": "", "text": ""},

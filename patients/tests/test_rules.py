@@ -16,7 +16,7 @@ from mssante.lib.identifiers import make_ins
 from patients import services
 from patients.models import ConversationClosure
 from patients.tests.conftest import Space
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -150,8 +150,7 @@ def test_the_webmail_refuses_a_message_to_an_unknown_patient(space: Space, setti
     settings.PATIENT_AUTO_CREATE = False
     unknown = f"{make_ins(2, 1971, 8, '69', '123', 7).lower()}@{settings.PATIENT_DOMAIN}"
     doctor = login(space.doctor)
-    doctor.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
-    draft = Draft.objects.get(mailbox=space.doctor_box)
+    draft = start_draft(doctor, space.doctor_box)
     response = space.run(
         doctor.post,
         reverse("webmail_draft_send", args=[draft.pk]),

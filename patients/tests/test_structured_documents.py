@@ -16,7 +16,7 @@ from mailboxes.models import Draft, DraftAttachment, Message
 from mssante.lib import mime, xdm
 from patients.tests.conftest import PDF, Space
 from tests import factories
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +29,7 @@ CDA = (
 
 
 def _draft(space: Space, client: Client, to: str) -> Draft:
-    client.post(reverse("webmail_compose", args=[space.doctor_box.pk]))
-    draft = Draft.objects.get(mailbox=space.doctor_box)
+    draft = start_draft(client, space.doctor_box)
     client.post(
         reverse("webmail_draft", args=[draft.pk]),
         {"to": to, "cc": "", "subject": "Bilan", "text": "Ci-joint."},

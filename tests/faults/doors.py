@@ -148,15 +148,19 @@ class WebDoor(Door):
 
     def attempt(self, outcome: Outcome) -> tuple[str, str]:
         try:
-            if "draft" not in outcome.state:
-                new = self._post(f"/messagerie/bal/{self.mailbox_id}/ecrire/")
-                found = re.search(r"/brouillon/(\d+)/", new.headers.get("Location", ""))
-                if new.status_code != 302 or not found:
-                    return TEMPORARY, f"compose {new.status_code}"
-                outcome.state["draft"] = int(found.group(1))
+            if "compose_key" not in outcome.state:
+                # "Écrire un message": a page with its key, no draft until something is sent.
+                page = self.session.get(
+                    f"{self.base}/messagerie/bal/{self.mailbox_id}/ecrire/", timeout=30
+                )
+                found = re.search(r'name="compose_key" value="([^"]+)"', page.text)
+                if page.status_code != 200 or not found:
+                    return TEMPORARY, f"compose {page.status_code}"
+                outcome.state["compose_key"] = found.group(1)
             sent = self._post(
-                f"/messagerie/brouillon/{outcome.state['draft']}/envoyer/",
+                f"/messagerie/bal/{self.mailbox_id}/ecrire/envoyer/",
                 {
+                    "compose_key": outcome.state["compose_key"],
                     "to": outcome.local[0],
                     "cc": ", ".join(outcome.local[1:] + outcome.remote),
                     "subject": outcome.tag,
@@ -166,10 +170,9 @@ class WebDoor(Door):
         except requests.RequestException as exc:
             return TEMPORARY, f"connection: {type(exc).__name__}"
         if sent.status_code == 302 and "/brouillon/" not in sent.headers.get("Location", ""):
+            # Sent now, or "déjà envoyé" for a retry whose earlier try was sent (the page's
+            # key is recorded with its message): never a second message.
             return ACK, "302"
-        if sent.status_code == 404 and outcome.attempts > 1:
-            # The draft is gone: an earlier try was sent (its answer was lost).
-            return ACK, "404 after a retry: already sent"
         answer = f"{sent.status_code} {_page_text(sent.text)}"
         if sent.status_code == 400 and 'id="compose-error"' in sent.text:
             return FINAL, answer  # the message was refused, with its reason
