@@ -36,9 +36,8 @@ from django.utils import timezone
 from audit import journal, rows, seals, tasks
 from audit.models import AuditEvent, AuditSeal
 from audit.tests.conftest import raw, requires_postgresql
-from mailboxes.models import Draft
 from tests import factories as f
-from tests.personas import login
+from tests.personas import login, start_draft
 
 pytestmark = pytest.mark.django_db
 # Committed rows: only those can be sealed (PostgreSQL), and the attacker's connection
@@ -183,8 +182,7 @@ def test_a_message_sent_through_the_webmail_is_sealed_by_the_scheduled_task(
 ) -> None:
     (user, box), (_, nurse) = claire, julien
     client = login(user)
-    client.post(reverse("webmail_compose", args=[box.pk]))
-    draft = Draft.objects.filter(mailbox=box).latest("pk")
+    draft = start_draft(client, box)
     response = client.post(
         reverse("webmail_draft_send", args=[draft.pk]),
         {"to": f"{nurse.address}\n", "cc": "", "subject": "Bilan", "text": "Voici."},

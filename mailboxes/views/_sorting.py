@@ -15,8 +15,8 @@ from mailboxes.models import Entry, Folder
 
 def _columns() -> list[tuple[str, str]]:
     return [
+        # No "Objet": subjects are sealed at rest (mailboxes.listing.SORTS).
         ("correspondant", _("Correspondant")),
-        ("objet", _("Objet")),
         ("date", _("Date")),
         ("taille", _("Taille")),
     ]
