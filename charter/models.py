@@ -7,6 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
+from mailboxes.fields import SealedTextField
 
 # --- Abuse reports and sanctions ----------------------------------------------------------
 
@@ -47,7 +48,7 @@ class AbuseReport(models.Model):
     )
     message_id_header = models.CharField(_("Message-ID"), max_length=255)
     sender_addr = models.CharField(_("expéditeur"), max_length=254, db_index=True)
-    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    subject = SealedTextField(_("objet"), default="", blank=True)  # sealed like the message's
     message_date = models.DateTimeField(_("date du message"), null=True)
     # The local account that sent it; None for mail from another operator.
     sender = models.ForeignKey(

@@ -709,7 +709,7 @@ class Quarantine(models.Model):
     message_id_header = models.CharField(_("Message-ID"), max_length=255)
     from_addr = models.CharField(_("expéditeur"), max_length=254, db_index=True)
     recipients = models.JSONField(_("destinataires"), default=list)
-    subject = models.CharField(_("objet"), max_length=998, blank=True)
+    subject = SealedTextField(_("objet"), default="", blank=True)  # sealed like the message's
     size = models.PositiveIntegerField(_("taille"), default=0)
     message_date = models.DateTimeField(_("date du message"), null=True)
     verdict = models.CharField(_("verdict"), max_length=12, choices=Verdict.choices)

@@ -1,7 +1,8 @@
 """Search over bodies without plaintext at rest, proved on PostgreSQL with ``pg_dump``.
 
 A message sent through the webmail, with a word found only in its body and another only
-in its subject, is found by its body word through the search page; then the whole test
+in its subject, is found by its body word through the search page and reported as abuse
+(the report keeps a copy of the subject); then the whole test
 database is dumped (``pg_dump``, as an attacker holding the database would) and neither
 word appears anywhere in it, whatever the case: not in the messages, the entries, the
 search tokens, the sessions (the saved search), nor the audit journal.
@@ -20,8 +21,9 @@ from django.db import connection
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from mailboxes.models import Draft, Entry
-from tests.personas import Person, login
+from charter.models import AbuseReport
+from mailboxes.models import Entry
+from tests.personas import Person, login, start_draft
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -53,9 +55,7 @@ def test_a_body_word_is_found_and_no_word_of_the_message_is_in_a_dump(
     body_word = f"corps{secrets.token_hex(5)}"
     subject_word = f"objet{secrets.token_hex(5)}"
     writer = login(nurse_user)
-    writer.post(reverse("webmail_compose", args=[nurse.pk]))
-    draft = Draft.objects.filter(mailbox=nurse).order_by("-pk").first()
-    assert draft is not None
+    draft = start_draft(writer, nurse)
     sent = writer.post(
         reverse("webmail_draft_send", args=[draft.pk]),
         {
@@ -73,6 +73,12 @@ def test_a_body_word_is_found_and_no_word_of_the_message_is_in_a_dump(
         assert [r.entry.message.subject for r in response.context["rows"]] == [
             f"Compte rendu {subject_word}"
         ]
+
+    # The doctor reports it: the report keeps a copy of the subject, sealed too.
+    entry = Entry.objects.get(mailbox=box)
+    reported = reader.post(reverse("charter:report", args=[entry.pk]), {"reason": "Publicité"})
+    assert reported.status_code in (200, 302, 303)
+    assert AbuseReport.objects.get().subject == f"Compte rendu {subject_word}"
 
     dump = pg_dump().lower()
     # The dump is of this database, with this message in it...
