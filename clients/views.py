@@ -48,6 +48,7 @@ def _page(
             "form": form,
             "passwords": selectors.app_passwords(user),
             "created": created,
+            "app_passwords_page": True,
             "servers": {
                 "host": settings.CLIENTS_PUBLIC_HOST,
                 "imap_port": settings.IMAP_PUBLIC_PORT,

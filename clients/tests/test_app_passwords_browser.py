@@ -23,8 +23,8 @@ def test_a_doctor_creates_an_app_password_for_the_practice_software_and_revokes_
 ) -> None:
     user = factories.professional(first_name="Claire", last_name="Martin")
     box = factories.mailbox(user, domain=factories.hosted_domain("hopital.mssante.test"))
-    log_in(page, live_server.url, user, next="/messagerie/logiciels/")
-    page.goto(live_server.url + "/messagerie/logiciels/")
+    log_in(page, live_server.url, user, next="/messagerie/")
+    page.get_by_role("link", name="Logiciels et appareils").click()
     expect(page.get_by_role("heading", name="Logiciels et appareils", level=1)).to_be_visible()
     assert_accessible(page)
     page.get_by_label("Appareil ou logiciel").fill("Logiciel du cabinet")
