@@ -101,12 +101,15 @@ def test_a_doctor_triages_results_with_the_keyboard_only(live_server, page: Page
     page.keyboard.press("j")
     page.keyboard.press("o")
     expect(page.get_by_role("link", name=re.compile("Retour à"))).to_be_visible()
+    page.wait_for_load_state()  # the shortcuts listen once the page's scripts have run
     page.keyboard.press("u")
     expect(page.locator("#triage-form")).to_be_visible()
+    page.wait_for_load_state()
     # e on a message archives it.
     page.keyboard.press("j")
     page.keyboard.press("o")
     expect(page.get_by_role("link", name=re.compile("Retour à"))).to_be_visible()
+    page.wait_for_load_state()
     page.keyboard.press("e")
     expect(page.get_by_text("Message déplacé dans « Archives ».")).to_be_visible()
 
