@@ -46,8 +46,7 @@ def test_the_upgrade_seals_the_subject_copies_and_they_still_read(old_schema: An
         subject=SUBJECT,
         created_at="2025-01-01T00:00Z",
     )
-    with db_roles.as_owner():
-        migrate(AFTER)
+    migrate(AFTER)  # still as the owner (the fixture's role until its teardown)
     for table in (Quarantine._meta.db_table, AbuseReport._meta.db_table):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT subject FROM {table}")  # noqa: S608 - our table names
