@@ -22,8 +22,10 @@ DOCS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
 
 def _scripted(page: Page) -> None:
-    """Wait for static/js/triage.js to have run (it shows the shortcuts' button)."""
+    """Wait for static/js/triage.js to have run (it shows the shortcuts' button), and for the
+    page's other scripts (DSFR's) to have started: a key typed before is not heard."""
     expect(page.locator(".triage-help-btn")).to_be_visible()
+    page.wait_for_load_state()
 
 
 def _shoot(page: Page, name: str) -> None:
