@@ -5,6 +5,9 @@
   the column), so the code reads ``message.subject`` as before while the database holds
   bytes. Such a column cannot be filtered or ordered by in SQL (the bytes differ for
   equal values): a lookup other than ``isnull`` raises, ordering is done in Python.
+- ``NameKeyField``: the keyed digest of a sealed name (``fieldseal.name_key``), computed
+  on every write from the instance, so a name stays unique in its scope (a constraint on
+  the digest) and can be looked up (``name_keys``: the digests under every master key).
 - ``TokenSetField``: the keyed search tokens of an entry (``mailboxes.search``), a
   ``bigint[]`` on PostgreSQL (a GIN index serves ``@>``), and on SQLite, the embedded
   default, a text of space-separated numbers, each between spaces (matched by ``instr``).
@@ -16,6 +19,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.core.exceptions import FieldError
 from django.db import connection, models, transaction
 
@@ -92,6 +96,89 @@ class SealedJSONField(_Sealed):
 
     def _decode(self, text: str) -> Any:
         return json.loads(text)
+
+
+def _ring_ids() -> list[str]:
+    ring = blobs.keyring()
+    return [ring.current, *(k for k in ring if k != ring.current)]
+
+
+class NameKeyField(models.CharField):
+    """The keyed digest of the sealed field ``source`` within the scope ``scope`` (an
+    attribute of the instance, e.g. ``mailbox_id``), set whenever the row is written."""
+
+    def __init__(self, *args: Any, source: str = "name", scope: str = "mailbox_id", **kwargs: Any):
+        self.source, self.scope = source, scope
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.update(source=self.source, scope=self.scope)
+        return name, path, args, kwargs
+
+    def label_of(self, model: Any) -> str:
+        return f"{model._meta.label_lower}.{self.source}"
+
+    def key(self, model: Any, scope: Any, value: str, key_id: str | None = None) -> str:
+        return fieldseal.name_key(blobs.keyring(), self.label_of(model), str(scope), value, key_id)
+
+    def pre_save(self, model_instance: Any, add: bool) -> Any:
+        value = self.key(
+            type(model_instance),
+            getattr(model_instance, self.scope),
+            getattr(model_instance, self.source),
+        )
+        setattr(model_instance, self.attname, value)
+        return value
+
+
+def name_keys(model: Any, scope: Any, value: str, field: str = "name_key") -> list[str]:
+    """The digests of ``value`` under every master key of the ring, current first: a name
+    written before a rotation is still found (``rekey`` brings it to the current key)."""
+    key_field = model._meta.get_field(field)
+    return [key_field.key(model, scope, value, k) for k in _ring_ids()]
+
+
+def rekey(model: Any, field: str = "name_key", batch: int = 500) -> int:
+    """Recompute ``field`` under the current master key for every row (after a rotation);
+    how many rows changed. Batch by batch, each its own transaction: resumable."""
+    key_field = model._meta.get_field(field)
+    done, after = 0, 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                model._default_manager.filter(pk__gt=after)
+                .order_by("pk")
+                .only("pk", key_field.source, key_field.scope.removesuffix("_id"), field)
+                .select_for_update()[:batch]
+            )
+            if not rows:
+                return done
+            after = rows[-1].pk
+            old = {row.pk: getattr(row, field) for row in rows}
+            changed = [row for row in rows if key_field.pre_save(row, add=False) != old[row.pk]]
+            if changed:
+                model._default_manager.bulk_update(changed, [field])
+            done += len(changed)
+
+
+def rekey_all() -> int:
+    """``rekey`` every keyed-name column of every model (after a rotation)."""
+    return sum(
+        rekey(model, f.name)
+        for model in sealed_models()
+        for f in model._meta.concrete_fields
+        if isinstance(f, NameKeyField)
+    )
+
+
+def sealed_models() -> list[Any]:
+    """Every installed model with a sealed column (key rotation reseals them all)."""
+    return [
+        m for m in apps.get_models() if any(isinstance(f, _Sealed) for f in m._meta.concrete_fields)
+    ]
 
 
 class TokenSetField(models.Field):

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import PatientIdentity
 from mailboxes.models import AccessEvent, ApiScope, Folder
-from mailboxes.selectors import folder_label
+from mailboxes.selectors import folder_label, folder_sort_key
 from mssante.lib import searchindex, xdm
 
 _SEPARATORS = re.compile(r"[,;\n\r]+")
@@ -159,7 +159,19 @@ class FolderNameForm(forms.Form):
         return name
 
 
+class _FoldersInOrder(forms.models.ModelChoiceIterator):
+    """The folders in the sidebar's order (names are sealed: sorted in Python)."""
+
+    def __iter__(self) -> Any:
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in sorted(self.queryset, key=folder_sort_key):
+            yield self.choice(obj)
+
+
 class FolderChoiceField(forms.ModelChoiceField):
+    iterator = _FoldersInOrder
+
     def label_from_instance(self, obj: Any) -> str:
         return folder_label(obj)
 
@@ -176,7 +188,7 @@ class MoveForm(forms.Form):
         choices = Folder.objects.filter(mailbox_id=mailbox_id).exclude(role=Folder.Role.DRAFTS)
         if exclude is not None:
             choices = choices.exclude(pk=exclude.pk)
-        self.fields["folder"].queryset = choices.order_by("role", "name")  # type: ignore[attr-defined]
+        self.fields["folder"].queryset = choices  # type: ignore[attr-defined]
 
 
 class SearchForm(forms.Form):

@@ -12,7 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from mailboxes import reasons
-from mailboxes.fields import SealedJSONField, SealedTextField, TokenSetField
+from mailboxes.fields import NameKeyField, SealedJSONField, SealedTextField, TokenSetField
 
 
 class HostedDomain(models.Model):
@@ -134,13 +134,17 @@ class Folder(models.Model):
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="folders")
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.CUSTOM)
-    name = models.CharField(_("nom"), max_length=100)
+    # Sealed like subjects (a folder is often named after a patient): the database holds
+    # bytes, and the keyed digest of the folded name keeps it unique in its mailbox
+    # ("Patients" and "patients" clash) and lets a name be looked up (fields.name_keys).
+    name = SealedTextField(_("nom"))
+    name_key = NameKeyField(source="name", scope="mailbox_id")
 
     class Meta:
         verbose_name = _("dossier")
         verbose_name_plural = _("dossiers")
         constraints = [
-            models.UniqueConstraint(fields=["mailbox", "name"], name="unique_folder_name"),
+            models.UniqueConstraint(fields=["mailbox", "name_key"], name="unique_folder_name"),
             models.UniqueConstraint(
                 fields=["mailbox", "role"],
                 condition=~models.Q(role="custom"),
@@ -150,6 +154,12 @@ class Folder(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        fields = kwargs.get("update_fields")
+        if fields is not None and "name" in fields and "name_key" not in fields:
+            kwargs["update_fields"] = [*fields, "name_key"]
+        super().save(*args, **kwargs)
 
 
 def interface_language() -> str:

@@ -58,10 +58,11 @@ def rules_of(mailbox: Mailbox) -> list[Rule]:
 
 def rule_folders(mailbox: Mailbox) -> list[Folder]:
     """The folders a rule of ``mailbox`` may file into (its own, not Drafts nor Sent)."""
-    return list(
-        Folder.objects.filter(mailbox=mailbox)
-        .exclude(role__in=(Folder.Role.DRAFTS, Folder.Role.SENT))
-        .order_by("role", "name")
+    return sorted(
+        Folder.objects.filter(mailbox=mailbox).exclude(
+            role__in=(Folder.Role.DRAFTS, Folder.Role.SENT)
+        ),
+        key=selectors.folder_sort_key,
     )
 
 

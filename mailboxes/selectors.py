@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import PatientIdentity, User
-from mailboxes import addresses
+from mailboxes import addresses, fields
 from mailboxes import search as search_index
 from mailboxes.models import (
     AccessEvent,
@@ -214,7 +214,7 @@ def folders_with_counts(mailbox: Mailbox) -> list[FolderView]:
                 label=folder_label(folder),
             )
         )
-    views.sort(key=lambda v: (_ROLE_ORDER.get(v.folder.role, 9), v.folder.name.lower()))
+    views.sort(key=lambda v: folder_sort_key(v.folder))
     return views
 
 
@@ -243,6 +243,22 @@ def get_folder(user: User | Any, folder_id: int) -> Folder:
     if folder is None:
         raise Http404
     return folder
+
+
+def folder_by_name(mailbox: Mailbox, name: str, role: str | None = None) -> Folder | None:
+    """The folder of ``mailbox`` named ``name`` (case and blanks aside), by its name's
+    keyed digest: names are sealed and cannot be compared in SQL."""
+    qs = Folder.objects.filter(
+        mailbox=mailbox, name_key__in=fields.name_keys(Folder, mailbox.pk, name)
+    )
+    if role is not None:
+        qs = qs.filter(role=role)
+    return qs.first()
+
+
+def folder_sort_key(folder: Folder) -> tuple[int, str]:
+    """System folders in their usual order, then the user's own by name."""
+    return (_ROLE_ORDER.get(folder.role, 9), folder.name.casefold())
 
 
 def system_folder(mailbox: Mailbox, role: str) -> Folder | None:
@@ -566,9 +582,8 @@ def folder_named(mailbox: Mailbox, name: str) -> Folder | None:
     Drafts are not offered: a draft is the webmail's, not a message to list or file into.
     """
     qs = Folder.objects.filter(mailbox=mailbox)
-    folder = (
-        qs.exclude(role=Folder.Role.CUSTOM).filter(role=name).first()
-        or qs.filter(role=Folder.Role.CUSTOM, name=name).first()
+    folder = qs.exclude(role=Folder.Role.CUSTOM).filter(role=name).first() or folder_by_name(
+        mailbox, name, role=Folder.Role.CUSTOM
     )
     if folder is None or folder.role == Folder.Role.DRAFTS:
         return None

@@ -5,7 +5,8 @@ in its subject, is found by its body word through the search page and reported a
 (the report keeps a copy of the subject); then the whole test
 database is dumped (``pg_dump``, as an attacker holding the database would) and neither
 word appears anywhere in it, whatever the case: not in the messages, the entries, the
-search tokens, the sessions (the saved search), nor the audit journal.
+search tokens, the sessions (the saved search), nor the audit journal. The doctor files
+it in a folder named after the patient: the folder's name is not in the dump either.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from charter.models import AbuseReport
+from mailboxes import selectors
 from mailboxes.models import Entry
 from tests.personas import Person, login, start_draft
 
@@ -80,6 +82,14 @@ def test_a_body_word_is_found_and_no_word_of_the_message_is_in_a_dump(
     assert reported.status_code in (200, 302, 303)
     assert AbuseReport.objects.get().subject == f"Compte rendu {subject_word}"
 
+    # Filed in a folder named after the patient, created and filled from the webmail.
+    folder_word = f"patient{secrets.token_hex(5)}"
+    reader.post(reverse("webmail_folder_create", args=[box.pk]), {"name": f"Suivi {folder_word}"})
+    folder = selectors.folder_by_name(box, f"suivi {folder_word.upper()}")
+    assert folder is not None and folder.name == f"Suivi {folder_word}"
+    reader.post(reverse("webmail_move", args=[entry.pk]), {"folder": folder.pk})
+    assert Entry.objects.get(pk=entry.pk).folder == folder
+
     dump = pg_dump().lower()
     # The dump is of this database, with this message in it...
     assert nurse.address.encode() in dump
@@ -87,6 +97,7 @@ def test_a_body_word_is_found_and_no_word_of_the_message_is_in_a_dump(
     # ...and holds no word of it.
     assert body_word.encode() not in dump
     assert subject_word.encode() not in dump
+    assert folder_word.encode() not in dump
     for event in AuditEvent.objects.all():
         text = f"{event.action} {event.data}".lower()
-        assert body_word not in text and subject_word not in text
+        assert body_word not in text and subject_word not in text and folder_word not in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -37,21 +37,30 @@ def _folder_name(mailbox: Mailbox, name: str, *, exclude: Folder | None = None) 
         raise FolderError(_("Donnez un nom au dossier."))
     if len(name) > 100:
         raise FolderError(_("Le nom du dossier est trop long (100 caractères au plus)."))
-    clash = Folder.objects.filter(mailbox=mailbox, name__iexact=name)
-    if exclude is not None:
-        clash = clash.exclude(pk=exclude.pk)
-    if clash.exists():
+    clash = selectors.folder_by_name(mailbox, name)
+    if clash is not None and clash != exclude:
         raise FolderError(_("Un dossier « %(name)s » existe déjà.") % {"name": name})
     return name
+
+
+def _saved(folder: Folder, **kwargs: Any) -> None:
+    # Two requests creating the same name at once: the second meets the constraint on
+    # the name's digest, and gets the message the check above gives.
+    try:
+        with transaction.atomic():
+            folder.save(**kwargs)
+    except IntegrityError:
+        raise FolderError(
+            _("Un dossier « %(name)s » existe déjà.") % {"name": folder.name}
+        ) from None
 
 
 @transaction.atomic
 def create_folder(mailbox: Mailbox, name: str, *, by: User | None) -> Folder:
     """Create a custom folder in a mailbox (managers and the holder organise a shared box)."""
     authorise(by, mailbox, Access.MANAGE)
-    folder = Folder.objects.create(
-        mailbox=mailbox, role=Folder.Role.CUSTOM, name=_folder_name(mailbox, name)
-    )
+    folder = Folder(mailbox=mailbox, role=Folder.Role.CUSTOM, name=_folder_name(mailbox, name))
+    _saved(folder, force_insert=True)
     journal.record("folder.created", actor=by, obj=folder, mailbox=mailbox.pk)
     return folder
 
@@ -63,7 +72,7 @@ def rename_folder(folder: Folder, name: str, *, by: User | None) -> Folder:
     if folder.role != Folder.Role.CUSTOM:
         raise FolderError(_("Les dossiers du système ne peuvent pas être renommés."))
     folder.name = _folder_name(folder.mailbox, name, exclude=folder)
-    folder.save(update_fields=["name"])
+    _saved(folder, update_fields=["name"])
     journal.record("folder.renamed", actor=by, obj=folder, mailbox=folder.mailbox_id)
     return folder
 

@@ -154,7 +154,8 @@ def test_a_custom_folder_counts_and_goes_with_its_counter(claire: Person, julien
     (user, box), nurse = claire, julien.box
     client = login(user)
     client.post(reverse("webmail_folder_create", args=[box.pk]), {"name": "Patients"})
-    custom = Folder.objects.get(mailbox=box, name="Patients")
+    custom = selectors.folder_by_name(box, "Patients")
+    assert custom is not None
     entry = entry_of(box, send(nurse, [box.address]))
     client.post(reverse("webmail_move", args=[entry.pk]), {"folder": custom.pk})
     assert menu(client, box)["Patients"] == (1, 1)

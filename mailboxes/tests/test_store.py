@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
-from mailboxes import blobs, services
-from mailboxes.models import Draft, DraftAttachment, Mailbox, Message
+from charter.models import AbuseReport
+from charter.services import report_abuse
+from mailboxes import blobs, selectors, services
+from mailboxes.models import Draft, DraftAttachment, Mailbox, Message, Quarantine
+from mailboxes.services.errors import FolderError
 from mssante.lib import crypto, mime
-from tests.personas import person, submit
+from tests.personas import person, send, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -207,9 +211,25 @@ def _key(key_id: str) -> str:
 def test_rotating_the_master_key_keeps_everything_readable_and_frees_the_old_key(
     doctor: Mailbox, nurse: Mailbox, settings: Any
 ) -> None:
-    old, new = _key("k-old"), _key("k-new")
+    # The boxes' folder names were sealed under the key the fixtures ran with.
+    old, new = f"{_key('k-old')},{settings.MSSANTE_MASTER_KEYS}", _key("k-new")
     settings.MSSANTE_MASTER_KEYS = old
     messages = [submit(doctor, [nurse.address], text=f"message {i}") for i in range(3)]
+    custom = services.create_folder(doctor, "Dupont Marie", by=doctor.owner)
+    # Every other sealed column too: a quarantine record's and a report's subject.
+    held = Quarantine.objects.create(
+        message_id_header="<q@x>",
+        from_addr="a@b.fr",
+        verdict="infected",
+        subject="Virus",
+        quarantined_at=timezone.now(),
+    )
+    report = report_abuse(
+        message=send(doctor, [nurse.address]),
+        mailbox=nurse,
+        reporter=nurse.owner,
+        reason="Publicité",
+    )
     draft = services.save_draft(
         mailbox=doctor, author=doctor.owner, draft=None, to=[], cc=[], subject="b", text="brouillon"
     )
@@ -235,6 +255,14 @@ def test_rotating_the_master_key_keeps_everything_readable_and_frees_the_old_key
     assert draft.subject == "b"
     assert services.open_draft(draft).text == "brouillon"
     assert services.read_draft_attachment(draft.files.get()) == b"fichier"
+    # Folder names were sealed again, and their keyed digests computed under the new key:
+    # a name is still found, and still taken.
+    assert {f.name for f in doctor.folders.all()} >= {"Boîte de réception", "Dupont Marie"}
+    assert selectors.folder_by_name(doctor, "dupont  MARIE") == custom
+    assert Quarantine.objects.get(pk=held.pk).subject == "Virus"
+    assert AbuseReport.objects.get(pk=report.pk).subject == "Compte rendu"
+    with pytest.raises(FolderError):
+        services.create_folder(doctor, "Dupont Marie", by=doctor.owner)
 
 
 def test_without_rotation_dropping_the_old_key_makes_messages_unreadable(

@@ -12,12 +12,20 @@ Format (self-describing, so that the master key may rotate under it):
 
 The associated data binds the column's label and the key id: a value copied into another
 sealed column fails authentication instead of showing there.
+
+A sealed value cannot be compared in SQL. Where a name must stay unique or be looked up
+(a folder's name in its mailbox), ``name_key`` gives a keyed digest of its folded form
+(HMAC-SHA256 under a key derived for the column and its scope, e.g. one mailbox): equal
+names give equal keys within the scope, and a database dump shows no name.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import os
+import unicodedata
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
@@ -26,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from mssante.lib.crypto import BlobIntegrityError, KeyRing, UnknownKeyError
 from mssante.lib.searchindex import derive_key
 
-__all__ = ["key_id_of", "open_value", "seal_value"]
+__all__ = ["fold_name", "key_id_of", "name_key", "open_value", "seal_value"]
 
 _VERSION: Final = 1
 _NONCE: Final = 12
@@ -78,3 +86,20 @@ def open_value(ring: KeyRing, label: str, data: bytes) -> str:
             "sealed value failed authentication: altered, moved or sealed with another key"
         ) from None
     return plain.decode("utf-8")
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_hmac_key(master: bytes, label: str, scope: str) -> bytes:
+    return derive_key(master, f"mssante/name/v1/{label}/{scope}")
+
+
+def fold_name(name: str) -> str:
+    """The form two names are compared in: NFKC, case folded, blanks collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def name_key(ring: KeyRing, label: str, scope: str, name: str, key_id: str | None = None) -> str:
+    """The keyed digest (hex) of ``name`` for the column ``label`` within ``scope``,
+    under the master key ``key_id`` (the current one by default)."""
+    key = _name_hmac_key(ring[key_id or ring.current], label, scope)
+    return hmac.new(key, fold_name(name).encode("utf-8"), hashlib.sha256).hexdigest()

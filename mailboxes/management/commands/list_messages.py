@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from mailboxes import selectors
 from mailboxes.models import Entry, Folder, Mailbox
 
 
@@ -26,12 +27,9 @@ class Command(BaseCommand):
         if mailbox is None:
             raise CommandError(f"Aucune boîte aux lettres à l'adresse « {options['address']} ».")
         name = options["folder"]
-        folder = (
-            Folder.objects.filter(mailbox=mailbox, role=name)
-            .exclude(role=Folder.Role.CUSTOM)
-            .first()
-            or Folder.objects.filter(mailbox=mailbox, name__iexact=name).first()
-        )
+        folder = Folder.objects.filter(mailbox=mailbox, role=name).exclude(
+            role=Folder.Role.CUSTOM
+        ).first() or selectors.folder_by_name(mailbox, name)
         if folder is None:
             raise CommandError(f"Aucun dossier « {name} » dans {mailbox.address}.")
         entries = (

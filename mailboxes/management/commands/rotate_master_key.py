@@ -52,9 +52,12 @@ class Command(BaseCommand):
         total = 0
         for model in _SEALED:
             total += self._rewrap(model, ring)
-        # Subjects, attachment names, draft subjects: sealed under a key derived from the
-        # master key, rewritten whole (a few dozen bytes each).
-        resealed = sum(fields.reseal(model) for model in (Message, Draft))
+        # Subjects, attachment names, folder names…: sealed under a key derived from the
+        # master key, rewritten whole (a few dozen bytes each). Every model with a sealed
+        # column, found by its fields (one added later cannot be forgotten here); then the
+        # folder names' keyed digests, computed again under the new key.
+        resealed = sum(fields.reseal(model) for model in fields.sealed_models())
+        fields.rekey_all()
         left = Counter[str]()
         for model in _SEALED:
             rows = model._default_manager.exclude(key_id__in=["", ring.current]).values_list(
@@ -65,8 +68,9 @@ class Command(BaseCommand):
             raise CommandError(f"des clés restent sous une ancienne clé maîtresse : {dict(left)}")
         self.stdout.write(
             self.style.SUCCESS(
-                f"{total} clés de données rechiffrées, {resealed} objets et noms de pièces "
-                f"jointes rescellés avec la clé « {ring.current} ». Relancez "
+                f"{total} clés de données rechiffrées, {resealed} lignes aux valeurs scellées "
+                "(objets, noms de pièces jointes et de dossiers) rescellées avec la clé "
+                f"« {ring.current} ». Relancez "
                 "rebuild_search_index avant de retirer les autres clés maîtresses."
             )
         )
