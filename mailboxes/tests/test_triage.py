@@ -169,6 +169,37 @@ def test_the_list_offers_the_selection_without_javascript(claire: Person, julien
     assert ticked.context["back"] == reverse("webmail_folder", args=[_inbox(claire.box).pk])
 
 
+def test_search_results_are_selected_and_filed_in_one_request(
+    claire: Person, julien: Person
+) -> None:
+    """Search a word of the body, tick every result, file them: no per-message click."""
+    for i in range(3):
+        send(julien.box, [claire.box.address], subject=f"Bilan {i}", text="Hémoglobine glyquée")
+    send(julien.box, [claire.box.address], subject="Autre", text="Rien à voir")
+    client = login(claire.user)
+    diabete = services.create_folder(claire.box, "Diabète", by=claire.user)
+    found = client.post(
+        reverse("webmail_search", args=[claire.box.pk]), {"q": "glyquee"}, follow=True
+    )
+    results_url = found.redirect_chain[-1][0]
+    assert "glyqu" not in results_url  # the words stay out of the URL
+    page = found.content.decode()
+    assert 'id="triage-form"' in page
+    ids = [r.entry.pk for r in found.context["rows"]]
+    assert len(ids) == 3
+    ticked = client.get(results_url + "?tout=1").content.decode()
+    assert ticked.count('form="triage-form" checked') == 3
+    response = _bulk(client, claire.box, f"deplacer:{diabete.pk}", ids, next=results_url)
+    assert response.status_code == 302 and response["Location"] == results_url
+    filed = Entry.objects.filter(mailbox=claire.box, folder=diabete)
+    assert sorted(filed.values_list("pk", flat=True)) == sorted(ids)
+    assert Entry.objects.filter(mailbox=claire.box, folder=_inbox(claire.box)).count() == 1
+    # Back on the results, still found (the search covers every folder but the trash).
+    again = client.get(results_url)
+    assert "3 messages déplacés" in again.content.decode()
+    assert sorted(r.entry.pk for r in again.context["rows"]) == sorted(ids)
+
+
 # --------------------------------------------------------------------------- the attacker
 
 

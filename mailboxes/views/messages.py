@@ -34,7 +34,7 @@ from mailboxes.views._common import (
     mailbox_home_url,
     render_webmail,
 )
-from mailboxes.views._sorting import triage_context
+from mailboxes.views._sorting import list_url, triage_context
 from mssante import saved_search
 from mssante.lib import mime
 from mssante.middleware import content_security_policy
@@ -292,6 +292,17 @@ def _search_page(
     page = selectors.Page(entries=[], next_cursor=None)
     if criteria is not None:
         page = selectors.search(mailbox, criteria, before=request.GET.get("avant"))
+    # Results are selectable like any list: file, mark read or archive what was found.
+    # The terms stay out of the URLs (the results' URL names the kept search only).
+    selection: dict[str, Any] = {}
+    if search_id and page.entries:
+        back = list_url(request)
+        selection = {
+            "selectable": True,
+            "select_all": request.GET.get("tout") == "1",
+            "select_all_url": f"{back}{'&' if '?' in back else '?'}tout=1",
+            "back": back,
+        }
     return render_webmail(
         request,
         "mailboxes/search.html",
@@ -306,6 +317,7 @@ def _search_page(
             "results_url": (
                 reverse("webmail_search_results", args=[mailbox.pk, search_id]) if search_id else ""
             ),
+            **selection,
         },
         status=status,
     )

@@ -8,6 +8,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from mailboxes.models import Entry
 from mssante import demo
 from mssante.lib import mime
 from tests.browser.test_webmail import DESKTOP, PHONE, assert_accessible, log_in, mailbox_of
@@ -75,3 +76,13 @@ def test_a_doctor_finds_a_result_by_a_word_of_its_body_with_filters(
         page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.tagName") in {"INPUT", "SELECT", "BUTTON"}
     assert_accessible(page)
+
+    # The results are a list like any other: tick them all, archive them in one click.
+    page.locator("#triage-form").get_by_role("link", name="Tout sélectionner").click()
+    expect(page.locator("#triage-count")).to_have_text("1 message sélectionné")
+    page.locator("#triage-form").get_by_role("button", name="Archiver").click()
+    expect(page.get_by_text("1 message déplacé dans « Archives ».")).to_be_visible()
+    archived = Entry.objects.get(
+        mailbox=doctor, message__from_addr=nurse.address, folder__role="archive"
+    )
+    assert archived.message.subject == "Résultats de Mme Lefèvre"
