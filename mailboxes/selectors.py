@@ -271,7 +271,10 @@ def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
     if not value:
         return None
     stamp, sep, pk = value.partition("-")
-    if not sep or not stamp.isdigit() or not pk.isdigit() or len(stamp) > 20 or len(pk) > 19:
+    # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "٣".
+    if not sep or not (stamp + pk).isascii() or not stamp.isdigit() or not pk.isdigit():
+        return None
+    if len(stamp) > 20 or len(pk) > 19:
         return None
     try:
         when = datetime.fromtimestamp(int(stamp) / 1_000_000, tz=UTC)
