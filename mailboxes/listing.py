@@ -15,7 +15,7 @@ from django.db.models.functions import Cast, Coalesce, Lower, NullIf
 
 from accounts.models import PatientIdentity
 from mailboxes.models import Entry, Folder, Mailbox
-from mailboxes.selectors import PAGE_SIZE, _cursor, _entries, parse_cursor
+from mailboxes.selectors import PAGE_SIZE, _cursor, _entries, newer_than, parse_cursor
 
 # ?tri=<column>&ordre=<asc|desc>: the column's order when none is given first. Not by
 # subject: subjects are sealed at rest (docs/decisions.md), the database cannot order them
@@ -102,10 +102,7 @@ def new_count(folder: Folder, since: str | None) -> int:
     cursor = parse_cursor(since)
     if cursor is None:
         return 0
-    when, pk = cursor
-    newer = Entry.objects.filter(folder=folder).filter(
-        Q(received_at__gt=when) | Q(received_at=when, pk__gt=pk)
-    )
+    newer = Entry.objects.filter(folder=folder).filter(newer_than(cursor))
     return len(newer.order_by().values_list("pk", flat=True)[:NEW_COUNT_CAP])
 
 

@@ -309,8 +309,10 @@ def _filters(
         params.append(stamp(criteria.until))
     if before is not None:
         when, pk = before
-        where.append("(received_at < %s OR (received_at = %s AND id < %s))")
-        params.extend([stamp(when), stamp(when), pk])
+        # One row comparison: a range of the (mailbox or folder, received_at, id) index
+        # that starts at the cursor (an OR of the two cases walked from the newest).
+        where.append("(received_at, id) < (%s, %s)")
+        params.extend([stamp(when), pk])
     return " AND ".join(where)
 
 
