@@ -338,7 +338,7 @@ def _ours_side(operator: Operator) -> Iterator[Side]:
     from clients.models import AppPassword
     from tests import factories
 
-    box = factories.mailbox(domain=factories.hosted_domain(HERE))
+    box = factories.mailbox(factories.professional(), domain=factories.hosted_domain(HERE))
     _password, raw = services.create_app_password(
         box.owner, label="mbsync", scope=AppPassword.Scope.BOTH, mailbox=box
     )
