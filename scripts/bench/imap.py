@@ -653,6 +653,9 @@ def main() -> None:
                 continue
             try:
                 results[target.name] = measure(target, messages, args)
+            except (Exception, SystemExit) as exc:  # the other target still runs
+                say(f"{target.name}: failed: {exc!r}"[:2000])
+                results[target.name] = f"failed: {exc!r}"[:500]
             finally:
                 target.stop()
         report(results, args)
