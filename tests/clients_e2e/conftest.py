@@ -241,8 +241,9 @@ class OursSide:
         return Entry.objects.filter(mailbox=self.box).select_related("message", "folder")
 
     def _entry(self, msgid: str) -> Any:
-        [entry] = [e for e in self._entries() if _bracketed(e.message.message_id) == msgid]
-        return entry
+        found = [e for e in self._entries() if _bracketed(e.message.message_id) == msgid]
+        assert len(found) == 1, f"{msgid} is in {[e.folder.role for e in found]} (one expected)"
+        return found[0]
 
     def sources(self) -> dict[str, bytes]:
         from django.urls import reverse
@@ -344,6 +345,12 @@ def _ours_side(operator: Operator) -> Iterator[Side]:
     )
     with ours_imap_server(operator) as port:
         yield OursSide(box, Account("localhost", port, box.address, raw, operator.ca_file))
+
+
+@pytest.fixture
+def ours(here: Operator, transactional_db: None) -> Iterator[Side]:
+    """An account on our IMAP server only (skipped, or failed, as ``OURS_REQUIRED`` says)."""
+    yield from _ours_side(here)
 
 
 @pytest.fixture(params=["ours", "dovecot"])

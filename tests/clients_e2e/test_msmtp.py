@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,3 +138,31 @@ def test_a_charter_refusal_reaches_msmtp_and_nothing_is_stored(
         assert done.returncode != 0
         assert b"550" in done.stderr and words in done.stderr, done.stderr
     assert not Message.objects.exists()
+
+
+def test_what_msmtp_sent_is_in_sent_for_the_imap_client_too(
+    ours: Any, port: int, here: Operator, tmp_path: Path
+) -> None:
+    """The whole client story on one application password: send with msmtp, then mbsync
+    finds the copy in Sent, byte-identical to what the webmail's source view serves."""
+    from tests.clients_e2e.conftest import connect, special_folders
+    from tests.clients_e2e.mbsync import Mirror
+
+    box = ours.box
+    colleague = factories.mailbox(factories.professional(), domain=box.domain)
+    config = configure(tmp_path / "msmtp", port, here, box, ours.account.password)
+    raw = with_headers(corpus.message(3, colleague.address), box.address, [colleague.address])
+    done = msmtp(config, raw)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+    conn = connect(ours.account)
+    try:
+        sent = special_folders(conn)["sent"]
+    finally:
+        conn.logout()
+    mirror = Mirror(ours.account, tmp_path / "imap")
+    mirror.sync()
+    [(_msgid, served)] = ours.sources().items()  # the Sent copy, the box's only message
+    [local] = mirror.messages(sent)
+    assert local.raw() == served
+    assert Entry.objects.get(mailbox=colleague).folder.role == "inbox"
