@@ -325,10 +325,11 @@ def timed(fn: Callable[[], object]) -> float:
 
 @dataclass
 class Series:
-    """Milliseconds of the runs of one operation."""
+    """Milliseconds of the runs of one operation, and the server's CPU per run."""
 
     values: list[float] = field(default_factory=list)
     note: str = ""
+    cpu_ms: float | None = None  # the server's process trees (ours: and PostgreSQL's)
 
     @property
     def median(self) -> float | None:
@@ -343,9 +344,18 @@ class Series:
         return max(self.values) if self.values else None
 
 
-def login_select(account: Account, reps: int, count: int) -> Series:
-    series = Series()
+def runs(cpu_roots: Callable[[], list[int]], warm_up: Callable[[], object],
+         each: list[Callable[[], object]]) -> Series:  # fmt: skip
+    """One untimed warm-up, then each run timed; the server's CPU over the timed runs."""
+    warm_up()
+    roots = cpu_roots()
+    cpu0 = harness.tree_cpu(roots)
+    series = Series(values=[timed(fn) for fn in each])
+    series.cpu_ms = 1000 * (harness.tree_cpu(roots) - cpu0) / max(1, len(each))
+    return series
 
+
+def login_select(account: Account, reps: int, count: int, cpu: Callable[[], list[int]]) -> Series:
     def once() -> None:
         conn = session(account)
         data = ok(conn.select("INBOX"), "SELECT")
@@ -353,26 +363,24 @@ def login_select(account: Account, reps: int, count: int) -> Series:
             raise RuntimeError(f"SELECT INBOX: {data[0]!r} messages, {count} expected")
         conn.logout()
 
-    once()  # warm-up (Dovecot builds its index here the first time)
-    series.values = [timed(once) for _ in range(reps)]
-    return series
+    return runs(cpu, once, [once] * reps)
 
 
-def fetches(conn: imaplib.IMAP4, count: int, reps: int, size: int, items: str) -> Series:
+def fetches(conn: imaplib.IMAP4, count: int, reps: int, size: int, items: str,
+            cpu: Callable[[], list[int]]) -> Series:  # fmt: skip
     rng = random.Random(f"fetch-{size}")
-    series = Series()
 
-    def once(start: int) -> None:
-        data = ok(conn.fetch(f"{start}:{start + size - 1}", items), "FETCH")
-        got = sum(1 for d in data if isinstance(d, tuple))
-        if got != size:
-            raise RuntimeError(f"FETCH {items}: {got} messages, {size} expected")
+    def at(start: int) -> Callable[[], None]:
+        def once() -> None:
+            data = ok(conn.fetch(f"{start}:{start + size - 1}", items), "FETCH")
+            got = sum(1 for d in data if isinstance(d, tuple))
+            if got != size:
+                raise RuntimeError(f"FETCH {items}: {got} messages, {size} expected")
 
-    once(1)
-    for _ in range(reps):
-        start = rng.randint(1, max(1, count - size + 1))
-        series.values.append(timed(lambda s=start: once(s)))  # type: ignore[misc]
-    return series
+        return once
+
+    starts = [rng.randint(1, max(1, count - size + 1)) for _ in range(reps)]
+    return runs(cpu, at(1), [at(s) for s in starts])
 
 
 SEARCHES = {
@@ -382,18 +390,16 @@ SEARCHES = {
 }
 
 
-def searches(conn: imaplib.IMAP4, reps: int) -> dict[str, Series]:
+def searches(conn: imaplib.IMAP4, reps: int, cpu: Callable[[], list[int]]) -> dict[str, Series]:
     found = {}
     for label, criteria in SEARCHES.items():
-        series = Series()
-        answer: list[bytes] = []
+        answer: list[bytes] = [b""]
 
         def once(c: tuple[str, ...] = criteria, out: list[bytes] = answer) -> None:
             data = ok(conn.uid("SEARCH", *c), "UID SEARCH")
-            out[:] = [data[0] or b""]
+            out[0] = data[0] or b""
 
-        once()
-        series.values = [timed(once) for _ in range(reps)]
+        series = runs(cpu, once, [once] * reps)
         series.note = f"{len(answer[0].split())} UIDs"
         found[label] = series
     return found
@@ -496,40 +502,58 @@ class Result:
     memory: Memory | None = None
     described: list[str] = field(default_factory=list)
     first_select_ms: float | None = None
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def measure(target: Target, messages: list[bytes], args: argparse.Namespace) -> Result:
+    """Every operation on ``target``; an operation that fails is noted, the next one runs."""
     say(f"{target.name}: starting with {len(messages)} messages")
     target.start(messages)
     result = Result(described=target.describe())
     load = harness.loadavg()
     account = target.account
     count = len(messages)
-    say(f"{target.name}: first SELECT (the server reads the new mailbox)")
-    conn = session(account)
-    result.first_select_ms = timed(lambda: ok(conn.select("INBOX"), "SELECT"))
-    conn.logout()
-    say(f"{target.name}: login + SELECT")
-    result.rows["login + SELECT INBOX"] = login_select(account, args.reps, count)
-    conn = session(account)
-    ok(conn.select("INBOX", readonly=True), "SELECT")
-    say(f"{target.name}: FETCH")
-    result.rows["FETCH 1,000 headers"] = fetches(
-        conn, count, args.reps, min(1000, count),
-        "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])",
-    )  # fmt: skip
-    result.rows["FETCH 100 full messages"] = fetches(
-        conn, count, args.reps, min(100, count), "(BODY.PEEK[])"
-    )
-    say(f"{target.name}: UID SEARCH")
-    result.rows.update(searches(conn, args.reps))
-    conn.logout()
-    say(f"{target.name}: IDLE wake-up after a delivery")
-    start, ack = idle_latency(target, account, args.idle_reps, count)
-    result.rows["IDLE: delivery started -> EXISTS"] = start
-    result.rows["IDLE: delivery acknowledged -> EXISTS"] = ack
-    say(f"{target.name}: memory of {args.idle_connections} idle connections")
-    result.memory = idle_memory(target, account, args.idle_connections)
+    extra = getattr(target, "postgres_pids", None)
+
+    def cpu() -> list[int]:
+        return target.server_pids() + (extra() if extra else [])
+
+    def phase(name: str, fn: Callable[[], None]) -> None:
+        say(f"{target.name}: {name}")
+        try:
+            fn()
+        except Exception as exc:  # noted in the report; the other operations still run
+            say(f"{target.name}: {name} failed: {exc!r}")
+            result.failures[name] = repr(exc)[:300]
+
+    def first_select() -> None:
+        conn = session(account)
+        result.first_select_ms = timed(lambda: ok(conn.select("INBOX"), "SELECT"))
+        conn.logout()
+
+    def reading() -> None:
+        conn = session(account)
+        ok(conn.select("INBOX", readonly=True), "SELECT")
+        items = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER])"
+        result.rows["FETCH 1,000 headers"] = fetches(conn, count, args.reps, min(1000, count), items, cpu)  # fmt: skip
+        result.rows["FETCH 100 full messages"] = fetches(conn, count, args.reps, min(100, count), "(BODY.PEEK[])", cpu)  # fmt: skip
+        result.rows.update(searches(conn, args.reps, cpu))
+        conn.logout()
+
+    def idle() -> None:
+        start, ack = idle_latency(target, account, args.idle_reps, count)
+        result.rows["IDLE: delivery started -> EXISTS"] = start
+        result.rows["IDLE: delivery acknowledged -> EXISTS"] = ack
+
+    def memory() -> None:
+        result.memory = idle_memory(target, account, args.idle_connections)
+
+    phase("first SELECT (the server reads the new mailbox)", first_select)
+    phase("login + SELECT", lambda: result.rows.__setitem__(
+        "login + SELECT INBOX", login_select(account, args.reps, count, cpu)))  # fmt: skip
+    phase("FETCH and UID SEARCH", reading)
+    phase("IDLE wake-up after a delivery", idle)
+    phase(f"memory of {args.idle_connections} idle connections", memory)
     result.described.append(f"load average {load:.1f} -> {harness.loadavg():.1f} "
                             f"({harness.NCPU} CPU, shared with whatever else runs)")  # fmt: skip
     return result
@@ -578,10 +602,12 @@ def report(results: dict[str, Result | str], args: argparse.Namespace) -> None:
             continue
         for label, series in result.rows.items():
             details.append([name, label, fmt(series.median), fmt(series.p95), fmt(series.worst),
-                            str(len(series.values)), series.note])  # fmt: skip
+                            str(len(series.values)), fmt(series.cpu_ms), series.note])  # fmt: skip
     if details:
-        table("Spread of each operation (ms)",
-              ["server", "operation", "p50", "p95", "max", "runs", "answer"], details)  # fmt: skip
+        table("Spread of each operation (ms) and the server's CPU per operation",
+              ["server", "operation", "p50", "p95", "max", "runs", "CPU ms/op", "answer"],
+              details,
+              ["CPU ms/op: the server's process tree (ours: and PostgreSQL) over the timed runs."])  # fmt: skip
     print()
     for name, result in results.items():
         if not isinstance(result, Result):
@@ -595,6 +621,8 @@ def report(results: dict[str, Result | str], args: argparse.Namespace) -> None:
                   f"first SELECT of the new mailbox {fmt(result.first_select_ms)} ms")  # fmt: skip
         for line in result.described:
             print(f"{name}: {line}")
+        for what, why in result.failures.items():
+            print(f"{name}: FAILED {what}: {why}")
     answers = {
         label: {n: r.rows[label].note for n, r in results.items() if isinstance(r, Result)
                 and label in r.rows}
