@@ -58,21 +58,25 @@ def ours_imap_server(operator: Operator) -> Iterator[int]:
 
     fixture = getattr(clients_fixtures, "imap_server", None)
     if fixture is not None and not hasattr(fixture, "_pytestfixturefunction"):
-        with fixture(operator) as port:
-            yield port
+        with fixture(operator) as handle:
+            yield _port(handle)
         return
     module = importlib.import_module(OURS_MODULE)
     start = module.start_imap_server
-    port = free_port()
-    server = start("127.0.0.1", port, clients_fixtures.client_facing(operator))
+    server = start("127.0.0.1", free_port(), clients_fixtures.client_facing(operator))
     with ExitStack() as stack:
         if hasattr(server, "__enter__"):
-            stack.enter_context(server)
+            server = stack.enter_context(server)
         else:
             stop = getattr(server, "stop", None) or getattr(server, "close", None)
             if stop is not None:
                 stack.callback(stop)
-        yield port
+        yield _port(server)
+
+
+def _port(handle: Any) -> int:
+    """The STARTTLS port of a started server: the handle itself or its ``port``."""
+    return handle if isinstance(handle, int) else int(handle.port)
 
 
 # --------------------------------------------------------------------------- IMAP helpers
@@ -125,6 +129,9 @@ class Side(Protocol):
     def state(self, msgid: str) -> tuple[str, set[str]]:
         """Where the message is (a role: "inbox", "archive"…, or a folder name) and its flags."""
 
+    def folders(self, msgid: str) -> list[str]:
+        """Every folder (role or name) holding a copy of the message."""
+
     def flag(self, msgid: str) -> None:
         """Flag the message on the server side."""
 
@@ -176,6 +183,13 @@ class DovecotSide:
             _typ, data = conn.uid("SEARCH", "HEADER", "Message-ID", quoted(msgid))
             found += [(role, folder, uid) for uid in data[0].split()]
         return found
+
+    def folders(self, msgid: str) -> list[str]:
+        conn = connect(self.account)
+        try:
+            return sorted(role for role, _folder, _uid in self._find(conn, msgid))
+        finally:
+            conn.logout()
 
     def state(self, msgid: str) -> tuple[str, set[str]]:
         conn = connect(self.account)
@@ -239,6 +253,13 @@ class OursSide:
         from mailboxes.models import Entry
 
         return Entry.objects.filter(mailbox=self.box).select_related("message", "folder")
+
+    def folders(self, msgid: str) -> list[str]:
+        return sorted(
+            e.folder.role if e.folder.role != "custom" else e.folder.name
+            for e in self._entries()
+            if _bracketed(e.message.message_id) == msgid
+        )
 
     def _entry(self, msgid: str) -> Any:
         found = [e for e in self._entries() if _bracketed(e.message.message_id) == msgid]

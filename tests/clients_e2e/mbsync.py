@@ -130,7 +130,8 @@ CopyArrivalDate yes
         self.config.chmod(0o600)
 
     def sync(self, timeout: float = 600) -> str:
-        """One ``mbsync -a`` run; its output. Raises with the output when it fails."""
+        """One ``mbsync -a`` run; its output. Raises with the output when it fails or
+        when a side refused to store a message."""
         done = subprocess.run(
             [MBSYNC, "-V", "-c", str(self.config), "-a"],
             capture_output=True,
@@ -142,6 +143,11 @@ CopyArrivalDate yes
         self.log.append(output)
         if done.returncode != 0:
             raise AssertionError(f"mbsync failed ({done.returncode}):\n{output[-4000:]}")
+        # mbsync carries on (status 0) when a server refuses a message it copies, and still
+        # expunges the original it moved: a refusal is a failure of the sync.
+        refused = [line for line in output.splitlines() if "refuses to store" in line]
+        if refused:
+            raise AssertionError("mbsync: a side refused a message:\n" + output[-4000:])
         return output
 
     def folders(self) -> list[str]:
