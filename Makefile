@@ -30,6 +30,7 @@ bench: venv
 	$(BIN)/python scripts/bench/pipeline.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench/smtp.py $(BENCH_ARGS)
 	$(BIN)/python scripts/bench/webmail.py $(BENCH_ARGS)
+	$(BIN)/python scripts/bench/imap.py $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
