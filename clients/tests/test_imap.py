@@ -17,7 +17,7 @@ from imapclient import IMAPClient
 
 from clients import services
 from clients.models import AppPassword
-from mailboxes.models import Entry, Mailbox
+from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.services import read_raw
 from tests.personas import Person, login, send
 from tests.smtp_peers import Operator
@@ -99,3 +99,116 @@ def test_a_client_lists_selects_and_fetches_the_bytes_the_webmail_serves(
     assert not entry.seen
     source = login(claire.user).get(reverse("webmail_source", args=[entry.pk]))
     assert b"".join(source.streaming_content) == fetched[b"BODY[]"]
+
+
+def test_a_bad_password_is_refused_in_french_and_repeated_tries_lock_out(
+    imap: Any, here: Operator, box: Mailbox
+) -> None:
+    password_for(box)
+    answers = []
+    for _ in range(12):
+        c = IMAPClient("127.0.0.1", port=imap.port, ssl=False, timeout=10)
+        c.starttls(context(here))
+        with pytest.raises(Exception) as refused:
+            c.login(box.address, "pas-le-bon-mot-de-passe")
+        answers.append(str(refused.value))
+        c.shutdown()
+    assert "Identifiants refuses" in answers[0]
+    assert "Trop d'essais" in answers[-1]
+    # The server is still there for the next client.
+    c = IMAPClient("127.0.0.1", port=imap.port, ssl=False, timeout=10)
+    c.starttls(context(here))
+    c.shutdown()
+
+
+def test_an_smtp_only_password_cannot_open_imap(imap: Any, here: Operator, box: Mailbox) -> None:
+    secret = password_for(box, scope=AppPassword.Scope.SMTP)
+    with pytest.raises(Exception, match="Identifiants refuses"):
+        client(imap, here, box, secret)
+
+
+def test_flags_set_over_imap_show_in_the_webmail_and_the_webmail_s_show_over_imap(
+    imap: Any, here: Operator, claire: Person, box: Mailbox, colleague: Mailbox
+) -> None:
+    first = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    second = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Deux"))
+    web = login(claire.user)
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX")
+        c.add_flags([first.uid], [b"\\Seen", b"\\Flagged", b"\\Answered"])
+        first.refresh_from_db()
+        assert first.seen and first.flagged and first.answered
+        page = web.get(reverse("webmail_mailbox", args=[box.pk]))
+        assert page.context["folders"][0].unread == 1
+        # The webmail reads the second one and unflags the first: the client sees it.
+        web.get(reverse("webmail_read", args=[second.pk]))
+        web.post(reverse("webmail_flag", args=[first.pk]), {"flagged": ""})
+        c.noop()
+        flags = c.get_flags([first.uid, second.uid])
+        assert set(flags[first.uid]) == {b"\\Seen", b"\\Answered"}
+        assert b"\\Seen" in flags[second.uid]
+        # A body fetched without PEEK marks the message read, as opening it does.
+        c.remove_flags([second.uid], [b"\\Seen"])
+        c.fetch([second.uid], ["BODY[]"])
+    second.refresh_from_db()
+    assert second.seen
+
+
+def test_move_and_expunge_go_where_the_webmail_would(
+    imap: Any, here: Operator, claire: Person, box: Mailbox, colleague: Mailbox
+) -> None:
+    kept = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    gone = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Deux"))
+    archive = Folder.objects.get(mailbox=box, role=Folder.Role.ARCHIVE)
+    with client(imap, here, box, password_for(box)) as c:
+        archive_name = next(
+            name for flags, _d, name in c.list_folders() if b"\\Archive" in flags
+        )
+        trash_name = next(name for flags, _d, name in c.list_folders() if b"\\Trash" in flags)
+        c.select_folder("INBOX")
+        c.move([kept.uid], archive_name)
+        kept.refresh_from_db()
+        assert kept.folder_id == archive.pk
+        assert kept.uid == 1  # numbered anew in the archive
+        c.add_flags([gone.uid], [b"\\Deleted"])
+        c.expunge()
+        gone.refresh_from_db()
+        assert gone.folder.role == Folder.Role.TRASH and gone.previous_folder.role == "inbox"
+        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        # In the trash, EXPUNGE is the webmail's "delete for good".
+        c.select_folder(trash_name)
+        c.add_flags([gone.uid], [b"\\Deleted"])
+        c.expunge()
+    assert not Entry.objects.filter(pk=gone.pk).exists()
+    # The webmail sees the same: the archive holds the moved one, the trash is empty.
+    page = login(claire.user).get(reverse("webmail_folder", args=[archive.pk]))
+    assert page.status_code == 200 and "Un" in page.content.decode()
+
+
+def test_idle_is_woken_by_a_delivery(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX")
+        c.idle()
+        send(colleague, [box.address], subject="Urgent")
+        responses = c.idle_check(timeout=5)
+        c.idle_done()
+    assert (1, b"EXISTS") in responses
+
+
+def test_append_to_sent_finds_the_copy_kept_by_the_submission(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    message = send(box, [colleague.address], subject="Envoyé")
+    sent = Entry.objects.get(mailbox=box, message=message)
+    with client(imap, here, box, password_for(box)) as c:
+        sent_name = next(name for flags, _d, name in c.list_folders() if b"\\Sent" in flags)
+        answer = c.append(sent_name, read_raw(message))
+        assert str(sent.uid).encode() in answer
+        before = Entry.objects.count()
+        with pytest.raises(Exception, match="Depot refuse|Copie refusee"):
+            c.append(sent_name, b"Message-ID: <ailleurs@example.org>\r\nSubject: x\r\n\r\nx\r\n")
+        with pytest.raises(Exception, match="Depot refuse"):
+            c.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
+    assert Entry.objects.count() == before
