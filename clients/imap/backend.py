@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -52,6 +53,25 @@ from mailboxes.models import Folder
 from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
 
 T = TypeVar("T")
+
+# Whether the FETCH being answered asks for a message's body (not only its headers): set
+# by the connection's state for each FETCH (pymap's own requirement counts a
+# BODY.PEEK[HEADER] as the whole content), read when a message is loaded.
+FETCH_OPENS: contextvars.ContextVar[bool] = contextvars.ContextVar("imap_fetch_opens", default=True)
+HEADER_ONLY = frozenset({b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT", b"MIME"})
+
+
+def opens_a_body(attributes: Iterable[Any]) -> bool:
+    """Whether these FETCH attributes hand out a body (an opening for the access journal)."""
+    for attr in attributes:
+        name = bytes(attr.value).upper()
+        if name in (b"RFC822", b"RFC822.TEXT"):
+            return True
+        if name in (b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK") and attr.section is not None:
+            section = attr.section
+            if section.parts or section.specifier not in HEADER_ONLY:
+                return True
+    return False
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 # How often an IDLE client's folder is looked at (a delivery shows within this).
@@ -138,9 +158,7 @@ class Message(BaseMessage):
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
             return BaseLoadedMessage(self, requirement, None)
-        raw = await self._folder.read_body(
-            self.entry_id, opening=requirement.has_all(FetchRequirement.BODY)
-        )
+        raw = await self._folder.read_body(self.entry_id, opening=FETCH_OPENS.get())
         return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
 
 

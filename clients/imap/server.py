@@ -32,6 +32,7 @@ from pymap.context import connection_exit
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
 from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand
+from pymap.parsing.command.select import FetchCommand
 from pymap.parsing.response import (
     CommandResponse,
     ResponseBye,
@@ -44,7 +45,7 @@ from pysasl.creds.server import ServerCredentials
 from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.plain import PlainMechanism
 
-from clients.imap.backend import Config, Login, imap_text
+from clients.imap.backend import FETCH_OPENS, Config, Login, imap_text, opens_a_body
 from mailboxes.transport.inbound import ThreadedDatabase
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,10 @@ class State(ConnectionState):
                 cmd.tag, imap_text("Méthode d'authentification non proposée.").encode()
             )
         return await super().do_authenticate(cmd, creds)
+
+    async def do_fetch(self, cmd: FetchCommand) -> Any:
+        FETCH_OPENS.set(opens_a_body(cmd.attributes))
+        return await super().do_fetch(cmd)
 
     @staticmethod
     def _privacy(tag: bytes) -> ResponseNo:

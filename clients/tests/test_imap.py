@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from imapclient import IMAPClient
 
 from clients import services
 from clients.models import AppPassword
-from mailboxes.models import Entry, Folder, Mailbox
+from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
 from mailboxes.services import read_raw
+from tests import factories
 from tests.personas import Person, login, send
 from tests.smtp_peers import Operator
 
@@ -212,3 +214,106 @@ def test_append_to_sent_finds_the_copy_kept_by_the_submission(
         with pytest.raises(Exception, match="Depot refuse"):
             c.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
     assert Entry.objects.count() == before
+
+
+# --------------------------------------------------------------------------- shared boxes
+
+
+@pytest.fixture
+def service(julien: Person) -> Mailbox:
+    """An organisational box under Julien's responsibility."""
+    return factories.shared_mailbox(julien.user)
+
+
+def all_boxes_password(person: Person) -> str:
+    _password, raw = services.create_app_password(
+        person.user, label="Thunderbird", scope=AppPassword.Scope.IMAP, mailbox=None
+    )
+    return raw
+
+
+def shared_names(c: IMAPClient, box: Mailbox) -> dict[str, str]:
+    """The shared box's folders as the client lists them (name → its last part)."""
+    prefix = f"Partagés/{box.address}/"
+    return {
+        name: name[len(prefix) :] for _f, _d, name in c.list_folders() if name.startswith(prefix)
+    }
+
+
+def test_a_member_sees_the_shared_box_and_each_opening_is_journaled(
+    imap: Any, here: Operator, claire: Person, julien: Person, service: Mailbox
+) -> None:
+    factories.member(service, claire.user, Membership.Role.SEND)
+    message = send(julien.box, [service.address], subject="Pour le service")
+    entry = Entry.objects.get(mailbox=service, message=message)
+    with client(imap, here, claire.box, all_boxes_password(claire)) as c:
+        names = shared_names(c, service)
+        inbox = next(n for n in names if n.endswith("Boîte de réception"))
+        c.select_folder(inbox)
+        c.fetch([entry.uid], ["BODY.PEEK[HEADER]"])
+        assert not AccessEvent.objects.filter(mailbox=service).exists()
+        body = c.fetch([entry.uid], ["BODY.PEEK[]"])[entry.uid][b"BODY[]"]
+    assert body == read_raw(message)
+    event = AccessEvent.objects.get(mailbox=service)
+    assert (event.actor_id, event.action, event.message_id) == (
+        claire.user.pk,
+        AccessEvent.Action.OPEN,
+        message.pk,
+    )
+
+
+def test_a_read_only_member_examines_and_cannot_store_or_expunge(
+    imap: Any, here: Operator, claire: Person, julien: Person, service: Mailbox
+) -> None:
+    factories.member(service, claire.user, Membership.Role.READ)
+    entry = Entry.objects.get(
+        mailbox=service, message=send(julien.box, [service.address], subject="Lecture")
+    )
+    with client(imap, here, claire.box, all_boxes_password(claire)) as c:
+        inbox = next(n for n in shared_names(c, service) if n.endswith("Boîte de réception"))
+        with pytest.raises(imaplib.IMAP4.readonly):
+            # SELECT answers [READ-ONLY] (imaplib, told to write, stops there).
+            c.select_folder(inbox)
+        # Opened read-only, imaplib lets the commands through: the server must say no.
+        c.select_folder(inbox, readonly=True)
+        with pytest.raises(Exception, match="READ-ONLY"):
+            c.add_flags([entry.uid], [b"\\Deleted"])
+        with pytest.raises(Exception, match="READ-ONLY"):
+            c.expunge()
+        # Reading does not mark it read for the service either.
+        c.fetch([entry.uid], ["BODY[]"])
+    entry.refresh_from_db()
+    assert not entry.seen and entry.folder.role == Folder.Role.INBOX
+
+
+def test_a_stranger_s_box_is_invisible_and_a_revoked_member_loses_it(
+    imap: Any, here: Operator, claire: Person, julien: Person, service: Mailbox
+) -> None:
+    grant = factories.member(service, claire.user, Membership.Role.SEND)
+    with client(imap, here, claire.box, all_boxes_password(claire)) as c:
+        listed = [name for _f, _d, name in c.list_folders()]
+        assert not any(julien.box.address in name for name in listed)
+        with pytest.raises(Exception, match="NONEXISTENT|does not exist"):
+            c.select_folder(f"Partagés/{julien.box.address}/Boîte de réception")
+        inbox = next(n for n in shared_names(c, service) if n.endswith("Boîte de réception"))
+        c.select_folder(inbox)
+        grant.revoked_at = timezone.now()
+        grant.save()
+        # At its next command the box is gone for this session.
+        with pytest.raises(Exception):  # noqa: B017 (BYE or NO: either ends it)
+            c.noop()
+            c.select_folder(inbox)
+    assert not shared_names_after_login(imap, here, claire, service)
+
+
+def shared_names_after_login(imap: Any, here: Operator, person: Person, box: Mailbox) -> dict[str, str]:
+    with client(imap, here, person.box, all_boxes_password(person)) as c:
+        return shared_names(c, box)
+
+
+def test_a_password_for_one_box_shows_only_that_box(
+    imap: Any, here: Operator, claire: Person, julien: Person, service: Mailbox
+) -> None:
+    factories.member(service, claire.user, Membership.Role.SEND)
+    with client(imap, here, claire.box, password_for(claire.box)) as c:
+        assert shared_names(c, service) == {}
