@@ -426,7 +426,13 @@ class Session:
         refs = await self._load()
         tree = ListTree(store.DELIMITER).update("INBOX", *(r.name for r in refs.values()))
         found = []
-        for entry in tree.list_matching(ref_name, filter_):
+        pattern = ref_name + filter_
+        if len(pattern) > MAX_PATTERN or sum(pattern.count(w) for w in "*%") > MAX_WILDCARDS:
+            raise NotAllowedError(imap_text("Motif de dossiers trop long ou trop complexe."))
+        for entry in tree.list():
+            wanted = pattern.upper() if entry.name == "INBOX" else pattern
+            if not glob_matches(wanted, entry.name):
+                continue
             attrs = list(entry.attributes)
             ref = refs.get(_key(entry.name))
             if ref is not None and not ref.shared and ref.role in store.SPECIAL_USE:
@@ -622,6 +628,46 @@ class Session:
         return list(
             zip([s for s, _m in found], updated, strict=True)
         ), await folder.update_selected(selected)
+
+
+MAX_PATTERN = 1000
+MAX_WILDCARDS = 20
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """LIST's wildcards (``*`` anything, ``%`` anything but the delimiter), in linear steps.
+
+    Not pymap's regular expression: "*a*a*a…z" made it backtrack for minutes, the event
+    loop with it (every client of the process waited).
+    """
+    # states: the pattern positions reachable after reading a prefix of ``name``.
+    states = _closure({0}, pattern)
+    for char in name:
+        nxt: set[int] = set()
+        for i in states:
+            if i < len(pattern):
+                p = pattern[i]
+                if p == "*" or (p == "%" and char != store.DELIMITER):
+                    nxt.add(i)
+                elif p == char:
+                    nxt.add(i + 1)
+        states = _closure(nxt, pattern)
+        if not states:
+            return False
+    return len(pattern) in states
+
+
+def _closure(states: set[int], pattern: str) -> set[int]:
+    # A wildcard may match nothing: its position reaches the next one.
+    out: set[int] = set()
+    for i in sorted(states):
+        if i in out:
+            continue
+        out.add(i)
+        while i < len(pattern) and pattern[i] in "*%":
+            i += 1
+            out.add(i)
+    return out
 
 
 def _key(name: str) -> str:

@@ -317,3 +317,83 @@ def test_a_password_for_one_box_shows_only_that_box(
     factories.member(service, claire.user, Membership.Role.SEND)
     with client(imap, here, claire.box, password_for(claire.box)) as c:
         assert shared_names(c, service) == {}
+
+
+# --------------------------------------------------------------------------- hostile clients
+
+
+def raw_session(imap: Any, here: Operator, box: Mailbox) -> imaplib.IMAP4:
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    conn.starttls(context(here))
+    conn.login(box.address, password_for(box))
+    return conn
+
+
+def still_serving(imap: Any, here: Operator) -> None:
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    conn.starttls(context(here))
+    assert "AUTH=PLAIN" in conn.capabilities
+    conn.shutdown()
+
+
+def test_a_huge_literal_ends_the_connection_and_nothing_else(
+    imap: Any, here: Operator, box: Mailbox
+) -> None:
+    conn = raw_session(imap, here, box)
+    conn.send(b"a1 APPEND INBOX {2000000000+}\r\n" + b"x" * 1000)
+    answer = conn.readline()
+    assert answer.startswith(b"* BYE [TOOBIG]") and b"trop longue" in answer
+    conn.shutdown()
+    # Without LITERAL+, pymap refuses the size before asking for the bytes.
+    conn = raw_session(imap, here, box)
+    conn.send(b"a2 APPEND INBOX {2000000000}\r\n")
+    assert conn.readline().startswith(b"a2 BAD")
+    conn.shutdown()
+    # A line with no end (past 64 KiB).
+    conn = raw_session(imap, here, box)
+    conn.send(b"a3 NOOP " + b"y" * 100_000)
+    assert conn.readline().startswith(b"* BYE")
+    conn.shutdown()
+    still_serving(imap, here)
+
+
+def test_any_uid_range_on_an_empty_folder_is_answered_cleanly(
+    imap: Any, here: Operator, box: Mailbox
+) -> None:
+    conn = raw_session(imap, here, box)
+    assert conn.select("INBOX") == ("OK", [b"0"])
+    for command, args in (
+        ("FETCH", ("1:*", "(FLAGS BODY.PEEK[])")),
+        ("SEARCH", ("UID", "1:*")),
+        ("STORE", ("1:*", "+FLAGS", "(\\Seen)")),
+        ("MOVE", ("1:*", "INBOX")),
+        ("FETCH", ("4294967295:*", "(UID)")),
+    ):
+        typ, _data = conn.uid(command, *args)
+        assert typ == "OK", command
+    assert conn.expunge()[0] == "OK"
+    conn.shutdown()
+
+
+def test_garbage_commands_get_bad_then_a_bye_and_the_server_lives_on(
+    imap: Any, here: Operator, box: Mailbox
+) -> None:
+    conn = raw_session(imap, here, box)
+    for garbage in (b"\x00\xff\xfe", b"a1 FETCH", b"a2 SELECT", b"a3 UID FETCH x:y (FLAGS)", b")("):
+        conn.send(garbage + b"\r\n")
+    answers = []
+    while line := conn.readline():
+        answers.append(line)
+    # Each one BAD, then pymap's limit of five errors in a row ends the connection (the
+    # loop above stopped: the server closed it).
+    assert len(answers) == 5 and all(b" BAD " in a for a in answers)
+    conn.shutdown()
+    # Unknown folder names, odd patterns: plain NO or an empty list.
+    with client(imap, here, box, password_for(box)) as c:
+        assert c.list_folders("", "*a*a*a*a*a*a*a*a*a*zz") == []
+        assert [n for _f, _d, n in c.list_folders("", "INB%")] == ["INBOX"]
+        with pytest.raises(Exception, match="trop complexe"):
+            c.list_folders("", "*%" * 40)
+        with pytest.raises(Exception, match="NONEXISTENT"):
+            c.select_folder("../" * 50 + "\x7f")
+    still_serving(imap, here)
