@@ -25,6 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from pymap.concurrent import Event
 from pymap.config import BackendCapability, IMAPConfig
+from pymap.context import socket_info
 from pymap.exceptions import (
     InvalidAuth,
     MailboxConflict,
@@ -33,7 +34,7 @@ from pymap.exceptions import (
     NotAllowedError,
     NotSupportedError,
 )
-from pymap.flags import FlagOp
+from pymap.flags import FlagOp, PermanentFlags, SessionFlags
 from pymap.interfaces.message import CachedMessage
 from pymap.listtree import ListTree
 from pymap.mailbox import MailboxSnapshot
@@ -43,6 +44,7 @@ from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, ObjectId, SequenceSet
 from pymap.parsing.specials.flag import Answered, Deleted, Flag, Flagged, Recent, Seen
+from pymap.search import SearchCriteriaSet, SearchParams
 from pymap.selected import SelectedMailbox, SelectedSet
 from pysasl.creds.server import ServerCredentials
 
@@ -72,6 +74,7 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
             if section.parts or section.specifier not in HEADER_ONLY:
                 return True
     return False
+
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 # How often an IDLE client's folder is looked at (a delivery shows within this).
@@ -509,8 +512,6 @@ class Session:
     async def select_mailbox(
         self, name: str, readonly: bool = False
     ) -> tuple[MailboxSnapshot, SelectedMailbox]:
-        from pymap.flags import PermanentFlags, SessionFlags
-
         folder = await self._folder(name)
         selected = SelectedMailbox(
             folder.mailbox_id,
@@ -544,8 +545,6 @@ class Session:
     async def search_mailbox(
         self, selected: SelectedMailbox, keys: frozenset[Any]
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
-        from pymap.search import SearchCriteriaSet, SearchParams
-
         folder = await self._selected_folder(selected)
         req = FetchRequirement.reduce(key.requirement for key in keys)
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
@@ -686,8 +685,6 @@ class Login:
         return None
 
     async def authenticate(self, credentials: ServerCredentials) -> Identity:
-        from pymap.context import socket_info
-
         try:
             ip = str(socket_info.get().peername_ip or "")
         except LookupError:
@@ -705,7 +702,8 @@ class Login:
             raise InvalidAuth(imap_text(str(exc))) from None
         return Identity(found, self.config, typed=credentials.authcid)
 
-    async def authorize(self, authenticated: Identity, authzid: str) -> Identity:
+    async def authorize(self, authenticated: Any, authzid: str) -> Identity:
+        assert isinstance(authenticated, Identity)
         if authzid and authzid.lower() != authenticated.typed.lower():
             raise InvalidAuth(imap_text("Identite de connexion differente de l'adresse."))
         return authenticated

@@ -15,9 +15,12 @@ What we change in pymap's connection (by subclassing, never by parsing IMAP ours
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import socket
 import ssl
+import threading
 from argparse import Namespace
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
@@ -233,10 +236,9 @@ class ImapHandle:
                 await server.wait_closed()
 
         if self._loop.is_running():
-            try:
+            # Stopping: whatever the close says, the loop goes next.
+            with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
-            except Exception:  # noqa: S110 (stopping: the loop is going anyway)
-                pass
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
 
@@ -262,15 +264,15 @@ def start_imap_server(
     *,
     tls_port: int | None = None,
     db: ThreadedDatabase | None = None,
-    socks: tuple[Any, Any] | None = None,
+    sock: socket.socket | None = None,
+    tls_sock: socket.socket | None = None,
 ) -> ImapHandle:
     """The IMAP server in a thread of its own (STARTTLS on ``port``, TLS on ``tls_port``).
 
     ``port`` 0: a free port (read ``handle.port``). For the command and for tests (the
-    benchmark and the mail client tests start it the same way).
+    benchmark and the mail client tests start it the same way). ``sock``/``tls_sock``:
+    sockets already bound (the command binds them first, to report a busy port).
     """
-    import threading
-
     loop = asyncio.new_event_loop()
     config = make_config(host=host, port=port, tls_context=ssl_context, db=db)
     started: dict[str, Any] = {}
@@ -281,15 +283,15 @@ def start_imap_server(
         config.apply_context()
 
         async def begin() -> None:
-            servers = [await serve(config, host=host, port=port, sock=socks[0] if socks else None)]
-            if tls_port is not None:
+            servers = [await serve(config, host=host, port=port, sock=sock)]
+            if tls_port is not None or tls_sock is not None:
                 servers.append(
                     await serve(
                         config,
                         host=host,
-                        port=tls_port,
+                        port=tls_port or 0,
                         implicit_tls=True,
-                        sock=socks[1] if socks else None,
+                        sock=tls_sock,
                     )
                 )
             started["servers"] = servers

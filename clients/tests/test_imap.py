@@ -64,7 +64,7 @@ def test_login_before_starttls_is_refused_in_french(
     try:
         assert "LOGINDISABLED" in conn.capabilities and "STARTTLS" in conn.capabilities
         assert not any(c.startswith("AUTH=") for c in conn.capabilities)
-        typ, data = conn._simple_command("LOGIN", box.address, secret)  # type: ignore[attr-defined]
+        typ, data = conn._simple_command("LOGIN", box.address, secret)
     except imaplib.IMAP4.error as exc:
         text = str(exc)
     else:
@@ -163,9 +163,7 @@ def test_move_and_expunge_go_where_the_webmail_would(
     gone = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Deux"))
     archive = Folder.objects.get(mailbox=box, role=Folder.Role.ARCHIVE)
     with client(imap, here, box, password_for(box)) as c:
-        archive_name = next(
-            name for flags, _d, name in c.list_folders() if b"\\Archive" in flags
-        )
+        archive_name = next(name for flags, _d, name in c.list_folders() if b"\\Archive" in flags)
         trash_name = next(name for flags, _d, name in c.list_folders() if b"\\Trash" in flags)
         c.select_folder("INBOX")
         c.move([kept.uid], archive_name)
@@ -209,7 +207,7 @@ def test_append_to_sent_finds_the_copy_kept_by_the_submission(
         answer = c.append(sent_name, read_raw(message))
         assert str(sent.uid).encode() in answer
         before = Entry.objects.count()
-        with pytest.raises(Exception, match="Depot refuse|Copie refusee"):
+        with pytest.raises(Exception, match=r"Depot refuse|Copie refusee"):
             c.append(sent_name, b"Message-ID: <ailleurs@example.org>\r\nSubject: x\r\n\r\nx\r\n")
         with pytest.raises(Exception, match="Depot refuse"):
             c.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
@@ -293,7 +291,7 @@ def test_a_stranger_s_box_is_invisible_and_a_revoked_member_loses_it(
     with client(imap, here, claire.box, all_boxes_password(claire)) as c:
         listed = [name for _f, _d, name in c.list_folders()]
         assert not any(julien.box.address in name for name in listed)
-        with pytest.raises(Exception, match="NONEXISTENT|does not exist"):
+        with pytest.raises(Exception, match=r"NONEXISTENT|does not exist"):
             c.select_folder(f"Partagés/{julien.box.address}/Boîte de réception")
         inbox = next(n for n in shared_names(c, service) if n.endswith("Boîte de réception"))
         c.select_folder(inbox)
@@ -306,7 +304,9 @@ def test_a_stranger_s_box_is_invisible_and_a_revoked_member_loses_it(
     assert not shared_names_after_login(imap, here, claire, service)
 
 
-def shared_names_after_login(imap: Any, here: Operator, person: Person, box: Mailbox) -> dict[str, str]:
+def shared_names_after_login(
+    imap: Any, here: Operator, person: Person, box: Mailbox
+) -> dict[str, str]:
     with client(imap, here, person.box, all_boxes_password(person)) as c:
         return shared_names(c, box)
 
