@@ -22,6 +22,7 @@ import socket
 import ssl
 import threading
 from argparse import Namespace
+from collections.abc import Sequence
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,18 +37,21 @@ from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
 from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand
 from pymap.parsing.command.select import FetchCommand
+from pymap.parsing.commands import Commands
 from pymap.parsing.response import (
     CommandResponse,
     ResponseBye,
     ResponseCode,
     ResponseNo,
     ResponseOk,
+    UntaggedResponse,
 )
 from pysasl import SASLAuth
 from pysasl.creds.server import ServerCredentials
 from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.plain import PlainMechanism
 
+from clients.imap import commands as imap_commands
 from clients.imap.backend import FETCH_OPENS, Config, Login, imap_text, opens_a_body
 from mailboxes.transport.inbound import ThreadedDatabase
 
@@ -77,6 +81,14 @@ class OurConfig(Config):
     @property
     def tls_auth(self) -> SASLAuth:
         return SASLAuth([PlainMechanism(), LoginMechanism()])
+
+    @property
+    def commands(self) -> Commands:
+        return imap_commands.commands()
+
+    @property
+    def login_capability(self) -> Sequence[bytes]:
+        return [*super().login_capability, b"NAMESPACE", b"ENABLE"]
 
 
 class State(ConnectionState):
@@ -112,6 +124,17 @@ class State(ConnectionState):
                 cmd.tag, imap_text("Méthode d'authentification non proposée.").encode()
             )
         return await super().do_authenticate(cmd, creds)
+
+    async def do_namespace(self, cmd: imap_commands.NamespaceCommand) -> Any:
+        response = ResponseOk(cmd.tag, b"NAMESPACE completed.")
+        response.add_untagged(UntaggedResponse(imap_commands.namespace_response()))
+        return response, None
+
+    async def do_enable(self, cmd: imap_commands.EnableCommand) -> Any:
+        # Nothing to enable (RFC 5161 3.1: the server lists only what it enabled).
+        response = ResponseOk(cmd.tag, b"ENABLE completed.")
+        response.add_untagged(UntaggedResponse(b"ENABLED"))
+        return response, None
 
     async def do_fetch(self, cmd: FetchCommand) -> Any:
         FETCH_OPENS.set(opens_a_body(cmd.attributes))

@@ -397,3 +397,15 @@ def test_garbage_commands_get_bad_then_a_bye_and_the_server_lives_on(
         with pytest.raises(Exception, match="NONEXISTENT"):
             c.select_folder("../" * 50 + "\x7f")
     still_serving(imap, here)
+
+
+def test_namespace_and_enable_are_answered(imap: Any, here: Operator, box: Mailbox) -> None:
+    with client(imap, here, box, password_for(box)) as c:
+        capabilities = c.capabilities()
+        for wanted in (b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE", b"NAMESPACE", b"ENABLE"):
+            assert wanted in capabilities
+        personal, other, shared = c.namespace()
+        assert personal == (("", "/"),) and other is None
+        assert shared == (("Partagés/", "/"),)
+        assert c.enable("CONDSTORE") == []
+        assert c.select_folder("INBOX")[b"EXISTS"] == 0
