@@ -1,6 +1,6 @@
 """The triggers that keep the folder counters (migration 0009).
 
-The database maintains ``FolderCounter`` itself, whatever code writes the entries (an ORM call, ``bulk_create``, ``.update()``, a cascade, raw SQL): see
+The database maintains ``FolderCounter`` (and the IMAP UIDs, migration 0017) itself, whatever code writes the entries (an ORM call, ``bulk_create``, ``.update()``, a cascade, raw SQL): see
 docs/decisions.md, "A big mailbox that stays fast". Migration 0009 installs the triggers;
 this module knows their names, and puts the SQLite ones back after a ``migrate`` (Django
 rebuilds a SQLite table to alter it, and the rebuilt table has no trigger).
@@ -19,11 +19,15 @@ TRIGGERS = {
     "mailboxes_entry_counted_insert": "mailboxes_entry",
     "mailboxes_entry_counted_update": "mailboxes_entry",
     "mailboxes_entry_counted_delete": "mailboxes_entry",
+    # IMAP UIDs and modification sequences (migration 0017).
+    "mailboxes_entry_uid_insert": "mailboxes_entry",
+    "mailboxes_entry_uid_update": "mailboxes_entry",
+    "mailboxes_entry_uid_delete": "mailboxes_entry",
 }
 POSTGRESQL_ONLY = {"mailboxes_entry_emptied": "mailboxes_entry"}
 # (The search column's triggers of migration 0009 are gone: the search index is keyed
 # tokens computed in Python where the plaintext is in hand, mailboxes.search.)
-SQLITE_ONLY: dict[str, str] = {}
+SQLITE_ONLY: dict[str, str] = {"mailboxes_entry_uid_kept": "mailboxes_entry"}
 
 # The same statements as migration 0009's (IF NOT EXISTS: running them again is harmless).
 SQLITE_TRIGGERS = [
@@ -54,6 +58,46 @@ SQLITE_TRIGGERS = [
         UPDATE mailboxes_foldercounter
             SET total = total + 1, unread = unread + (NOT NEW.seen)
             WHERE folder_id = NEW.folder_id;
+    END""",
+    # Migration 0017's (IMAP UIDs): the same statements.
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_uid_insert AFTER INSERT ON mailboxes_entry
+    BEGIN
+        UPDATE mailboxes_foldercounter SET uid_next = uid_next + 1, modseq = modseq + 1
+            WHERE folder_id = NEW.folder_id;
+        UPDATE mailboxes_entry SET
+            uid = (SELECT uid_next - 1 FROM mailboxes_foldercounter WHERE folder_id = NEW.folder_id),
+            modseq = (SELECT modseq FROM mailboxes_foldercounter WHERE folder_id = NEW.folder_id)
+            WHERE id = NEW.id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_uid_update
+        AFTER UPDATE OF folder_id, seen, flagged, answered ON mailboxes_entry
+        WHEN OLD.folder_id IS NOT NEW.folder_id OR OLD.seen IS NOT NEW.seen
+            OR OLD.flagged IS NOT NEW.flagged OR OLD.answered IS NOT NEW.answered
+    BEGIN
+        UPDATE mailboxes_foldercounter SET modseq = modseq + 1
+            WHERE folder_id = OLD.folder_id AND OLD.folder_id IS NOT NEW.folder_id;
+        -- Above the entry's old sequence too (sequences are per folder): the entry's
+        -- row only ever goes up, which is how "kept" tells a stale save from this.
+        UPDATE mailboxes_foldercounter SET modseq = max(modseq, OLD.modseq) + 1,
+            uid_next = uid_next + (OLD.folder_id IS NOT NEW.folder_id)
+            WHERE folder_id = NEW.folder_id;
+        UPDATE mailboxes_entry SET
+            uid = CASE WHEN OLD.folder_id IS NOT NEW.folder_id THEN (SELECT uid_next - 1
+                FROM mailboxes_foldercounter WHERE folder_id = NEW.folder_id) ELSE OLD.uid END,
+            modseq = (SELECT modseq FROM mailboxes_foldercounter WHERE folder_id = NEW.folder_id)
+            WHERE id = NEW.id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_uid_kept
+        AFTER UPDATE OF uid, modseq ON mailboxes_entry
+        WHEN OLD.uid <> 0 AND OLD.folder_id IS NEW.folder_id AND NEW.modseq <= OLD.modseq
+            AND (NEW.uid IS NOT OLD.uid OR NEW.modseq IS NOT OLD.modseq)
+    BEGIN
+        UPDATE mailboxes_entry SET uid = OLD.uid, modseq = max(modseq, OLD.modseq)
+            WHERE id = NEW.id;
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS mailboxes_entry_uid_delete AFTER DELETE ON mailboxes_entry
+    BEGIN
+        UPDATE mailboxes_foldercounter SET modseq = modseq + 1 WHERE folder_id = OLD.folder_id;
     END""",
 ]
 

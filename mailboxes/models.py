@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -121,6 +122,11 @@ class Mailbox(models.Model):
         return self.status == self.Status.ACTIVE
 
 
+def new_uid_validity() -> int:
+    """A UIDVALIDITY for a new folder: the time in seconds (32 bits, never 0)."""
+    return max(1, int(time.time()) & 0xFFFFFFFF)
+
+
 class Folder(models.Model):
     """A folder of a mailbox: the five system folders and those the user creates."""
 
@@ -139,6 +145,9 @@ class Folder(models.Model):
     # ("Patients" and "patients" clash) and lets a name be looked up (fields.name_keys).
     name = SealedTextField(_("nom"))
     name_key = NameKeyField(source="name", scope="mailbox_id")
+    # IMAP's UIDVALIDITY (RFC 3501 2.3.1.1): fixed when the folder is made, so the UIDs
+    # of a folder deleted and made again under the same name are never taken for these.
+    uid_validity = models.PositiveIntegerField(default=new_uid_validity, editable=False)
 
     class Meta:
         verbose_name = _("dossier")
@@ -291,6 +300,12 @@ class FolderCounter(models.Model):
     )
     total = models.BigIntegerField(default=0)
     unread = models.BigIntegerField(default=0)
+    # IMAP (migration 0017): the UID the next entry placed in the folder gets, and the
+    # folder's highest modification sequence (bumped by every arrival, departure and flag
+    # change). Here rather than on Folder, which Python saves whole: a stale instance
+    # saved after a rename would put an old value back and reuse UIDs.
+    uid_next = models.BigIntegerField(default=1, db_default=1)
+    modseq = models.BigIntegerField(default=1, db_default=1)
 
     class Meta:
         verbose_name = _("compteur d'un dossier")
@@ -323,6 +338,12 @@ class Entry(models.Model):
     # correspondents, body, readable attachments; mailboxes.search), never a word. Written
     # with the entry by the code that holds the plaintext; a GIN index on PostgreSQL.
     search_tokens = TokenSetField(default=list, db_default=[], blank=True, editable=False)
+    # IMAP (migration 0017, mailboxes/dbtriggers.py): the entry's UID in its folder, given
+    # by the database when the entry is placed in a folder (insert or move: a moved
+    # message gets a new, higher UID), and its modification sequence. Python never writes
+    # them: a stale instance saved keeps the stored values.
+    uid = models.BigIntegerField(default=0, db_default=0, editable=False)
+    modseq = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         verbose_name = _("message d'une boîte")
@@ -335,6 +356,10 @@ class Entry(models.Model):
             models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_page"),
             # The whole box, newest first: what a search for a common word walks.
             models.Index(fields=["mailbox", "-received_at", "-id"], name="entry_mailbox_page"),
+            # A folder in UID order: what IMAP reads. Not a unique constraint: SQLite
+            # checks it before its AFTER trigger numbers a moved row (the triggers alone
+            # give the UIDs, one at a time under the counter's row lock).
+            models.Index(fields=["folder", "uid"], name="entry_folder_uid"),
         ]
 
     def __str__(self) -> str:

@@ -560,6 +560,10 @@ SMTP_TIMEOUT = conf.integer("SMTP_TIMEOUT", 60, minimum=1)
 # TLS on SUBMISSION_TLS_LISTEN (465; empty: not served). AUTH after TLS only.
 SUBMISSION_LISTEN = conf.host_port("SUBMISSION_LISTEN", "127.0.0.1:5587")
 SUBMISSION_TLS_LISTEN = conf.string("SUBMISSION_TLS_LISTEN", "127.0.0.1:5465")
+# `manage.py imap`: STARTTLS on IMAP_LISTEN (143 in production) and implicit TLS on
+# IMAP_TLS_LISTEN (993; empty: not served). LOGIN/AUTHENTICATE after TLS only.
+IMAP_LISTEN = conf.host_port("IMAP_LISTEN", "127.0.0.1:5143")
+IMAP_TLS_LISTEN = conf.string("IMAP_TLS_LISTEN", "127.0.0.1:5993")
 # The certificate clients see (a public CA's in production: clients check the name).
 # Empty: the gateway's SMTP_TLS_CERT / SMTP_TLS_KEY.
 CLIENTS_TLS_CERT = conf.string("CLIENTS_TLS_CERT", "")

@@ -67,3 +67,33 @@ def port(here: Operator) -> Iterator[int]:
 def tls_port(here: Operator) -> Iterator[int]:
     with submission_server(here, implicit_tls=True) as port:
         yield port
+
+
+@contextmanager
+def imap_server(operator: Operator) -> Iterator[Any]:
+    """The real IMAP server (our backend) on free ports: STARTTLS (.port) and TLS (.tls_port)."""
+    from clients.imap.server import start_imap_server
+    from mailboxes.transport.inbound import ThreadedDatabase
+
+    override = shared_connections()
+    if override:
+        override["default"].inc_thread_sharing()
+    handle = start_imap_server(
+        "127.0.0.1",
+        0,
+        client_facing(operator),
+        tls_port=0,
+        db=ThreadedDatabase(connections_override=override, keep_connections=bool(override)),
+    )
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        if override:
+            override["default"].dec_thread_sharing()
+
+
+@pytest.fixture
+def imap(here: Operator) -> Iterator[Any]:
+    with imap_server(here) as handle:
+        yield handle

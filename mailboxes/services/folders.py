@@ -219,8 +219,9 @@ def set_flags(
     by: User | None,
     seen: bool | None = None,
     flagged: bool | None = None,
+    answered: bool | None = None,
 ) -> int:
-    """Set or clear the seen and flagged flags; the first reading is noted on the delivery."""
+    """Set or clear the seen, flagged (and answered: IMAP) flags; the first reading is noted on the delivery."""
     items = list(entries)
     _authorise_entries(items, by, Access.READ)
     changes: dict[str, Any] = {}
@@ -228,6 +229,8 @@ def set_flags(
         changes["seen"] = seen
     if flagged is not None:
         changes["flagged"] = flagged
+    if answered is not None:
+        changes["answered"] = answered
     if not changes or not items:
         return 0
     updated = Entry.objects.filter(pk__in=[e.pk for e in items]).update(**changes)

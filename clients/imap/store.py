@@ -1,0 +1,298 @@
+"""What the IMAP server asks of the store: plain Django calls, run in worker threads.
+
+Every read goes through the selectors (the user's live rights, asked again at each
+command), every write through the mailboxes services (the webmail's moves, flags,
+trash and deletion, with their journal): IMAP is one more view of the same store.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.http import Http404
+from django.utils.translation import gettext as _
+
+from clients.services import ClientLogin
+from mailboxes import selectors
+from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
+from mailboxes.selectors import Access
+from mailboxes.services import FolderError, quarantine, read_raw
+from mailboxes.services import folders as folder_services
+from mailboxes.services.rights import authorise
+from mailboxes.services.sharing import record_access
+
+# The shared namespace (RFC 2342): the other boxes the password opens, under this prefix.
+SHARED_PREFIX = "Partagés"
+DELIMITER = "/"
+
+SPECIAL_USE = {
+    Folder.Role.SENT: b"Sent",
+    Folder.Role.DRAFTS: b"Drafts",
+    Folder.Role.TRASH: b"Trash",
+    Folder.Role.ARCHIVE: b"Archive",
+}
+
+
+class StoreRefusal(Exception):
+    """What the user asked cannot be done (the French reason)."""
+
+
+class Gone(Exception):
+    """The folder or the box is no longer the user's (revoked, deleted): as if it never was."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRef:
+    """A folder as this session names it."""
+
+    name: str
+    folder_id: int
+    mailbox_id: int
+    role: str
+    readonly: bool
+    uid_validity: int
+    shared: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One message of a folder, as IMAP lists it."""
+
+    uid: int
+    entry_id: int
+    seen: bool
+    flagged: bool
+    answered: bool
+    received_at: datetime
+    size: int
+
+
+def _clean(name: str) -> str:
+    # The hierarchy delimiter cannot be part of a name; nor can control characters.
+    cleaned = "".join(c for c in str(name) if c.isprintable()).replace(DELIMITER, "-")
+    return cleaned.strip() or "-"
+
+
+def _boxes(login: ClientLogin) -> list[tuple[Mailbox, Access]]:
+    boxes: list[Mailbox] = [login.mailbox]
+    if login.password.mailbox_id is None:
+        others = (
+            selectors.accessible_mailboxes(login.user)
+            .exclude(pk=login.mailbox.pk)
+            .order_by("address")
+        )
+        boxes.extend(others[:200])
+    found = []
+    for box in boxes:
+        if not box.is_active:
+            continue
+        level = selectors.access(login.user, box)
+        if level is not None:
+            found.append((box, level))
+    return found
+
+
+def namespace(login: ClientLogin) -> list[FolderRef]:
+    """The folders the session sees: its box's, then the shared boxes' under "Partagés/"."""
+    refs: list[FolderRef] = []
+    for box, level in _boxes(login):
+        shared = box.pk != login.mailbox.pk
+        prefix = f"{SHARED_PREFIX}{DELIMITER}{_clean(box.address)}{DELIMITER}" if shared else ""
+        taken: set[str] = set()
+        for folder in Folder.objects.filter(mailbox=box).order_by("pk"):
+            if folder.role == Folder.Role.INBOX and not shared:
+                name = "INBOX"
+            else:
+                base = _clean(folder.name)
+                name = prefix + base
+                n = 2
+                while name.upper() in taken or (not shared and name.upper() == "INBOX"):
+                    name = f"{prefix}{base} ({n})"
+                    n += 1
+            taken.add(name.upper())
+            refs.append(
+                FolderRef(
+                    name=name,
+                    folder_id=folder.pk,
+                    mailbox_id=box.pk,
+                    role=folder.role,
+                    # A member with the role "Lecture" reads: EXAMINE, whatever they ask.
+                    readonly=level < Access.SEND,
+                    uid_validity=folder.uid_validity,
+                    shared=shared,
+                )
+            )
+    return refs
+
+
+def _folder(login: ClientLogin, folder_id: int) -> Folder:
+    try:
+        return selectors.get_folder(login.user, folder_id)
+    except Http404:
+        raise Gone from None
+
+
+def modseq(login: ClientLogin, folder_id: int) -> int:
+    """The folder's highest modification sequence (what IDLE and NOOP compare)."""
+    value = FolderCounter.objects.filter(folder_id=folder_id).values_list("modseq", flat=True)
+    return int(value.first() or 0)
+
+
+def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, list[Row]]:
+    """The folder's modification sequence and its messages in UID order (rights asked again)."""
+    _folder(login, folder_id)
+    with transaction.atomic():
+        seq = modseq(login, folder_id)
+        rows = [
+            Row(*values)
+            for values in Entry.objects.filter(folder_id=folder_id)
+            .order_by("uid")
+            .values_list("uid", "pk", "seen", "flagged", "answered", "received_at", "message__size")
+        ]
+    return seq, rows
+
+
+def _entries(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> list[Entry]:
+    folder = _folder(login, folder_id)
+    return list(
+        Entry.objects.select_related("mailbox", "message").filter(pk__in=entry_ids, folder=folder)
+    )
+
+
+HELD_NOTICE = (
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "Subject: =?utf-8?q?Message_retenu?=\r\n\r\n"
+)
+
+
+def read_body(login: ClientLogin, folder_id: int, entry_id: int, *, opening: bool) -> bytes:
+    """The message exactly as the webmail's "source" serves it; an opening is journaled.
+
+    ``opening``: the client asked for the body (not only headers): in a shared or
+    delegated box the access journal records it, as the webmail does.
+    """
+    entries = _entries(login, folder_id, [entry_id])
+    if not entries:
+        raise Gone
+    entry = entries[0]
+    message = entry.message
+    if message.scan_status == Message.ScanStatus.INFECTED and not quarantine.released_ids(
+        [message.pk]
+    ):
+        # The antivirus held it back: its content is never handed out (as the webmail).
+        text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
+        return (HELD_NOTICE + text + "\r\n").encode("utf-8")
+    raw = read_raw(message)
+    if opening:
+        record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=[message])
+    return raw
+
+
+def set_flags(
+    login: ClientLogin,
+    folder_id: int,
+    entry_ids: list[int],
+    *,
+    seen: bool | None = None,
+    flagged: bool | None = None,
+    answered: bool | None = None,
+) -> None:
+    """Set flags through the webmail's service (the user's right checked there)."""
+    entries = _entries(login, folder_id, entry_ids)
+    if entries:
+        folder_services.set_flags(
+            entries, by=login.user, seen=seen, flagged=flagged, answered=answered
+        )
+
+
+def move(
+    login: ClientLogin, folder_id: int, entry_ids: list[int], target_id: int
+) -> dict[int, int]:
+    """Move entries to another folder of their box; their new UIDs by entry id."""
+    entries = _entries(login, folder_id, entry_ids)
+    target = _folder(login, target_id)
+    if any(e.mailbox_id != target.mailbox_id for e in entries):
+        raise StoreRefusal(
+            _("Un message ne peut être déplacé que dans un dossier de sa propre boîte.")
+        )
+    try:
+        folder_services.move_entries(entries, target, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
+    return dict(
+        Entry.objects.filter(pk__in=[e.pk for e in entries], folder=target).values_list("pk", "uid")
+    )
+
+
+def expunge(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> None:
+    """EXPUNGE: to the trash, as the webmail's delete; in the trash, deleted for good."""
+    folder = _folder(login, folder_id)
+    entries = _entries(login, folder_id, entry_ids)
+    if not entries:
+        return
+    if folder.role == Folder.Role.TRASH:
+        # The webmail's "delete for good": managers and the holder only.
+        authorise(login.user, folder.mailbox, Access.MANAGE)
+        folder_services.delete_entries(
+            folder.mailbox,
+            Entry.objects.filter(pk__in=[e.pk for e in entries]),
+            by=login.user,
+            event="entries.deleted",
+        )
+    else:
+        folder_services.trash_entries(entries, by=login.user)
+
+
+def append_sent(login: ClientLogin, folder_id: int, raw: bytes) -> int:
+    """APPEND to Sent: the copy we already keep of a message sent through us (its UID)."""
+    folder = _folder(login, folder_id)
+    authorise(login.user, folder.mailbox, Access.SEND)
+    parsed = email.message_from_bytes(raw[:200_000], policy=email.policy.compat32)
+    message_id = str(parsed.get("Message-ID") or "").strip()
+    entry = (
+        Entry.objects.filter(mailbox=folder.mailbox, message__message_id=message_id)
+        .values_list("uid", "folder_id")
+        .first()
+        if message_id
+        else None
+    )
+    if entry is None or entry[1] != folder.pk:
+        raise StoreRefusal(
+            _(
+                "Copie refusée : les messages envoyés par la soumission SMTP sont déjà "
+                "classés dans Envoyés ; un message envoyé ailleurs ne peut pas y être déposé."
+            )
+        )
+    return int(entry[0])
+
+
+def create_folder(login: ClientLogin, name: str) -> None:
+    if DELIMITER in name:
+        raise StoreRefusal(_("Les sous-dossiers ne sont pas pris en charge."))
+    try:
+        folder_services.create_folder(login.mailbox, name, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
+
+
+def delete_folder(login: ClientLogin, folder_id: int) -> None:
+    folder = _folder(login, folder_id)
+    try:
+        folder_services.delete_folder(folder, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
+
+
+def rename_folder(login: ClientLogin, folder_id: int, name: str) -> None:
+    folder = _folder(login, folder_id)
+    if DELIMITER in name:
+        raise StoreRefusal(_("Les sous-dossiers ne sont pas pris en charge."))
+    try:
+        folder_services.rename_folder(folder, name, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
