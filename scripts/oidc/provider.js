@@ -138,6 +138,14 @@ prototype.postLogoutRedirectUriAllowed = function allowed(value) {
   return postLogoutAllowed.call(this, value) || sameButPort(value, this.postLogoutRedirectUris);
 };
 
+// PSC's ID token tells how the professional signed in: amr goes into every ID token
+// (oidc-provider otherwise adds it only when the client asks for it by name).
+const idTokenPayload = provider.IdToken.prototype.payload;
+provider.IdToken.prototype.payload = async function payload() {
+  if (Array.isArray(this.available.amr)) this.set('amr', this.available.amr);
+  return idTokenPayload.call(this);
+};
+
 function page(res, uid, error = '') {
   const options = Object.entries(MEANS).map(([key, { label }], i) => `
     <p><input type="radio" id="means-${key}" name="means" value="${key}"${i === 0 ? ' checked' : ''}>
