@@ -217,6 +217,23 @@ def test_a_callback_with_a_wrong_state_is_refused(provider, claire):
     assert events("login.psc_failed")[0].data["reason"] == "state"
 
 
+def test_an_id_token_for_another_nonce_is_refused(provider, claire):
+    # The provider signs the nonce of the request it got; the sign-in this browser started
+    # expects another (as when a token is injected from another sign-in): refused.
+    client = Client()
+    response = client.get(START, HTTP_HOST=HOST)
+    callback, _browser = at_provider(response["Location"], claire.user.professional.national_id)
+    state = parse_qs(urlsplit(callback).query)["state"][0]
+    session = client.session
+    session[f"_state_psc_{state}"]["data"]["nonce"] = "another-nonce"
+    session.save()
+    response = client.get(local(callback), HTTP_HOST=HOST)
+    assert response.status_code == 400
+    assert "n&#x27;a pas pu être vérifiée" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert events("login.psc_failed")[0].data["reason"] == "token"
+
+
 def test_a_callback_played_twice_is_refused_the_second_time(provider, claire):
     client = Client()
     response = client.get(START, HTTP_HOST=HOST)
