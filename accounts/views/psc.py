@@ -31,7 +31,9 @@ def _login_page(request: HttpRequest, status: int, **context: Any) -> HttpRespon
 
 def _failed(request: HttpRequest, error: psc.PscError) -> HttpResponse:
     psc_services.record_failure(error.reason, request)
-    status = 502 if error.reason == "provider" else 400
+    # PSC unreachable is no fault of the request nor ours: the login page, told why, as a
+    # plain 200 (a 5xx would page whoever watches our errors for another site's outage).
+    status = 200 if error.reason == "provider" else 400
     return _login_page(request, status, psc_error=error.message)
 
 
