@@ -8,7 +8,10 @@ The same flows in Chromium: tests/browser/test_psc_browser.py.
 from __future__ import annotations
 
 import html
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -396,3 +399,42 @@ def test_the_level_is_read_from_the_amr_values(settings):
     assert not psc.is_strong(psc.LEVEL_UNKNOWN)
     settings.PSC_STRONG_LEVELS = ["cps"]
     assert psc.is_strong("cps") and not psc.is_strong("ecps")
+
+
+# --- Settings -----------------------------------------------------------------------------
+
+
+def _start_with(tmp_path: Any, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mssante.settings",
+        "MSSANTE_IGNORE_DOTENV": "true",
+        "MSSANTE_VAR_DIR": str(tmp_path),
+        "PSC_CLIENT_SECRET_FILE": "",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        cwd=psc_provider.ROOT,
+        check=False,
+    )
+
+
+def test_psc_on_without_its_client_fails_at_start_naming_the_variables(tmp_path):
+    result = _start_with(tmp_path, PSC_ENABLED="true", PSC_CLIENT_ID="", PSC_CLIENT_SECRET="")
+    assert result.returncode != 0
+    assert "PSC_CLIENT_ID" in result.stderr and "PSC_CLIENT_SECRET_FILE" in result.stderr
+
+
+def test_psc_refuses_a_plain_http_issuer_off_loopback(tmp_path):
+    result = _start_with(
+        tmp_path,
+        PSC_ENABLED="true",
+        PSC_CLIENT_ID="x",
+        PSC_CLIENT_SECRET="y",
+        PSC_ISSUER="http://auth.example.fr/realm",
+    )
+    assert result.returncode != 0 and "PSC_ISSUER" in result.stderr
