@@ -147,7 +147,7 @@ def _client() -> Any:
                 client_kwargs={
                     "scope": settings.PSC_SCOPES,
                     "code_challenge_method": "S256",
-                    "timeout": settings.PSC_TIMEOUT_SECONDS,
+                    "default_timeout": settings.PSC_TIMEOUT_SECONDS,
                 },
             )
             _clients[key] = client

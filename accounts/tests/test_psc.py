@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -107,6 +108,7 @@ def test_the_pkce_challenge_state_and_nonce_go_to_the_provider(provider, setting
     assert query["state"][0] and query["nonce"][0]
     assert query["scope"] == ["openid scope_all"] and query["acr_values"] == ["eidas1"]
     assert query["redirect_uri"] == [f"http://{HOST}{CALLBACK}"]
+    assert "timeout" not in query and "default_timeout" not in query
 
 
 def test_an_ecps_sign_in_counts_as_both_factors_by_default(provider, claire):
@@ -302,6 +304,19 @@ def test_a_provider_down_gets_a_clear_message_and_the_password_still_works(setti
     response = client.post("/connexion/code/", {"code": f.code_for(claire.user)}, HTTP_HOST=HOST)
     assert response["Location"] == "/messagerie/"
     assert events("login.psc_failed")[0].data["reason"] == "provider"
+
+
+def test_a_provider_that_never_answers_is_given_up_after_the_timeout(settings):
+    # It accepts the connection and says nothing: the web worker must not wait forever.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        psc_provider.enable(settings, issuer_url=f"http://127.0.0.1:{port}", PSC_TIMEOUT_SECONDS=1)
+        began = time.monotonic()
+        response = Client().get(START, HTTP_HOST=HOST)
+        assert time.monotonic() - began < 5
+    assert "Pro Santé Connect ne répond pas pour le moment" in response.content.decode()
 
 
 def test_a_forged_callback_costs_no_call_to_the_provider(settings):
