@@ -511,3 +511,31 @@ class KnownAddress(models.Model):
 
     def __str__(self) -> str:
         return f"{self._meta.verbose_name} — {self.user}"
+
+
+# --- Pro Santé Connect (issue 16) -------------------------------------------------------
+
+
+class ProSanteConnectDevice(TimestampMixin, Device):
+    """Pro Santé Connect as the session's second factor: no secret, no code.
+
+    A sign-in through PSC at a level listed in PSC_STRONG_LEVELS (CPS card, e-CPS) is
+    both factors: the view logs the session in with this device so that django-otp sees
+    it verified. It never accepts a typed code (``verify_token`` is always false).
+    """
+
+    last_level: models.CharField[str, str] = models.CharField(
+        _("dernier niveau"), max_length=16, blank=True
+    )
+
+    objects: ClassVar[models.Manager[ProSanteConnectDevice]] = DeviceManager()
+
+    class Meta(Device.Meta):
+        verbose_name = _("connexion Pro Santé Connect")
+        verbose_name_plural = _("connexions Pro Santé Connect")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"
+
+    def verify_token(self, token: object) -> bool:
+        return False

@@ -36,6 +36,9 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "login.failed": _("Échec de connexion"),
     "login.refused": _("Connexion refusée"),
     "login.holder_alerted": _("Titulaire prévenu d'attaques sur son compte"),
+    "login.psc_code_asked": _("Pro Santé Connect : niveau insuffisant seul, code demandé"),
+    "login.psc_unknown": _("Pro Santé Connect : identifiant national sans compte"),
+    "login.psc_failed": _("Échec de connexion par Pro Santé Connect"),
     "logout": _("Déconnexion"),
     # Mailboxes and their users
     "mailbox.created": _("Boîte créée"),
@@ -158,6 +161,9 @@ KEY_LABELS: Final[dict[str, Promise]] = {
     "count": _("nombre"),
     "decision": _("décision"),
     "identifier": _("identifiant"),
+    "method": _("moyen de connexion"),
+    "level": _("niveau d'authentification"),
+    "acr": _("niveau déclaré (acr)"),
 }
 
 # A value longer than this is cut when shown (the row itself keeps it whole).

@@ -598,3 +598,45 @@ CELERY_BEAT_SCHEDULE["purge-idempotency-keys"] = {
     "task": "mailboxes.tasks.purge_idempotency_keys",
     "schedule": 3600,
 }
+
+# --- Pro Santé Connect (issue 16) -------------------------------------------------------
+# Sign-in of professionals through the State's OpenID provider (CPS card or e-CPS), code
+# flow with PKCE (accounts/psc.py). Off unless the operator registered a client with the
+# ANS (docs/deployment.md). The secret comes from PSC_CLIENT_SECRET or, better, the file
+# PSC_CLIENT_SECRET_FILE names. Production issuer by default; the sandbox ("bac à sable")
+# the LemonLDAP::NG PSC page gives is https://auth.bas.esw.esante.gouv.fr/auth/realms/esante-wallet.
+PSC_ENABLED = conf.boolean("PSC_ENABLED", False)
+PSC_ISSUER = conf.url(
+    "PSC_ISSUER",
+    "https://auth.esante.gouv.fr/auth/realms/esante-wallet",
+    schemes=("https", "http"),
+).rstrip("/")
+PSC_CLIENT_ID = conf.string("PSC_CLIENT_ID", "")
+PSC_CLIENT_SECRET = conf.string("PSC_CLIENT_SECRET", "")
+PSC_SCOPES = conf.string("PSC_SCOPES", "openid scope_all")
+PSC_ACR_VALUES = conf.string("PSC_ACR_VALUES", "eidas1")
+# The level of a sign-in, read from the amr PSC reports (RFC 8176 values): a CPS card, the
+# e-CPS application, or neither (unknown). Only the levels listed in PSC_STRONG_LEVELS
+# stand for both factors; any other level is asked the one-time code as well.
+PSC_CARD_AMR = conf.str_list("PSC_CARD_AMR", ["sc", "hwk"])
+PSC_ECPS_AMR = conf.str_list("PSC_ECPS_AMR", ["swk", "mca"])
+PSC_STRONG_LEVELS = conf.str_list("PSC_STRONG_LEVELS", ["cps", "ecps"])
+PSC_TIMEOUT_SECONDS = conf.integer("PSC_TIMEOUT_SECONDS", 10, minimum=1)
+# "Qu'est-ce que Pro Santé Connect ?" under the button: the ANS's page for professionals.
+PSC_ABOUT_URL = conf.url(
+    "PSC_ABOUT_URL",
+    "https://esante.gouv.fr/produits-services/pro-sante-connect",
+    schemes=("https",),
+)
+if PSC_ENABLED:
+    if not (PSC_CLIENT_ID and PSC_CLIENT_SECRET):
+        raise ImproperlyConfigured(
+            "PSC_ENABLED : PSC_CLIENT_ID et PSC_CLIENT_SECRET (ou PSC_CLIENT_SECRET_FILE) sont requis."
+        )
+    if PSC_ISSUER.startswith("http://") and not PSC_ISSUER.startswith(
+        ("http://127.0.0.1:", "http://localhost:")
+    ):
+        raise ImproperlyConfigured("PSC_ISSUER : https:// est requis (http:// en local seulement).")
+    # Logging out posts a form whose answer sends the browser on to PSC's end-session
+    # endpoint: form-action must allow that origin (the sign-in itself is a plain link).
+    CSP["form-action"] += " " + "/".join(PSC_ISSUER.split("/", 3)[:3])

@@ -397,6 +397,10 @@ RULES: dict[str, Rule] = {
     "accounts:login_enrol": Rule(get=TO_LOGIN, post=TO_LOGIN),
     "accounts:backup_codes": Rule(get=ANYONE),
     "accounts:logout": Rule(post=TO_LOGIN),
+    # Pro Santé Connect (issue 16). Off: no page there. On (make test): anyone may set off
+    # to PSC, and a return with no sign-in under way is refused with a 400 saying why.
+    "accounts:psc_start": Rule(get=ANYONE if settings.PSC_ENABLED else NOBODY),
+    "accounts:psc_callback": Rule(get=ANYONE if settings.PSC_ENABLED else NOBODY),
     "accounts:activation": Rule(
         get=ANYONE, post=ANYONE, kwargs=lambda w, b: {"token": w.activation}
     ),
@@ -885,6 +889,8 @@ def _allowed(rule: Rule, method: str, box: str) -> str:
     need = rule.need(method)
     if need == ELSEWHERE:
         return "owner"  # logged in, with the right to the box: only the id is wrong
+    if need == NOBODY:
+        return "owner"  # no page there for anyone (a feature turned off): any persona
     return next(p for p in personas.NAMES if let_through(need, expected(rule, need, p, box)))
 
 

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 
-from accounts import lockout, services
+from accounts import lockout, psc, services
 from accounts.access import current_user, is_verified
 from accounts.forms import CodeForm, LoginForm
 from accounts.models import User
@@ -178,6 +178,9 @@ def _finish(
     login(request, user, backend="accounts.backends.IdentifierBackend")
     otp_login(request, device)
     request.session["last_seen"] = time.time()
+    if state.get("psc"):
+        # Pro Santé Connect at a level that needed this code too (views/psc.py).
+        request.session[psc.SESSION_KEY] = state["psc"]
     journal.record("login.succeeded", actor=user, obj=user, request=request)
     if state.get("former_adeli_until"):
         until = datetime.fromisoformat(state["former_adeli_until"])
@@ -301,6 +304,8 @@ def backup_codes_view(request: HttpRequest) -> HttpResponse:
 def logout_view(request: HttpRequest) -> HttpResponseRedirect:
     if request.user.is_authenticated:
         journal.record("logout", actor=request.user, obj=request.user, request=request)
+    # Signed in through Pro Santé Connect: its session ends too (RP-initiated logout).
+    psc_end = psc.end_session_url(request, request.build_absolute_uri(reverse("accounts:login")))
     logout(request)
     messages.success(request, _("Vous êtes déconnecté."))
-    return redirect("accounts:login")
+    return redirect(psc_end or "accounts:login")
