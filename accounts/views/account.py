@@ -19,7 +19,12 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts import account_sessions, passkeys, services
-from accounts.access import current_user, phishing_resistant, verified_required
+from accounts.access import (
+    current_user,
+    phishing_resistant,
+    staff_factor_missing,
+    verified_required,
+)
 from accounts.models import BackupCode, TOTPDevice, User
 
 
@@ -113,7 +118,7 @@ def strong_factor_view(request: HttpRequest) -> HttpResponse:
     target = request.GET.get("next") or reverse("admin:index")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
         target = reverse("admin:index")
-    if phishing_resistant(request):
+    if not staff_factor_missing(request):
         return redirect(target)
     return render(
         request,
