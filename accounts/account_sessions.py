@@ -206,11 +206,10 @@ def recent_sign_ins(user: User) -> list[SignInEvent]:
 @transaction.atomic
 def end_session(user: User, session_id: int, *, request: HttpRequest) -> None:
     """End one of the holder's sessions (another's is the same as none: LookupError → 404)."""
-    ended = AccountSession.objects.filter(pk=session_id, user=user, ended_at=None).update(
-        ended_at=timezone.now()
-    )
-    if not ended:
+    # Read first: a request naming another's session tries no write at all.
+    if not AccountSession.objects.filter(pk=session_id, user=user, ended_at=None).exists():
         raise LookupError(session_id)
+    AccountSession.objects.filter(pk=session_id).update(ended_at=timezone.now())
     journal.record("account.session_ended", actor=user, obj=user, request=request, count=1)
     services.notify(user, "sessions_ended")
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from webauthn import (
@@ -117,8 +118,17 @@ def _take_challenge(request: HttpRequest, purpose: str) -> bytes:
     return base64url_to_bytes(str(pending["challenge"]))
 
 
-def parse_answer(body: bytes) -> dict[str, Any]:
+def parse_answer(request: HttpRequest) -> dict[str, Any]:
     """The browser's JSON answer, bounded; PasskeyError when it is not one."""
+    if request.content_type != "application/json":
+        raise PasskeyError(_("Réponse de l'authentificateur illisible."))
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > MAX_ANSWER_BYTES:
+        raise PasskeyError(_("Réponse de l'authentificateur trop volumineuse."))
+    try:
+        body = request.body
+    except RawPostDataException:
+        raise PasskeyError(_("Réponse de l'authentificateur illisible.")) from None
     if len(body) > MAX_ANSWER_BYTES:
         raise PasskeyError(_("Réponse de l'authentificateur trop volumineuse."))
     try:

@@ -416,7 +416,8 @@ RULES: dict[str, Rule] = {
     "accounts:session_end": Rule(
         post=AUTHOR, kwargs=lambda w, b: {"session_id": w.account_session}
     ),
-    "accounts:sessions_end_all": Rule(post=VERIFIED),
+    # Ends this session too: back to the login page, like logging out.
+    "accounts:sessions_end_all": Rule(post=TO_LOGIN),
     "accounts:strong_factor": Rule(get=STAFF),
     "accounts:passkey_register_options": Rule(post=VERIFIED),
     "accounts:passkey_register": Rule(post=VERIFIED),

@@ -167,8 +167,8 @@ def test_backup_codes_are_regenerated_after_the_second_factor(
     mail.outbox.clear()
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/compte/codes-de-secours/")
-    assert response["Location"] == "/connexion/codes-de-secours/"
-    page = client.get(response["Location"]).content.decode()
+    assert response.status_code == 200
+    page = response.content.decode()
     codes = re.findall(r"<li>([a-z2-7]{8})</li>", page)
     assert len(codes) == 10
     assert BackupCode.objects.filter(device__user=user).count() == 10

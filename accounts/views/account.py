@@ -70,9 +70,12 @@ def backup_codes_regenerate_view(request: HttpRequest) -> HttpResponse:
     except services.AccountError as exc:
         messages.error(request, str(exc))
         return redirect("accounts:account")
-    # Shown once by the page that shows them after enrolment.
-    request.session["backup_codes"] = codes
-    return redirect("accounts:backup_codes")
+    # Shown once, in the answer to this request, never kept.
+    return render(
+        request,
+        "accounts/backup_codes.html",
+        {"codes": codes, "continue_url": reverse("accounts:account")},
+    )
 
 
 @verified_required()

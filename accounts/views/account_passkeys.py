@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import account_sessions, passkeys
 from accounts.access import current_user, is_verified, verified_required
-from accounts.models import AccountSession
+from accounts.models import AccountSession, PasskeyDevice
 from accounts.views import login as login_views
 
 
@@ -53,7 +54,7 @@ def register_options_view(request: HttpRequest) -> HttpResponse:
 def register_view(request: HttpRequest) -> JsonResponse:
     user = current_user(request)
     try:
-        answer = passkeys.parse_answer(request.body)
+        answer = passkeys.parse_answer(request)
         device = passkeys.register(request, user, answer)
     except passkeys.PasskeyError as exc:
         return _refused(exc)
@@ -85,10 +86,24 @@ def rename_view(request: HttpRequest, passkey_id: int) -> HttpResponse:
 @csrf_protect
 def revoke_view(request: HttpRequest, passkey_id: int) -> HttpResponse:
     user = current_user(request)
+    device = getattr(request.user, "otp_device", None)
+    this_session = isinstance(device, PasskeyDevice) and device.pk == passkey_id
     try:
         passkeys.revoke(user, passkey_id, request=request)
     except LookupError:
         raise Http404 from None
+    if this_session:
+        # The passkey that proved this session: the session ends with it (django-otp
+        # would no longer count it as verified anyway), and the holder is told why.
+        logout(request)
+        messages.info(
+            request,
+            _(
+                "La clé d'accès a été supprimée. C'est elle qui avait ouvert cette session : "
+                "reconnectez-vous."
+            ),
+        )
+        return redirect("accounts:login")
     messages.success(
         request, _("La clé d'accès a été supprimée : elle ne permet plus de se connecter.")
     )
@@ -116,7 +131,7 @@ def confirm_options_view(request: HttpRequest) -> HttpResponse:
 def confirm_view(request: HttpRequest) -> JsonResponse:
     user = current_user(request)
     try:
-        passkeys.confirm(request, user, passkeys.parse_answer(request.body))
+        passkeys.confirm(request, user, passkeys.parse_answer(request))
     except passkeys.PasskeyError as exc:
         return _refused(exc)
     target = login_views._next_url(request) or login_views.landing_url(user)
@@ -153,7 +168,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if second_step and pending is None:
         return _refused(passkeys.PasskeyError(_("Votre connexion a expiré : recommencez.")))
     try:
-        answer = passkeys.parse_answer(request.body)
+        answer = passkeys.parse_answer(request)
         assertion = passkeys.verify_assertion(
             request, answer, user=pending[0] if pending is not None else None
         )

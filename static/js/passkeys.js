@@ -116,6 +116,17 @@
     say(root, text);
   }
 
+  function go(url) {
+    var target = new URL(url, window.location.href);
+    if (target.pathname + target.search === window.location.pathname + window.location.search) {
+      // Only the fragment differs: assigning it would scroll, not show the new state.
+      window.location.hash = target.hash;
+      window.location.reload();
+    } else {
+      window.location.assign(target.href);
+    }
+  }
+
   function supported() {
     return !!(window.PublicKeyCredential && navigator.credentials);
   }
@@ -140,13 +151,13 @@
         return navigator.credentials.create({ publicKey: creationOptions(options) });
       })
       .then(function (credential) {
-        return post(form.getAttribute("data-url"), token, {
+        return post(withNext(form.getAttribute("data-url")), token, {
           name: name.value,
           credential: serialise(credential),
         });
       })
       .then(function (data) {
-        window.location.assign(data.redirect);
+        go(data.redirect);
       })
       .catch(function (error) {
         cancelled(form, error);
@@ -166,7 +177,7 @@
         });
       })
       .then(function (data) {
-        window.location.assign(data.redirect);
+        go(data.redirect);
       })
       .catch(function (error) {
         cancelled(root, error);
