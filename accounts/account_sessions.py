@@ -233,10 +233,11 @@ class SessionRevocationMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        record_id = request.session.get(RECORDED) if request.user.is_authenticated else None
-        if record_id is not None:
+        user_id = request.user.pk if request.user.is_authenticated else None
+        record_id = request.session.get(RECORDED) if user_id is not None else None
+        if record_id is not None and user_id is not None:
             row = (
-                AccountSession.objects.filter(pk=record_id, user_id=request.user.pk)
+                AccountSession.objects.filter(pk=record_id, user_id=user_id)
                 .values_list("key_hash", "ended_at", "last_seen_at")
                 .first()
             )

@@ -527,12 +527,14 @@ class PasskeyDevice(TimestampMixin, Device):
     """
 
     # base64url of the credential id the authenticator chose (at most 1,023 bytes).
-    credential_id = models.CharField(max_length=1400, unique=True, editable=False)
-    public_key = models.BinaryField(editable=False)
-    sign_count = models.BigIntegerField(default=0, editable=False)
-    aaguid = models.CharField(max_length=36, blank=True, editable=False)
+    credential_id: models.CharField[str, str] = models.CharField(
+        max_length=1400, unique=True, editable=False
+    )
+    public_key: models.BinaryField[bytes, bytes] = models.BinaryField(editable=False)
+    sign_count: models.BigIntegerField[int, int] = models.BigIntegerField(default=0, editable=False)
+    aaguid: models.CharField[str, str] = models.CharField(max_length=36, blank=True, editable=False)
     transports = models.JSONField(default=list, blank=True, editable=False)
-    backed_up = models.BooleanField(default=False, editable=False)
+    backed_up: models.BooleanField[bool, bool] = models.BooleanField(default=False, editable=False)
 
     objects: ClassVar[models.Manager[PasskeyDevice]] = DeviceManager()
 

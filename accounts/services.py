@@ -652,9 +652,9 @@ def _notify(user: User, notice: str, *, to: str = "", **context: object) -> None
     )
 
 
-def notify(user: User, notice: str, **context: object) -> None:
+def notify(user: User, notice: str) -> None:
     """A content-free notice (one of ``_NOTICES``) to the holder, sent after commit."""
-    _notify(user, notice, kind=notice, **context)
+    _notify(user, notice, kind=notice)
 
 
 # --- Personal address --------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def test_sessions_are_listed_with_device_and_place_never_the_key() -> None:
     assert "Safari sur iOS" in page and "198.51.100.7" in page
     assert "cette session" in page
     key = office.session.session_key
+    assert key is not None
     row = AccountSession.objects.get(user=user, ip="192.0.2.10")
     assert row.key_hash == key_hash(key) and key not in row.key_hash
     assert row.method == "password_code"
