@@ -67,6 +67,9 @@ _CHALLENGE = "passkey_challenge"
 class PasskeyError(Exception):
     """An answer or a request that cannot be accepted; the message is for the holder."""
 
+    # The account whose passkey signed a refused answer, when one was found.
+    owner: User | None = None
+
 
 # --- The relying party ---------------------------------------------------------------------
 
@@ -291,11 +294,13 @@ def verify_assertion(
     the origin, user verification and the counter. PasskeyError otherwise, journaled."""
     try:
         return _verify_assertion(request, answer, user)
-    except PasskeyError:
+    except PasskeyError as exc:
+        # Journaled against the passkey's account when the answer named one of its
+        # passkeys (the holder sees it on the account page), else against nobody.
         journal.record(
             "login.failed" if user is None else "account.passkey_refused",
             actor=user,
-            obj=user,
+            obj=user or exc.owner,
             request=request,
             step="passkey",
         )
@@ -314,6 +319,20 @@ def _verify_assertion(request: HttpRequest, answer: dict[str, Any], user: User |
     if device is None or (user is not None and device.user_id != user.pk):
         raise PasskeyError(refused)
     owner = device.user
+    try:
+        return _check_signature(device, owner, challenge, credential, refused)
+    except PasskeyError as exc:
+        exc.owner = owner
+        raise
+
+
+def _check_signature(
+    device: PasskeyDevice,
+    owner: User,
+    challenge: bytes,
+    credential: dict[str, Any],
+    refused: str,
+) -> Assertion:
     if owner.status != User.Status.ACTIVE:
         raise PasskeyError(refused)
     response = credential.get("response")

@@ -257,3 +257,23 @@ def test_a_staff_reset_removes_passkeys(holder: User, enrolled: soft.Credential)
 
     services.reset_second_factor(holder, reason="perte", by=f.staff())
     assert not PasskeyDevice.objects.filter(user=holder).exists()
+
+
+def test_a_refused_answer_shows_on_the_holders_account_page(
+    holder: User, enrolled: soft.Credential
+) -> None:
+    assert sign_in(Client(), enrolled, origin="https://phishing.example").status_code == 400
+    page = login(holder).get("/compte/").content.decode()
+    recent = page[page.index("Connexions récentes") :]
+    assert "Échec de connexion" in recent
+
+
+def test_a_suspended_account_cannot_sign_in_with_its_passkey(
+    holder: User, enrolled: soft.Credential
+) -> None:
+    from accounts import services
+
+    services.suspend_account(holder, reason="enquête", by=f.staff())
+    client = Client()
+    assert sign_in(client, enrolled).status_code == 400
+    assert "_auth_user_id" not in client.session

@@ -13,6 +13,7 @@ from playwright.sync_api import CDPSession, Page, expect
 
 from accounts.models import AccountSession, PasskeyDevice
 from tests import factories as f
+from tests.browser.test_csp import Watch
 from tests.browser.test_webmail import DESKTOP, PHONE, assert_accessible, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -69,6 +70,7 @@ def test_a_professional_enrols_a_passkey_signs_in_with_it_then_revokes_it(
 ) -> None:
     page.set_viewport_size(DESKTOP)
     user = f.professional(email="claire@example.test")
+    watch = Watch(page)  # no CSP violation on the way (scripts from static/js only)
     cdp, authenticator = virtual_authenticator(page)
     log_in(page, site, user)
     page.goto(site + "/compte/")
@@ -84,11 +86,11 @@ def test_a_professional_enrols_a_passkey_signs_in_with_it_then_revokes_it(
     credentials = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
     assert len(credentials["credentials"]) == 1
     assert credentials["credentials"][0]["isResidentCredential"] is True
-    assert_accessible(page)
+    watch.check("account page after enrolment")
     shoot(page, "account-page")
 
     sign_out(page)
-    assert_accessible(page)
+    watch.check("login page")
     shoot(page, "login-with-passkey")
     page.wait_for_function("document.documentElement.dataset.passkeysReady === '1'")
     page.get_by_role("button", name="Se connecter avec une clé d'accès").click()
@@ -105,7 +107,7 @@ def test_a_professional_enrols_a_passkey_signs_in_with_it_then_revokes_it(
     page.get_by_role("button", name="Se connecter avec une clé d'accès").click()
     expect(page.get_by_text("Cette clé d'accès n'a pas été acceptée.")).to_be_visible()
     assert "/connexion/" in page.url
-    assert_accessible(page)
+    watch.check("login page, passkey refused")
 
 
 def test_a_passkey_is_the_second_step_after_the_password(site: str, page: Page) -> None:
