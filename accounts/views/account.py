@@ -113,11 +113,14 @@ def sessions_end_all_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@verified_required(User.Kind.STAFF)
+@verified_required()
 @require_safe
 def strong_factor_view(request: HttpRequest) -> HttpResponse:
     """What a staff member sees before the admin when this session lacks a passkey."""
     user = current_user(request)
+    if not user.is_staff:
+        # The admin's door: whoever cannot go through it has no reason to see it.
+        raise Http404
     target = request.GET.get("next") or reverse("admin:index")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
         target = reverse("admin:index")

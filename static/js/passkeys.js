@@ -84,6 +84,11 @@
       headers: { "Content-Type": "application/json", "X-CSRFToken": token },
       body: body === undefined ? "{}" : JSON.stringify(body),
     }).then(function (response) {
+      if (response.redirected) {
+        // The session ended meanwhile (the server sent the login page): go there.
+        window.location.assign(response.url);
+        return new Promise(function () {});
+      }
       return response.json().then(
         function (data) {
           if (!response.ok) throw new Error(data.error || response.statusText);
