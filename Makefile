@@ -18,7 +18,7 @@ demo: venv
 	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py migrate --noinput -v0
 	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py seed_demo
 	@echo "Portail : http://127.0.0.1:$(PORT)/  (Ctrl-C pour arrêter)"
-	@env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	@env -u DATABASE_URL -u CELERY_BROKER_URL STAFF_REQUIRE_PHISHING_RESISTANT=$${STAFF_REQUIRE_PHISHING_RESISTANT:-false} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 test:
 	@bash scripts/test

@@ -111,6 +111,13 @@ def _fast_hasher(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _staff_strong_factor_off(settings: Any) -> None:
+    # Staff need a passkey in their session to reach the admin in production; the tests
+    # that check it turn it on (accounts/tests/test_staff_strong_factor.py).
+    settings.STAFF_REQUIRE_PHISHING_RESISTANT = False
+
+
+@pytest.fixture(autouse=True)
 def _scanning_off(settings: Any) -> None:
     # `make test` exports CLAMD_ADDRESS for the worker; tests in this process scan
     # only when they ask for it (the `clamd` fixtures of the scanning tests), so

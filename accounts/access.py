@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 
@@ -45,3 +46,28 @@ def verified_required(
         return wrapper
 
     return decorator
+
+
+# The session keys that tell how strongly this session's holder was proved (issue 16):
+# STRONG_FACTOR is "passkey" once a passkey signed this session in or confirmed it
+# (accounts.passkeys); PSC_LEVEL is the authentication level Pro Santé Connect reported
+# for a sign-in through it (written by the PSC login), strong when it is one of
+# settings.STAFF_PSC_STRONG_LEVELS (a CPS card).
+STRONG_FACTOR = "strong_factor"
+PSC_LEVEL = "psc_level"
+
+
+def phishing_resistant(request: HttpRequest) -> bool:
+    """Whether this session was proved with a phishing-resistant factor (passkey, CPS card)."""
+    session = getattr(request, "session", None)
+    if session is None:
+        return False
+    if session.get(STRONG_FACTOR) == "passkey":
+        return True
+    level = session.get(PSC_LEVEL)
+    return bool(level) and str(level) in settings.STAFF_PSC_STRONG_LEVELS
+
+
+def staff_factor_missing(request: HttpRequest) -> bool:
+    """A staff member must prove their session with a phishing-resistant factor first."""
+    return bool(settings.STAFF_REQUIRE_PHISHING_RESISTANT) and not phishing_resistant(request)

@@ -539,3 +539,74 @@ class ProSanteConnectDevice(TimestampMixin, Device):
 
     def verify_token(self, token: object) -> bool:
         return False
+
+
+# --- Passkeys and sessions (issue 16) ----------------------------------------------------
+
+
+class PasskeyDevice(TimestampMixin, Device):
+    """A WebAuthn credential (passkey) registered by its holder (accounts.passkeys).
+
+    Nothing here is secret: the authenticator keeps the private key, the portal its
+    public half, the credential's id and the signature counter last seen (a counter
+    that does not grow betrays a cloned authenticator or a replay). A passkey never
+    takes a typed code: ``verify_token`` refuses every one, so django-otp's
+    ``match_token`` skips it; it is used through the WebAuthn ceremony alone.
+    """
+
+    # base64url of the credential id the authenticator chose (at most 1,023 bytes).
+    credential_id: models.CharField[str, str] = models.CharField(
+        max_length=1400, unique=True, editable=False
+    )
+    public_key: models.BinaryField[bytes, bytes] = models.BinaryField(editable=False)
+    sign_count: models.BigIntegerField[int, int] = models.BigIntegerField(default=0, editable=False)
+    aaguid: models.CharField[str, str] = models.CharField(max_length=36, blank=True, editable=False)
+    transports = models.JSONField(default=list, blank=True, editable=False)
+    backed_up: models.BooleanField[bool, bool] = models.BooleanField(default=False, editable=False)
+
+    objects: ClassVar[models.Manager[PasskeyDevice]] = DeviceManager()
+
+    class Meta(Device.Meta):
+        verbose_name = _("clé d'accès")
+        verbose_name_plural = _("clés d'accès")
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"
+
+    def verify_token(self, token: object) -> bool:
+        return False
+
+
+class AccountSession(models.Model):
+    """One signed-in session of an account, for the holder to see and end (accounts.account_sessions).
+
+    The session's key is never stored: only its SHA-256, enough to find the record of the
+    session a request carries and impossible to turn back into a cookie. Ending a
+    session marks it here; the middleware logs out any request whose session is marked.
+    """
+
+    class Method(models.TextChoices):
+        PASSWORD_CODE = "password_code", _("Mot de passe et code à usage unique")
+        PASSWORD_PASSKEY = "password_passkey", _("Mot de passe et clé d'accès")
+        PASSKEY = "passkey", _("Clé d'accès")
+        PSC = "psc", _("Pro Santé Connect")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_sessions"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    method = models.CharField(_("méthode"), max_length=24, choices=Method.choices)
+    # "Firefox sur Windows": a summary, never the whole User-Agent string.
+    device = models.CharField(_("appareil"), max_length=80, blank=True)
+    ip = models.GenericIPAddressField(_("adresse IP"), null=True, blank=True)
+    created_at = models.DateTimeField(_("ouverte le"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("dernière activité"), default=timezone.now)
+    ended_at = models.DateTimeField(_("fermée le"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("session ouverte")
+        verbose_name_plural = _("sessions ouvertes")
+        indexes = [models.Index(fields=["user", "ended_at"], name="account_session_open")]
+
+    def __str__(self) -> str:
+        return f"{self._meta.verbose_name} — {self.user_id}"

@@ -26,6 +26,7 @@ from accounts.models import (
     EmailChange,
     EmailCodeDevice,
     FormerAdeli,
+    PasskeyDevice,
     PatientIdentity,
     ProfessionalIdentity,
     TOTPDevice,
@@ -354,7 +355,13 @@ def verify_pending_totp(secret_hex: str, code: str) -> bool:
     return _totp(secret_hex).verify(int(code), tolerance=1)
 
 
-DEVICE_MODELS: tuple[type[Device], ...] = (TOTPDevice, BackupCodeDevice, EmailCodeDevice)
+# A staff reset removes passkeys too: the holder enrols again from scratch.
+DEVICE_MODELS: tuple[type[Device], ...] = (
+    TOTPDevice,
+    BackupCodeDevice,
+    EmailCodeDevice,
+    PasskeyDevice,
+)
 
 
 @dataclass
@@ -546,6 +553,18 @@ def reset_second_factor(
     _notify(user, "second_factor_reset")
 
 
+@transaction.atomic
+def regenerate_backup_codes(user: User, *, request: HttpRequest | None = None) -> list[str]:
+    """New backup codes for a holder past the second factor; the former ones stop working."""
+    if not has_second_factor(user):
+        raise AccountError(_("Enregistrez d'abord un second facteur."))
+    BackupCodeDevice.objects.filter(user=user).delete()
+    codes = _new_backup_codes(user)
+    journal.record("account.backup_codes_regenerated", actor=user, obj=user, request=request)
+    notify(user, "backup_codes_regenerated")
+    return codes
+
+
 def set_known_totp(user: User, *, secret_hex: str, backup_codes: list[str]) -> None:
     """Enrol a device with a given secret (demo data only: secrets the README can print)."""
     _remove_second_factor(user)
@@ -588,6 +607,27 @@ _NOTICES = {
         gettext_lazy("Votre adresse e-mail a été remplacée"),
         "accounts/emails/email_changed.txt",
     ),
+    # Passkeys and the account page (issue 16): one template says what changed.
+    "passkey_added": (
+        gettext_lazy("Une clé d'accès a été ajoutée à votre compte"),
+        "accounts/emails/account_changed.txt",
+    ),
+    "passkey_renamed": (
+        gettext_lazy("Une clé d'accès de votre compte a été renommée"),
+        "accounts/emails/account_changed.txt",
+    ),
+    "passkey_removed": (
+        gettext_lazy("Une clé d'accès a été retirée de votre compte"),
+        "accounts/emails/account_changed.txt",
+    ),
+    "backup_codes_regenerated": (
+        gettext_lazy("Vos codes de secours ont été renouvelés"),
+        "accounts/emails/account_changed.txt",
+    ),
+    "sessions_ended": (
+        gettext_lazy("Des sessions de votre compte ont été fermées"),
+        "accounts/emails/account_changed.txt",
+    ),
 }
 
 
@@ -602,6 +642,7 @@ def _notify(user: User, notice: str, *, to: str = "", **context: object) -> None
         {
             "operator": settings.OPERATOR_NAME,
             "login_url": settings.SITE_URL + "/connexion/",
+            "account_url": settings.SITE_URL + "/compte/",
             **context,
         },
     )
@@ -609,6 +650,11 @@ def _notify(user: User, notice: str, *, to: str = "", **context: object) -> None
     transaction.on_commit(
         lambda: send_mail(subject_text, body, None, [recipient], fail_silently=False)
     )
+
+
+def notify(user: User, notice: str) -> None:
+    """A content-free notice (one of ``_NOTICES``) to the holder, sent after commit."""
+    _notify(user, notice, kind=notice)
 
 
 # --- Personal address --------------------------------------------------------------------------

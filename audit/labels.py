@@ -32,6 +32,14 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "account.suspended": _("Compte suspendu"),
     "account.reactivated": _("Compte réactivé"),
     "account.closed": _("Compte fermé"),
+    "account.passkey_added": _("Clé d'accès ajoutée"),
+    "account.passkey_renamed": _("Clé d'accès renommée"),
+    "account.passkey_removed": _("Clé d'accès supprimée"),
+    "account.passkey_refused": _("Clé d'accès refusée"),
+    "account.passkey_confirmed": _("Session confirmée par clé d'accès"),
+    "account.backup_codes_regenerated": _("Codes de secours renouvelés"),
+    "account.session_ended": _("Session fermée par le titulaire"),
+    "account.sessions_ended": _("Toutes les sessions fermées par le titulaire"),
     "login.succeeded": _("Connexion réussie"),
     "login.failed": _("Échec de connexion"),
     "login.refused": _("Connexion refusée"),
@@ -164,6 +172,7 @@ KEY_LABELS: Final[dict[str, Promise]] = {
     "method": _("moyen de connexion"),
     "level": _("niveau d'authentification"),
     "acr": _("niveau déclaré (acr)"),
+    "passkey": _("clé d'accès"),
 }
 
 # A value longer than this is cut when shown (the row itself keeps it whole).

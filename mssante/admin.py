@@ -25,7 +25,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
-from accounts.access import is_verified
+from accounts.access import is_verified, staff_factor_missing
 from audit import seals
 from charter.models import AbuseReport
 from directory.models import ImportRun
@@ -63,6 +63,7 @@ class PortalAdminSite(OTPAdminSite):
             and user.is_staff
             and is_verified(user)
             and getattr(user, "status", "active") == "active"
+            and not staff_factor_missing(request)
         )
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
@@ -72,6 +73,12 @@ class PortalAdminSite(OTPAdminSite):
             target = reverse("admin:index", current_app=self.name)
         if self.has_permission(request):
             return HttpResponseRedirect(target)
+        if is_verified(request.user) and request.user.is_staff and staff_factor_missing(request):
+            # Staff past password and code, without a phishing-resistant factor in this
+            # session: a page that says how to get one (STAFF_REQUIRE_PHISHING_RESISTANT).
+            return HttpResponseRedirect(
+                reverse("accounts:strong_factor") + "?" + urlencode({"next": target})
+            )
         if is_verified(request.user):
             # Logged in, second factor done, yet not staff: sending them to the login
             # page would send them straight back here, for ever. Say no, and why.

@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.SessionGuardMiddleware",
+    "accounts.account_sessions.SessionRevocationMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -159,6 +160,16 @@ OTP_BACKUP_CODES = 10
 OTP_TOTP_ISSUER = OPERATOR_NAME
 OTP_EMAIL_SUBJECT = "Votre code de connexion"
 OTP_EMAIL_TOKEN_VALIDITY = 600
+
+# Passkeys (WebAuthn, accounts/passkeys.py): bound to the relying party id, by default
+# SITE_URL's host; answers are accepted from SITE_URL's origin and these others.
+PASSKEY_RP_ID = conf.string("PASSKEY_RP_ID", "")
+PASSKEY_EXTRA_ORIGINS = conf.str_list("PASSKEY_EXTRA_ORIGINS", [])
+# Staff reach the admin only from a session proved with a phishing-resistant factor: a
+# passkey, or Pro Santé Connect with a CPS card (the levels below, as the PSC login
+# records them under the session key "psc_level"). On unless turned off (the demo does).
+STAFF_REQUIRE_PHISHING_RESISTANT = conf.boolean("STAFF_REQUIRE_PHISHING_RESISTANT", True)
+STAFF_PSC_STRONG_LEVELS = conf.str_list("STAFF_PSC_STRONG_LEVELS", ["cps"])
 
 # Guessing (accounts/lockout.py, docs/decisions.md): an identifier is locked for one
 # client address after LOGIN_FAILURE_LIMIT failures; across all addresses, clients the

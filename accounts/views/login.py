@@ -24,7 +24,7 @@ from django_otp import login as otp_login
 from accounts import lockout, psc, services
 from accounts.access import current_user, is_verified
 from accounts.forms import CodeForm, LoginForm
-from accounts.models import User
+from accounts.models import PasskeyDevice, User
 from accounts.views.enrolment import enrolment_context
 from audit import journal
 
@@ -173,6 +173,7 @@ def _finish(
     state: dict[str, Any],
     *,
     then: str = "",
+    method: str = "",
 ) -> HttpResponse:
     request.session.pop(PENDING, None)
     login(request, user, backend="accounts.backends.IdentifierBackend")
@@ -181,7 +182,8 @@ def _finish(
     if state.get("psc"):
         # Pro Santé Connect at a level that needed this code too (views/psc.py).
         request.session[psc.SESSION_KEY] = state["psc"]
-    journal.record("login.succeeded", actor=user, obj=user, request=request)
+    details = {"method": method} if method else {}
+    journal.record("login.succeeded", actor=user, obj=user, request=request, **details)
     if state.get("former_adeli_until"):
         until = datetime.fromisoformat(state["former_adeli_until"])
         messages.warning(
@@ -218,7 +220,11 @@ def code_view(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:login_enrol")
     resend = request.method == "POST" and "renvoyer" in request.POST
     form = CodeForm(request.POST if request.method == "POST" and not resend else None)
-    context: dict[str, Any] = {"form": form, "pending_user": user}
+    context: dict[str, Any] = {
+        "form": form,
+        "pending_user": user,
+        "has_passkeys": PasskeyDevice.objects.filter(user=user, confirmed=True).exists(),
+    }
     email_device = services.email_device(user)
     if email_device is not None:
         # Codes by e-mail (patients' choice): one is sent on entering this step, and
