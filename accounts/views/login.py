@@ -21,10 +21,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 
-from accounts import lockout, psc, services
+from accounts import account_sessions, lockout, psc, services
 from accounts.access import current_user, is_verified
 from accounts.forms import CodeForm, LoginForm
-from accounts.models import PasskeyDevice, User
+from accounts.models import AccountSession, PasskeyDevice, User
 from accounts.views.enrolment import enrolment_context
 from audit import journal
 
@@ -176,6 +176,9 @@ def _finish(
     method: str = "",
 ) -> HttpResponse:
     request.session.pop(PENDING, None)
+    if state.get("psc"):
+        # The session list names how it was opened (account_sessions, at login()).
+        request.session.setdefault(account_sessions.LOGIN_METHOD, AccountSession.Method.PSC)
     login(request, user, backend="accounts.backends.IdentifierBackend")
     otp_login(request, device)
     request.session["last_seen"] = time.time()

@@ -14,10 +14,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from django_otp import login as otp_login
 
-from accounts import lockout, psc, psc_services, services
+from accounts import account_sessions, lockout, psc, psc_services, services
 from accounts.access import current_user, is_verified
 from accounts.forms import LoginForm
-from accounts.models import User
+from accounts.models import AccountSession, User
 from accounts.views.login import PENDING, _next_url, _status_message, landing_url
 
 # Where to go after the sign-in, kept across the trip to PSC.
@@ -78,6 +78,7 @@ def psc_callback(request: HttpRequest) -> HttpResponse:
     request.session.cycle_key()
     if psc.is_strong(identity.level):
         device = psc_services.record_strong_sign_in(user, identity, request)
+        request.session[account_sessions.LOGIN_METHOD] = AccountSession.Method.PSC
         login(request, user, backend="accounts.backends.IdentifierBackend")
         otp_login(request, device)
         request.session["last_seen"] = time.time()
