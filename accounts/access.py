@@ -50,11 +50,11 @@ def verified_required(
 
 # The session keys that tell how strongly this session's holder was proved (issue 16):
 # STRONG_FACTOR is "passkey" once a passkey signed this session in or confirmed it
-# (accounts.passkeys); PSC_LEVEL is the authentication level Pro Santé Connect reported
-# for a sign-in through it (written by the PSC login), strong when it is one of
+# (accounts.passkeys); under PSC_SESSION_KEY (accounts.psc.SESSION_KEY) the PSC sign-in
+# keeps the level Pro Santé Connect reported, strong when it is one of
 # settings.STAFF_PSC_STRONG_LEVELS (a CPS card).
 STRONG_FACTOR = "strong_factor"
-PSC_LEVEL = "psc_level"
+PSC_SESSION_KEY = "psc"
 
 
 def phishing_resistant(request: HttpRequest) -> bool:
@@ -64,7 +64,9 @@ def phishing_resistant(request: HttpRequest) -> bool:
         return False
     if session.get(STRONG_FACTOR) == "passkey":
         return True
-    level = session.get(PSC_LEVEL)
+    # The Pro Santé Connect sign-in keeps its facts under accounts.psc.SESSION_KEY.
+    facts = session.get(PSC_SESSION_KEY)
+    level = facts.get("level") if isinstance(facts, dict) else None
     return bool(level) and str(level) in settings.STAFF_PSC_STRONG_LEVELS
 
 

@@ -30,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import services
+from accounts.access import PSC_SESSION_KEY
 from accounts.models import AccountSession, User
 from audit import journal
 from audit.models import AuditEvent
@@ -85,7 +86,7 @@ def _method(request: HttpRequest, user: Any) -> str:
     named = str(request.session.get(LOGIN_METHOD, ""))
     if named in AccountSession.Method.values:
         return named
-    if "psc" in str(getattr(user, "backend", "")).lower() or request.session.get("psc_level"):
+    if request.session.get(PSC_SESSION_KEY):
         return AccountSession.Method.PSC
     return AccountSession.Method.PASSWORD_CODE
 

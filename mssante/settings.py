@@ -167,7 +167,8 @@ PASSKEY_RP_ID = conf.string("PASSKEY_RP_ID", "")
 PASSKEY_EXTRA_ORIGINS = conf.str_list("PASSKEY_EXTRA_ORIGINS", [])
 # Staff reach the admin only from a session proved with a phishing-resistant factor: a
 # passkey, or Pro Santé Connect with a CPS card (the levels below, as the PSC login
-# records them under the session key "psc_level"). On unless turned off (the demo does).
+# records them under the session key "psc", accounts.psc.SESSION_KEY). On unless turned
+# off (the demo does).
 STAFF_REQUIRE_PHISHING_RESISTANT = conf.boolean("STAFF_REQUIRE_PHISHING_RESISTANT", True)
 STAFF_PSC_STRONG_LEVELS = conf.str_list("STAFF_PSC_STRONG_LEVELS", ["cps"])
 

@@ -11,6 +11,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from accounts import psc
 from accounts.account_sessions import key_hash, summarise_user_agent
 from accounts.models import AccountSession, BackupCode, TOTPDevice, User
 from accounts.tests import soft_authenticator as soft
@@ -283,10 +284,11 @@ def test_a_psc_card_level_counts_and_e_cps_does_not(strong_required: None) -> No
     staff = f.staff()
     client = login(staff)
     session = client.session
-    session["psc_level"] = "e-cps"
+    # As the PSC sign-in keeps its facts (accounts.psc.SESSION_KEY, Identity.session_data).
+    session[psc.SESSION_KEY] = {"level": psc.LEVEL_ECPS, "acr": "eidas1", "amr": ["mobile"]}
     session.save()
     assert client.get("/admin/").status_code == 302
-    session["psc_level"] = "cps"
+    session[psc.SESSION_KEY] = {"level": psc.LEVEL_CARD, "acr": "eidas1", "amr": ["pop"]}
     session.save()
     assert client.get("/admin/").status_code == 200
 
