@@ -181,12 +181,13 @@ def finish(request: HttpRequest) -> PscIdentity:
         # The token endpoint refused the code (invalid_grant: expired, used, not ours).
         log.info("PSC: token refused (%s)", exc.error)
         raise PscError("code") from exc
+    except (JoseError, AuthlibBaseError, KeyError) as exc:
+        # Before ValueError: a JOSE error may be one too, and it is no outage.
+        log.warning("PSC: ID token rejected (%s)", type(exc).__name__)
+        raise PscError("token") from exc
     except (requests.RequestException, ValueError) as exc:
         log.warning("PSC: token endpoint unavailable (%s)", type(exc).__name__)
         raise PscError("provider") from exc
-    except (JoseError, AuthlibBaseError, KeyError) as exc:
-        log.warning("PSC: ID token rejected (%s)", type(exc).__name__)
-        raise PscError("token") from exc
     claims = token.get("userinfo")
     id_token = token.get("id_token")
     if not claims or not isinstance(id_token, str):
@@ -220,11 +221,11 @@ def _userinfo(client: Any, token: dict[str, Any]) -> dict[str, Any]:
             keys = KeySet.import_key_set(client.fetch_jwk_set())
             return dict(jwt.decode(response.text, keys).claims)
         data = response.json()
+    except (JoseError, AuthlibBaseError) as exc:
+        raise PscError("token") from exc
     except (requests.RequestException, ValueError, KeyError) as exc:
         log.warning("PSC: userinfo unavailable (%s)", type(exc).__name__)
         raise PscError("provider") from exc
-    except (JoseError, AuthlibBaseError) as exc:
-        raise PscError("token") from exc
     if not isinstance(data, dict):
         raise PscError("token")
     return data

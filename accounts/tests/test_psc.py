@@ -158,6 +158,15 @@ def test_an_unknown_means_is_never_strong_enough_alone(provider, claire):
     assert events("login.psc_code_asked")[0].data["level"] == psc.LEVEL_UNKNOWN
 
 
+def test_a_professional_without_a_second_factor_is_sent_to_enrol_one(provider, settings):
+    settings.PSC_STRONG_LEVELS = []
+    newcomer = f.professional(enrol=False)
+    client = Client()
+    response, _browser = sign_in(client, newcomer.professional.national_id, "cps")
+    assert response["Location"] == "/connexion/enrolement/"
+    assert "_auth_user_id" not in client.session
+
+
 def test_a_wrong_code_after_psc_still_keeps_the_door_shut(provider, settings, claire):
     settings.PSC_STRONG_LEVELS = []
     client = Client()
@@ -197,6 +206,14 @@ def test_a_suspended_professional_is_refused_with_the_reason(provider, claire):
     response, _browser = sign_in(client, claire.user.professional.national_id)
     assert response.status_code == 403
     assert "Votre compte est suspendu" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_an_account_switched_off_in_the_admin_is_refused(provider, claire):
+    User.objects.filter(pk=claire.user.pk).update(is_active=False)
+    client = Client()
+    response, _browser = sign_in(client, claire.user.professional.national_id)
+    assert response.status_code == 403 and "Ce compte est désactivé" in response.content.decode()
     assert "_auth_user_id" not in client.session
 
 

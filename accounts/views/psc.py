@@ -10,6 +10,7 @@ from django.contrib.auth import login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from django_otp import login as otp_login
@@ -74,6 +75,10 @@ def psc_callback(request: HttpRequest) -> HttpResponse:
     if user.status != User.Status.ACTIVE:
         psc_services.record_failure("account_" + user.status, request)
         return _login_page(request, 403, refused=_status_message(user))
+    if not user.is_active:
+        # Django's own switch, turned off by the staff in the admin: no session would hold.
+        psc_services.record_failure("account_inactive", request)
+        return _login_page(request, 403, refused=_("Ce compte est désactivé."))
     then = request.session.pop(NEXT_KEY, "") or ""
     request.session.cycle_key()
     if psc.is_strong(identity.level):
