@@ -23,7 +23,7 @@ import requests
 from django.test import Client
 
 from accounts import psc
-from accounts.models import ProSanteConnectDevice, User
+from accounts.models import AccountSession, ProSanteConnectDevice, User
 from audit.models import AuditEvent
 from tests import factories as f
 from tests import psc_provider
@@ -470,3 +470,29 @@ def test_psc_refuses_a_plain_http_issuer_off_loopback(tmp_path):
         PSC_ISSUER="http://auth.example.fr/realm",
     )
     assert result.returncode != 0 and "PSC_ISSUER" in result.stderr
+
+
+# --------------------------------------------------------------------------- with the account page
+
+
+def test_staff_signed_in_with_a_cps_card_reach_the_admin_and_e_cps_does_not(
+    provider, settings, claire
+):
+    """The admin asks a phishing-resistant factor: a CPS card through PSC is one (setting
+    STAFF_PSC_STRONG_LEVELS), an e-CPS is not, and the sessions list names PSC."""
+    settings.STAFF_REQUIRE_PHISHING_RESISTANT = True
+    claire.user.is_staff = True
+    claire.user.save(update_fields=["is_staff"])
+    card = Client()
+    sign_in(card, claire.user.professional.national_id, "cps")
+    assert card.get("/admin/", HTTP_HOST=HOST).status_code == 200
+    page = card.get("/compte/", HTTP_HOST=HOST).content.decode()
+    assert "Pro Santé Connect" in page
+    (session,) = AccountSession.objects.filter(user=claire.user, ended_at__isnull=True)
+    assert session.method == AccountSession.Method.PSC
+
+    app = Client()
+    sign_in(app, claire.user.professional.national_id, "ecps")
+    assert app.session[psc.SESSION_KEY]["level"] == "ecps"
+    refused = app.get("/admin/", HTTP_HOST=HOST)
+    assert refused.status_code == 302 and refused["Location"].startswith("/admin/login/")
