@@ -53,6 +53,8 @@ class Dovecot:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
+        while self.lmtp_port == self.imap_port:  # two free_port() calls may give the same
+            self.lmtp_port = free_port()
         # The mail processes (nobody, when we are root) must traverse it.
         self.work.chmod(0o755)
         if os.geteuid() == 0:
@@ -188,10 +190,13 @@ service lmtp {{
             if self._started():
                 return self
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            if "in use" not in tail:
+            if "in use" not in tail and "duplicate listener" not in tail:
                 break
             # Another process took a port between free_port() and Dovecot's bind: new ones.
-            self.imap_port, self.lmtp_port = free_port(), free_port()
+            self.imap_port = free_port()
+            self.lmtp_port = free_port()
+            while self.lmtp_port == self.imap_port:
+                self.lmtp_port = free_port()
         raise RuntimeError(f"Dovecot did not start: {tail}")
 
     def _started(self) -> bool:
@@ -242,7 +247,11 @@ service lmtp {{
         shutil.rmtree(self.work, ignore_errors=True)
 
     def __enter__(self) -> Dovecot:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.remove()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
