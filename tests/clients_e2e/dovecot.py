@@ -53,6 +53,8 @@ class Dovecot:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
+        while self.lmtp_port == self.imap_port:  # two free_port() calls may give the same
+            self.lmtp_port = free_port()
         # The mail processes (nobody, when we are root) must traverse it.
         self.work.chmod(0o755)
         if os.geteuid() == 0:
@@ -177,13 +179,27 @@ service lmtp {{
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> Dovecot:
-        self._write_config()
         for login in self.users:
             for folder in ("INBOX", *SPECIAL):
                 for sub in ("cur", "new", "tmp"):
                     (self.maildir(login, folder) / sub).mkdir(parents=True, exist_ok=True)
             for path in [self.home(login), *self.home(login).rglob("*")]:
                 os.chown(path, self.uid, self.gid)
+        for _attempt in range(3):
+            self._write_config()
+            if self._started():
+                return self
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            if "in use" not in tail and "duplicate listener" not in tail:
+                break
+            # Another process took a port between free_port() and Dovecot's bind: new ones.
+            self.imap_port = free_port()
+            self.lmtp_port = free_port()
+            while self.lmtp_port == self.imap_port:
+                self.lmtp_port = free_port()
+        raise RuntimeError(f"Dovecot did not start: {tail}")
+
+    def _started(self) -> bool:
         out = self.log.open("ab")
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.conf)],
@@ -191,7 +207,8 @@ service lmtp {{
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 20
+        out.close()
+        deadline = time.monotonic() + 60  # a loaded machine (the test machines are shared)
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
@@ -200,11 +217,10 @@ service lmtp {{
                 socket.create_connection(("127.0.0.1", self.imap_port), timeout=2) as sock,
             ):
                 if sock.recv(200).startswith(b"* OK"):
-                    return self
+                    return True
             time.sleep(0.05)
-        tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
         self.stop()
-        raise RuntimeError(f"Dovecot did not start: {tail}")
+        return False
 
     @property
     def pid(self) -> int:
@@ -231,7 +247,11 @@ service lmtp {{
         shutil.rmtree(self.work, ignore_errors=True)
 
     def __enter__(self) -> Dovecot:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.remove()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
