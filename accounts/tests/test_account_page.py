@@ -304,3 +304,27 @@ def test_the_strong_factor_page_is_404_for_others(claire: Any) -> None:
     )
     assert response.status_code == 400
     assert soft  # the soft authenticator is what the other tests sign with
+
+
+def test_records_of_ended_or_expired_sessions_are_purged(settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts import tasks
+
+    user = f.professional()
+    now = timezone.now()
+    age = timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    keep_open = AccountSession.objects.create(user=user, key_hash="a" * 64, method="passkey")
+    keep_ended = AccountSession.objects.create(
+        user=user, key_hash="b" * 64, method="passkey", ended_at=now - timedelta(hours=2)
+    )
+    AccountSession.objects.create(
+        user=user, key_hash="c" * 64, method="passkey", ended_at=now - timedelta(days=2)
+    )
+    AccountSession.objects.create(
+        user=user, key_hash="d" * 64, method="passkey", created_at=now - age - timedelta(hours=1)
+    )
+    assert tasks.purge_account_sessions.delay() is not None
+    assert set(AccountSession.objects.values_list("pk", flat=True)) == {keep_open.pk, keep_ended.pk}
