@@ -262,6 +262,29 @@ def test_staff_confirm_the_session_with_a_passkey_and_reach_the_admin(
     assert AuditEvent.objects.filter(action="account.passkey_confirmed").exists()
 
 
+def test_a_confirmation_with_another_users_passkey_is_refused_and_journaled(
+    strong_required: None,
+) -> None:
+    staff = f.staff()
+    other_credential, _response = enrol(login(f.professional()))
+    client = login(staff)
+    enrol(client)
+    options = client.post(
+        "/compte/cles-d-acces/confirmer/options/", "{}", content_type="application/json"
+    ).json()
+    answer = soft.sign(other_credential, options, ORIGIN)
+    response = client.post(
+        "/compte/cles-d-acces/confirmer/",
+        json.dumps({"credential": answer}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+    assert AuditEvent.objects.filter(
+        action="account.passkey_refused", object_id=str(staff.pk), data__step="passkey"
+    ).exists()
+
+
 def test_staff_signed_in_with_a_passkey_reach_the_admin(strong_required: None) -> None:
     staff = f.staff()
     credential, _response = enrol(login(staff))
