@@ -351,3 +351,30 @@ def test_records_of_ended_or_expired_sessions_are_purged(settings: Any) -> None:
     )
     assert tasks.purge_account_sessions.delay() is not None
     assert set(AccountSession.objects.values_list("pk", flat=True)) == {keep_open.pk, keep_ended.pk}
+
+
+def test_the_page_runs_the_same_number_of_queries_for_2_and_12_sessions_and_passkeys() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import PasskeyDevice
+
+    user = f.professional()
+    client = login(user)
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            AccountSession.objects.create(user=user, key_hash=f"{i:064d}", method="passkey")
+            PasskeyDevice.objects.create(
+                user=user, name=f"Clé {i}", confirmed=True, credential_id=f"id{i}", public_key=b"k"
+            )
+
+    add(2, 0)
+    client.get("/compte/")  # warm the session and the catalogues
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/compte/").status_code == 200
+    add(8, 2)
+    with CaptureQueriesContext(connection) as more:
+        page = client.get("/compte/")
+    assert "Clé 9" in page.content.decode()
+    assert len(more.captured_queries) == len(few.captured_queries)
