@@ -24,6 +24,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -199,6 +200,16 @@ def recent_sign_ins(user: User) -> list[SignInEvent]:
         )
     events.sort(key=lambda e: e.at, reverse=True)
     return events[:RECENT_LIMIT]
+
+
+def purge(now: datetime | None = None) -> int:
+    """Delete the records of sessions ended a day ago, or older than a session can live."""
+    now = now or timezone.now()
+    expired = now - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    deleted, _rows = AccountSession.objects.filter(
+        Q(ended_at__lt=now - timedelta(days=1)) | Q(created_at__lt=expired)
+    ).delete()
+    return deleted
 
 
 # --- Ending sessions ---------------------------------------------------------------------------

@@ -205,7 +205,6 @@ def _transports(credential: dict[str, Any]) -> list[str]:
     )
 
 
-@transaction.atomic
 def register(request: HttpRequest, user: User, answer: dict[str, Any]) -> PasskeyDevice:
     """Verify the browser's answer to the enrolment challenge and keep the new passkey."""
     name = clean_name(answer.get("name"))
@@ -230,6 +229,8 @@ def register(request: HttpRequest, user: User, answer: dict[str, Any]) -> Passke
             _("La clé d'accès n'a pas pu être vérifiée : elle n'a pas été enregistrée.")
         ) from None
     credential_id = bytes_to_base64url(verified.credential_id)
+    # The refusal above is journaled on its own; the passkey, its event and its notice
+    # are written together.
     try:
         with transaction.atomic():
             device = PasskeyDevice.objects.create(
@@ -243,12 +244,12 @@ def register(request: HttpRequest, user: User, answer: dict[str, Any]) -> Passke
                 transports=_transports(credential),
                 backed_up=bool(verified.credential_backed_up),
             )
+            journal.record(
+                "account.passkey_added", actor=user, obj=user, request=request, passkey=device.pk
+            )
+            services.notify(user, "passkey_added")
     except IntegrityError:
         raise PasskeyError(_("Cette clé d'accès est déjà enregistrée.")) from None
-    journal.record(
-        "account.passkey_added", actor=user, obj=user, request=request, passkey=device.pk
-    )
-    services.notify(user, "passkey_added")
     return device
 
 
@@ -374,7 +375,6 @@ def mark_strong(request: HttpRequest) -> None:
     request.session[STRONG_FACTOR] = "passkey"
 
 
-@transaction.atomic
 def confirm(request: HttpRequest, user: User, answer: dict[str, Any]) -> PasskeyDevice:
     """A signed-in holder proves the session again with one of their passkeys."""
     assertion = verify_assertion(request, answer, user=user)

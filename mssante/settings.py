@@ -331,6 +331,11 @@ CELERY_BEAT_SCHEDULE["purge-login-throttles"] = {
     "task": "accounts.tasks.purge_login_throttles",
     "schedule": 3600,
 }
+# Records of sessions ended or expired (the account page lists open ones only).
+CELERY_BEAT_SCHEDULE["purge-account-sessions"] = {
+    "task": "accounts.tasks.purge_account_sessions",
+    "schedule": 3600,
+}
 # A delivery or scan not done this long after its last enqueueing is enqueued again
 # by the sweeper (a lost broker message delays a message by about this much).
 DELIVERY_RETRY_SECONDS = conf.integer("DELIVERY_RETRY_SECONDS", 60, minimum=5)

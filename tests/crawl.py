@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 from django.test import Client
 
 # Pages whose forms end the persona's session.
-SKIPPED_ACTIONS = ("/deconnexion/", "/admin/logout/")
+SKIPPED_ACTIONS = ("/deconnexion/", "/admin/logout/", "/compte/sessions/")
 SKIPPED_LINKS = ("/static/", "/deconnexion/", "/admin/logout/", "/api/", "/fhir/")
 
 

@@ -263,6 +263,29 @@ def test_staff_confirm_the_session_with_a_passkey_and_reach_the_admin(
     assert AuditEvent.objects.filter(action="account.passkey_confirmed").exists()
 
 
+def test_a_confirmation_with_another_users_passkey_is_refused_and_journaled(
+    strong_required: None,
+) -> None:
+    staff = f.staff()
+    other_credential, _response = enrol(login(f.professional()))
+    client = login(staff)
+    enrol(client)
+    options = client.post(
+        "/compte/cles-d-acces/confirmer/options/", "{}", content_type="application/json"
+    ).json()
+    answer = soft.sign(other_credential, options, ORIGIN)
+    response = client.post(
+        "/compte/cles-d-acces/confirmer/",
+        json.dumps({"credential": answer}),
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+    assert AuditEvent.objects.filter(
+        action="account.passkey_refused", object_id=str(staff.pk), data__step="passkey"
+    ).exists()
+
+
 def test_staff_signed_in_with_a_passkey_reach_the_admin(strong_required: None) -> None:
     staff = f.staff()
     credential, _response = enrol(login(staff))
@@ -306,3 +329,54 @@ def test_the_strong_factor_page_is_404_for_others(claire: Any) -> None:
     )
     assert response.status_code == 400
     assert soft  # the soft authenticator is what the other tests sign with
+
+
+def test_records_of_ended_or_expired_sessions_are_purged(settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts import tasks
+
+    user = f.professional()
+    now = timezone.now()
+    age = timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    keep_open = AccountSession.objects.create(user=user, key_hash="a" * 64, method="passkey")
+    keep_ended = AccountSession.objects.create(
+        user=user, key_hash="b" * 64, method="passkey", ended_at=now - timedelta(hours=2)
+    )
+    AccountSession.objects.create(
+        user=user, key_hash="c" * 64, method="passkey", ended_at=now - timedelta(days=2)
+    )
+    AccountSession.objects.create(
+        user=user, key_hash="d" * 64, method="passkey", created_at=now - age - timedelta(hours=1)
+    )
+    assert tasks.purge_account_sessions.delay() is not None
+    assert set(AccountSession.objects.values_list("pk", flat=True)) == {keep_open.pk, keep_ended.pk}
+
+
+def test_the_page_runs_the_same_number_of_queries_for_2_and_12_sessions_and_passkeys() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import PasskeyDevice
+
+    user = f.professional()
+    client = login(user)
+
+    def add(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            AccountSession.objects.create(user=user, key_hash=f"{i:064d}", method="passkey")
+            PasskeyDevice.objects.create(
+                user=user, name=f"Clé {i}", confirmed=True, credential_id=f"id{i}", public_key=b"k"
+            )
+
+    add(2, 0)
+    client.get("/compte/")  # warm the session and the catalogues
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/compte/").status_code == 200
+    add(8, 2)
+    with CaptureQueriesContext(connection) as more:
+        page = client.get("/compte/")
+    assert "Clé 9" in page.content.decode()
+    assert len(more.captured_queries) == len(few.captured_queries)

@@ -171,6 +171,8 @@ def test_user_verification_is_required(holder: User, enrolled: soft.Credential) 
     response = _json(client, "/compte/cles-d-acces/", {"name": "x", "credential": answer})
     assert response.status_code == 400
     assert not PasskeyDevice.objects.filter(name="x").exists()
+    # The refusal itself stays in the journal.
+    assert AuditEvent.objects.filter(action="account.passkey_refused", data__step="enrol").exists()
 
 
 @pytest.mark.parametrize(
