@@ -486,8 +486,8 @@ def test_staff_signed_in_with_a_cps_card_reach_the_admin_and_e_cps_does_not(
     card = Client()
     sign_in(card, claire.user.professional.national_id, "cps")
     assert card.get("/admin/", HTTP_HOST=HOST).status_code == 200
-    page = card.get("/compte/", HTTP_HOST=HOST).content.decode()
-    assert "Pro Santé Connect" in page
+    page = html.unescape(card.get("/compte/", HTTP_HOST=HOST).content.decode())
+    assert "Pro Santé Connect" in page and "avec la carte CPS." in page
     (session,) = AccountSession.objects.filter(user=claire.user, ended_at__isnull=True)
     assert session.method == AccountSession.Method.PSC
 

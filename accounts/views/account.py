@@ -7,6 +7,8 @@ that the object is the holder's (another's is a 404) and renders.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,14 +20,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST, require_safe
 
-from accounts import account_sessions, passkeys, services
+from accounts import account_sessions, passkeys, psc, services
 from accounts.access import (
     current_user,
     phishing_resistant,
     staff_factor_missing,
     verified_required,
 )
-from accounts.models import BackupCode, TOTPDevice, User
+from accounts.models import BackupCode, ProSanteConnectDevice, TOTPDevice, User
 
 
 def _apps_available(user: User) -> bool:
@@ -55,8 +57,23 @@ def account_view(request: HttpRequest) -> HttpResponse:
         "recent": account_sessions.recent_sign_ins(user),
         "apps_available": _apps_available(user),
         "strong_session": phishing_resistant(request),
+        **_psc_method(user),
     }
     return render(request, "accounts/account.html", context)
+
+
+def _psc_method(user: User) -> dict[str, Any]:
+    """Pro Santé Connect among the sign-in methods: when it was last used, at what level."""
+    device = ProSanteConnectDevice.objects.filter(user=user).first()
+    labels = {psc.LEVEL_CARD: _("la carte CPS"), psc.LEVEL_ECPS: _("l'application e-CPS")}
+    return {
+        "psc_enabled": psc.enabled(),
+        "is_professional": user.is_professional,
+        "psc_device": device,
+        "psc_level_label": labels.get(device.last_level, _("un moyen non précisé"))
+        if device
+        else "",
+    }
 
 
 @never_cache
