@@ -489,16 +489,22 @@ class Session:
         name: str,
         messages: Sequence[AppendMessage],
         selected: SelectedMailbox | None = None,
-    ) -> tuple[AppendUid, SelectedMailbox | None]:
+    ) -> tuple[AppendUid | None, SelectedMailbox | None]:
         folder = await self._folder(name, try_create=True)
         if folder.readonly:
             raise MailboxReadOnly(name)
+        if folder.ref.role == Folder.Role.DRAFTS:
+            for m in messages:
+                await self.config.store(
+                    store.append_draft, self.login, folder.ref.folder_id, bytes(m.literal)
+                )
+            # A draft is not an entry: it has no UID to give back (no APPENDUID).
+            return None, await self._updates(selected)
         if folder.ref.role != Folder.Role.SENT:
             raise NotAllowedError(
                 imap_text(
-                    "Depot refuse : seul le dossier Envoyes accepte APPEND (la copie d'un "
-                    "message envoye par la soumission SMTP) ; les brouillons se redigent "
-                    "dans le webmail."
+                    "Depot refuse : seuls Envoyes (la copie d'un message envoye par la "
+                    "soumission SMTP) et Brouillons acceptent APPEND."
                 )
             )
         uids = [

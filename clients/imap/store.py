@@ -11,16 +11,26 @@ import email
 import email.policy
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
+from email.utils import getaddresses
 
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
 from clients.services import ClientLogin
+from clients.submission import _content as submission_content
 from mailboxes import selectors
 from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
 from mailboxes.selectors import Access
-from mailboxes.services import FolderError, quarantine, read_raw
+from mailboxes.services import (
+    DraftError,
+    FolderError,
+    add_draft_attachment,
+    quarantine,
+    read_raw,
+    save_draft,
+)
 from mailboxes.services import folders as folder_services
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
@@ -269,6 +279,41 @@ def append_sent(login: ClientLogin, folder_id: int, raw: bytes) -> int:
             )
         )
     return int(entry[0])
+
+
+def append_draft(login: ClientLogin, folder_id: int, raw: bytes) -> None:
+    """APPEND to Drafts: the message becomes a draft of the box (as the compose page saves)."""
+    folder = _folder(login, folder_id)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    if not isinstance(parsed, EmailMessage):
+        raise StoreRefusal(_("Message illisible : structure MIME invalide."))
+    try:
+        text, html, files = submission_content(parsed)
+    except (LookupError, ValueError, TypeError):
+        raise StoreRefusal(_("Message illisible : structure MIME invalide.")) from None
+
+    def named(header: str) -> list[str]:
+        values = [str(v) for v in parsed.get_all(header, [])]
+        return [a.strip().lower() for _n, a in getaddresses(values) if a][:100]
+
+    try:
+        # One transaction: a refused attachment leaves no half-made draft.
+        with transaction.atomic():
+            draft = save_draft(
+                mailbox=folder.mailbox,
+                author=login.user,
+                draft=None,
+                to=named("To"),
+                cc=named("Cc"),
+                bcc=named("Bcc"),
+                subject=str(parsed.get("Subject") or "")[:998],
+                text=text,
+                html=html,
+            )
+            for f in files:
+                add_draft_attachment(draft, f.filename, f.content_type, f.data, by=login.user)
+    except DraftError as exc:
+        raise StoreRefusal(str(exc)) from None
 
 
 def create_folder(login: ClientLogin, name: str) -> None:

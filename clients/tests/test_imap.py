@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import ssl
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ from imapclient import IMAPClient
 from clients import services
 from clients.models import AppPassword
 from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
-from mailboxes.services import read_raw
+from mailboxes import selectors
+from mailboxes.services import open_draft, read_raw
 from tests import factories
 from tests.personas import Person, login, send
 from tests.smtp_peers import Operator
@@ -212,6 +214,33 @@ def test_append_to_sent_finds_the_copy_kept_by_the_submission(
         with pytest.raises(Exception, match="Depot refuse"):
             c.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
     assert Entry.objects.count() == before
+
+
+def test_append_to_drafts_makes_a_draft_the_webmail_shows(
+    imap: Any, here: Operator, claire: Person, box: Mailbox, colleague: Mailbox, settings: Any
+) -> None:
+    msg = EmailMessage()
+    msg["From"] = box.address
+    msg["To"] = colleague.address
+    msg["Subject"] = "Brouillon du cabinet"
+    msg.set_content("Bonjour,\nà compléter.\n")
+    msg.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="cr.pdf")
+    with client(imap, here, box, password_for(box)) as c:
+        drafts = next(name for flags, _d, name in c.list_folders() if b"\\Drafts" in flags)
+        c.append(drafts, msg.as_bytes())
+        # Past the attachment limit: refused in French, and no half-made draft left.
+        settings.MESSAGE_MAX_ATTACHMENTS = 1
+        bad = EmailMessage()
+        bad["Subject"] = "Trop de pièces"
+        bad.set_content("x")
+        for name in ("a.pdf", "b.pdf"):
+            bad.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename=name)
+        with pytest.raises(Exception, match="pieces jointes"):
+            c.append(drafts, bad.as_bytes())
+    (draft,) = selectors.drafts(box, claire.user)
+    content = open_draft(draft)
+    assert content.subject == "Brouillon du cabinet" and content.to == [colleague.address]
+    assert [f.filename for f in draft.files.all()] == ["cr.pdf"]
 
 
 # --------------------------------------------------------------------------- shared boxes
