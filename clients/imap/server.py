@@ -25,7 +25,7 @@ from argparse import Namespace
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -35,6 +35,7 @@ from proxyprotocol.version import ProxyProtocolVersion
 from pymap.context import connection_exit
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
+from pymap.interfaces.login import LoginInterface
 from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand
 from pymap.parsing.command.select import FetchCommand
 from pymap.parsing.commands import Commands
@@ -201,7 +202,9 @@ class Server(IMAPServer):
     __slots__ = ["implicit_tls"]
 
     def __init__(self, login: Login, config: Config, *, implicit_tls: bool) -> None:
-        super().__init__(login, config)
+        # Our Login/Identity/Session follow pymap's protocols by duck typing (the session
+        # is not declared a SessionInterface: its methods narrow the message type).
+        super().__init__(cast(LoginInterface, login), config)
         self.implicit_tls = implicit_tls
 
     async def __call__(

@@ -19,8 +19,8 @@ from imapclient import IMAPClient
 
 from clients import services
 from clients.models import AppPassword
-from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
 from mailboxes import selectors
+from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
 from mailboxes.services import open_draft, read_raw
 from tests import factories
 from tests.personas import Person, login, send
