@@ -405,6 +405,12 @@ class Session:
         return folder
 
     async def _selected_folder(self, selected: SelectedMailbox) -> FolderData:
+        # The selected folder as SELECT resolved it: the namespace is not read again at
+        # each command (bodies, listings and writes ask the user's rights themselves).
+        ref = self._refs.get(_key(selected.lookup))
+        folder = self._folders.get(ref.folder_id) if ref is not None else None
+        if folder is not None:
+            return folder
         return await self._folder(selected.lookup)
 
     async def _updates(self, selected: SelectedMailbox | None) -> SelectedMailbox | None:
