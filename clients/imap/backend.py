@@ -79,6 +79,9 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 # How often an IDLE client's folder is looked at (a delivery shows within this).
 IDLE_POLL_SECONDS = 1.0
+# Bodies read together for a FETCH or SEARCH: at most this many, this many bytes.
+BODY_BATCH = 50
+BODY_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def imap_text(text: str) -> str:
@@ -174,6 +177,10 @@ class FolderData:
         self.config = session.config
         self._messages: dict[int, Message] = {}
         self._modseq: int | None = None
+        self._plan: list[int] = []
+        self._plan_at: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+        self._loaded: dict[int, bytes] = {}
 
     # --- what pymap reads
 
@@ -230,10 +237,37 @@ class FolderData:
         }
         self._modseq = seq
 
+    def plan(self, messages: Iterable[Message]) -> None:
+        """The messages a FETCH or SEARCH is about to load, in order: read in batches."""
+        messages = list(messages)
+        self._plan = [m.entry_id for m in messages if not m.expunged]
+        self._plan_at = {entry_id: i for i, entry_id in enumerate(self._plan)}
+        self._sizes = {m.entry_id: m.size for m in messages}
+        self._loaded.clear()
+
     async def read_body(self, entry_id: int, *, opening: bool) -> bytes:
-        return await self.config.store(
-            store.read_body, self.session.login, self.ref.folder_id, entry_id, opening=opening
+        raw = self._loaded.pop(entry_id, None)
+        if raw is not None:
+            return raw
+        # This one and the next of the plan, up to a count and a size: one thread hop,
+        # one rights check and one journal write for the batch, memory bounded.
+        start = self._plan_at.get(entry_id)
+        batch = [entry_id]
+        if start is not None:
+            total = self._sizes.get(entry_id, 0)
+            for other in self._plan[start + 1 : start + BODY_BATCH]:
+                total += self._sizes.get(other, 0)
+                if total > BODY_BATCH_BYTES:
+                    break
+                batch.append(other)
+        found = await self.config.store(
+            store.read_bodies, self.session.login, self.ref.folder_id, batch, opening=opening
         )
+        raw = found.pop(entry_id, None)
+        if raw is None:
+            raise store.Gone
+        self._loaded = found
+        return raw
 
     async def update_selected(
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
@@ -547,6 +581,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
+        folder.plan(m for _s, m in found)
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
             if unseen:
@@ -562,7 +597,11 @@ class Session:
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
         search = SearchCriteriaSet(keys, params)
         found = []
-        async for seq, msg in folder.find(search.sequence_set, selected):
+        candidates = [(seq, msg) async for seq, msg in folder.find(search.sequence_set, selected)]
+        if not req.has_none(FetchRequirement.CONTENT):
+            folder.plan(m for _s, m in candidates)
+            FETCH_OPENS.set(False)
+        for seq, msg in candidates:
             if req.has_none(FetchRequirement.CONTENT):
                 content = BaseLoadedMessage(msg, req, None)
             else:

@@ -180,27 +180,33 @@ HELD_NOTICE = (
 )
 
 
-def read_body(login: ClientLogin, folder_id: int, entry_id: int, *, opening: bool) -> bytes:
-    """The message exactly as the webmail's "source" serves it; an opening is journaled.
+def read_bodies(
+    login: ClientLogin, folder_id: int, entry_ids: list[int], *, opening: bool
+) -> dict[int, bytes]:
+    """Messages exactly as the webmail's "source" serves them (by entry id); openings journaled.
 
-    ``opening``: the client asked for the body (not only headers): in a shared or
-    delegated box the access journal records it, as the webmail does.
+    ``opening``: the client asked for the bodies (not only headers): in a shared or
+    delegated box the access journal records each, as the webmail does.
     """
-    entries = _entries(login, folder_id, [entry_id])
-    if not entries:
-        raise Gone
-    entry = entries[0]
-    message = entry.message
-    if message.scan_status == Message.ScanStatus.INFECTED and not quarantine.released_ids(
-        [message.pk]
-    ):
-        # The antivirus held it back: its content is never handed out (as the webmail).
-        text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
-        return (HELD_NOTICE + text + "\r\n").encode("utf-8")
-    raw = read_raw(message)
-    if opening:
-        record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=[message])
-    return raw
+    entries = _entries(login, folder_id, entry_ids)
+    infected = [
+        e.message_id for e in entries if e.message.scan_status == Message.ScanStatus.INFECTED
+    ]
+    held = set(infected) - set(quarantine.released_ids(infected)) if infected else set()
+    found: dict[int, bytes] = {}
+    for entry in entries:
+        if entry.message_id in held:
+            # The antivirus held it back: its content is never handed out (as the webmail).
+            text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
+            found[entry.pk] = (HELD_NOTICE + text + "\r\n").encode("utf-8")
+        else:
+            found[entry.pk] = read_raw(entry.message)
+    opened = [e.message for e in entries if e.message_id not in held]
+    if opening and opened:
+        record_access(
+            entries[0].mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened
+        )
+    return found
 
 
 def set_flags(
