@@ -177,6 +177,7 @@ class FolderData:
         self.config = session.config
         self._messages: dict[int, Message] = {}
         self._modseq: int | None = None
+        self._uid_next = 1
         self._plan: list[int] = []
         self._plan_at: dict[int, int] = {}
         self._sizes: dict[int, int] = {}
@@ -220,7 +221,8 @@ class FolderData:
             seq = await self.config.store(store.modseq, login, self.ref.folder_id)
             if seq == self._modseq:
                 return
-        seq, rows = await self.config.store(store.folder_state, login, self.ref.folder_id)
+        seq, uid_next, rows = await self.config.store(store.folder_state, login, self.ref.folder_id)
+        self._uid_next = uid_next
         deleted = self._deleted
         live = {row.uid for row in rows}
         deleted &= live
@@ -295,7 +297,8 @@ class FolderData:
                 unseen += 1
                 if first_unseen is None:
                     first_unseen = seq
-        next_uid = max(self._messages, default=0) + 1
+        # The counter's: above every UID the folder ever gave, moved-away ones included.
+        next_uid = max(self._uid_next, max(self._messages, default=0) + 1)
         return MailboxSnapshot(
             self.mailbox_id,
             self.readonly,

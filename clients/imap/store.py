@@ -152,18 +152,21 @@ def modseq(login: ClientLogin, folder_id: int) -> int:
     return int(value.first() or 0)
 
 
-def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, list[Row]]:
-    """The folder's modification sequence and its messages in UID order (rights asked again)."""
+def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, int, list[Row]]:
+    """The folder's modification sequence, next UID and messages in UID order (rights asked again)."""
     _folder(login, folder_id)
     with transaction.atomic():
-        seq = modseq(login, folder_id)
+        counter = FolderCounter.objects.filter(folder_id=folder_id).values_list(
+            "modseq", "uid_next"
+        )
+        seq, uid_next = counter.first() or (0, 1)
         rows = [
             Row(*values)
             for values in Entry.objects.filter(folder_id=folder_id)
             .order_by("uid")
             .values_list("uid", "pk", "seen", "flagged", "answered", "received_at", "message__size")
         ]
-    return seq, rows
+    return int(seq), int(uid_next), rows
 
 
 def _entries(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> list[Entry]:

@@ -74,6 +74,10 @@ def test_login_before_starttls_is_refused_in_french(
     finally:
         conn.shutdown()
     assert "PRIVACYREQUIRED" in text and "STARTTLS" in text and "refusee" in text
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        conn.authenticate("PLAIN", lambda _challenge: f"\0{box.address}\0{secret}".encode())
+    conn.shutdown()
     # Nothing was tried: the password is not even looked at.
     assert AppPassword.objects.get().last_used_at is None
 
@@ -125,6 +129,14 @@ def test_a_bad_password_is_refused_in_french_and_repeated_tries_lock_out(
     c.shutdown()
 
 
+def test_implicit_tls_on_993_offers_login_at_once(imap: Any, here: Operator, box: Mailbox) -> None:
+    secret = password_for(box, scope=AppPassword.Scope.IMAP)
+    with IMAPClient("127.0.0.1", port=imap.tls_port, ssl=True, ssl_context=context(here)) as c:
+        assert b"STARTTLS" not in c.capabilities()
+        c.login(box.address, secret)
+        assert c.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+
+
 def test_an_smtp_only_password_cannot_open_imap(imap: Any, here: Operator, box: Mailbox) -> None:
     secret = password_for(box, scope=AppPassword.Scope.SMTP)
     with pytest.raises(Exception, match="Identifiants refuses"):
@@ -169,6 +181,11 @@ def test_move_and_expunge_go_where_the_webmail_would(
         trash_name = next(name for flags, _d, name in c.list_folders() if b"\\Trash" in flags)
         c.select_folder("INBOX")
         c.move([kept.uid], archive_name)
+        # UIDNEXT stays above the UID that left (never given again).
+        assert c.folder_status("INBOX", ["UIDNEXT", "MESSAGES"]) == {
+            b"UIDNEXT": 3,
+            b"MESSAGES": 1,
+        }
         kept.refresh_from_db()
         assert kept.folder_id == archive.pk
         assert kept.uid == 1  # numbered anew in the archive
@@ -176,7 +193,9 @@ def test_move_and_expunge_go_where_the_webmail_would(
         c.expunge()
         gone.refresh_from_db()
         assert gone.folder.role == Folder.Role.TRASH and gone.previous_folder.role == "inbox"
-        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        emptied = c.select_folder("INBOX")
+        # Empty, and UIDNEXT still above the UIDs that left (never given again).
+        assert emptied[b"EXISTS"] == 0 and emptied[b"UIDNEXT"] == 3
         # In the trash, EXPUNGE is the webmail's "delete for good".
         c.select_folder(trash_name)
         c.add_flags([gone.uid], [b"\\Deleted"])
