@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -55,6 +56,8 @@ from mailboxes.models import Folder
 from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 # Whether the FETCH being answered asks for a message's body (not only its headers): set
 # by the connection's state for each FETCH (pymap's own requirement counts a
@@ -108,12 +111,83 @@ class StoreAccess:
             ) from None
 
 
+class Watcher:
+    """What idle clients wait on: one query a second for all the folders they watch.
+
+    Each IDLE connection polling its own folder would cost a query (and a thread hop)
+    per connection per second; here a thousand idle clients on a hundred folders cost one
+    query a second. A change wakes every connection watching that folder, which then
+    reads its folder itself (rights asked again).
+    """
+
+    def __init__(self, access: StoreAccess) -> None:
+        self.access = access
+        self.waiting: dict[int, int] = {}
+        self.seen: dict[int, int] = {}
+        self.changed: dict[int, asyncio.Event] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def wait(
+        self, folder_id: int, known: int | None, done: Event, timeout: float = 60
+    ) -> None:
+        """Until ``folder_id`` moves past ``known``, ``done`` is set, or ``timeout`` seconds."""
+        if known is None:
+            return
+        seen = self.seen.setdefault(folder_id, known)
+        if known < seen:
+            return  # the folder moved since this connection looked: let it look
+        if known > seen:
+            # This connection saw a change the others are not told of yet: tell them.
+            self.seen[folder_id] = known
+            stale = self.changed.pop(folder_id, None)
+            if stale is not None:
+                stale.set()
+        event = self.changed.setdefault(folder_id, asyncio.Event())
+        self.waiting[folder_id] = self.waiting.get(folder_id, 0) + 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+        changed = asyncio.create_task(event.wait())
+        finished = asyncio.create_task(done.wait())
+        try:
+            await asyncio.wait(
+                {changed, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            changed.cancel()
+            finished.cancel()
+            self.waiting[folder_id] -= 1
+            if not self.waiting[folder_id]:
+                del self.waiting[folder_id]
+                self.seen.pop(folder_id, None)
+
+    async def _run(self) -> None:
+        while self.waiting:
+            await asyncio.sleep(IDLE_POLL_SECONDS)
+            watched = list(self.waiting)
+            if not watched:
+                break
+            try:
+                found = await self.access.db._in_thread(store.modseqs, watched)
+            except Exception:
+                log.exception("imap: the idle watcher could not read the folders")
+                continue
+            for folder_id, seq in found.items():
+                known = self.seen.get(folder_id)
+                if folder_id in self.waiting:
+                    self.seen[folder_id] = seq
+                if known is not None and known != seq:
+                    event = self.changed.pop(folder_id, None)
+                    if event is not None:
+                        event.set()
+
+
 class Config(IMAPConfig):
     """pymap's settings for our server; the folders' shared state lives here (one per process)."""
 
     def __init__(self, args: Any, *, db: ThreadedDatabase, **extra: Any) -> None:
         super().__init__(args, **extra)
         self.store = StoreAccess(db)
+        self.watcher = Watcher(self.store)
         self.selected_sets: dict[int, SelectedSet] = {}
         # \Deleted marks awaiting EXPUNGE: folder id → UIDs.
         self.deleted: dict[int, set[int]] = {}
@@ -275,13 +349,14 @@ class FolderData:
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
     ) -> SelectedMailbox:
         if wait_on is not None:
-            # IDLE: look at the folder every second until it moves or the client is done.
+            # IDLE: until the folder moves or the client is done (the process's watcher
+            # looks at every watched folder once a second, in one query).
             while not wait_on.is_set():
                 before = self._modseq
                 await self._refresh()
                 if self._modseq != before:
                     break
-                await wait_on.wait(timeout=IDLE_POLL_SECONDS)
+                await self.config.watcher.wait(self.ref.folder_id, self._modseq, wait_on)
         else:
             await self._refresh()
         selected.set_messages(list(self._messages.values()))

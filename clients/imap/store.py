@@ -152,6 +152,13 @@ def modseq(login: ClientLogin, folder_id: int) -> int:
     return int(value.first() or 0)
 
 
+def modseqs(folder_ids: list[int]) -> dict[int, int]:
+    """The modification sequences of these folders (what idle clients wait on; no content)."""
+    return dict(
+        FolderCounter.objects.filter(folder_id__in=folder_ids).values_list("folder_id", "modseq")
+    )
+
+
 def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, int, list[Row]]:
     """The folder's modification sequence, next UID and messages in UID order (rights asked again)."""
     _folder(login, folder_id)

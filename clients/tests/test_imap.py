@@ -218,6 +218,29 @@ def test_idle_is_woken_by_a_delivery(
     assert (1, b"EXISTS") in responses
 
 
+def test_two_idle_clients_of_one_folder_are_both_woken(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    secret = password_for(box)
+    with client(imap, here, box, secret) as first, client(imap, here, box, secret) as second:
+        for c in (first, second):
+            c.select_folder("INBOX")
+            c.idle()
+        send(colleague, [box.address], subject="Pour les deux")
+        heard = [c.idle_check(timeout=5) for c in (first, second)]
+        for c in (first, second):
+            c.idle_done()
+        # One more: both still hear (the watcher is not spent by the first change).
+        for c in (first, second):
+            c.idle()
+        send(colleague, [box.address], subject="Encore")
+        heard += [c.idle_check(timeout=5) for c in (first, second)]
+        for c in (first, second):
+            c.idle_done()
+    assert [(1, b"EXISTS") in h for h in heard[:2]] == [True, True]
+    assert [(2, b"EXISTS") in h for h in heard[2:]] == [True, True]
+
+
 def test_append_to_sent_finds_the_copy_kept_by_the_submission(
     imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
 ) -> None:
