@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
 from pymap.concurrent import Event
 from pymap.config import BackendCapability, IMAPConfig
 from pymap.context import socket_info
@@ -107,7 +108,7 @@ class StoreAccess:
             raise MailboxNotFound("") from None
         except PermissionDenied:
             raise NotAllowedError(
-                imap_text("Vos droits sur cette boîte ne le permettent pas.")
+                imap_text(_("Vos droits sur cette boîte ne le permettent pas."))
             ) from None
 
 
@@ -549,7 +550,7 @@ class Session:
         found = []
         pattern = ref_name + filter_
         if len(pattern) > MAX_PATTERN or sum(pattern.count(w) for w in "*%") > MAX_WILDCARDS:
-            raise NotAllowedError(imap_text("Motif de dossiers trop long ou trop complexe."))
+            raise NotAllowedError(imap_text(_("Motif de dossiers trop long ou trop complexe.")))
         for entry in tree.list():
             wanted = pattern.upper() if entry.name == "INBOX" else pattern
             if not glob_matches(wanted, entry.name):
@@ -621,8 +622,10 @@ class Session:
         if folder.ref.role != Folder.Role.SENT:
             raise NotAllowedError(
                 imap_text(
-                    "Depot refuse : seuls Envoyes (la copie d'un message envoye par la "
-                    "soumission SMTP) et Brouillons acceptent APPEND."
+                    _(
+                        "Dépôt refusé : seuls Envoyés (la copie d'un message envoyé par la "
+                        "soumission SMTP) et Brouillons acceptent APPEND."
+                    )
                 )
             )
         uids = [
@@ -704,8 +707,10 @@ class Session:
     ) -> tuple[CopyUid | None, SelectedMailbox]:
         raise NotAllowedError(
             imap_text(
-                "Copie impossible : un message est dans un seul dossier de la boite ; "
-                "utilisez MOVE (deplacer)."
+                _(
+                    "Copie impossible : un message est dans un seul dossier de la boîte ; "
+                    "utilisez MOVE (déplacer)."
+                )
             )
         )
 
@@ -834,7 +839,7 @@ class Login:
     async def authorize(self, authenticated: Any, authzid: str) -> Identity:
         assert isinstance(authenticated, Identity)
         if authzid and authzid.lower() != authenticated.typed.lower():
-            raise InvalidAuth(imap_text("Identite de connexion differente de l'adresse."))
+            raise InvalidAuth(imap_text(_("Identité de connexion différente de l'adresse.")))
         return authenticated
 
 

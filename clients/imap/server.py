@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 from proxyprotocol.reader import ProxyProtocolReader
 from proxyprotocol.sock import SocketInfo
 from proxyprotocol.version import ProxyProtocolVersion
@@ -122,7 +123,7 @@ class State(ConnectionState):
             if not self._encrypted():
                 return self._privacy(cmd.tag)
             return ResponseNo(
-                cmd.tag, imap_text("Méthode d'authentification non proposée.").encode()
+                cmd.tag, imap_text(_("Méthode d'authentification non proposée.")).encode()
             )
         return await super().do_authenticate(cmd, creds)
 
@@ -146,7 +147,7 @@ class State(ConnectionState):
         return ResponseNo(
             tag,
             imap_text(
-                "Connexion en clair refusée : passez en TLS (STARTTLS) avant de vous identifier."
+                _("Connexion en clair refusée : passez en TLS (STARTTLS) avant de vous identifier.")
             ).encode(),
             PRIVACY,
         )
@@ -191,7 +192,7 @@ class Connection(IMAPConnection):
     async def _too_big(self) -> None:
         await self.write_response(
             ResponseBye(
-                imap_text("Commande trop longue : connexion fermée.").encode(),
+                imap_text(_("Commande trop longue : connexion fermée.")).encode(),
                 ResponseCode.of(b"TOOBIG"),
             )
         )
