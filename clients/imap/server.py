@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 # A command line (without its literals) longer than this is no client's.
 MAX_LINE = 64 * 1024
+# Seconds of silence before the connection is closed (RFC 3501 5.4: 30 minutes at least
+# once signed in); before login, a client has no reason to wait.
+LOGIN_TIMEOUT = 60.0
+SIGNED_IN_TIMEOUT = 31 * 60.0
 PRIVACY = ResponseCode.of(b"PRIVACYREQUIRED")
 
 
@@ -163,10 +167,25 @@ _LITERAL_PLUS = re.compile(rb"{(\d+)\+}\r?\n$")
 class Connection(IMAPConnection):
     """pymap's connection with bounded reads."""
 
+    state: State | None = None
+
+    async def _read(self, coroutine: Any) -> bytes:
+        # A client that says nothing is let go: soon before login (a socket held for
+        # nothing), after the RFC's 30 minutes once signed in (IDLE is renewed before).
+        signed_in = self.state is not None and self.state._session is not None
+        timeout = SIGNED_IN_TIMEOUT if signed_in else LOGIN_TIMEOUT
+        try:
+            return bytes(await asyncio.wait_for(coroutine, timeout))
+        except TimeoutError:
+            await self.write_response(
+                ResponseBye(imap_text(_("Inactivité : connexion fermée.")).encode())
+            )
+            raise TooBig() from None
+
     async def readline(self) -> memoryview:
         max_literal = self.params.max_append_len or settings.MESSAGE_MAX_BYTES
         try:
-            buf = bytearray(await self.reader.readline())
+            buf = bytearray(await self._read(self.reader.readline()))
             while True:
                 if len(buf) > MAX_LINE + max_literal:
                     await self._too_big()
@@ -182,12 +201,17 @@ class Connection(IMAPConnection):
                 length = int(match.group(1))
                 if length > max_literal:
                     await self._too_big()
-                buf += await self.reader.readexactly(length)
-                buf += await self.reader.readline()
+                buf += await self._read(self.reader.readexactly(length))
+                buf += await self._read(self.reader.readline())
         except (ValueError, asyncio.LimitOverrunError):
             # A line past the reader's limit (no end of line in 64 KiB).
             await self._too_big()
             raise  # not reached
+
+    async def read_continuation(self, literal_length: int) -> memoryview:
+        literal = await self._read(self.reader.readexactly(literal_length))
+        line = await self.readline()
+        return memoryview(literal + bytes(line))
 
     async def _too_big(self) -> None:
         await self.write_response(
@@ -213,6 +237,7 @@ class Server(IMAPServer):
     ) -> None:
         conn = Connection(self.commands, self._config, reader, writer, sock_info)
         state = State(self._login, self._config, implicit_tls=self.implicit_tls)
+        conn.state = state
         try:
             async with AsyncExitStack() as stack:
                 connection_exit.set(stack)

@@ -428,6 +428,19 @@ def test_a_huge_literal_ends_the_connection_and_nothing_else(
     still_serving(imap, here)
 
 
+def test_a_silent_client_is_let_go_in_french(
+    imap: Any, here: Operator, box: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clients.imap import server
+
+    monkeypatch.setattr(server, "LOGIN_TIMEOUT", 0.5)
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    line = conn.readline()
+    assert line.startswith(b"* BYE") and b"Inactivite" in line
+    assert conn.readline() == b""  # closed
+    still_serving(imap, here)
+
+
 def test_any_uid_range_on_an_empty_folder_is_answered_cleanly(
     imap: Any, here: Operator, box: Mailbox
 ) -> None:
