@@ -284,6 +284,11 @@ class ImapHandle:
         async def close() -> None:
             for server in self._servers:
                 server.close()
+            # The connections still open and the idle watcher end with the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.wait(others, timeout=5) if others else None
             for server in self._servers:
                 await server.wait_closed()
 
