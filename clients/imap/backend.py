@@ -52,6 +52,8 @@ from pysasl.creds.server import ServerCredentials
 
 from clients import services
 from clients.imap import store
+from clients.imap.idle import Watcher
+from clients.imap.patterns import MAX_PATTERN, MAX_WILDCARDS, glob_matches
 from clients.models import AppPassword
 from mailboxes.models import Folder
 from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
@@ -81,8 +83,6 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
 
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
-# How often an IDLE client's folder is looked at (a delivery shows within this).
-IDLE_POLL_SECONDS = 1.0
 # Bodies read together for a FETCH or SEARCH: at most this many, this many bytes.
 BODY_BATCH = 50
 BODY_BATCH_BYTES = 8 * 1024 * 1024
@@ -112,83 +112,13 @@ class StoreAccess:
             ) from None
 
 
-class Watcher:
-    """What idle clients wait on: one query a second for all the folders they watch.
-
-    Each IDLE connection polling its own folder would cost a query (and a thread hop)
-    per connection per second; here a thousand idle clients on a hundred folders cost one
-    query a second. A change wakes every connection watching that folder, which then
-    reads its folder itself (rights asked again).
-    """
-
-    def __init__(self, access: StoreAccess) -> None:
-        self.access = access
-        self.waiting: dict[int, int] = {}
-        self.seen: dict[int, int] = {}
-        self.changed: dict[int, asyncio.Event] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    async def wait(
-        self, folder_id: int, known: int | None, done: Event, timeout: float = 60
-    ) -> None:
-        """Until ``folder_id`` moves past ``known``, ``done`` is set, or ``timeout`` seconds."""
-        if known is None:
-            return
-        seen = self.seen.setdefault(folder_id, known)
-        if known < seen:
-            return  # the folder moved since this connection looked: let it look
-        if known > seen:
-            # This connection saw a change the others are not told of yet: tell them.
-            self.seen[folder_id] = known
-            stale = self.changed.pop(folder_id, None)
-            if stale is not None:
-                stale.set()
-        event = self.changed.setdefault(folder_id, asyncio.Event())
-        self.waiting[folder_id] = self.waiting.get(folder_id, 0) + 1
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._run())
-        changed = asyncio.create_task(event.wait())
-        finished = asyncio.create_task(done.wait())
-        try:
-            await asyncio.wait(
-                {changed, finished}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            changed.cancel()
-            finished.cancel()
-            self.waiting[folder_id] -= 1
-            if not self.waiting[folder_id]:
-                del self.waiting[folder_id]
-                self.seen.pop(folder_id, None)
-
-    async def _run(self) -> None:
-        while self.waiting:
-            await asyncio.sleep(IDLE_POLL_SECONDS)
-            watched = list(self.waiting)
-            if not watched:
-                break
-            try:
-                found = await self.access.db._in_thread(store.modseqs, watched)
-            except Exception:
-                log.exception("imap: the idle watcher could not read the folders")
-                continue
-            for folder_id, seq in found.items():
-                known = self.seen.get(folder_id)
-                if folder_id in self.waiting:
-                    self.seen[folder_id] = seq
-                if known is not None and known != seq:
-                    event = self.changed.pop(folder_id, None)
-                    if event is not None:
-                        event.set()
-
-
 class Config(IMAPConfig):
     """pymap's settings for our server; the folders' shared state lives here (one per process)."""
 
     def __init__(self, args: Any, *, db: ThreadedDatabase, **extra: Any) -> None:
         super().__init__(args, **extra)
         self.store = StoreAccess(db)
-        self.watcher = Watcher(self.store)
+        self.watcher = Watcher(self.store.db)
         self.selected_sets: dict[int, SelectedSet] = {}
         # \Deleted marks awaiting EXPUNGE: folder id → UIDs.
         self.deleted: dict[int, set[int]] = {}
@@ -761,46 +691,6 @@ class Session:
         return list(
             zip([s for s, _m in found], updated, strict=True)
         ), await folder.update_selected(selected)
-
-
-MAX_PATTERN = 1000
-MAX_WILDCARDS = 20
-
-
-def glob_matches(pattern: str, name: str) -> bool:
-    """LIST's wildcards (``*`` anything, ``%`` anything but the delimiter), in linear steps.
-
-    Not pymap's regular expression: "*a*a*a…z" made it backtrack for minutes, the event
-    loop with it (every client of the process waited).
-    """
-    # states: the pattern positions reachable after reading a prefix of ``name``.
-    states = _closure({0}, pattern)
-    for char in name:
-        nxt: set[int] = set()
-        for i in states:
-            if i < len(pattern):
-                p = pattern[i]
-                if p == "*" or (p == "%" and char != store.DELIMITER):
-                    nxt.add(i)
-                elif p == char:
-                    nxt.add(i + 1)
-        states = _closure(nxt, pattern)
-        if not states:
-            return False
-    return len(pattern) in states
-
-
-def _closure(states: set[int], pattern: str) -> set[int]:
-    # A wildcard may match nothing: its position reaches the next one.
-    out: set[int] = set()
-    for i in sorted(states):
-        if i in out:
-            continue
-        out.add(i)
-        while i < len(pattern) and pattern[i] in "*%":
-            i += 1
-            out.add(i)
-    return out
 
 
 def _key(name: str) -> str:
