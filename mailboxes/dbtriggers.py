@@ -22,12 +22,20 @@ TRIGGERS = {
     # IMAP UIDs and modification sequences (migration 0017).
     "mailboxes_entry_uid_insert": "mailboxes_entry",
     "mailboxes_entry_uid_update": "mailboxes_entry",
-    "mailboxes_entry_uid_delete": "mailboxes_entry",
 }
-POSTGRESQL_ONLY = {"mailboxes_entry_emptied": "mailboxes_entry"}
+POSTGRESQL_ONLY = {
+    "mailboxes_entry_emptied": "mailboxes_entry",
+    # The UIDs settled after each statement, counters locked in folder order (0016).
+    "mailboxes_entry_assigned_insert": "mailboxes_entry",
+    "mailboxes_entry_assigned_update": "mailboxes_entry",
+    "mailboxes_entry_assigned_delete": "mailboxes_entry",
+}
 # (The search column's triggers of migration 0009 are gone: the search index is keyed
 # tokens computed in Python where the plaintext is in hand, mailboxes.search.)
-SQLITE_ONLY: dict[str, str] = {"mailboxes_entry_uid_kept": "mailboxes_entry"}
+SQLITE_ONLY: dict[str, str] = {
+    "mailboxes_entry_uid_kept": "mailboxes_entry",
+    "mailboxes_entry_uid_delete": "mailboxes_entry",
+}
 
 # The same statements as migration 0009's (IF NOT EXISTS: running them again is harmless).
 SQLITE_TRIGGERS = [

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
 from pymap.concurrent import Event
 from pymap.config import BackendCapability, IMAPConfig
 from pymap.context import socket_info
@@ -50,11 +52,15 @@ from pysasl.creds.server import ServerCredentials
 
 from clients import services
 from clients.imap import store
+from clients.imap.idle import Watcher
+from clients.imap.patterns import MAX_PATTERN, MAX_WILDCARDS, glob_matches
 from clients.models import AppPassword
 from mailboxes.models import Folder
 from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 # Whether the FETCH being answered asks for a message's body (not only its headers): set
 # by the connection's state for each FETCH (pymap's own requirement counts a
@@ -77,8 +83,9 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
 
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
-# How often an IDLE client's folder is looked at (a delivery shows within this).
-IDLE_POLL_SECONDS = 1.0
+# Bodies read together for a FETCH or SEARCH: at most this many, this many bytes.
+BODY_BATCH = 50
+BODY_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def imap_text(text: str) -> str:
@@ -101,7 +108,7 @@ class StoreAccess:
             raise MailboxNotFound("") from None
         except PermissionDenied:
             raise NotAllowedError(
-                imap_text("Vos droits sur cette boîte ne le permettent pas.")
+                imap_text(_("Vos droits sur cette boîte ne le permettent pas."))
             ) from None
 
 
@@ -111,6 +118,7 @@ class Config(IMAPConfig):
     def __init__(self, args: Any, *, db: ThreadedDatabase, **extra: Any) -> None:
         super().__init__(args, **extra)
         self.store = StoreAccess(db)
+        self.watcher = Watcher(self.store.db)
         self.selected_sets: dict[int, SelectedSet] = {}
         # \Deleted marks awaiting EXPUNGE: folder id → UIDs.
         self.deleted: dict[int, set[int]] = {}
@@ -174,6 +182,11 @@ class FolderData:
         self.config = session.config
         self._messages: dict[int, Message] = {}
         self._modseq: int | None = None
+        self._uid_next = 1
+        self._plan: list[int] = []
+        self._plan_at: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+        self._loaded: dict[int, bytes] = {}
 
     # --- what pymap reads
 
@@ -213,7 +226,8 @@ class FolderData:
             seq = await self.config.store(store.modseq, login, self.ref.folder_id)
             if seq == self._modseq:
                 return
-        seq, rows = await self.config.store(store.folder_state, login, self.ref.folder_id)
+        seq, uid_next, rows = await self.config.store(store.folder_state, login, self.ref.folder_id)
+        self._uid_next = uid_next
         deleted = self._deleted
         live = {row.uid for row in rows}
         deleted &= live
@@ -230,22 +244,50 @@ class FolderData:
         }
         self._modseq = seq
 
+    def plan(self, messages: Iterable[Message]) -> None:
+        """The messages a FETCH or SEARCH is about to load, in order: read in batches."""
+        messages = list(messages)
+        self._plan = [m.entry_id for m in messages if not m.expunged]
+        self._plan_at = {entry_id: i for i, entry_id in enumerate(self._plan)}
+        self._sizes = {m.entry_id: m.size for m in messages}
+        self._loaded.clear()
+
     async def read_body(self, entry_id: int, *, opening: bool) -> bytes:
-        return await self.config.store(
-            store.read_body, self.session.login, self.ref.folder_id, entry_id, opening=opening
+        raw = self._loaded.pop(entry_id, None)
+        if raw is not None:
+            return raw
+        # This one and the next of the plan, up to a count and a size: one thread hop,
+        # one rights check and one journal write for the batch, memory bounded.
+        start = self._plan_at.get(entry_id)
+        batch = [entry_id]
+        if start is not None:
+            total = self._sizes.get(entry_id, 0)
+            for other in self._plan[start + 1 : start + BODY_BATCH]:
+                total += self._sizes.get(other, 0)
+                if total > BODY_BATCH_BYTES:
+                    break
+                batch.append(other)
+        found = await self.config.store(
+            store.read_bodies, self.session.login, self.ref.folder_id, batch, opening=opening
         )
+        raw = found.pop(entry_id, None)
+        if raw is None:
+            raise store.Gone
+        self._loaded = found
+        return raw
 
     async def update_selected(
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
     ) -> SelectedMailbox:
         if wait_on is not None:
-            # IDLE: look at the folder every second until it moves or the client is done.
+            # IDLE: until the folder moves or the client is done (the process's watcher
+            # looks at every watched folder once a second, in one query).
             while not wait_on.is_set():
                 before = self._modseq
                 await self._refresh()
                 if self._modseq != before:
                     break
-                await wait_on.wait(timeout=IDLE_POLL_SECONDS)
+                await self.config.watcher.wait(self.ref.folder_id, self._modseq, wait_on)
         else:
             await self._refresh()
         selected.set_messages(list(self._messages.values()))
@@ -261,7 +303,8 @@ class FolderData:
                 unseen += 1
                 if first_unseen is None:
                     first_unseen = seq
-        next_uid = max(self._messages, default=0) + 1
+        # The counter's: above every UID the folder ever gave, moved-away ones included.
+        next_uid = max(self._uid_next, max(self._messages, default=0) + 1)
         return MailboxSnapshot(
             self.mailbox_id,
             self.readonly,
@@ -405,6 +448,12 @@ class Session:
         return folder
 
     async def _selected_folder(self, selected: SelectedMailbox) -> FolderData:
+        # The selected folder as SELECT resolved it: the namespace is not read again at
+        # each command (bodies, listings and writes ask the user's rights themselves).
+        ref = self._refs.get(_key(selected.lookup))
+        folder = self._folders.get(ref.folder_id) if ref is not None else None
+        if folder is not None:
+            return folder
         return await self._folder(selected.lookup)
 
     async def _updates(self, selected: SelectedMailbox | None) -> SelectedMailbox | None:
@@ -431,7 +480,7 @@ class Session:
         found = []
         pattern = ref_name + filter_
         if len(pattern) > MAX_PATTERN or sum(pattern.count(w) for w in "*%") > MAX_WILDCARDS:
-            raise NotAllowedError(imap_text("Motif de dossiers trop long ou trop complexe."))
+            raise NotAllowedError(imap_text(_("Motif de dossiers trop long ou trop complexe.")))
         for entry in tree.list():
             wanted = pattern.upper() if entry.name == "INBOX" else pattern
             if not glob_matches(wanted, entry.name):
@@ -489,16 +538,24 @@ class Session:
         name: str,
         messages: Sequence[AppendMessage],
         selected: SelectedMailbox | None = None,
-    ) -> tuple[AppendUid, SelectedMailbox | None]:
+    ) -> tuple[AppendUid | None, SelectedMailbox | None]:
         folder = await self._folder(name, try_create=True)
         if folder.readonly:
             raise MailboxReadOnly(name)
+        if folder.ref.role == Folder.Role.DRAFTS:
+            for m in messages:
+                await self.config.store(
+                    store.append_draft, self.login, folder.ref.folder_id, bytes(m.literal)
+                )
+            # A draft is not an entry: it has no UID to give back (no APPENDUID).
+            return None, await self._updates(selected)
         if folder.ref.role != Folder.Role.SENT:
             raise NotAllowedError(
                 imap_text(
-                    "Depot refuse : seul le dossier Envoyes accepte APPEND (la copie d'un "
-                    "message envoye par la soumission SMTP) ; les brouillons se redigent "
-                    "dans le webmail."
+                    _(
+                        "Dépôt refusé : seuls Envoyés (la copie d'un message envoyé par la "
+                        "soumission SMTP) et Brouillons acceptent APPEND."
+                    )
                 )
             )
         uids = [
@@ -535,6 +592,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
+        folder.plan(m for _s, m in found)
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
             if unseen:
@@ -550,7 +608,11 @@ class Session:
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
         search = SearchCriteriaSet(keys, params)
         found = []
-        async for seq, msg in folder.find(search.sequence_set, selected):
+        candidates = [(seq, msg) async for seq, msg in folder.find(search.sequence_set, selected)]
+        if not req.has_none(FetchRequirement.CONTENT):
+            folder.plan(m for _s, m in candidates)
+            FETCH_OPENS.set(False)
+        for seq, msg in candidates:
             if req.has_none(FetchRequirement.CONTENT):
                 content = BaseLoadedMessage(msg, req, None)
             else:
@@ -575,8 +637,10 @@ class Session:
     ) -> tuple[CopyUid | None, SelectedMailbox]:
         raise NotAllowedError(
             imap_text(
-                "Copie impossible : un message est dans un seul dossier de la boite ; "
-                "utilisez MOVE (deplacer)."
+                _(
+                    "Copie impossible : un message est dans un seul dossier de la boîte ; "
+                    "utilisez MOVE (déplacer)."
+                )
             )
         )
 
@@ -629,46 +693,6 @@ class Session:
         ), await folder.update_selected(selected)
 
 
-MAX_PATTERN = 1000
-MAX_WILDCARDS = 20
-
-
-def glob_matches(pattern: str, name: str) -> bool:
-    """LIST's wildcards (``*`` anything, ``%`` anything but the delimiter), in linear steps.
-
-    Not pymap's regular expression: "*a*a*a…z" made it backtrack for minutes, the event
-    loop with it (every client of the process waited).
-    """
-    # states: the pattern positions reachable after reading a prefix of ``name``.
-    states = _closure({0}, pattern)
-    for char in name:
-        nxt: set[int] = set()
-        for i in states:
-            if i < len(pattern):
-                p = pattern[i]
-                if p == "*" or (p == "%" and char != store.DELIMITER):
-                    nxt.add(i)
-                elif p == char:
-                    nxt.add(i + 1)
-        states = _closure(nxt, pattern)
-        if not states:
-            return False
-    return len(pattern) in states
-
-
-def _closure(states: set[int], pattern: str) -> set[int]:
-    # A wildcard may match nothing: its position reaches the next one.
-    out: set[int] = set()
-    for i in sorted(states):
-        if i in out:
-            continue
-        out.add(i)
-        while i < len(pattern) and pattern[i] in "*%":
-            i += 1
-            out.add(i)
-    return out
-
-
 def _key(name: str) -> str:
     # INBOX is case-insensitive (RFC 3501 5.1); other names are as they are.
     return "INBOX" if name.upper() == "INBOX" else name
@@ -705,7 +729,7 @@ class Login:
     async def authorize(self, authenticated: Any, authzid: str) -> Identity:
         assert isinstance(authenticated, Identity)
         if authzid and authzid.lower() != authenticated.typed.lower():
-            raise InvalidAuth(imap_text("Identite de connexion differente de l'adresse."))
+            raise InvalidAuth(imap_text(_("Identité de connexion différente de l'adresse.")))
         return authenticated
 
 

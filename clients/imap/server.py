@@ -25,16 +25,18 @@ from argparse import Namespace
 from collections.abc import Sequence
 from contextlib import AsyncExitStack, closing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
 from proxyprotocol.reader import ProxyProtocolReader
 from proxyprotocol.sock import SocketInfo
 from proxyprotocol.version import ProxyProtocolVersion
 from pymap.context import connection_exit
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
+from pymap.interfaces.login import LoginInterface
 from pymap.parsing.command.nonauth import AuthenticateCommand, LoginCommand
 from pymap.parsing.command.select import FetchCommand
 from pymap.parsing.commands import Commands
@@ -59,6 +61,10 @@ log = logging.getLogger(__name__)
 
 # A command line (without its literals) longer than this is no client's.
 MAX_LINE = 64 * 1024
+# Seconds of silence before the connection is closed (RFC 3501 5.4: 30 minutes at least
+# once signed in); before login, a client has no reason to wait.
+LOGIN_TIMEOUT = 60.0
+SIGNED_IN_TIMEOUT = 31 * 60.0
 PRIVACY = ResponseCode.of(b"PRIVACYREQUIRED")
 
 
@@ -121,7 +127,7 @@ class State(ConnectionState):
             if not self._encrypted():
                 return self._privacy(cmd.tag)
             return ResponseNo(
-                cmd.tag, imap_text("Méthode d'authentification non proposée.").encode()
+                cmd.tag, imap_text(_("Méthode d'authentification non proposée.")).encode()
             )
         return await super().do_authenticate(cmd, creds)
 
@@ -145,7 +151,7 @@ class State(ConnectionState):
         return ResponseNo(
             tag,
             imap_text(
-                "Connexion en clair refusée : passez en TLS (STARTTLS) avant de vous identifier."
+                _("Connexion en clair refusée : passez en TLS (STARTTLS) avant de vous identifier.")
             ).encode(),
             PRIVACY,
         )
@@ -161,10 +167,25 @@ _LITERAL_PLUS = re.compile(rb"{(\d+)\+}\r?\n$")
 class Connection(IMAPConnection):
     """pymap's connection with bounded reads."""
 
+    state: State | None = None
+
+    async def _read(self, coroutine: Any) -> bytes:
+        # A client that says nothing is let go: soon before login (a socket held for
+        # nothing), after the RFC's 30 minutes once signed in (IDLE is renewed before).
+        signed_in = self.state is not None and self.state._session is not None
+        timeout = SIGNED_IN_TIMEOUT if signed_in else LOGIN_TIMEOUT
+        try:
+            return bytes(await asyncio.wait_for(coroutine, timeout))
+        except TimeoutError:
+            await self.write_response(
+                ResponseBye(imap_text(_("Inactivité : connexion fermée.")).encode())
+            )
+            raise TooBig() from None
+
     async def readline(self) -> memoryview:
         max_literal = self.params.max_append_len or settings.MESSAGE_MAX_BYTES
         try:
-            buf = bytearray(await self.reader.readline())
+            buf = bytearray(await self._read(self.reader.readline()))
             while True:
                 if len(buf) > MAX_LINE + max_literal:
                     await self._too_big()
@@ -180,17 +201,22 @@ class Connection(IMAPConnection):
                 length = int(match.group(1))
                 if length > max_literal:
                     await self._too_big()
-                buf += await self.reader.readexactly(length)
-                buf += await self.reader.readline()
+                buf += await self._read(self.reader.readexactly(length))
+                buf += await self._read(self.reader.readline())
         except (ValueError, asyncio.LimitOverrunError):
             # A line past the reader's limit (no end of line in 64 KiB).
             await self._too_big()
             raise  # not reached
 
+    async def read_continuation(self, literal_length: int) -> memoryview:
+        literal = await self._read(self.reader.readexactly(literal_length))
+        line = await self.readline()
+        return memoryview(literal + bytes(line))
+
     async def _too_big(self) -> None:
         await self.write_response(
             ResponseBye(
-                imap_text("Commande trop longue : connexion fermée.").encode(),
+                imap_text(_("Commande trop longue : connexion fermée.")).encode(),
                 ResponseCode.of(b"TOOBIG"),
             )
         )
@@ -201,7 +227,9 @@ class Server(IMAPServer):
     __slots__ = ["implicit_tls"]
 
     def __init__(self, login: Login, config: Config, *, implicit_tls: bool) -> None:
-        super().__init__(login, config)
+        # Our Login/Identity/Session follow pymap's protocols by duck typing (the session
+        # is not declared a SessionInterface: its methods narrow the message type).
+        super().__init__(cast(LoginInterface, login), config)
         self.implicit_tls = implicit_tls
 
     async def __call__(
@@ -209,6 +237,7 @@ class Server(IMAPServer):
     ) -> None:
         conn = Connection(self.commands, self._config, reader, writer, sock_info)
         state = State(self._login, self._config, implicit_tls=self.implicit_tls)
+        conn.state = state
         try:
             async with AsyncExitStack() as stack:
                 connection_exit.set(stack)
@@ -255,6 +284,11 @@ class ImapHandle:
         async def close() -> None:
             for server in self._servers:
                 server.close()
+            # The connections still open and the idle watcher end with the loop.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.wait(others, timeout=5) if others else None
             for server in self._servers:
                 await server.wait_closed()
 

@@ -11,16 +11,26 @@ import email
 import email.policy
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
+from email.utils import getaddresses
 
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
 
 from clients.services import ClientLogin
+from clients.submission import _content as submission_content
 from mailboxes import selectors
 from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
 from mailboxes.selectors import Access
-from mailboxes.services import FolderError, quarantine, read_raw
+from mailboxes.services import (
+    DraftError,
+    FolderError,
+    add_draft_attachment,
+    quarantine,
+    read_raw,
+    save_draft,
+)
 from mailboxes.services import folders as folder_services
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
@@ -142,18 +152,28 @@ def modseq(login: ClientLogin, folder_id: int) -> int:
     return int(value.first() or 0)
 
 
-def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, list[Row]]:
-    """The folder's modification sequence and its messages in UID order (rights asked again)."""
+def modseqs(folder_ids: list[int]) -> dict[int, int]:
+    """The modification sequences of these folders (what idle clients wait on; no content)."""
+    return dict(
+        FolderCounter.objects.filter(folder_id__in=folder_ids).values_list("folder_id", "modseq")
+    )
+
+
+def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, int, list[Row]]:
+    """The folder's modification sequence, next UID and messages in UID order (rights asked again)."""
     _folder(login, folder_id)
     with transaction.atomic():
-        seq = modseq(login, folder_id)
+        counter = FolderCounter.objects.filter(folder_id=folder_id).values_list(
+            "modseq", "uid_next"
+        )
+        seq, uid_next = counter.first() or (0, 1)
         rows = [
             Row(*values)
             for values in Entry.objects.filter(folder_id=folder_id)
             .order_by("uid")
             .values_list("uid", "pk", "seen", "flagged", "answered", "received_at", "message__size")
         ]
-    return seq, rows
+    return int(seq), int(uid_next), rows
 
 
 def _entries(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> list[Entry]:
@@ -170,27 +190,33 @@ HELD_NOTICE = (
 )
 
 
-def read_body(login: ClientLogin, folder_id: int, entry_id: int, *, opening: bool) -> bytes:
-    """The message exactly as the webmail's "source" serves it; an opening is journaled.
+def read_bodies(
+    login: ClientLogin, folder_id: int, entry_ids: list[int], *, opening: bool
+) -> dict[int, bytes]:
+    """Messages exactly as the webmail's "source" serves them (by entry id); openings journaled.
 
-    ``opening``: the client asked for the body (not only headers): in a shared or
-    delegated box the access journal records it, as the webmail does.
+    ``opening``: the client asked for the bodies (not only headers): in a shared or
+    delegated box the access journal records each, as the webmail does.
     """
-    entries = _entries(login, folder_id, [entry_id])
-    if not entries:
-        raise Gone
-    entry = entries[0]
-    message = entry.message
-    if message.scan_status == Message.ScanStatus.INFECTED and not quarantine.released_ids(
-        [message.pk]
-    ):
-        # The antivirus held it back: its content is never handed out (as the webmail).
-        text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
-        return (HELD_NOTICE + text + "\r\n").encode("utf-8")
-    raw = read_raw(message)
-    if opening:
-        record_access(entry.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=[message])
-    return raw
+    entries = _entries(login, folder_id, entry_ids)
+    infected = [
+        e.message_id for e in entries if e.message.scan_status == Message.ScanStatus.INFECTED
+    ]
+    held = set(infected) - set(quarantine.released_ids(infected)) if infected else set()
+    found: dict[int, bytes] = {}
+    for entry in entries:
+        if entry.message_id in held:
+            # The antivirus held it back: its content is never handed out (as the webmail).
+            text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
+            found[entry.pk] = (HELD_NOTICE + text + "\r\n").encode("utf-8")
+        else:
+            found[entry.pk] = read_raw(entry.message)
+    opened = [e.message for e in entries if e.message_id not in held]
+    if opening and opened:
+        record_access(
+            entries[0].mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened
+        )
+    return found
 
 
 def set_flags(
@@ -269,6 +295,41 @@ def append_sent(login: ClientLogin, folder_id: int, raw: bytes) -> int:
             )
         )
     return int(entry[0])
+
+
+def append_draft(login: ClientLogin, folder_id: int, raw: bytes) -> None:
+    """APPEND to Drafts: the message becomes a draft of the box (as the compose page saves)."""
+    folder = _folder(login, folder_id)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    if not isinstance(parsed, EmailMessage):
+        raise StoreRefusal(_("Message illisible : structure MIME invalide."))
+    try:
+        text, html, files = submission_content(parsed)
+    except (LookupError, ValueError, TypeError):
+        raise StoreRefusal(_("Message illisible : structure MIME invalide.")) from None
+
+    def named(header: str) -> list[str]:
+        values = [str(v) for v in parsed.get_all(header, [])]
+        return [a.strip().lower() for _n, a in getaddresses(values) if a][:100]
+
+    try:
+        # One transaction: a refused attachment leaves no half-made draft.
+        with transaction.atomic():
+            draft = save_draft(
+                mailbox=folder.mailbox,
+                author=login.user,
+                draft=None,
+                to=named("To"),
+                cc=named("Cc"),
+                bcc=named("Bcc"),
+                subject=str(parsed.get("Subject") or "")[:998],
+                text=text,
+                html=html,
+            )
+            for f in files:
+                add_draft_attachment(draft, f.filename, f.content_type, f.data, by=login.user)
+    except DraftError as exc:
+        raise StoreRefusal(str(exc)) from None
 
 
 def create_folder(login: ClientLogin, name: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import imaplib
 import ssl
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -18,8 +19,9 @@ from imapclient import IMAPClient
 
 from clients import services
 from clients.models import AppPassword
+from mailboxes import selectors
 from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
-from mailboxes.services import read_raw
+from mailboxes.services import open_draft, read_raw
 from tests import factories
 from tests.personas import Person, login, send
 from tests.smtp_peers import Operator
@@ -72,6 +74,10 @@ def test_login_before_starttls_is_refused_in_french(
     finally:
         conn.shutdown()
     assert "PRIVACYREQUIRED" in text and "STARTTLS" in text and "refusee" in text
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        conn.authenticate("PLAIN", lambda _challenge: f"\0{box.address}\0{secret}".encode())
+    conn.shutdown()
     # Nothing was tried: the password is not even looked at.
     assert AppPassword.objects.get().last_used_at is None
 
@@ -123,6 +129,14 @@ def test_a_bad_password_is_refused_in_french_and_repeated_tries_lock_out(
     c.shutdown()
 
 
+def test_implicit_tls_on_993_offers_login_at_once(imap: Any, here: Operator, box: Mailbox) -> None:
+    secret = password_for(box, scope=AppPassword.Scope.IMAP)
+    with IMAPClient("127.0.0.1", port=imap.tls_port, ssl=True, ssl_context=context(here)) as c:
+        assert b"STARTTLS" not in c.capabilities()
+        c.login(box.address, secret)
+        assert c.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+
+
 def test_an_smtp_only_password_cannot_open_imap(imap: Any, here: Operator, box: Mailbox) -> None:
     secret = password_for(box, scope=AppPassword.Scope.SMTP)
     with pytest.raises(Exception, match="Identifiants refuses"):
@@ -167,6 +181,11 @@ def test_move_and_expunge_go_where_the_webmail_would(
         trash_name = next(name for flags, _d, name in c.list_folders() if b"\\Trash" in flags)
         c.select_folder("INBOX")
         c.move([kept.uid], archive_name)
+        # UIDNEXT stays above the UID that left (never given again).
+        assert c.folder_status("INBOX", ["UIDNEXT", "MESSAGES"]) == {
+            b"UIDNEXT": 3,
+            b"MESSAGES": 1,
+        }
         kept.refresh_from_db()
         assert kept.folder_id == archive.pk
         assert kept.uid == 1  # numbered anew in the archive
@@ -174,7 +193,9 @@ def test_move_and_expunge_go_where_the_webmail_would(
         c.expunge()
         gone.refresh_from_db()
         assert gone.folder.role == Folder.Role.TRASH and gone.previous_folder.role == "inbox"
-        assert c.select_folder("INBOX")[b"EXISTS"] == 0
+        emptied = c.select_folder("INBOX")
+        # Empty, and UIDNEXT still above the UIDs that left (never given again).
+        assert emptied[b"EXISTS"] == 0 and emptied[b"UIDNEXT"] == 3
         # In the trash, EXPUNGE is the webmail's "delete for good".
         c.select_folder(trash_name)
         c.add_flags([gone.uid], [b"\\Deleted"])
@@ -197,6 +218,29 @@ def test_idle_is_woken_by_a_delivery(
     assert (1, b"EXISTS") in responses
 
 
+def test_two_idle_clients_of_one_folder_are_both_woken(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    secret = password_for(box)
+    with client(imap, here, box, secret) as first, client(imap, here, box, secret) as second:
+        for c in (first, second):
+            c.select_folder("INBOX")
+            c.idle()
+        send(colleague, [box.address], subject="Pour les deux")
+        heard = [c.idle_check(timeout=5) for c in (first, second)]
+        for c in (first, second):
+            c.idle_done()
+        # One more: both still hear (the watcher is not spent by the first change).
+        for c in (first, second):
+            c.idle()
+        send(colleague, [box.address], subject="Encore")
+        heard += [c.idle_check(timeout=5) for c in (first, second)]
+        for c in (first, second):
+            c.idle_done()
+    assert [(1, b"EXISTS") in h for h in heard[:2]] == [True, True]
+    assert [(2, b"EXISTS") in h for h in heard[2:]] == [True, True]
+
+
 def test_append_to_sent_finds_the_copy_kept_by_the_submission(
     imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
 ) -> None:
@@ -212,6 +256,33 @@ def test_append_to_sent_finds_the_copy_kept_by_the_submission(
         with pytest.raises(Exception, match="Depot refuse"):
             c.append("INBOX", b"Subject: x\r\n\r\nx\r\n")
     assert Entry.objects.count() == before
+
+
+def test_append_to_drafts_makes_a_draft_the_webmail_shows(
+    imap: Any, here: Operator, claire: Person, box: Mailbox, colleague: Mailbox, settings: Any
+) -> None:
+    msg = EmailMessage()
+    msg["From"] = box.address
+    msg["To"] = colleague.address
+    msg["Subject"] = "Brouillon du cabinet"
+    msg.set_content("Bonjour,\nà compléter.\n")
+    msg.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="cr.pdf")
+    with client(imap, here, box, password_for(box)) as c:
+        drafts = next(name for flags, _d, name in c.list_folders() if b"\\Drafts" in flags)
+        c.append(drafts, msg.as_bytes())
+        # Past the attachment limit: refused in French, and no half-made draft left.
+        settings.MESSAGE_MAX_ATTACHMENTS = 1
+        bad = EmailMessage()
+        bad["Subject"] = "Trop de pièces"
+        bad.set_content("x")
+        for name in ("a.pdf", "b.pdf"):
+            bad.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename=name)
+        with pytest.raises(Exception, match="pieces jointes"):
+            c.append(drafts, bad.as_bytes())
+    (draft,) = selectors.drafts(box, claire.user)
+    content = open_draft(draft)
+    assert content.subject == "Brouillon du cabinet" and content.to == [colleague.address]
+    assert [f.filename for f in draft.files.all()] == ["cr.pdf"]
 
 
 # --------------------------------------------------------------------------- shared boxes
@@ -354,6 +425,19 @@ def test_a_huge_literal_ends_the_connection_and_nothing_else(
     conn.send(b"a3 NOOP " + b"y" * 100_000)
     assert conn.readline().startswith(b"* BYE")
     conn.shutdown()
+    still_serving(imap, here)
+
+
+def test_a_silent_client_is_let_go_in_french(
+    imap: Any, here: Operator, box: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clients.imap import server
+
+    monkeypatch.setattr(server, "LOGIN_TIMEOUT", 0.5)
+    conn = imaplib.IMAP4("127.0.0.1", imap.port, timeout=10)
+    line = conn.readline()
+    assert line.startswith(b"* BYE") and b"Inactivite" in line
+    assert conn.readline() == b""  # closed
     still_serving(imap, here)
 
 

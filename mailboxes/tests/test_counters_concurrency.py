@@ -25,6 +25,7 @@ from django.utils import timezone
 from mailboxes import services
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.tests.test_counters import assert_counters_true
+from mailboxes.tests.test_imap_uids import assert_uids_true
 from tests import factories
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -167,3 +168,5 @@ def test_concurrent_writers_leave_true_counters_and_never_deadlock() -> None:
     assert drifts == [], f"seed {seed}: the recount saw a drift"
     assert Entry.objects.exists()
     assert_counters_true()
+    # The IMAP UIDs too (migration 0016): unique in each folder, below its next UID.
+    assert_uids_true()

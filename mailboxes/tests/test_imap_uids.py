@@ -20,6 +20,15 @@ from tests.personas import Person, login, send
 pytestmark = pytest.mark.django_db
 
 
+def assert_uids_true() -> None:
+    """Every entry has a UID, unique in its folder and below the folder's next one."""
+    rows = list(Entry.objects.values_list("folder_id", "uid"))
+    assert all(uid > 0 for _f, uid in rows)
+    assert len(set(rows)) == len(rows), "two entries of a folder share a UID"
+    next_uid = dict(FolderCounter.objects.values_list("folder_id", "uid_next"))
+    assert all(uid < next_uid[f] for f, uid in rows)
+
+
 def uids(box: Mailbox, role: str) -> list[int]:
     return list(
         Entry.objects.filter(mailbox=box, folder__role=role)
@@ -89,6 +98,7 @@ def test_a_bulk_move_numbers_each_message_anew_in_the_target(
     assert archived == [1, 2, 3, 4]
     assert uids(box, Folder.Role.INBOX) == [4]
     assert counter(box, Folder.Role.ARCHIVE).uid_next == 5
+    assert_uids_true()
 
 
 def test_a_flag_change_keeps_the_uid_and_raises_the_modseq(claire: Person, julien: Person) -> None:
