@@ -25,7 +25,7 @@ TRIGGERS = {
 }
 POSTGRESQL_ONLY = {
     "mailboxes_entry_emptied": "mailboxes_entry",
-    # The UIDs settled after each statement, counters locked in folder order (0016).
+    # The UIDs settled after each statement, counters locked in folder order (0017).
     "mailboxes_entry_assigned_insert": "mailboxes_entry",
     "mailboxes_entry_assigned_update": "mailboxes_entry",
     "mailboxes_entry_assigned_delete": "mailboxes_entry",

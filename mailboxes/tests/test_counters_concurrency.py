@@ -168,5 +168,5 @@ def test_concurrent_writers_leave_true_counters_and_never_deadlock() -> None:
     assert drifts == [], f"seed {seed}: the recount saw a drift"
     assert Entry.objects.exists()
     assert_counters_true()
-    # The IMAP UIDs too (migration 0016): unique in each folder, below its next UID.
+    # The IMAP UIDs too (migration 0017): unique in each folder, below its next UID.
     assert_uids_true()
