@@ -278,6 +278,15 @@ def test_an_unknown_folder_is_a_422(lab) -> None:
     assert "« folder »" in response.json()["message"]
 
 
+@pytest.mark.parametrize("cursor", ["1-²", "²-1", "٣-٣", "1-1) OR (1=1"])
+def test_a_cursor_of_other_digits_is_refused_not_an_error(lab, cursor) -> None:
+    """A "²" is a digit to str.isdigit() and not to int(): it was a 500 (issue 13)."""
+    response = Api(lab["raw"]).get(f"/mailboxes/{lab['box'].address}/messages", cursor=cursor)
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_field"
+    assert "« cursor »" in response.json()["message"]
+
+
 def test_the_openapi_document_and_docs_page_are_served() -> None:
     client = Client()
     schema = client.get("/api/v1/openapi.json").json()
