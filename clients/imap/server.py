@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import re
 import socket
@@ -207,6 +208,19 @@ class Connection(IMAPConnection):
             # A line past the reader's limit (no end of line in 64 KiB).
             await self._too_big()
             raise  # not reached
+
+    async def write_response(self, resp: Any) -> None:
+        # A response goes out whole, in one write: pymap writes it piece by piece
+        # ("* 3 FETCH ", then "(FLAGS ())"), and over TLS each piece can leave as its own
+        # record, which a client reading lines without blocking (IMAPClient's IDLE) takes
+        # for a broken line.
+        buffer = io.BytesIO()
+        await resp.async_write(buffer)
+        try:
+            self.writer.write(buffer.getvalue())
+            await self.writer.drain()
+        except ConnectionError:
+            pass
 
     async def read_continuation(self, literal_length: int) -> memoryview:
         literal = await self._read(self.reader.readexactly(literal_length))

@@ -7,6 +7,7 @@ practice software would.
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
 import ssl
 from email.message import EmailMessage
@@ -16,8 +17,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from imapclient import IMAPClient
+from pymap.parsing.response import ResponseOk, UntaggedResponse
 
 from clients import services
+from clients.imap.server import Connection
 from clients.models import AppPassword
 from mailboxes import selectors
 from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
@@ -493,3 +496,30 @@ def test_namespace_and_enable_are_answered(imap: Any, here: Operator, box: Mailb
         assert shared == (("Partagés/", "/"),)
         assert c.enable("CONDSTORE") == []
         assert c.select_folder("INBOX")[b"EXISTS"] == 0
+
+
+def test_a_response_leaves_in_one_write_whatever_pymap_cuts_it_into() -> None:
+    """A FETCH answer written by pieces reached an IDLE client over TLS as broken lines
+    ("unexpected response: (FLAGS ())"): each response now goes out in one write."""
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(bytes(data))
+
+        async def drain(self) -> None:
+            return None
+
+    class Pieces(UntaggedResponse):
+        def write(self, writer: Any) -> None:
+            writer.write(b"* 3 FETCH ")
+            writer.write(b"(FLAGS ())\r\n")
+
+    response = ResponseOk(b"a1", b"IDLE terminated")
+    response.add_untagged(Pieces(b""))
+    connection = Connection.__new__(Connection)
+    connection.writer = Recorder()  # type: ignore[assignment]
+    asyncio.run(connection.write_response(response))
+    assert connection.writer.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]  # type: ignore[attr-defined]
