@@ -519,7 +519,8 @@ def test_a_response_leaves_in_one_write_whatever_pymap_cuts_it_into() -> None:
 
     response = ResponseOk(b"a1", b"IDLE terminated")
     response.add_untagged(Pieces(b""))
+    recorder = Recorder()
     connection = Connection.__new__(Connection)
-    connection.writer = Recorder()  # type: ignore[assignment]
+    connection.writer = recorder  # type: ignore[assignment]
     asyncio.run(connection.write_response(response))
-    assert connection.writer.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]  # type: ignore[attr-defined]
+    assert recorder.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]
