@@ -78,7 +78,7 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 # How often an IDLE client's folder is looked at (a delivery shows within this).
-IDLE_POLL_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.25
 
 
 def imap_text(text: str) -> str:
@@ -239,7 +239,7 @@ class FolderData:
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
     ) -> SelectedMailbox:
         if wait_on is not None:
-            # IDLE: look at the folder every second until it moves or the client is done.
+            # IDLE: look at the folder (one small query) every quarter second until it moves or the client is done.
             while not wait_on.is_set():
                 before = self._modseq
                 await self._refresh()
@@ -493,17 +493,9 @@ class Session:
         folder = await self._folder(name, try_create=True)
         if folder.readonly:
             raise MailboxReadOnly(name)
-        if folder.ref.role != Folder.Role.SENT:
-            raise NotAllowedError(
-                imap_text(
-                    "Depot refuse : seul le dossier Envoyes accepte APPEND (la copie d'un "
-                    "message envoye par la soumission SMTP) ; les brouillons se redigent "
-                    "dans le webmail."
-                )
-            )
         uids = [
             await self.config.store(
-                store.append_sent, self.login, folder.ref.folder_id, bytes(m.literal)
+                store.append, self.login, folder.ref.folder_id, bytes(m.literal)
             )
             for m in messages
         ]

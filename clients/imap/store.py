@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -248,27 +251,90 @@ def expunge(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> None:
         folder_services.trash_entries(entries, by=login.user)
 
 
-def append_sent(login: ClientLogin, folder_id: int, raw: bytes) -> int:
-    """APPEND to Sent: the copy we already keep of a message sent through us (its UID)."""
+# How many stored messages of the box carrying an APPENDed message's Message-ID are
+# opened to find the one with the same bytes (a forged duplicate cannot make us read more).
+APPEND_CANDIDATES = 5
+
+
+# isync's mbsync marks what it APPENDs with a last header line "X-TUID: <12 chars>" (to
+# find the new UID): not part of the message, taken out before comparing.
+_TUID = re.compile(rb"\r?\nX-TUID: [A-Za-z0-9+/]{12}(?=\r?\n\r?\n)")
+
+
+def _without_client_marks(raw: bytes) -> bytes:
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        head_end = raw.find(b"\n\n")
+    if head_end < 0:
+        return raw
+    head_end += 4
+    return _TUID.sub(b"", raw[:head_end], count=1) + raw[head_end:]
+
+
+def append(login: ClientLogin, folder_id: int, raw: bytes) -> int:
+    """APPEND: a message of this box filed into the folder (its new UID); nothing injected.
+
+    A client without MOVE (isync's mbsync) files a message by APPENDing it to the target
+    and expunging it from the source: when the bytes are those of a message of the box
+    (same Message-ID and the same digest as the stored message), its entry is moved there
+    through the webmail's service (journal, counters, a new UID). Anything else is
+    refused: a client cannot inject mail that did not go through the pipeline (no scan,
+    no charter). Sent keeps its copy of a message sent by the submission.
+    """
     folder = _folder(login, folder_id)
     authorise(login.user, folder.mailbox, Access.SEND)
     parsed = email.message_from_bytes(raw[:200_000], policy=email.policy.compat32)
     message_id = str(parsed.get("Message-ID") or "").strip()
-    entry = (
-        Entry.objects.filter(mailbox=folder.mailbox, message__message_id=message_id)
-        .values_list("uid", "folder_id")
-        .first()
+    candidates = (
+        list(
+            Entry.objects.select_related("mailbox", "message")
+            .filter(mailbox=folder.mailbox, message__message_id=message_id)
+            .order_by("pk")[:APPEND_CANDIDATES]
+        )
         if message_id
-        else None
+        else []
     )
-    if entry is None or entry[1] != folder.pk:
+    if folder.role == Folder.Role.SENT:
+        # The copy the submission already filed (the client's bytes may differ: headers).
+        for entry in candidates:
+            if entry.folder_id == folder.pk:
+                return int(entry.uid)
+    digest = hashlib.sha256(_without_client_marks(raw)).digest()
+    same: list[Entry] = []
+    checked: dict[int, bool] = {}
+    for entry in candidates:
+        if entry.message_id not in checked:
+            try:
+                stored = read_raw(entry.message)
+            except Exception:  # an unreadable blob is not a match
+                stored = b""
+            checked[entry.message_id] = hmac.compare_digest(hashlib.sha256(stored).digest(), digest)
+        if checked[entry.message_id]:
+            same.append(entry)
+    if not same:
+        if folder.role == Folder.Role.SENT:
+            raise StoreRefusal(
+                _(
+                    "Copie refusée : les messages envoyés par la soumission SMTP sont déjà "
+                    "classés dans Envoyés ; un message envoyé ailleurs ne peut pas y être déposé."
+                )
+            )
         raise StoreRefusal(
             _(
-                "Copie refusée : les messages envoyés par la soumission SMTP sont déjà "
-                "classés dans Envoyés ; un message envoyé ailleurs ne peut pas y être déposé."
+                "Dépôt refusé : seul un message déjà présent dans cette boîte peut être classé "
+                "dans un dossier ; un message venu d'ailleurs doit être envoyé (analyse "
+                "antivirus et charte)."
             )
         )
-    return int(entry[0])
+    for entry in same:
+        if entry.folder_id == folder.pk:
+            return int(entry.uid)
+    entry = same[0]
+    try:
+        folder_services.move_entries([entry], folder, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
+    return int(Entry.objects.filter(pk=entry.pk).values_list("uid", flat=True).get())
 
 
 def create_folder(login: ClientLogin, name: str) -> None:

@@ -214,6 +214,44 @@ def test_append_to_sent_finds_the_copy_kept_by_the_submission(
     assert Entry.objects.count() == before
 
 
+def test_append_of_a_message_of_the_box_files_it_as_a_client_without_move_does(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    # isync's mbsync has no MOVE: it APPENDs to the target, then expunges the source.
+    entry = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    archive = Folder.objects.get(mailbox=box, role=Folder.Role.ARCHIVE)
+    with client(imap, here, box, password_for(box)) as c:
+        archive_name = next(name for flags, _d, name in c.list_folders() if b"\\Archive" in flags)
+        c.select_folder("INBOX")
+        answer = c.append(archive_name, read_raw(entry.message))
+        entry.refresh_from_db()
+        assert entry.folder_id == archive.pk
+        assert f"APPENDUID {archive.uid_validity} {entry.uid}".encode() in answer
+        c.add_flags([1], [b"\\Deleted"])
+        c.expunge()
+        assert c.select_folder(archive_name)[b"EXISTS"] == 1
+    entry.refresh_from_db()
+    assert entry.folder_id == archive.pk  # filed, not in the trash
+    assert Entry.objects.filter(mailbox=box).count() == 1
+
+
+def test_append_of_a_forged_copy_with_a_message_id_of_the_box_is_refused(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    entry = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    raw = read_raw(entry.message)
+    forged = raw.replace(b"Un", b"Virement urgent", 1)
+    assert forged != raw and entry.message.message_id
+    before = list(Entry.objects.values_list("pk", "folder_id", "uid"))
+    with client(imap, here, box, password_for(box)) as c:
+        archive_name = next(name for flags, _d, name in c.list_folders() if b"\\Archive" in flags)
+        with pytest.raises(Exception, match="Depot refuse"):
+            c.append(archive_name, forged)
+        with pytest.raises(Exception, match="Depot refuse"):
+            c.append("INBOX", forged + b"x")
+    assert list(Entry.objects.values_list("pk", "folder_id", "uid")) == before
+
+
 # --------------------------------------------------------------------------- shared boxes
 
 
