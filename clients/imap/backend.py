@@ -76,6 +76,48 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
     return False
 
 
+# What the FETCH being answered needs of each message's content: "none" (UID, FLAGS,
+# INTERNALDATE), "headers" (headers, envelope, size: the sealed header column, no blob
+# opened) or "body". Set by the connection's state for each FETCH, like FETCH_OPENS.
+FETCH_NEEDS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "imap_fetch_needs", default="body"
+)
+
+
+def fetch_needs(attributes: Iterable[Any]) -> str:
+    """What these FETCH attributes need: "none", "headers" or "body" (see FETCH_NEEDS)."""
+    need = "none"
+    for attr in attributes:
+        name = bytes(attr.value).upper()
+        if name in (b"UID", b"FLAGS", b"INTERNALDATE", b"MODSEQ"):
+            continue
+        if name in (b"ENVELOPE", b"RFC822.HEADER", b"RFC822.SIZE"):
+            need = "headers"
+            continue
+        section = attr.section
+        if (
+            name in (b"BODY", b"BODY.PEEK")
+            and section is not None
+            and not section.parts
+            and section.specifier in (b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT")
+        ):
+            # (pymap's own requirement counts a BODY.PEEK[HEADER] as the whole content.)
+            need = "headers"
+            continue
+        return "body"
+    return need
+
+
+class HeaderOnly(BaseLoadedMessage):
+    """A message loaded from its header block: its size is the stored message's."""
+
+    def get_size(self, section: Sequence[int] | None = None) -> int:
+        if not section:
+            assert isinstance(self.message, Message)
+            return self.message.size
+        return super().get_size(section)
+
+
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 # How often an IDLE client's folder is looked at (a delivery shows within this).
 IDLE_POLL_SECONDS = 0.25
@@ -161,8 +203,15 @@ class Message(BaseMessage):
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
             return BaseLoadedMessage(self, requirement, None)
-        raw = await self._folder.read_body(self.entry_id, opening=FETCH_OPENS.get())
-        return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
+        # Headers, envelope and size come from the header column; anything else reads
+        # the message (a SEARCH sets "body" when it needs more than the headers).
+        body = requirement.has_all(FetchRequirement.BODY) and FETCH_NEEDS.get() != "headers"
+        raw = await self._folder.loaded(self.entry_id, body=body, opening=FETCH_OPENS.get())
+        if raw is None:  # gone meanwhile
+            return BaseLoadedMessage(self, requirement, None)
+        if body:
+            return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
+        return HeaderOnly(self, requirement, MessageContent.parse(raw))
 
 
 class FolderData:
@@ -174,6 +223,11 @@ class FolderData:
         self.config = session.config
         self._messages: dict[int, Message] = {}
         self._modseq: int | None = None
+        # The FETCH being answered: its entries in order, loaded a batch at a time.
+        self._plan: dict[int, int] = {}
+        self._plan_ids: list[int] = []
+        self._plan_body = False
+        self._loaded: dict[int, bytes] = {}
 
     # --- what pymap reads
 
@@ -230,6 +284,33 @@ class FolderData:
         }
         self._modseq = seq
 
+    def plan(self, messages: Sequence[Message], *, body: bool) -> None:
+        """The messages the FETCH will load, in order: read by batches of ``store.BATCH``."""
+        self._plan_ids = [m.entry_id for m in messages if not m.expunged]
+        self._plan = {entry_id: i for i, entry_id in enumerate(self._plan_ids)}
+        self._plan_body = body
+        self._loaded = {}
+
+    async def loaded(self, entry_id: int, *, body: bool, opening: bool) -> bytes | None:
+        """One message's bytes (its header block when not ``body``), from the batch."""
+        if entry_id in self._loaded:
+            return self._loaded.pop(entry_id)
+        ids = [entry_id]
+        start = self._plan.get(entry_id)
+        if start is not None and body == self._plan_body:
+            sizes = {m.entry_id: m.size for m in self._messages.values()}
+            ids, total = [], 0
+            for other in self._plan_ids[start : start + store.BATCH]:
+                total += sizes.get(other, 0) if body else 0
+                if ids and total > store.BATCH_BYTES:
+                    break
+                ids.append(other)
+        found = await self.config.store(
+            store.load_many, self.session.login, self.ref.folder_id, ids, body=body, opening=opening
+        )
+        self._loaded = found
+        return self._loaded.pop(entry_id, None)
+
     async def read_body(self, entry_id: int, *, opening: bool) -> bytes:
         return await self.config.store(
             store.read_body, self.session.login, self.ref.folder_id, entry_id, opening=opening
@@ -239,7 +320,8 @@ class FolderData:
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
     ) -> SelectedMailbox:
         if wait_on is not None:
-            # IDLE: look at the folder (one small query) every quarter second until it moves or the client is done.
+            # IDLE: look at the folder (one small query) every quarter second until it
+            # moves or the client is done.
             while not wait_on.is_set():
                 before = self._modseq
                 await self._refresh()
@@ -527,6 +609,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
+        folder.plan([m for _s, m in found], body=FETCH_NEEDS.get() == "body")
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
             if unseen:
@@ -539,6 +622,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         req = FetchRequirement.reduce(key.requirement for key in keys)
+        FETCH_NEEDS.set("body")
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
         search = SearchCriteriaSet(keys, params)
         found = []

@@ -52,7 +52,15 @@ from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.plain import PlainMechanism
 
 from clients.imap import commands as imap_commands
-from clients.imap.backend import FETCH_OPENS, Config, Login, imap_text, opens_a_body
+from clients.imap.backend import (
+    FETCH_NEEDS,
+    FETCH_OPENS,
+    Config,
+    Login,
+    fetch_needs,
+    imap_text,
+    opens_a_body,
+)
 from mailboxes.transport.inbound import ThreadedDatabase
 
 log = logging.getLogger(__name__)
@@ -138,6 +146,7 @@ class State(ConnectionState):
 
     async def do_fetch(self, cmd: FetchCommand) -> Any:
         FETCH_OPENS.set(opens_a_body(cmd.attributes))
+        FETCH_NEEDS.set(fetch_needs(cmd.attributes))
         return await super().do_fetch(cmd)
 
     @staticmethod

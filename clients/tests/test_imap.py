@@ -18,7 +18,7 @@ from imapclient import IMAPClient
 
 from clients import services
 from clients.models import AppPassword
-from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
+from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership, Message
 from mailboxes.services import read_raw
 from tests import factories
 from tests.personas import Person, login, send
@@ -250,6 +250,45 @@ def test_append_of_a_forged_copy_with_a_message_id_of_the_box_is_refused(
         with pytest.raises(Exception, match="Depot refuse"):
             c.append("INBOX", forged + b"x")
     assert list(Entry.objects.values_list("pk", "folder_id", "uid")) == before
+
+
+def test_headers_envelopes_and_sizes_are_fetched_without_opening_a_message(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox, monkeypatch: Any
+) -> None:
+    from mailboxes import blobs
+
+    messages = [send(colleague, [box.address], subject=f"Objet {n}") for n in range(3)]
+    raws = [read_raw(m) for m in messages]
+    # One stored before the header column: filled on its first listing (one opening).
+    Message.objects.filter(pk=messages[0].pk).update(header_block=None)
+    opened: list[str] = []
+    real_read = blobs.read
+
+    def counting_read(name: str, *args: Any) -> bytes:
+        opened.append(name)
+        return real_read(name, *args)
+
+    monkeypatch.setattr(blobs, "read", counting_read)
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX", readonly=True)
+        wanted = [b"BODY.PEEK[HEADER]", b"ENVELOPE", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE"]
+        uids = sorted(Entry.objects.filter(mailbox=box).values_list("uid", flat=True))
+        first = c.fetch(uids, wanted)
+        assert len(opened) == 1  # the old one, filled now
+        again = c.fetch(uids, wanted + [b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]"])
+        assert len(opened) == 1  # nothing opened: the sealed header column
+        for uid, raw in zip(sorted(first), raws, strict=True):
+            head = raw[: raw.index(b"\r\n\r\n") + 4]
+            assert first[uid][b"BODY[HEADER]"] == head == again[uid][b"BODY[HEADER]"]
+            assert first[uid][b"RFC822.SIZE"] == len(raw)
+            assert first[uid][b"ENVELOPE"].message_id == messages[uid - 1].message_id.encode()
+        [fields] = [v for k, v in again[uids[2]].items() if k.startswith(b"BODY[HEADER.FIELDS")]
+        assert b"Objet 2" in fields and b"Date:" not in fields
+        # Whole messages: read in one batch, byte for byte.
+        full = c.fetch(uids, [b"BODY.PEEK[]"])
+        assert [full[uid][b"BODY[]"] for uid in sorted(full)] == raws
+    assert len(opened) == 4
+    assert Message.objects.get(pk=messages[0].pk).header_block is not None
 
 
 # --------------------------------------------------------------------------- shared boxes
