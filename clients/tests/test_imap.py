@@ -275,7 +275,7 @@ def test_headers_envelopes_and_sizes_are_fetched_without_opening_a_message(
         uids = sorted(Entry.objects.filter(mailbox=box).values_list("uid", flat=True))
         first = c.fetch(uids, wanted)
         assert len(opened) == 1  # the old one, filled now
-        again = c.fetch(uids, wanted + [b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]"])
+        again = c.fetch(uids, [*wanted, b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]"])
         assert len(opened) == 1  # nothing opened: the sealed header column
         for uid, raw in zip(sorted(first), raws, strict=True):
             head = raw[: raw.index(b"\r\n\r\n") + 4]
