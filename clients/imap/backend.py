@@ -620,14 +620,44 @@ class Session:
     async def search_mailbox(
         self, selected: SelectedMailbox, keys: frozenset[Any]
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
+        """SEARCH: people, words and sizes from the columns and the search index (no message
+        opened); flags, dates and UID sets on the folder's rows; anything else reads the
+        messages left, at most SEARCH_OPENS of them."""
         folder = await self._selected_folder(selected)
-        req = FetchRequirement.reduce(key.requirement for key in keys)
-        FETCH_NEEDS.set("body")
+        await folder._refresh()
+        specs, rest = [], []
+        for key in keys:
+            spec = _search_spec(key)
+            if spec is None:
+                rest.append(key)
+            else:
+                specs.append(spec)
+        served: set[int] | None = None
+        if specs:
+            served = await self.config.store(
+                store.search_uids, self.login, folder.ref.folder_id, specs
+            )
+        req = FetchRequirement.reduce(key.requirement for key in rest)
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
-        search = SearchCriteriaSet(keys, params)
+        search = SearchCriteriaSet(rest, params)
+        candidates = [
+            (seq, msg)
+            async for seq, msg in folder.find(search.sequence_set, selected)
+            if served is None or msg.uid in served
+        ]
+        opens = not req.has_none(FetchRequirement.CONTENT)
+        if opens and len(candidates) > SEARCH_OPENS:
+            raise NotAllowedError(
+                imap_text(
+                    "Recherche trop large pour ce critere : precisez-la (expediteur, "
+                    "destinataire, objet, mots, dates)."
+                )
+            )
+        FETCH_NEEDS.set("body")
+        folder.plan([m for _s, m in candidates], body=True)
         found = []
-        async for seq, msg in folder.find(search.sequence_set, selected):
-            if req.has_none(FetchRequirement.CONTENT):
+        for seq, msg in candidates:
+            if not opens:
                 content = BaseLoadedMessage(msg, req, None)
             else:
                 content = await msg.load_content(FetchRequirement.HEADER | req)
@@ -703,6 +733,35 @@ class Session:
         return list(
             zip([s for s, _m in found], updated, strict=True)
         ), await folder.update_selected(selected)
+
+
+# A SEARCH key that no column nor the index answers reads at most this many messages.
+SEARCH_OPENS = 500
+_PEOPLE = {b"FROM": "from", b"TO": "to", b"CC": "cc"}
+_WORDS = {b"SUBJECT": "subject", b"BODY": "body", b"TEXT": "text"}
+
+
+def _search_spec(key: Any) -> store.Spec | None:
+    """The store's spec for a SEARCH key the columns and index answer, else None."""
+    name = bytes(key.value).upper()
+    spec: store.Spec | None
+    if name in _PEOPLE:
+        spec = (_PEOPLE[name], str(key.filter))
+    elif name in _WORDS:
+        spec = (_WORDS[name], str(key.filter))
+    elif name in (b"LARGER", b"SMALLER"):
+        spec = (name.decode().lower(), int(key.filter))
+    elif name == b"OR":
+        left, right = (_search_spec(k) for k in key.filter)
+        spec = None if left is None or right is None else ("or", left, right)
+    elif name == b"KEYSET":
+        parts = [_search_spec(k) for k in key.filter]
+        spec = None if any(p is None for p in parts) else ("and", parts)
+    else:
+        return None
+    if spec is not None and key.inverse:
+        return ("not", spec)
+    return spec
 
 
 MAX_PATTERN = 1000

@@ -14,13 +14,15 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext as _
 
 from clients.services import ClientLogin
-from mailboxes import selectors
+from mailboxes import search, selectors
 from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services import FolderError, quarantine, read_raw
@@ -28,6 +30,7 @@ from mailboxes.services import folders as folder_services
 from mailboxes.services.messages import header_bytes
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
+from mssante.lib import searchindex
 
 # The shared namespace (RFC 2342): the other boxes the password opens, under this prefix.
 SHARED_PREFIX = "Partagés"
@@ -236,6 +239,88 @@ def load_many(
     if opening and opened:
         record_access(folder.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened)
     return out
+
+
+# A SEARCH key the columns and the index answer: ("from" | "to" | "cc" | "subject" |
+# "body" | "text", words), ("larger" | "smaller", n), ("or", a, b), ("and", [..]),
+# ("not", a). Computed in SQL on the folder's entries; no message is opened.
+Spec = tuple[Any, ...]
+
+
+def search_uids(login: ClientLogin, folder_id: int, specs: list[Spec]) -> set[int]:
+    """The UIDs of the folder's messages matching every spec (see ``Spec``)."""
+    folder = _folder(login, folder_id)
+    universe: set[int] | None = None
+
+    def every() -> set[int]:
+        nonlocal universe
+        if universe is None:
+            universe = set(Entry.objects.filter(folder=folder).values_list("uid", flat=True))
+        return universe
+
+    def uids(query: Any) -> set[int]:
+        return set(query.values_list("uid", flat=True))
+
+    def tokens(words: str) -> set[int]:
+        try:
+            query = searchindex.parse_query(words)
+        except searchindex.QueryError:
+            raise StoreRefusal(_("Recherche trop longue : réduisez le nombre de mots.")) from None
+        params: list[Any] = []
+        match = search._token_match(search.query_tokens(folder.mailbox_id, query), params)
+        sql = f"SELECT uid FROM mailboxes_entry WHERE folder_id = %s AND {match}"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [folder.pk, *params])
+            return {row[0] for row in cursor.fetchall()}
+
+    def evaluate(spec: Spec) -> set[int]:
+        kind = spec[0]
+        entries = Entry.objects.filter(folder=folder)
+        if kind == "and":
+            found = every()
+            for part in spec[1]:
+                found = found & evaluate(part)
+            return found
+        if kind == "or":
+            return evaluate(spec[1]) | evaluate(spec[2])
+        if kind == "not":
+            return every() - evaluate(spec[1])
+        if kind == "from":
+            value = spec[1]
+            return uids(
+                entries.filter(
+                    Q(message__from_addr__icontains=value)
+                    | Q(message__from_name__icontains=value)
+                    | Q(message__sender_addr__icontains=value)
+                )
+            )
+        if kind in ("to", "cc"):
+            column = (
+                "message__to_addrs__icontains" if kind == "to" else "message__cc_addrs__icontains"
+            )
+            return uids(entries.filter(**{column: spec[1]}))
+        if kind == "larger":
+            return uids(entries.filter(message__size__gt=spec[1]))
+        if kind == "smaller":
+            return uids(entries.filter(message__size__lt=spec[1]))
+        if kind == "subject":
+            # The index finds the candidates; their sealed subjects, opened, say which.
+            candidates = tokens(spec[1])
+            wanted = searchindex.normalise(spec[1])
+            return {
+                uid
+                for uid, subject in Entry.objects.filter(
+                    folder=folder, uid__in=candidates
+                ).values_list("uid", "message__subject")
+                if wanted in searchindex.normalise(str(subject))
+            }
+        # body, text: the words of the message (subject, people, text, attachments).
+        return tokens(spec[1])
+
+    found = every()
+    for spec in specs:
+        found = found & evaluate(spec)
+    return found
 
 
 def set_flags(

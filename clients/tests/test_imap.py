@@ -291,6 +291,40 @@ def test_headers_envelopes_and_sizes_are_fetched_without_opening_a_message(
     assert Message.objects.get(pk=messages[0].pk).header_block is not None
 
 
+def test_search_answers_from_the_columns_and_the_index_without_opening_a_message(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox, monkeypatch: Any
+) -> None:
+    from clients.imap import backend
+    from mailboxes import blobs
+
+    bilan = send(colleague, [box.address], subject="Résultats de biologie", text="Créatinine.")
+    autre = send(colleague, [box.address], subject="Rendez-vous", text="Mardi à 9 h, bureau 4.")
+    uid = {m.pk: Entry.objects.get(mailbox=box, message=m).uid for m in (bilan, autre)}
+    opened: list[str] = []
+    real_read = blobs.read
+    monkeypatch.setattr(blobs, "read", lambda name, *a: opened.append(name) or real_read(name, *a))
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX", readonly=True)
+        everyone = {uid[bilan.pk], uid[autre.pk]}
+        assert set(c.search(["FROM", colleague.address.split("@")[0]])) == everyone
+        assert set(c.search(["FROM", "personne-d-autre"])) == set()
+        assert c.search(["SUBJECT", "biologie"]) == [uid[bilan.pk]]
+        assert c.search(["SUBJECT", "Resultats"]) == [uid[bilan.pk]]  # accents aside
+        assert c.search(["BODY", "creatinine"]) == [uid[bilan.pk]]
+        assert c.search(["TEXT", "bureau"]) == [uid[autre.pk]]
+        assert c.search(["NOT", "SUBJECT", "biologie"]) == [uid[autre.pk]]
+        assert set(c.search(["OR", "SUBJECT", "biologie", "BODY", "mardi"])) == everyone
+        assert set(c.search(["TO", box.address, "UNSEEN", "LARGER", "10"])) == everyone
+        assert c.search(["SMALLER", "10"]) == []
+        assert opened == []
+        # A key nothing indexes reads the messages, a bounded number of them.
+        assert c.search(["HEADER", "X-Mailer", "nope"]) == []
+        monkeypatch.setattr(backend, "SEARCH_OPENS", 1)
+        with pytest.raises(Exception, match="Recherche trop large"):
+            c.search(["HEADER", "X-Mailer", "nope"])
+        assert c.search(["HEADER", "X-Mailer", "nope", "SUBJECT", "biologie"]) == []
+
+
 # --------------------------------------------------------------------------- shared boxes
 
 
