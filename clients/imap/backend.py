@@ -39,7 +39,7 @@ from pymap.interfaces.message import CachedMessage
 from pymap.listtree import ListTree
 from pymap.mailbox import MailboxSnapshot
 from pymap.message import BaseLoadedMessage, BaseMessage
-from pymap.mime import MessageContent
+from pymap.mime import MessageBody, MessageContent, MessageHeader
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, ObjectId, SequenceSet
@@ -78,34 +78,51 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
 
 # What the FETCH being answered needs of each message's content: "none" (UID, FLAGS,
 # INTERNALDATE), "headers" (headers, envelope, size: the sealed header column, no blob
-# opened) or "body". Set by the connection's state for each FETCH, like FETCH_OPENS.
+# opened), "whole" (its bytes, no MIME structure) or "body". Set by the connection's
+# state for each FETCH, like FETCH_OPENS.
 FETCH_NEEDS: contextvars.ContextVar[str] = contextvars.ContextVar(
     "imap_fetch_needs", default="body"
 )
 
 
 def fetch_needs(attributes: Iterable[Any]) -> str:
-    """What these FETCH attributes need: "none", "headers" or "body" (see FETCH_NEEDS)."""
+    """What these FETCH attributes need: "none", "headers", "whole" (the bytes, no MIME
+    structure) or "body" (see FETCH_NEEDS)."""
+    rank = {"none": 0, "headers": 1, "whole": 2, "body": 3}
     need = "none"
     for attr in attributes:
         name = bytes(attr.value).upper()
-        if name in (b"UID", b"FLAGS", b"INTERNALDATE", b"MODSEQ"):
-            continue
-        if name in (b"ENVELOPE", b"RFC822.HEADER", b"RFC822.SIZE"):
-            need = "headers"
-            continue
         section = attr.section
-        if (
-            name in (b"BODY", b"BODY.PEEK")
-            and section is not None
-            and not section.parts
-            and section.specifier in (b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT")
-        ):
+        if name in (b"UID", b"FLAGS", b"INTERNALDATE", b"MODSEQ"):
+            this = "none"
+        elif name in (b"ENVELOPE", b"RFC822.HEADER", b"RFC822.SIZE"):
+            this = "headers"
+        elif name in (b"RFC822", b"RFC822.TEXT"):
+            this = "whole"
+        elif name in (b"BODY", b"BODY.PEEK") and section is not None and not section.parts:
             # (pymap's own requirement counts a BODY.PEEK[HEADER] as the whole content.)
-            need = "headers"
-            continue
-        return "body"
+            if section.specifier in (b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT"):
+                this = "headers"
+            elif section.specifier in (None, b"TEXT"):
+                this = "whole"
+            else:
+                this = "body"
+        else:
+            this = "body"
+        if rank[this] > rank[need]:
+            need = this
     return need
+
+
+def shallow_content(raw: bytes) -> MessageContent:
+    """The message for a FETCH of its bytes only: its header parsed, its body one flat part
+    (a multipart's MIME structure is parsed only when BODYSTRUCTURE or a part is asked)."""
+    view = memoryview(raw)
+    lines = MessageContent._find_lines(raw)
+    header_lines, body_lines = MessageContent._split_lines(raw, lines)
+    header = MessageHeader._parse(raw, view, header_lines)
+    body = MessageBody._parse(raw, view, body_lines, None)
+    return MessageContent(raw, header, body)
 
 
 class HeaderOnly(BaseLoadedMessage):
@@ -205,10 +222,13 @@ class Message(BaseMessage):
             return BaseLoadedMessage(self, requirement, None)
         # Headers, envelope and size come from the header column; anything else reads
         # the message (a SEARCH sets "body" when it needs more than the headers).
-        body = requirement.has_all(FetchRequirement.BODY) and FETCH_NEEDS.get() != "headers"
+        needs = FETCH_NEEDS.get()
+        body = requirement.has_all(FetchRequirement.BODY) and needs != "headers"
         raw = await self._folder.loaded(self.entry_id, body=body, opening=FETCH_OPENS.get())
         if raw is None:  # gone meanwhile
             return BaseLoadedMessage(self, requirement, None)
+        if body and needs == "whole":
+            return BaseLoadedMessage(self, requirement, shallow_content(raw))
         if body:
             return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
         return HeaderOnly(self, requirement, MessageContent.parse(raw))
@@ -609,7 +629,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
-        folder.plan([m for _s, m in found], body=FETCH_NEEDS.get() == "body")
+        folder.plan([m for _s, m in found], body=FETCH_NEEDS.get() in ("whole", "body"))
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
             if unseen:
