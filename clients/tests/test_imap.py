@@ -302,7 +302,12 @@ def test_search_answers_from_the_columns_and_the_index_without_opening_a_message
     uid = {m.pk: Entry.objects.get(mailbox=box, message=m).uid for m in (bilan, autre)}
     opened: list[str] = []
     real_read = blobs.read
-    monkeypatch.setattr(blobs, "read", lambda name, *a: opened.append(name) or real_read(name, *a))
+
+    def counting_read(name: str, *args: Any) -> bytes:
+        opened.append(name)
+        return real_read(name, *args)
+
+    monkeypatch.setattr(blobs, "read", counting_read)
     with client(imap, here, box, password_for(box)) as c:
         c.select_folder("INBOX", readonly=True)
         everyone = {uid[bilan.pk], uid[autre.pk]}
