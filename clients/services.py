@@ -237,16 +237,19 @@ def authenticate(username: str, secret: str, *, protocol: str, ip: str) -> Clien
             ip=ip,
         )
         raise ClientAuthError(_(REFUSED))
-    lockout.refund_attempt(request, key)
-    AppPassword.objects.filter(pk=password.pk).update(
-        last_used_at=now, last_used_ip=ip or None, last_used_protocol=protocol
-    )
-    journal.record(
-        "app_password.used",
-        actor=password.user,
-        obj=password,
-        protocol=protocol,
-        mailbox=box.address,
-        ip=ip,
-    )
+    # The writes of a login in one transaction (one commit, not three: each login of a
+    # mail client waits on it).
+    with transaction.atomic():
+        lockout.refund_attempt(request, key)
+        AppPassword.objects.filter(pk=password.pk).update(
+            last_used_at=now, last_used_ip=ip or None, last_used_protocol=protocol
+        )
+        journal.record(
+            "app_password.used",
+            actor=password.user,
+            obj=password,
+            protocol=protocol,
+            mailbox=box.address,
+            ip=ip,
+        )
     return ClientLogin(password.user, password, box, level)

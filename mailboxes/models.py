@@ -218,6 +218,10 @@ class Message(models.Model):
     # The first words of the text body, for the list's preview line: sealed like the
     # subject, written at delivery (the pipeline has the plaintext in hand).
     preview = SealedTextField(_("aperçu"), default="", blank=True, editable=False)
+    # The raw header block (up to the blank line), sealed, its bytes kept as latin-1 text:
+    # IMAP clients list headers and envelopes without the blob being opened. None for a
+    # message stored before it existed (filled on first use, ``header_bytes``).
+    header_block = SealedTextField(null=True, blank=True, editable=False)
     date = models.DateTimeField(_("date"))
     size = models.PositiveIntegerField(_("taille"))
     attachments = SealedJSONField(

@@ -41,7 +41,7 @@ from pymap.interfaces.message import CachedMessage
 from pymap.listtree import ListTree
 from pymap.mailbox import MailboxSnapshot
 from pymap.message import BaseLoadedMessage, BaseMessage
-from pymap.mime import MessageContent
+from pymap.mime import MessageBody, MessageContent, MessageHeader
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, ObjectId, SequenceSet
@@ -82,10 +82,66 @@ def opens_a_body(attributes: Iterable[Any]) -> bool:
     return False
 
 
+# What the FETCH being answered needs of each message's content: "none" (UID, FLAGS,
+# INTERNALDATE), "headers" (headers, envelope, size: the sealed header column, no blob
+# opened), "whole" (its bytes, no MIME structure) or "body". Set by the connection's
+# state for each FETCH, like FETCH_OPENS.
+FETCH_NEEDS: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "imap_fetch_needs", default="body"
+)
+
+
+def fetch_needs(attributes: Iterable[Any]) -> str:
+    """What these FETCH attributes need: "none", "headers", "whole" (the bytes, no MIME
+    structure) or "body" (see FETCH_NEEDS)."""
+    rank = {"none": 0, "headers": 1, "whole": 2, "body": 3}
+    need = "none"
+    for attr in attributes:
+        name = bytes(attr.value).upper()
+        section = attr.section
+        if name in (b"UID", b"FLAGS", b"INTERNALDATE", b"MODSEQ"):
+            this = "none"
+        elif name in (b"ENVELOPE", b"RFC822.HEADER", b"RFC822.SIZE"):
+            this = "headers"
+        elif name in (b"RFC822", b"RFC822.TEXT"):
+            this = "whole"
+        elif name in (b"BODY", b"BODY.PEEK") and section is not None and not section.parts:
+            # (pymap's own requirement counts a BODY.PEEK[HEADER] as the whole content.)
+            if section.specifier in (b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT"):
+                this = "headers"
+            elif section.specifier in (None, b"TEXT"):
+                this = "whole"
+            else:
+                this = "body"
+        else:
+            this = "body"
+        if rank[this] > rank[need]:
+            need = this
+    return need
+
+
+def shallow_content(raw: bytes) -> MessageContent:
+    """The message for a FETCH of its bytes only: its header parsed, its body one flat part
+    (a multipart's MIME structure is parsed only when BODYSTRUCTURE or a part is asked)."""
+    view = memoryview(raw)
+    lines = MessageContent._find_lines(raw)
+    header_lines, body_lines = MessageContent._split_lines(raw, lines)
+    header = MessageHeader._parse(raw, view, header_lines)
+    body = MessageBody._parse(raw, view, body_lines, None)
+    return MessageContent(raw, header, body)
+
+
+class HeaderOnly(BaseLoadedMessage):
+    """A message loaded from its header block: its size is the stored message's."""
+
+    def get_size(self, section: Sequence[int] | None = None) -> int:
+        if not section:
+            assert isinstance(self.message, Message)
+            return self.message.size
+        return super().get_size(section)
+
+
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
-# Bodies read together for a FETCH or SEARCH: at most this many, this many bytes.
-BODY_BATCH = 50
-BODY_BATCH_BYTES = 8 * 1024 * 1024
 
 
 def imap_text(text: str) -> str:
@@ -169,8 +225,18 @@ class Message(BaseMessage):
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
             return BaseLoadedMessage(self, requirement, None)
-        raw = await self._folder.read_body(self.entry_id, opening=FETCH_OPENS.get())
-        return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
+        # Headers, envelope and size come from the header column; anything else reads
+        # the message (a SEARCH sets "body" when it needs more than the headers).
+        needs = FETCH_NEEDS.get()
+        body = requirement.has_all(FetchRequirement.BODY) and needs != "headers"
+        raw = await self._folder.loaded(self.entry_id, body=body, opening=FETCH_OPENS.get())
+        if raw is None:  # gone meanwhile
+            return BaseLoadedMessage(self, requirement, None)
+        if body and needs == "whole":
+            return BaseLoadedMessage(self, requirement, shallow_content(raw))
+        if body:
+            return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
+        return HeaderOnly(self, requirement, MessageContent.parse(raw))
 
 
 class FolderData:
@@ -183,9 +249,10 @@ class FolderData:
         self._messages: dict[int, Message] = {}
         self._modseq: int | None = None
         self._uid_next = 1
-        self._plan: list[int] = []
-        self._plan_at: dict[int, int] = {}
-        self._sizes: dict[int, int] = {}
+        # The FETCH being answered: its entries in order, loaded a batch at a time.
+        self._plan: dict[int, int] = {}
+        self._plan_ids: list[int] = []
+        self._plan_body = False
         self._loaded: dict[int, bytes] = {}
 
     # --- what pymap reads
@@ -244,37 +311,32 @@ class FolderData:
         }
         self._modseq = seq
 
-    def plan(self, messages: Iterable[Message]) -> None:
-        """The messages a FETCH or SEARCH is about to load, in order: read in batches."""
-        messages = list(messages)
-        self._plan = [m.entry_id for m in messages if not m.expunged]
-        self._plan_at = {entry_id: i for i, entry_id in enumerate(self._plan)}
-        self._sizes = {m.entry_id: m.size for m in messages}
-        self._loaded.clear()
+    def plan(self, messages: Sequence[Message], *, body: bool) -> None:
+        """The messages the FETCH will load, in order: read by batches of ``store.BATCH``."""
+        self._plan_ids = [m.entry_id for m in messages if not m.expunged]
+        self._plan = {entry_id: i for i, entry_id in enumerate(self._plan_ids)}
+        self._plan_body = body
+        self._loaded = {}
 
-    async def read_body(self, entry_id: int, *, opening: bool) -> bytes:
-        raw = self._loaded.pop(entry_id, None)
-        if raw is not None:
-            return raw
-        # This one and the next of the plan, up to a count and a size: one thread hop,
-        # one rights check and one journal write for the batch, memory bounded.
-        start = self._plan_at.get(entry_id)
-        batch = [entry_id]
-        if start is not None:
-            total = self._sizes.get(entry_id, 0)
-            for other in self._plan[start + 1 : start + BODY_BATCH]:
-                total += self._sizes.get(other, 0)
-                if total > BODY_BATCH_BYTES:
+    async def loaded(self, entry_id: int, *, body: bool, opening: bool) -> bytes | None:
+        """One message's bytes (its header block when not ``body``), from the batch."""
+        if entry_id in self._loaded:
+            return self._loaded.pop(entry_id)
+        ids = [entry_id]
+        start = self._plan.get(entry_id)
+        if start is not None and body == self._plan_body:
+            sizes = {m.entry_id: m.size for m in self._messages.values()}
+            ids, total = [], 0
+            for other in self._plan_ids[start : start + store.BATCH]:
+                total += sizes.get(other, 0) if body else 0
+                if ids and total > store.BATCH_BYTES:
                     break
-                batch.append(other)
+                ids.append(other)
         found = await self.config.store(
-            store.read_bodies, self.session.login, self.ref.folder_id, batch, opening=opening
+            store.load_many, self.session.login, self.ref.folder_id, ids, body=body, opening=opening
         )
-        raw = found.pop(entry_id, None)
-        if raw is None:
-            raise store.Gone
         self._loaded = found
-        return raw
+        return self._loaded.pop(entry_id, None)
 
     async def update_selected(
         self, selected: SelectedMailbox, *, wait_on: Event | None = None
@@ -549,18 +611,9 @@ class Session:
                 )
             # A draft is not an entry: it has no UID to give back (no APPENDUID).
             return None, await self._updates(selected)
-        if folder.ref.role != Folder.Role.SENT:
-            raise NotAllowedError(
-                imap_text(
-                    _(
-                        "Dépôt refusé : seuls Envoyés (la copie d'un message envoyé par la "
-                        "soumission SMTP) et Brouillons acceptent APPEND."
-                    )
-                )
-            )
         uids = [
             await self.config.store(
-                store.append_sent, self.login, folder.ref.folder_id, bytes(m.literal)
+                store.append, self.login, folder.ref.folder_id, bytes(m.literal)
             )
             for m in messages
         ]
@@ -592,7 +645,7 @@ class Session:
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
         found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
-        folder.plan(m for _s, m in found)
+        folder.plan([m for _s, m in found], body=FETCH_NEEDS.get() in ("whole", "body"))
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
             if unseen:
@@ -603,17 +656,45 @@ class Session:
     async def search_mailbox(
         self, selected: SelectedMailbox, keys: frozenset[Any]
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
+        """SEARCH: people, words and sizes from the columns and the search index (no message
+        opened); flags, dates and UID sets on the folder's rows; anything else reads the
+        messages left, at most SEARCH_OPENS of them."""
         folder = await self._selected_folder(selected)
-        req = FetchRequirement.reduce(key.requirement for key in keys)
+        await folder._refresh()
+        specs, rest = [], []
+        for key in keys:
+            spec = _search_spec(key)
+            if spec is None:
+                rest.append(key)
+            else:
+                specs.append(spec)
+        served: set[int] | None = None
+        if specs:
+            served = await self.config.store(
+                store.search_uids, self.login, folder.ref.folder_id, specs
+            )
+        req = FetchRequirement.reduce(key.requirement for key in rest)
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
-        search = SearchCriteriaSet(keys, params)
+        search = SearchCriteriaSet(rest, params)
+        candidates = [
+            (seq, msg)
+            async for seq, msg in folder.find(search.sequence_set, selected)
+            if served is None or msg.uid in served
+        ]
+        opens = not req.has_none(FetchRequirement.CONTENT)
+        if opens and len(candidates) > SEARCH_OPENS:
+            raise NotAllowedError(
+                imap_text(
+                    "Recherche trop large pour ce critere : precisez-la (expediteur, "
+                    "destinataire, objet, mots, dates)."
+                )
+            )
+        FETCH_NEEDS.set("body")
+        FETCH_OPENS.set(False)  # a SEARCH reads, the client opens nothing
+        folder.plan([m for _s, m in candidates], body=True)
         found = []
-        candidates = [(seq, msg) async for seq, msg in folder.find(search.sequence_set, selected)]
-        if not req.has_none(FetchRequirement.CONTENT):
-            folder.plan(m for _s, m in candidates)
-            FETCH_OPENS.set(False)
         for seq, msg in candidates:
-            if req.has_none(FetchRequirement.CONTENT):
+            if not opens:
                 content = BaseLoadedMessage(msg, req, None)
             else:
                 content = await msg.load_content(FetchRequirement.HEADER | req)
@@ -691,6 +772,35 @@ class Session:
         return list(
             zip([s for s, _m in found], updated, strict=True)
         ), await folder.update_selected(selected)
+
+
+# A SEARCH key that no column nor the index answers reads at most this many messages.
+SEARCH_OPENS = 500
+_PEOPLE = {b"FROM": "from", b"TO": "to", b"CC": "cc"}
+_WORDS = {b"SUBJECT": "subject", b"BODY": "body", b"TEXT": "text"}
+
+
+def _search_spec(key: Any) -> store.Spec | None:
+    """The store's spec for a SEARCH key the columns and index answer, else None."""
+    name = bytes(key.value).upper()
+    spec: store.Spec | None
+    if name in _PEOPLE:
+        spec = (_PEOPLE[name], str(key.filter))
+    elif name in _WORDS:
+        spec = (_WORDS[name], str(key.filter))
+    elif name in (b"LARGER", b"SMALLER"):
+        spec = (name.decode().lower(), int(key.filter))
+    elif name == b"OR":
+        left, right = (_search_spec(k) for k in key.filter)
+        spec = None if left is None or right is None else ("or", left, right)
+    elif name == b"KEYSET":
+        parts = [_search_spec(k) for k in key.filter]
+        spec = None if any(p is None for p in parts) else ("and", parts)
+    else:
+        return None
+    if spec is not None and key.inverse:
+        return ("not", spec)
+    return spec
 
 
 def _key(name: str) -> str:

@@ -13,11 +13,11 @@ from mailboxes.transport.inbound import ThreadedDatabase
 log = logging.getLogger(__name__)
 
 # How often the watched folders are looked at (a delivery shows within this).
-IDLE_POLL_SECONDS = 1.0
+IDLE_POLL_SECONDS = 0.25
 
 
 class Watcher:
-    """What idle clients wait on: one query a second for all the folders they watch.
+    """What idle clients wait on: one query every quarter second for all the folders they watch.
 
     Each IDLE connection polling its own folder would cost a query (and a thread hop)
     per connection per second; here a thousand idle clients on a hundred folders cost one

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 import re
 import socket
@@ -55,7 +54,15 @@ from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.plain import PlainMechanism
 
 from clients.imap import commands as imap_commands
-from clients.imap.backend import FETCH_OPENS, Config, Login, imap_text, opens_a_body
+from clients.imap.backend import (
+    FETCH_NEEDS,
+    FETCH_OPENS,
+    Config,
+    Login,
+    fetch_needs,
+    imap_text,
+    opens_a_body,
+)
 from mailboxes.transport.inbound import ThreadedDatabase
 
 log = logging.getLogger(__name__)
@@ -145,6 +152,7 @@ class State(ConnectionState):
 
     async def do_fetch(self, cmd: FetchCommand) -> Any:
         FETCH_OPENS.set(opens_a_body(cmd.attributes))
+        FETCH_NEEDS.set(fetch_needs(cmd.attributes))
         return await super().do_fetch(cmd)
 
     @staticmethod
@@ -163,6 +171,30 @@ class TooBig(EOFError):
 
 
 _LITERAL_PLUS = re.compile(rb"{(\d+)\+}\r?\n$")
+
+
+class _Buffered:
+    """A write stream that hands its bytes to the connection by chunks of 64 KiB."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        # Only at the end of a line: pymap writes a line by pieces ("* 3 FETCH ", then
+        # "(FLAGS ())"), and a client reading lines without blocking (IMAPClient's IDLE)
+        # takes a line cut across two TLS records for a broken one.
+        if self.size >= 65536 and self.parts[-1].endswith(b"\r\n"):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.writer.write(b"".join(self.parts))
+            self.parts.clear()
+            self.size = 0
 
 
 class Connection(IMAPConnection):
@@ -210,17 +242,19 @@ class Connection(IMAPConnection):
             raise  # not reached
 
     async def write_response(self, resp: Any) -> None:
-        # A response goes out whole, in one write: pymap writes it piece by piece
-        # ("* 3 FETCH ", then "(FLAGS ())"), and over TLS each piece can leave as its own
-        # record, which a client reading lines without blocking (IMAPClient's IDLE) takes
-        # for a broken line.
-        buffer = io.BytesIO()
-        await resp.async_write(buffer)
+        """pymap's, with the untagged responses gathered into large writes cut at line ends:
+        a FETCH of 1,000 messages is a few TLS records, not 1,000, and a small response one
+        (its bytes are not made a second time for a debug log nobody reads)."""
+        buffered = _Buffered(self.writer)
         try:
-            self.writer.write(buffer.getvalue())
+            await resp.async_write(buffered)
+            buffered.flush()
             await self.writer.drain()
         except ConnectionError:
             pass
+        else:
+            if logging.getLogger("pymap.imap").isEnabledFor(logging.DEBUG):
+                self._print("%s <--| %s", bytes(resp))
 
     async def read_continuation(self, literal_length: int) -> memoryview:
         literal = await self._read(self.reader.readexactly(literal_length))

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.http import Http404
 from django.utils.translation import gettext as _
 
 from clients.services import ClientLogin
 from clients.submission import _content as submission_content
-from mailboxes import selectors
+from mailboxes import search, selectors
 from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
 from mailboxes.selectors import Access
 from mailboxes.services import (
@@ -32,8 +37,10 @@ from mailboxes.services import (
     save_draft,
 )
 from mailboxes.services import folders as folder_services
+from mailboxes.services.messages import header_bytes
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
+from mssante.lib import searchindex
 
 # The shared namespace (RFC 2342): the other boxes the password opens, under this prefix.
 SHARED_PREFIX = "Partagés"
@@ -190,32 +197,143 @@ HELD_NOTICE = (
 )
 
 
-def read_bodies(
-    login: ClientLogin, folder_id: int, entry_ids: list[int], *, opening: bool
-) -> dict[int, bytes]:
-    """Messages exactly as the webmail's "source" serves them (by entry id); openings journaled.
+# A FETCH reads at most this many bodies per query (and this many bytes held at once).
+BATCH = 200
+BATCH_BYTES = 32 * 1024 * 1024
 
-    ``opening``: the client asked for the bodies (not only headers): in a shared or
-    delegated box the access journal records each, as the webmail does.
+
+LOADED = (
+    "pk",
+    "message_id",
+    "message__id",
+    "message__public_id",
+    "message__scan_status",
+    "message__header_block",
+    "message__blob_name",
+    "message__key_id",
+    "message__wrapped_key",
+    "message__size",
+)
+
+
+def load_many(
+    login: ClientLogin, folder_id: int, entry_ids: list[int], *, body: bool, opening: bool
+) -> dict[int, bytes]:
+    """Many messages of a folder at once: their header blocks, or their whole bytes.
+
+    One rights check, one query for the rows; headers come from the sealed header
+    column (no blob opened), bodies from the blobs; an opening in a shared box is
+    journaled once for the batch. A message held by the antivirus gives the notice.
     """
-    entries = _entries(login, folder_id, entry_ids)
+    folder = _folder(login, folder_id)
+    # Only what is read: an entry's search tokens and a message's other sealed columns
+    # (subject, preview, attachments) would each be parsed or opened for nothing.
+    entries = list(
+        Entry.objects.select_related("message")
+        .filter(pk__in=entry_ids[:BATCH], folder=folder)
+        .only(*LOADED)
+        .order_by("pk")
+    )
     infected = [
         e.message_id for e in entries if e.message.scan_status == Message.ScanStatus.INFECTED
     ]
-    held = set(infected) - set(quarantine.released_ids(infected)) if infected else set()
-    found: dict[int, bytes] = {}
+    released = set(quarantine.released_ids(infected)) if infected else set()
+    held = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
+    out: dict[int, bytes] = {}
+    opened: list[Message] = []
     for entry in entries:
-        if entry.message_id in held:
-            # The antivirus held it back: its content is never handed out (as the webmail).
-            text = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
-            found[entry.pk] = (HELD_NOTICE + text + "\r\n").encode("utf-8")
+        message = entry.message
+        if message.pk in infected and message.pk not in released:
+            out[entry.pk] = (HELD_NOTICE + held + "\r\n").encode("utf-8")
+        elif body:
+            out[entry.pk] = read_raw(message)
+            opened.append(message)
         else:
-            found[entry.pk] = read_raw(entry.message)
-    opened = [e.message for e in entries if e.message_id not in held]
+            out[entry.pk] = header_bytes(message)
     if opening and opened:
-        record_access(
-            entries[0].mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened
-        )
+        record_access(folder.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened)
+    return out
+
+
+# A SEARCH key the columns and the index answer: ("from" | "to" | "cc" | "subject" |
+# "body" | "text", words), ("larger" | "smaller", n), ("or", a, b), ("and", [..]),
+# ("not", a). Computed in SQL on the folder's entries; no message is opened.
+Spec = tuple[Any, ...]
+
+
+def search_uids(login: ClientLogin, folder_id: int, specs: list[Spec]) -> set[int]:
+    """The UIDs of the folder's messages matching every spec (see ``Spec``)."""
+    folder = _folder(login, folder_id)
+    universe: set[int] | None = None
+
+    def every() -> set[int]:
+        nonlocal universe
+        if universe is None:
+            universe = set(Entry.objects.filter(folder=folder).values_list("uid", flat=True))
+        return universe
+
+    def uids(query: Any) -> set[int]:
+        return set(query.values_list("uid", flat=True))
+
+    def tokens(words: str) -> set[int]:
+        try:
+            query = searchindex.parse_query(words)
+        except searchindex.QueryError:
+            raise StoreRefusal(_("Recherche trop longue : réduisez le nombre de mots.")) from None
+        params: list[Any] = []
+        match = search._token_match(search.query_tokens(folder.mailbox_id, query), params)
+        sql = f"SELECT uid FROM mailboxes_entry WHERE folder_id = %s AND {match}"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [folder.pk, *params])
+            return {row[0] for row in cursor.fetchall()}
+
+    def evaluate(spec: Spec) -> set[int]:
+        kind = spec[0]
+        entries = Entry.objects.filter(folder=folder)
+        if kind == "and":
+            found = every()
+            for part in spec[1]:
+                found = found & evaluate(part)
+            return found
+        if kind == "or":
+            return evaluate(spec[1]) | evaluate(spec[2])
+        if kind == "not":
+            return every() - evaluate(spec[1])
+        if kind == "from":
+            value = spec[1]
+            return uids(
+                entries.filter(
+                    Q(message__from_addr__icontains=value)
+                    | Q(message__from_name__icontains=value)
+                    | Q(message__sender_addr__icontains=value)
+                )
+            )
+        if kind in ("to", "cc"):
+            column = (
+                "message__to_addrs__icontains" if kind == "to" else "message__cc_addrs__icontains"
+            )
+            return uids(entries.filter(**{column: spec[1]}))
+        if kind == "larger":
+            return uids(entries.filter(message__size__gt=spec[1]))
+        if kind == "smaller":
+            return uids(entries.filter(message__size__lt=spec[1]))
+        if kind == "subject":
+            # The index finds the candidates; their sealed subjects, opened, say which.
+            candidates = tokens(spec[1])
+            wanted = searchindex.normalise(spec[1])
+            return {
+                uid
+                for uid, subject in Entry.objects.filter(
+                    folder=folder, uid__in=candidates
+                ).values_list("uid", "message__subject")
+                if wanted in searchindex.normalise(str(subject))
+            }
+        # body, text: the words of the message (subject, people, text, attachments).
+        return tokens(spec[1])
+
+    found = every()
+    for spec in specs:
+        found = found & evaluate(spec)
     return found
 
 
@@ -274,27 +392,90 @@ def expunge(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> None:
         folder_services.trash_entries(entries, by=login.user)
 
 
-def append_sent(login: ClientLogin, folder_id: int, raw: bytes) -> int:
-    """APPEND to Sent: the copy we already keep of a message sent through us (its UID)."""
+# How many stored messages of the box carrying an APPENDed message's Message-ID are
+# opened to find the one with the same bytes (a forged duplicate cannot make us read more).
+APPEND_CANDIDATES = 5
+
+
+# isync's mbsync marks what it APPENDs with a last header line "X-TUID: <12 chars>" (to
+# find the new UID): not part of the message, taken out before comparing.
+_TUID = re.compile(rb"\r?\nX-TUID: [A-Za-z0-9+/]{12}(?=\r?\n\r?\n)")
+
+
+def _without_client_marks(raw: bytes) -> bytes:
+    head_end = raw.find(b"\r\n\r\n")
+    if head_end < 0:
+        head_end = raw.find(b"\n\n")
+    if head_end < 0:
+        return raw
+    head_end += 4
+    return _TUID.sub(b"", raw[:head_end], count=1) + raw[head_end:]
+
+
+def append(login: ClientLogin, folder_id: int, raw: bytes) -> int:
+    """APPEND: a message of this box filed into the folder (its new UID); nothing injected.
+
+    A client without MOVE (isync's mbsync) files a message by APPENDing it to the target
+    and expunging it from the source: when the bytes are those of a message of the box
+    (same Message-ID and the same digest as the stored message), its entry is moved there
+    through the webmail's service (journal, counters, a new UID). Anything else is
+    refused: a client cannot inject mail that did not go through the pipeline (no scan,
+    no charter). Sent keeps its copy of a message sent by the submission.
+    """
     folder = _folder(login, folder_id)
     authorise(login.user, folder.mailbox, Access.SEND)
     parsed = email.message_from_bytes(raw[:200_000], policy=email.policy.compat32)
     message_id = str(parsed.get("Message-ID") or "").strip()
-    entry = (
-        Entry.objects.filter(mailbox=folder.mailbox, message__message_id=message_id)
-        .values_list("uid", "folder_id")
-        .first()
+    candidates = (
+        list(
+            Entry.objects.select_related("mailbox", "message")
+            .filter(mailbox=folder.mailbox, message__message_id=message_id)
+            .order_by("pk")[:APPEND_CANDIDATES]
+        )
         if message_id
-        else None
+        else []
     )
-    if entry is None or entry[1] != folder.pk:
+    if folder.role == Folder.Role.SENT:
+        # The copy the submission already filed (the client's bytes may differ: headers).
+        for entry in candidates:
+            if entry.folder_id == folder.pk:
+                return int(entry.uid)
+    digest = hashlib.sha256(_without_client_marks(raw)).digest()
+    same: list[Entry] = []
+    checked: dict[int, bool] = {}
+    for entry in candidates:
+        if entry.message_id not in checked:
+            try:
+                stored = read_raw(entry.message)
+            except Exception:  # an unreadable blob is not a match
+                stored = b""
+            checked[entry.message_id] = hmac.compare_digest(hashlib.sha256(stored).digest(), digest)
+        if checked[entry.message_id]:
+            same.append(entry)
+    if not same:
+        if folder.role == Folder.Role.SENT:
+            raise StoreRefusal(
+                _(
+                    "Copie refusée : les messages envoyés par la soumission SMTP sont déjà "
+                    "classés dans Envoyés ; un message envoyé ailleurs ne peut pas y être déposé."
+                )
+            )
         raise StoreRefusal(
             _(
-                "Copie refusée : les messages envoyés par la soumission SMTP sont déjà "
-                "classés dans Envoyés ; un message envoyé ailleurs ne peut pas y être déposé."
+                "Dépôt refusé : seul un message déjà présent dans cette boîte peut être classé "
+                "dans un dossier ; un message venu d'ailleurs doit être envoyé (analyse "
+                "antivirus et charte)."
             )
         )
-    return int(entry[0])
+    for entry in same:
+        if entry.folder_id == folder.pk:
+            return int(entry.uid)
+    entry = same[0]
+    try:
+        folder_services.move_entries([entry], folder, by=login.user)
+    except FolderError as exc:
+        raise StoreRefusal(str(exc)) from None
+    return int(Entry.objects.filter(pk=entry.pk).values_list("uid", flat=True).get())
 
 
 def append_draft(login: ClientLogin, folder_id: int, raw: bytes) -> None:

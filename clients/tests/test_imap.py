@@ -23,7 +23,7 @@ from clients import services
 from clients.imap.server import Connection
 from clients.models import AppPassword
 from mailboxes import selectors
-from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership
+from mailboxes.models import AccessEvent, Entry, Folder, Mailbox, Membership, Message
 from mailboxes.services import open_draft, read_raw
 from tests import factories
 from tests.personas import Person, login, send
@@ -288,6 +288,122 @@ def test_append_to_drafts_makes_a_draft_the_webmail_shows(
     assert [f.filename for f in draft.files.all()] == ["cr.pdf"]
 
 
+def test_append_of_a_message_of_the_box_files_it_as_a_client_without_move_does(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    # isync's mbsync has no MOVE: it APPENDs to the target, then expunges the source.
+    entry = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    archive = Folder.objects.get(mailbox=box, role=Folder.Role.ARCHIVE)
+    with client(imap, here, box, password_for(box)) as c:
+        archive_name = next(name for flags, _d, name in c.list_folders() if b"\\Archive" in flags)
+        c.select_folder("INBOX")
+        answer = c.append(archive_name, read_raw(entry.message))
+        entry.refresh_from_db()
+        assert entry.folder_id == archive.pk
+        assert f"APPENDUID {archive.uid_validity} {entry.uid}".encode() in answer
+        c.add_flags([1], [b"\\Deleted"])
+        c.expunge()
+        assert c.select_folder(archive_name)[b"EXISTS"] == 1
+    entry.refresh_from_db()
+    assert entry.folder_id == archive.pk  # filed, not in the trash
+    assert Entry.objects.filter(mailbox=box).count() == 1
+
+
+def test_append_of_a_forged_copy_with_a_message_id_of_the_box_is_refused(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    entry = Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject="Un"))
+    raw = read_raw(entry.message)
+    forged = raw.replace(b"Un", b"Virement urgent", 1)
+    assert forged != raw and entry.message.message_id
+    before = list(Entry.objects.values_list("pk", "folder_id", "uid"))
+    with client(imap, here, box, password_for(box)) as c:
+        archive_name = next(name for flags, _d, name in c.list_folders() if b"\\Archive" in flags)
+        with pytest.raises(Exception, match="Depot refuse"):
+            c.append(archive_name, forged)
+        with pytest.raises(Exception, match="Depot refuse"):
+            c.append("INBOX", forged + b"x")
+    assert list(Entry.objects.values_list("pk", "folder_id", "uid")) == before
+
+
+def test_headers_envelopes_and_sizes_are_fetched_without_opening_a_message(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox, monkeypatch: Any
+) -> None:
+    from mailboxes import blobs
+
+    messages = [send(colleague, [box.address], subject=f"Objet {n}") for n in range(3)]
+    raws = [read_raw(m) for m in messages]
+    # One stored before the header column: filled on its first listing (one opening).
+    Message.objects.filter(pk=messages[0].pk).update(header_block=None)
+    opened: list[str] = []
+    real_read = blobs.read
+
+    def counting_read(name: str, *args: Any) -> bytes:
+        opened.append(name)
+        return real_read(name, *args)
+
+    monkeypatch.setattr(blobs, "read", counting_read)
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX", readonly=True)
+        wanted = [b"BODY.PEEK[HEADER]", b"ENVELOPE", b"RFC822.SIZE", b"FLAGS", b"INTERNALDATE"]
+        uids = sorted(Entry.objects.filter(mailbox=box).values_list("uid", flat=True))
+        first = c.fetch(uids, wanted)
+        assert len(opened) == 1  # the old one, filled now
+        again = c.fetch(uids, [*wanted, b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]"])
+        assert len(opened) == 1  # nothing opened: the sealed header column
+        for uid, raw in zip(sorted(first), raws, strict=True):
+            head = raw[: raw.index(b"\r\n\r\n") + 4]
+            assert first[uid][b"BODY[HEADER]"] == head == again[uid][b"BODY[HEADER]"]
+            assert first[uid][b"RFC822.SIZE"] == len(raw)
+            assert first[uid][b"ENVELOPE"].message_id == messages[uid - 1].message_id.encode()
+        [fields] = [v for k, v in again[uids[2]].items() if k.startswith(b"BODY[HEADER.FIELDS")]
+        assert b"Objet 2" in fields and b"Date:" not in fields
+        # Whole messages: read in one batch, byte for byte.
+        full = c.fetch(uids, [b"BODY.PEEK[]"])
+        assert [full[uid][b"BODY[]"] for uid in sorted(full)] == raws
+    assert len(opened) == 4
+    assert Message.objects.get(pk=messages[0].pk).header_block is not None
+
+
+def test_search_answers_from_the_columns_and_the_index_without_opening_a_message(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox, monkeypatch: Any
+) -> None:
+    from clients.imap import backend
+    from mailboxes import blobs
+
+    bilan = send(colleague, [box.address], subject="Résultats de biologie", text="Créatinine.")
+    autre = send(colleague, [box.address], subject="Rendez-vous", text="Mardi à 9 h, bureau 4.")
+    uid = {m.pk: Entry.objects.get(mailbox=box, message=m).uid for m in (bilan, autre)}
+    opened: list[str] = []
+    real_read = blobs.read
+
+    def counting_read(name: str, *args: Any) -> bytes:
+        opened.append(name)
+        return real_read(name, *args)
+
+    monkeypatch.setattr(blobs, "read", counting_read)
+    with client(imap, here, box, password_for(box)) as c:
+        c.select_folder("INBOX", readonly=True)
+        everyone = {uid[bilan.pk], uid[autre.pk]}
+        assert set(c.search(["FROM", colleague.address.split("@")[0]])) == everyone
+        assert set(c.search(["FROM", "personne-d-autre"])) == set()
+        assert c.search(["SUBJECT", "biologie"]) == [uid[bilan.pk]]
+        assert c.search(["SUBJECT", "Resultats"]) == [uid[bilan.pk]]  # accents aside
+        assert c.search(["BODY", "creatinine"]) == [uid[bilan.pk]]
+        assert c.search(["TEXT", "bureau"]) == [uid[autre.pk]]
+        assert c.search(["NOT", "SUBJECT", "biologie"]) == [uid[autre.pk]]
+        assert set(c.search(["OR", "SUBJECT", "biologie", "BODY", "mardi"])) == everyone
+        assert set(c.search(["TO", box.address, "UNSEEN", "LARGER", "10"])) == everyone
+        assert c.search(["SMALLER", "10"]) == []
+        assert opened == []
+        # A key nothing indexes reads the messages, a bounded number of them.
+        assert c.search(["HEADER", "X-Mailer", "nope"]) == []
+        monkeypatch.setattr(backend, "SEARCH_OPENS", 1)
+        with pytest.raises(Exception, match="Recherche trop large"):
+            c.search(["HEADER", "X-Mailer", "nope"])
+        assert c.search(["HEADER", "X-Mailer", "nope", "SUBJECT", "biologie"]) == []
+
+
 # --------------------------------------------------------------------------- shared boxes
 
 
@@ -521,6 +637,6 @@ def test_a_response_leaves_in_one_write_whatever_pymap_cuts_it_into() -> None:
     response.add_untagged(Pieces(b""))
     recorder = Recorder()
     connection = Connection.__new__(Connection)
-    connection.writer = recorder  # type: ignore[assignment]
+    connection.writer = recorder
     asyncio.run(connection.write_response(response))
     assert recorder.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]

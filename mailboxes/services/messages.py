@@ -18,7 +18,13 @@ from mailboxes.selectors import Access, closed_addresses, hosted_domains
 from mailboxes.services.errors import SubmissionError
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import sender_for
-from mailboxes.services.store import Listing, Recipient, store_message, xdm_patient_ins
+from mailboxes.services.store import (
+    Listing,
+    Recipient,
+    header_block_of,
+    store_message,
+    xdm_patient_ins,
+)
 from mssante.lib import crypto, mime
 from trust import listeblanche
 from trust import submission as trust_checks
@@ -285,6 +291,16 @@ def read_raw(message: Message) -> bytes:
     except crypto.BlobIntegrityError as exc:
         log.error("message %s: stored blob cannot be opened: %s", message.public_id, exc)
         raise type(exc)(f"message {message.public_id} cannot be read: {exc}") from None
+
+
+def header_bytes(message: Message) -> bytes:
+    """The raw header block (sealed column); a message stored before it is filled now."""
+    if message.header_block is None:
+        block = header_block_of(read_raw(message))
+        message.header_block = block.decode("latin-1")
+        Message.objects.filter(pk=message.pk).update(header_block=message.header_block)
+        return block
+    return str(message.header_block).encode("latin-1")
 
 
 def parse(message: Message) -> mime.ParsedMessage:

@@ -188,6 +188,15 @@ def _enqueue_stored(message_pk: int) -> None:
     queue.enqueue_processing([message_pk])
 
 
+def header_block_of(raw: bytes) -> bytes:
+    """The message's header block as it is stored: up to and with the blank line."""
+    for blank in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(blank)
+        if end >= 0:
+            return raw[: end + len(blank)]
+    return raw
+
+
 def store_message(
     raw: bytes,
     listing: Listing,
@@ -253,6 +262,7 @@ def store_message(
                 subject=listing.subject[:998],
                 date=listing.date or now,
                 size=len(raw),
+                header_block=header_block_of(raw).decode("latin-1"),
                 attachments=[
                     {
                         "index": p.index,

@@ -37,7 +37,7 @@ from tests.clients_e2e.mbsync import Account
 from tests.smtp_peers import HERE, Operator, free_port, make_operator
 
 OURS_MODULE = "clients.imap"
-OURS_REQUIRED = False  # <- the lead: True once the IMAP server of issue 15 is merged
+OURS_REQUIRED = True  # the IMAP server of issue 15 is merged
 
 ROLES = {"\\Archive": "archive", "\\Sent": "sent", "\\Drafts": "drafts", "\\Trash": "trash"}
 
