@@ -685,8 +685,10 @@ class Session:
         if opens and len(candidates) > SEARCH_OPENS:
             raise NotAllowedError(
                 imap_text(
-                    "Recherche trop large pour ce critere : precisez-la (expediteur, "
-                    "destinataire, objet, mots, dates)."
+                    _(
+                        "Recherche trop large pour ce critère : précisez-la (expéditeur, "
+                        "destinataire, objet, mots, dates)."
+                    )
                 )
             )
         FETCH_NEEDS.set("body")

@@ -637,6 +637,6 @@ def test_a_response_leaves_in_one_write_whatever_pymap_cuts_it_into() -> None:
     response.add_untagged(Pieces(b""))
     recorder = Recorder()
     connection = Connection.__new__(Connection)
-    connection.writer = recorder
+    connection.writer = recorder  # type: ignore[assignment]
     asyncio.run(connection.write_response(response))
     assert recorder.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]
