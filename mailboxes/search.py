@@ -316,6 +316,21 @@ def _filters(
     return " AND ".join(where)
 
 
+def _named_folders(mailbox_id: int, text: str) -> list[int]:
+    """The folders of the box whose name holds every word of ``text`` (the last one as a
+    prefix): names are sealed, so they are opened here, a box holding a few folders."""
+    wanted = searchindex.words(text)
+    if not wanted:
+        return []
+    *whole, last = wanted
+    found = []
+    for folder in Folder.objects.filter(mailbox_id=mailbox_id).only("pk", "name"):
+        held = searchindex.words(folder.name)
+        if all(w in held for w in whole) and any(h.startswith(last) for h in held):
+            found.append(folder.pk)
+    return found
+
+
 def search_ids(
     mailbox_id: int,
     criteria: Criteria,
@@ -331,10 +346,23 @@ def search_ids(
     filters = _filters(mailbox_id, criteria, before, probe_params)
     match_params: list[Any] = []
     match = _token_match(sets, match_params)
+    named = _named_folders(mailbox_id, criteria.text)
+    if named and match != "TRUE":
+        # The words name a folder: its messages are found too (with the other criteria).
+        rest = searchindex.parse_query(
+            sender=criteria.sender,
+            recipient=criteria.recipient,
+            with_attachments=criteria.with_attachments,
+        )
+        rest_params: list[Any] = []
+        rest_match = _token_match(query_tokens(mailbox_id, rest), rest_params)
+        holders = ", ".join("%s" for _f in named)
+        match = f"({match} OR (folder_id IN ({holders}) AND {rest_match}))"
+        match_params.extend([*named, *rest_params])
     order = "ORDER BY received_at DESC, id DESC"
     # Step 1: the newest PROBE entries the filters allow, then the tokens among them.
     probe = (
-        f"SELECT id FROM (SELECT id, received_at, search_tokens FROM mailboxes_entry "  # noqa: S608
+        f"SELECT id FROM (SELECT id, received_at, folder_id, search_tokens FROM mailboxes_entry "  # noqa: S608
         f"WHERE {filters} {order} LIMIT %s) AS newest WHERE {match} {order} LIMIT %s"
     )
     materialized = "MATERIALIZED" if connection.vendor == "postgresql" else ""

@@ -350,3 +350,28 @@ def test_the_list_shows_a_sealed_preview_of_the_body(claire: Person, julien: Per
     inbox = folder(box, Folder.Role.INBOX)
     html = login(user).get(reverse("webmail_folder", args=[inbox.pk])).content.decode()
     assert '<span class="fr-hint-text webmail-preview">Bonjour Claire, le bilan est normal.' in html
+
+
+def test_the_words_of_a_sealed_folder_name_find_the_messages_filed_there(
+    claire: Person, julien: Person
+) -> None:
+    """Folder names are sealed; a search for a patient's name still finds the messages filed
+    in the folder named after them, with the other criteria still applied."""
+    (user, box), (_nurse_user, nurse) = claire, julien
+    client = login(user)
+    kept = send(nurse, [box.address], subject="Compte rendu", text="Rien de nominatif.")
+    other = send(nurse, [box.address], subject="Planning", text="Garde de samedi.")
+    send(nurse, [box.address], subject="Ailleurs", text="Sans rapport.")
+    client.post(reverse("webmail_folder_create", args=[box.pk]), {"name": "Suivi Quiétude Marie"})
+    filed = selectors.folder_by_name(box, "suivi quiétude marie")
+    assert filed is not None
+    for message in (kept, other):
+        client.post(reverse("webmail_move", args=[entry_of(box, message).pk]), {"folder": filed.pk})
+    # Every word must be in the name, the last one as a prefix; accents and case aside.
+    assert sorted(results(client, box, q="quietude")) == ["Compte rendu", "Planning"]
+    assert sorted(results(client, box, q="Marie QUIÉT")) == ["Compte rendu", "Planning"]
+    assert results(client, box, q="quietude absent") == []
+    # The other criteria still apply to what the folder holds.
+    assert results(client, box, q="quietude", sender="personne") == []
+    # Another box's folder of the same name finds nothing here.
+    assert results(login(julien.user), nurse, q="quietude") == []
