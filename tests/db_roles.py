@@ -15,6 +15,7 @@ through a short-lived owner connection.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -70,19 +71,31 @@ def as_app_role() -> Iterator[None]:
         import psycopg
 
         params = self.connection.settings_dict
-        with (
-            psycopg.connect(
-                host=params["HOST"],
-                port=params["PORT"] or 5432,
-                dbname=params["NAME"],
-                user=owner["USER"],
-                password=owner["PASSWORD"],
-            ) as owner_connection,
-            owner_connection.cursor() as cursor,
-        ):
-            cursor.execute("SET lock_timeout = '60s'")
-            for sql in sql_list:
-                cursor.execute(sql)
+        # A process the test started (the live server's thread, a Celery worker
+        # finishing a task) may still hold a lock on one table while waiting for
+        # another the TRUNCATE already holds: PostgreSQL breaks that deadlock by
+        # failing one side. The other side then finishes, and the TRUNCATE is tried
+        # again rather than failing the test's teardown.
+        for attempt in range(5):
+            try:
+                with (
+                    psycopg.connect(
+                        host=params["HOST"],
+                        port=params["PORT"] or 5432,
+                        dbname=params["NAME"],
+                        user=owner["USER"],
+                        password=owner["PASSWORD"],
+                    ) as owner_connection,
+                    owner_connection.cursor() as cursor,
+                ):
+                    cursor.execute("SET lock_timeout = '60s'")
+                    for sql in sql_list:
+                        cursor.execute(sql)
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     DatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
     _use(_app_credentials)

@@ -315,7 +315,7 @@ def read_only(folder: Path) -> Iterator[bool]:
             subprocess.run(["mount", "-o", "remount,bind,ro", str(folder), str(folder)], check=True)
             yield True
         finally:
-            subprocess.run(["umount", str(folder)], check=True)
+            unmount(folder)
         return
     dirs = [folder, *(p for p in folder.rglob("*") if p.is_dir())]
     for d in dirs:
@@ -325,6 +325,20 @@ def read_only(folder: Path) -> Iterator[bool]:
     finally:
         for d in dirs:
             d.chmod(0o755)
+
+
+def unmount(folder: Path) -> None:
+    """Lift the read-only mount, even while a process still has a file open under it.
+
+    A writer refused a moment ago may not have closed its descriptor yet ("target is
+    busy", exit 32): wait a little, then detach it lazily, so that every new open
+    reaches the writable folder underneath.
+    """
+    for _ in range(20):
+        if subprocess.run(["umount", str(folder)], check=False).returncode == 0:
+            return
+        time.sleep(0.25)
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 def blob_files(root: Path) -> set[str]:
