@@ -6,13 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
 from charter.models import AbuseReport
 from mailboxes.models import Quarantine
-from mailboxes.tests.test_migration_own_tables import migrate
-from tests import db_roles
+from tests.migrations import migrate, schema_at
 
 BEFORE = [
     ("mailboxes", "0013_drafts_on_content_and_receipts"),
@@ -27,11 +25,8 @@ SUBJECT = "Résultats de Mme Quiétude"
 
 @pytest.fixture
 def old_schema(transactional_db: None) -> Iterator[Any]:
-    with db_roles.as_owner():
-        try:
-            yield migrate(BEFORE)
-        finally:
-            call_command("migrate", verbosity=0)
+    with schema_at(BEFORE) as apps:
+        yield apps
 
 
 def test_the_upgrade_seals_the_subject_copies_and_they_still_read(old_schema: Any) -> None:

@@ -12,8 +12,7 @@ from django.db import connection
 from mailboxes import selectors, services
 from mailboxes.models import Folder, Mailbox
 from mailboxes.services.errors import FolderError
-from mailboxes.tests.test_migration_own_tables import migrate
-from tests import db_roles
+from tests.migrations import migrate, schema_at
 
 BEFORE = [("mailboxes", "0015_entry_tokens_out_of_line")]
 AFTER = [("mailboxes", "0016_folder_name_sealed")]
@@ -21,11 +20,8 @@ AFTER = [("mailboxes", "0016_folder_name_sealed")]
 
 @pytest.fixture
 def old_schema(transactional_db: None) -> Iterator[Any]:
-    with db_roles.as_owner():
-        try:
-            yield migrate(BEFORE)
-        finally:
-            call_command("migrate", verbosity=0)
+    with schema_at(BEFORE) as apps:
+        yield apps
 
 
 def test_the_upgrade_seals_folder_names_and_keeps_them_unique_and_found(

@@ -6,11 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
-from tests import db_roles
+from tests.migrations import migrate, schema_at
 
 BEFORE = [
     ("mailboxes", "0006_inbound_resend_key"),
@@ -24,23 +21,11 @@ AFTER = [
 ]
 
 
-def migrate(targets: list[tuple[str, str]]) -> Any:
-    """Migrate to ``targets``; the models as they were at that point."""
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets)
-    executor.loader.build_graph()
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.fixture
 def old_schema(transactional_db: None) -> Iterator[Any]:
     """The schema before issue 12 (as its owner, who alone may change it), then today's."""
-    with db_roles.as_owner():
-        try:
-            yield migrate(BEFORE)
-        finally:
-            # A full migrate: its post_migrate grants the application's role the tables.
-            call_command("migrate", verbosity=0)
+    with schema_at(BEFORE) as apps:
+        yield apps
 
 
 def test_the_upgrade_keeps_the_quarantine_and_withdraws_unpublished_boxes(old_schema: Any) -> None:

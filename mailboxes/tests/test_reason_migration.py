@@ -11,13 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone, translation
 
 from mailboxes import reasons
-from tests import db_roles
+from tests.migrations import migrate, schema_at
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,24 +75,10 @@ STORED = {
 }
 
 
-def _migrate(target: tuple[str, str]) -> Any:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-    return executor.loader.project_state([target]).apps
-
-
 @pytest.fixture
 def before() -> Iterator[Any]:
-    # Migrations change the schema: the owner's role, not the application's.
-    with db_roles.as_owner():
-        apps = _migrate(BEFORE)
-        try:
-            yield apps
-        finally:
-            # A full migrate: its post_migrate grants the application's role the tables
-            # the later migrations create again (the folder counters of 0009).
-            call_command("migrate", verbosity=0)
+    with schema_at([BEFORE]) as apps:
+        yield apps
 
 
 def _rows(apps: Any) -> dict[str, int]:
@@ -123,7 +106,7 @@ def _rows(apps: Any) -> dict[str, int]:
 def test_the_stored_sentences_become_codes_and_come_back_when_unapplied(before: Any) -> None:
     ids = _rows(before)
 
-    apps = _migrate(AFTER)
+    apps = migrate([AFTER])
     Delivery = apps.get_model("mailboxes", "Delivery")
     for text, (code, params) in STORED.items():
         row = Delivery.objects.get(pk=ids[text])
@@ -136,7 +119,7 @@ def test_the_stored_sentences_become_codes_and_come_back_when_unapplied(before: 
                     "La boîte du destinataire n'existe plus ou est fermée.",
                 )
 
-    apps = _migrate(BEFORE)
+    apps = migrate([BEFORE])
     Delivery = apps.get_model("mailboxes", "Delivery")
     for text, pk in ids.items():
         if text.startswith("The recipient"):

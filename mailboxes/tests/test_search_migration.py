@@ -11,8 +11,7 @@ from django.db import connection
 
 from mailboxes import selectors
 from mailboxes.models import Draft, Entry, Mailbox, Message
-from mailboxes.tests.test_migration_own_tables import migrate
-from tests import db_roles
+from tests.migrations import migrate, schema_at
 
 BEFORE = [("mailboxes", "0009_folder_counters_and_search")]
 AFTER = [("mailboxes", "0010_keyed_search_and_sealed_subjects")]
@@ -20,11 +19,8 @@ AFTER = [("mailboxes", "0010_keyed_search_and_sealed_subjects")]
 
 @pytest.fixture
 def old_schema(transactional_db: None) -> Iterator[Any]:
-    with db_roles.as_owner():
-        try:
-            yield migrate(BEFORE)
-        finally:
-            call_command("migrate", verbosity=0)
+    with schema_at(BEFORE) as apps:
+        yield apps
 
 
 def test_the_upgrade_seals_subjects_and_the_rebuild_makes_them_searchable(
