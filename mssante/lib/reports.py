@@ -455,7 +455,11 @@ def _text(block: HeaderBlock, name: str) -> str:
 def _recipient(value: str) -> str:
     """The address of a ``type;address`` field, lower-case (RFC 6533 xtext decoded)."""
     kind, _sep, address = value.partition(";") if ";" in value else ("rfc822", "", value)
-    address = address.strip().strip("<>").strip()
+    address = address.strip()
+    # Brackets around the address are dropped; a lone one is part of what was written
+    # (an odd recipient still names one recipient, not none).
+    if len(address) >= 2 and address[0] == "<" and address[-1] == ">":
+        address = address[1:-1].strip()
     if kind.strip().lower() == "utf-8":
         address = _XTEXT_ESCAPE.sub(_unescape, address)
     return address.lower()
