@@ -5,6 +5,7 @@ from django.urls import path
 from mailboxes.views import (
     attachments,
     compose,
+    compose_xdm,
     contacts,
     folders,
     messages,
@@ -195,7 +196,7 @@ urlpatterns = [
     path("brouillon/<int:draft_id>/pj/", compose.draft_upload_view, name="webmail_draft_upload"),
     path(
         "brouillon/<int:draft_id>/dossier-patient/",
-        compose.draft_xdm_view,
+        compose_xdm.draft_xdm_view,
         name="webmail_draft_xdm",
     ),
     path(

@@ -21,12 +21,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import verified_required
-from accounts.models import PatientIdentity
 from mailboxes import preferences_selectors as prefs
 from mailboxes import selectors, services
-from mailboxes.forms import ComposeForm, XdmForm, join_addresses
+from mailboxes.forms import ComposeForm, join_addresses
 from mailboxes.models import Draft, Entry, Folder, Mailbox, Message
-from mailboxes.services.structured import XML_TYPES
 from mailboxes.views._common import current_user, folder_url, render_webmail
 from mailboxes.views.attachments import download_response
 from mssante.errors import RETRY_AFTER_SECONDS, storage_unavailable_text
@@ -42,7 +40,7 @@ def _is_async(request: HttpRequest) -> bool:
     )
 
 
-def _draft_url(draft: Draft) -> str:
+def draft_url(draft: Draft) -> str:
     return reverse("webmail_draft", args=[draft.pk])
 
 
@@ -126,10 +124,10 @@ def _already_sent() -> HttpResponse:
 
 def _draft_urls(draft: Draft) -> dict[str, str]:
     return {
-        "page": _draft_url(draft),
+        "page": draft_url(draft),
         "save": reverse("webmail_draft_save", args=[draft.pk]),
         "send": reverse("webmail_draft_send", args=[draft.pk]),
-        "keep": _draft_url(draft),
+        "keep": draft_url(draft),
         "upload": reverse("webmail_draft_upload", args=[draft.pk]),
         "delete": reverse("webmail_draft_delete", args=[draft.pk]),
         "xdm": reverse("webmail_draft_xdm", args=[draft.pk]),
@@ -351,7 +349,7 @@ def _create(
 def _created_trigger(response: HttpResponse, draft: Draft) -> HttpResponse:
     # The page learns its draft's addresses (static/js/compose.js): delete, XDM, reload.
     response["HX-Trigger"] = json.dumps({"draftCreated": _draft_urls(draft)})
-    response["X-Draft-Page"] = _draft_url(draft)
+    response["X-Draft-Page"] = draft_url(draft)
     return response
 
 
@@ -400,7 +398,7 @@ def compose_keep_view(request: HttpRequest, mailbox_id: int) -> HttpResponse:
     if to_xdm:
         return redirect(reverse("webmail_draft_xdm", args=[draft.pk]))
     messages.success(request, _("Brouillon enregistré."))
-    return redirect(_draft_url(draft))
+    return redirect(draft_url(draft))
 
 
 @verified_required("professional")
@@ -570,7 +568,7 @@ def draft_view(request: HttpRequest, draft_id: int) -> HttpResponse:
             except Draft.DoesNotExist:
                 raise Http404 from None  # sent or deleted meanwhile
             messages.success(request, _("Brouillon enregistré."))
-            return redirect(_draft_url(draft))
+            return redirect(draft_url(draft))
         return _compose_page(request, draft, form, status=400)
     return _compose_page(request, draft, ComposeForm(initial=_initial(draft)))
 
@@ -727,7 +725,7 @@ def _upload(request: HttpRequest, draft: Draft) -> HttpResponse:
         )
     if error:
         messages.error(request, error)
-    return redirect(_draft_url(draft))
+    return redirect(draft_url(draft))
 
 
 @verified_required("professional")
@@ -743,7 +741,7 @@ def draft_attachment_delete_view(
         return render(
             request, "mailboxes/_draft_files.html", {"draft": draft, "files": _files(draft)}
         )
-    return redirect(_draft_url(draft))
+    return redirect(draft_url(draft))
 
 
 @verified_required("professional")
@@ -751,91 +749,3 @@ def draft_attachment_delete_view(
 def draft_attachment_view(request: HttpRequest, draft_id: int, attachment_id: int) -> HttpResponse:
     att = selectors.get_draft_attachment(current_user(request), draft_id, attachment_id)
     return download_response(services.read_draft_attachment(att), att.filename)
-
-
-# --------------------------------------------------------------------------- patient record (XDM)
-
-
-def _xdm_files(draft: Draft) -> list[tuple[int, str]]:
-    return [
-        (f.pk, f.filename)
-        for f in draft.files.order_by("pk")
-        if f.filename.lower().endswith((".pdf", ".xml"))
-        or f.content_type.lower() in ("application/pdf", *XML_TYPES)
-    ]
-
-
-def _patient_label(identity: PatientIdentity) -> str:
-    return f"{identity.first_names} {identity.birth_name} — {identity.birth_date:%d/%m/%Y} — INS {identity.ins}"
-
-
-def _xdm_patient(form: XdmForm, patients: dict[int, PatientIdentity]) -> xdm.Patient:
-    data = form.cleaned_data
-    identity = patients.get(data["patient"]) if data.get("patient") else None
-    if identity is not None:
-        return xdm.Patient(
-            ins=identity.ins,
-            oid=identity.oid,
-            birth_name=identity.birth_name,
-            first_names=identity.first_names,
-            birth_date=identity.birth_date.strftime("%Y%m%d"),
-            sex=identity.sex,
-            qualified=identity.qualified,
-        )
-    return xdm.Patient(
-        ins=data["ins"],
-        oid=data["oid"],
-        birth_name=data["birth_name"].strip().upper(),
-        first_names=data["first_names"].strip(),
-        birth_date=data["birth_date"].strftime("%Y%m%d"),
-        sex=data["sex"],
-        qualified=bool(data.get("qualified")),
-    )
-
-
-@verified_required("professional")
-@require_http_methods(["GET", "POST"])
-def draft_xdm_view(request: HttpRequest, draft_id: int) -> HttpResponse:
-    """ "Joindre au dossier du patient": build IHE_XDM.ZIP into the draft, record its headers."""
-    user = current_user(request)
-    draft = selectors.get_draft(user, draft_id)
-    content = services.open_draft(draft)
-    known = selectors.patients_written_to(draft.mailbox, content.to + content.cc)
-    patients = {p.pk: p for p in known}
-    recipients = [
-        r.identity
-        for r in selectors.patients_among(content.to + content.cc)
-        if r.identity is not None
-    ]
-    choices = [(p.pk, _patient_label(p)) for p in known]
-    files = _xdm_files(draft)
-    form = XdmForm(
-        request.POST if request.method == "POST" else None,
-        patients=choices,
-        files=files,
-        # The one patient among the recipients, if there is one, is proposed first.
-        initial={"patient": recipients[0].pk if len(recipients) == 1 else None},
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.attach_xdm_package(
-                draft,
-                by=user,
-                patient=_xdm_patient(form, patients),
-                type_code=form.cleaned_data["type_code"],
-                attachment_ids=form.cleaned_data.get("attachments") or [],
-                uploads=request.FILES.getlist("files"),
-            )
-        except services.DraftError as exc:
-            form.add_error(None, str(exc))
-        else:
-            messages.success(request, _("Documents joints au dossier du patient (IHE_XDM.ZIP)."))
-            return redirect(_draft_url(draft))
-    return render_webmail(
-        request,
-        "mailboxes/xdm.html",
-        draft.mailbox,
-        {"draft": draft, "form": form, "has_files": bool(files)},
-        current_folder=selectors.system_folder(draft.mailbox, Folder.Role.DRAFTS),
-        status=400 if request.method == "POST" else 200,
-    )
