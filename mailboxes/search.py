@@ -97,15 +97,6 @@ def _html_text(value: str) -> str:
     return html.unescape(nh3.clean(value[: searchindex.MAX_TEXT * 2], tags=set()))
 
 
-def _decode(data: bytes) -> str:
-    for charset in ("utf-8", "cp1252"):
-        try:
-            return data.decode(charset)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
 def _attachment_texts(raw: bytes, parsed: mime.ParsedMessage) -> list[str]:
     wanted = [
         p
@@ -122,7 +113,7 @@ def _attachment_texts(raw: bytes, parsed: mime.ParsedMessage) -> list[str]:
         if budget <= 0:
             break
         if part.content_type in TEXT_TYPES:
-            texts.append(_decode(part.data[:budget]))
+            texts.append(mime.guess_decode(part.data[:budget]))
         elif part.content_type in CDA_TYPES:
             texts.append(xdm.cda_text(part.data[:budget]))
         elif part.filename.upper() == xdm.FILENAME:
@@ -135,7 +126,7 @@ def _attachment_texts(raw: bytes, parsed: mime.ParsedMessage) -> list[str]:
                 if document.mime_type in CDA_TYPES:
                     texts.append(xdm.cda_text(document.data))
                 elif document.mime_type in TEXT_TYPES:
-                    texts.append(_decode(document.data[:budget]))
+                    texts.append(mime.guess_decode(document.data[:budget]))
         budget -= len(part.data)
     return texts
 

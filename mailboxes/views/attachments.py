@@ -109,19 +109,10 @@ def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespons
     data = part.data
     if content_type == "text/plain":
         # Re-encoded once here so the browser never has to guess a charset.
-        text = _decode(data)
+        text = mime.guess_decode(data)
         data = text.encode("utf-8")
         content_type = "text/plain; charset=utf-8"
     return inline_response(data, content_type, part.filename)
-
-
-def _decode(data: bytes) -> str:
-    for charset in ("utf-8", "cp1252"):
-        try:
-            return data.decode(charset)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
 
 
 @verified_required("professional")

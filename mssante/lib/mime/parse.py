@@ -118,8 +118,9 @@ class _Defects:
             self.add(f"{where}unreadable defect list ({type(exc).__name__})")
 
 
-def _guess_decode(data: bytes) -> str:
-    # French mail that skips MIME encoding is UTF-8 or Windows-1252 in practice.
+def guess_decode(data: bytes) -> str:
+    """Text of unlabelled bytes: French mail that skips MIME encoding is UTF-8 or
+    Windows-1252 in practice; Latin-1 reads anything else."""
     for charset in ("utf-8", "cp1252"):
         try:
             return data.decode(charset)
@@ -133,7 +134,7 @@ def _raw_value(value: str) -> str:
     if not _SURROGATE_RE.search(value):
         return value
     try:
-        return _guess_decode(value.encode("utf-8", "surrogateescape"))
+        return guess_decode(value.encode("utf-8", "surrogateescape"))
     except UnicodeEncodeError:
         return value
 
@@ -436,7 +437,7 @@ def _part_text(part: Message, defects: _Defects) -> str:
         if charset not in {"us-ascii", "ascii"}:
             defects.add(f"text not valid in its declared charset {charset!r}")
     if text is None:
-        text = _guess_decode(data)
+        text = guess_decode(data)
     return _clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
