@@ -25,6 +25,7 @@ from typing import Any
 
 import nh3
 from django.db import connection, transaction
+from django.db.models import F
 
 from mailboxes import blobs
 from mailboxes.models import Entry, Folder, Message
@@ -158,6 +159,28 @@ def preview(doc: searchindex.Document) -> str:
     if len(text) <= PREVIEW_LENGTH:
         return text
     return text[: PREVIEW_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+
+
+def index_sent_copies(terms: dict[int, bytes]) -> int:
+    """The sender's copy of each message whose terms were just read, indexed with them.
+
+    ``store_message`` leaves the copy of a message that is to be scanned without tokens:
+    the worker reads the message once, after the scan, for its sender and every local
+    recipient alike (the web request does not parse what it just wrote). Returns how
+    many copies were indexed.
+    """
+    if not terms:
+        return 0
+    rows = list(
+        Entry.objects.filter(
+            message_id__in=list(terms), mailbox_id=F("message__sender_mailbox_id")
+        ).only("pk", "mailbox_id", "message_id")
+    )
+    for row in rows:
+        row.search_tokens = entry_tokens(row.mailbox_id, terms[row.message_id])
+    if rows:
+        Entry.objects.bulk_update(rows, ["search_tokens"])
+    return len(rows)
 
 
 def store_previews(previews: dict[int, str]) -> None:

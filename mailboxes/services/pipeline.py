@@ -106,6 +106,7 @@ def process(message_ids: Sequence[int]) -> int:
         )
         scanned = _apply_verdicts(verdicts)
         search.store_previews(previews)
+        search.index_sent_copies(terms)
         held = [m.pk for m in mine]
         deliveries = _claim_local(Q(message_id__in=held))
         done = _deliver_claimed(deliveries, scanned, terms)

@@ -297,8 +297,12 @@ def store_message(
                     folder_id=system_folder_id(sender_mailbox.pk, Folder.Role.SENT),
                     seen=True,
                     received_at=now,
-                    # The bytes are in hand: the Sent copy is indexed now.
-                    search_tokens=search.terms_tokens(sender_mailbox.pk, search.terms_of(raw)),
+                    # A message to scan is read once, in the worker, for the sender's
+                    # copy and the recipients alike (search.index_sent_copies); one
+                    # that is not scanned has no such step: its copy is indexed now.
+                    search_tokens=(
+                        [] if scan else search.terms_tokens(sender_mailbox.pk, search.terms_of(raw))
+                    ),
                 )
             if answers is not None and sender_mailbox is not None:
                 Entry.objects.filter(mailbox=sender_mailbox, message=answers).update(answered=True)

@@ -19,7 +19,7 @@ from mailboxes import search, selectors
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.tests.test_views import entry_of, folder, listed_entry
 from mssante.lib import mime
-from tests.personas import Person, login, send
+from tests.personas import Person, after_commit, login, send, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -176,6 +176,26 @@ def test_the_filters_narrow_the_results(claire: Person, julien: Person) -> None:
     # Filters alone, without a word.
     assert results(client, box, with_attachments="on") == ["Avec fichier"]
     assert mine.pk  # (sent through the same path as the others)
+
+
+def test_the_sent_copy_is_indexed_once_by_the_worker_with_the_recipients(
+    claire: Person, julien: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web request does not parse what it just wrote: the worker reads the message
+    once, after the scan, and indexes the sender's copy and the recipients' entries."""
+    (user, box), nurse = claire, julien.box
+    parsed: list[int] = []
+    document = search.document
+    monkeypatch.setattr(search, "document", lambda raw: parsed.append(1) or document(raw))
+    with after_commit():
+        message = submit(box, [nurse.address], subject="Échographie", text="hépatomégalie")
+        assert message.scan_status == Message.ScanStatus.PENDING
+        copy = Entry.objects.get(mailbox=box, message=message)
+        assert copy.search_tokens == [] and parsed == []
+    # Once delivered: one parse for both boxes, and both find it by a word of its body.
+    assert len(parsed) == 1
+    assert results(login(user), box, q="hepatomegalie") == ["Échographie"]
+    assert Entry.objects.get(mailbox=nurse, message=message).search_tokens
 
 
 def test_a_stranger_never_finds_another_box_s_message(claire: Person, julien: Person) -> None:
