@@ -172,8 +172,8 @@ def test_the_guardian_switches_reads_replies_and_sets_preferences_as_the_child(
     assert answer.to_addrs == [space.doctor_box.address]
 
     # The child's notification preferences, not hers; no way to change the child's address.
-    page = client.get(reverse("patients:preferences")).content.decode()
-    assert "est enregistrée par l'équipe" in page and "new_email" not in page
+    prefs = client.get(reverse("patients:preferences")).content.decode()
+    assert "est enregistrée par l'équipe" in prefs and "new_email" not in prefs
     client.post(reverse("patients:preferences"), {"frequency": "daily"})
     assert NotificationPreference.objects.get(user=kid.user).frequency == "daily"
     assert not NotificationPreference.objects.filter(user=space.patient).exists()
