@@ -346,3 +346,21 @@ def test_at_majority_without_a_personal_address_staff_are_told_in_the_admin(spac
 def test_majority_falls_on_1_march_for_a_child_born_on_29_february() -> None:
     assert family.majority_date(date(2008, 2, 29)) == date(2026, 3, 1)
     assert family.majority_date(date(2010, 6, 10)) == date(2028, 6, 10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_patient_switches_to_her_sons_space_and_reads_his_doctors_message() -> None:
+    from mssante import demo, demo_family
+
+    accounts = demo.seed()
+    first = demo_family.seed(accounts)
+    again = demo_family.seed(accounts)  # idempotent: the same link, no message twice
+    assert again.pk == first.pk and GuardianLink.objects.count() == 1
+    box = services.patient_mailbox(first.child.user)
+    assert box is not None and Entry.objects.filter(mailbox=box).count() == 2
+    assert first.reason == demo_family.REASON and first.created_by is not None
+    assert not first.child.user.has_usable_password()  # no login of his own
+    client = login(demo.patient_identity().user)
+    switch(client, first.pk)
+    home = client.get(reverse("patient_home")).content.decode()
+    assert "Vous consultez l'espace de Léo" in home and "Rappel de vaccination — Léo" in home
