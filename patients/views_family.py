@@ -28,14 +28,10 @@ def switch_view(request: HttpRequest) -> HttpResponse:
     try:
         if link_id is None:
             raise family.FamilyError(_("Vous ne pouvez pas consulter cet espace."))
-        link = family.switch(request, guardian, link_id)
+        family.switch(request, guardian, link_id)
     except family.FamilyError as exc:
         # Nothing changes: the space shown stays the one before (own, or a child's still valid).
         messages.error(request, str(exc))
         return redirect("patient_home")
-    assert link is not None
-    messages.info(
-        request,
-        _("Vous consultez l'espace de %(name)s.") % {"name": link.child.first_first_name},
-    )
+    # The page's header now says whose space it is ("Vous consultez l'espace de …").
     return redirect("patient_home")
