@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from accounts.models import PatientIdentity, User
 from audit import journal
 from patients import services
-from patients.models_family import GuardianLink
+from patients.models_family import GuardianLink, majority_date
 
 # The session holds the id of the link the guardian switched to, nothing else: the link is
 # looked up again (still active, still the guardian's, child still minor) on every request.
@@ -36,18 +36,6 @@ class FamilyError(services.PatientError):
 
 
 # --- Age ---------------------------------------------------------------------------------
-
-
-def _years_after(day: date, years: int) -> date:
-    """The same day ``years`` later; 29 February becomes 1 March in a common year."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return date(day.year + years, 3, 1)
-
-
-def majority_date(birth_date: date) -> date:
-    return _years_after(birth_date, MAJORITY_YEARS)
 
 
 def is_minor(identity: PatientIdentity, today: date | None = None) -> bool:

@@ -8,6 +8,9 @@ link with a recorded reason; it ends by itself when the child turns 18.
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -94,3 +97,29 @@ class GuardianLink(models.Model):
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+    @classmethod
+    def guardian_addresses(cls, child: Any) -> list[str]:
+        """The personal addresses of the guardians who may act in ``child``'s space now.
+
+        Told, as the child would be, that a message waits (the same content-free text).
+        """
+        today = timezone.localdate()
+        links = cls.objects.select_related("guardian", "child").filter(
+            child__user=child, ended_at__isnull=True, guardian__status="active"
+        )
+        return sorted(
+            {
+                link.guardian.email
+                for link in links
+                if link.guardian.email and majority_date(link.child.birth_date) > today
+            }
+        )
+
+
+def majority_date(birth: date) -> date:
+    """The 18th birthday; 29 February becomes 1 March in a common year."""
+    try:
+        return birth.replace(year=birth.year + 18)
+    except ValueError:
+        return date(birth.year + 18, 3, 1)

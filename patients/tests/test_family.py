@@ -364,3 +364,22 @@ def test_the_demo_patient_switches_to_her_sons_space_and_reads_his_doctors_messa
     switch(client, first.pk)
     home = client.get(reverse("patient_home")).content.decode()
     assert "Vous consultez l'espace de Léo" in home and "Rappel de vaccination — Léo" in home
+
+
+def test_a_message_in_the_childs_box_tells_the_guardian_without_content(space: Space) -> None:
+    kid = child()
+    kid_box = services.patient_mailbox(kid.user)
+    assert kid_box is not None
+    link(space.patient, kid)
+    mail.outbox.clear()
+    space.send(space.doctor_box, [kid_box.address], subject="Rappel de vaccination", text="ROR")
+    assert [m.to for m in mail.outbox] == [[space.patient.email]]
+    notice = mail.outbox[0]
+    for secret in ("vaccination", "ROR", "Martin", space.doctor_box.address):
+        assert secret.lower() not in f"{notice.subject} {notice.body}".lower()
+    # Revoked: no longer told.
+    family.revoke_link(GuardianLink.objects.get(), by=None, reason="Décision du juge")
+    NotificationPreference.objects.filter(user=kid.user).update(last_notified_at=None)
+    mail.outbox.clear()
+    space.send(space.doctor_box, [kid_box.address], subject="Autre")
+    assert mail.outbox == []
