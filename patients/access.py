@@ -64,7 +64,7 @@ def _check_link(request: HttpRequest) -> GuardianLink | None:
             request,
             _(
                 "Vous ne pouvez plus consulter cet espace (rattachement terminé) : "
-                "vous êtes revenu dans votre propre espace."
+                "voici de nouveau votre propre espace."
             ),
         )
     return link

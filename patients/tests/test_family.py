@@ -109,8 +109,14 @@ def test_the_admin_refuses_a_guardian_who_is_not_a_patient(space: Space) -> None
     kid = child()
     with pytest.raises(family.FamilyError, match="doit être un patient"):
         family.provision_link(guardian=space.doctor, child=kid, reason="x", by=None)
-    errors = admin_add(login(factories.staff()), kid.user, kid, "Soi-même")
+    staff = login(factories.staff())
+    errors = admin_add(staff, kid.user, kid, "Soi-même")
     assert "rattaché à lui-même" in errors
+    space.patient.status = User.Status.SUSPENDED
+    space.patient.save()
+    errors = admin_add(staff, space.patient, kid, "Livret de famille")
+    assert "n&#x27;est pas actif" in errors
+    assert not GuardianLink.objects.exists()
 
 
 def test_staff_revoke_a_link_with_a_reason_in_the_admin(space: Space) -> None:
