@@ -24,7 +24,9 @@ def switch_view(request: HttpRequest) -> HttpResponse:
         family.switch(request, guardian, None)
         messages.info(request, _("Vous êtes dans votre propre espace."))
         return redirect("patient_home")
-    link_id = int(profile) if profile.isascii() and profile.isdigit() else None
+    # At most 18 digits: a larger number is no link id (and SQLite could not compare it).
+    ok = profile.isascii() and profile.isdigit() and len(profile) <= 18
+    link_id = int(profile) if ok else None
     try:
         if link_id is None:
             raise family.FamilyError(_("Vous ne pouvez pas consulter cet espace."))
