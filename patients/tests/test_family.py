@@ -232,7 +232,7 @@ def test_a_patient_without_a_link_cannot_switch_to_someone_elses_child(space: Sp
     assert "Vous ne pouvez pas consulter cet espace." in home
     assert "Rappel de vaccination" not in home
     assert family.SESSION_KEY not in intruder.session
-    for forged in ("abc", "-1", "99999", "", "9" * 20, "１２"):
+    for forged in ("abc", "-1", "99999", "", "9" * 20, "\uff11\uff12"):
         intruder.post(reverse("patients:family_switch"), {"profile": forged})
         assert family.SESSION_KEY not in intruder.session
 
