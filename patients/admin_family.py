@@ -144,6 +144,26 @@ class GuardianLinkAdmin(admin.ModelAdmin):
         fields = list(self.readonly_fields)
         return [*fields, "revoke_reason"] if obj.active else fields
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        # Children come of age with no personal address: their activation is staff's to do.
+        waiting = {
+            link.child.ins
+            for link in GuardianLink.objects.select_related("child__user").filter(
+                activation=GuardianLink.Activation.STAFF
+            )
+            if not link.child.user.has_usable_password()
+        }
+        if waiting and request.method == "GET":
+            messages.warning(
+                request,
+                _(
+                    "Devenus majeurs sans adresse e-mail personnelle, à activer par l'équipe "
+                    "(dans « Comptes » : leur adresse, puis le lien d'activation) : %(ins)s"
+                )
+                % {"ins": ", ".join(sorted(waiting))},
+            )
+        return super().changelist_view(request, extra_context)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 

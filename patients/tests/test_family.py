@@ -347,6 +347,8 @@ def test_at_majority_without_a_personal_address_staff_are_told_in_the_admin(spac
         reverse("admin:patients_guardianlink_changelist") + "?activation=staff"
     )
     assert "À faire par l&#x27;équipe" in listing.content.decode()
+    assert "à activer par l&#x27;équipe" in listing.content.decode()
+    assert kid.ins in listing.content.decode()
 
 
 def test_majority_falls_on_1_march_for_a_child_born_on_29_february() -> None:
