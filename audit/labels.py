@@ -124,6 +124,11 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.notified": _("Patient prévenu d'un nouveau message"),
     "patient.preferences_changed": _("Préférences du patient changées"),
     "patient.conversation_closed": _("Conversation avec le patient close"),
+    "patient.family_link_created": _("Représentant légal rattaché à un enfant"),
+    "patient.family_link_revoked": _("Rattachement familial révoqué"),
+    "patient.family_link_ended": _("Rattachement familial terminé (majorité)"),
+    "patient.family_switched": _("Changement d'espace (représentant légal)"),
+    "patient.family_acted": _("Action du représentant légal dans l'espace de l'enfant"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

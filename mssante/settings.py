@@ -528,6 +528,12 @@ PATIENT_DOMAIN = conf.string("PATIENT_DOMAIN", "patient.mssante.fr").strip().low
 PATIENT_AUTO_CREATE = conf.boolean("PATIENT_AUTO_CREATE", False)
 # At most one "a message is waiting" e-mail per patient in this many minutes.
 PATIENT_NOTIFY_MINUTES = conf.integer("PATIENT_NOTIFY_MINUTES", 60, minimum=1)
+# Family (issue 17): each night, a child who turned 18 leaves their guardians' care and
+# gets their own activation link.
+CELERY_BEAT_SCHEDULE["family-majority"] = {
+    "task": "patients.tasks.end_family_links_at_majority",
+    "schedule": crontab(hour=2, minute=30),
+}
 # E-mailed login codes: a typo must not block the right code (django-axes locks instead).
 OTP_EMAIL_THROTTLE_FACTOR = 0
 OTP_EMAIL_COOLDOWN_DURATION = 30

@@ -127,3 +127,6 @@ class ConversationClosureAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Closures are written by the professional's action, never by hand.
         return False
+
+
+from patients import admin_family  # noqa: E402,F401  (family links, issue 17)

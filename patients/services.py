@@ -35,6 +35,7 @@ from mailboxes.services.rights import authorise, is_operator
 from mssante.lib import identifiers as ids
 from mssante.lib import mime
 from patients.models import ConversationClosure, NotificationPreference
+from patients.models_family import GuardianLink
 from trust.policy import PolicyError, check_patient_reply
 
 if TYPE_CHECKING:
@@ -392,7 +393,11 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
     if box is None or box.owner is None or not box.is_active:
         return False
     user = box.owner
-    if not user.email or not user.is_open:
+    # A minor's guardians are told too (issue 17, family), each in their own e-mail.
+    recipients = ([user.email] if user.email else []) + [
+        a for a in GuardianLink.guardian_addresses(user) if a != user.email
+    ]
+    if not recipients or not user.is_open:
         return False
     with transaction.atomic():
         pref, _created = NotificationPreference.objects.select_for_update().get_or_create(user=user)
@@ -403,7 +408,8 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
         subject, body = notification_text()
         # Sent inside the transaction: if the mail server refuses, the time is not
         # recorded and a later delivery (or the task's retry) tries again.
-        send_mail(subject, body, None, [user.email], fail_silently=False)
+        for recipient in recipients:
+            send_mail(subject, body, None, [recipient], fail_silently=False)
         pref.last_notified_at = now
         pref.save(update_fields=["last_notified_at", "updated_at"])
         journal.record("patient.notified", obj=user, mailbox=box.address)

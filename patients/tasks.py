@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients import services
+from patients import family, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def notify_patient(mailbox_id: int) -> bool:
     """Tell a patient at their personal address that a message waits (throttled)."""
     return services.notify(mailbox_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def end_family_links_at_majority() -> int:
+    """Daily: end the guardians' links of children who turned 18, start their own activation."""
+    return family.end_links_at_majority().ended

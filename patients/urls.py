@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from patients import views
+from patients import views, views_family
 
 app_name = "patients"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
     path("echanges/", views.exchanges_view, name="exchanges"),
     path("notifications/", views.preferences_view, name="preferences"),
+    path("famille/profil/", views_family.switch_view, name="family_switch"),
     path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
     # Professional side: close a conversation with a patient.
     path("pro/message/<int:entry_id>/clore/", views.close_conversation_view, name="close"),

@@ -28,6 +28,7 @@ from mailboxes.views.attachments import SOURCE_PART, download_response, inline_r
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
 from mssante.lib import mime
 from patients import selectors, services
+from patients.access import acting_patient, is_guardian_view
 from patients.forms import EmailActivationForm, PreferencesForm, ReplyForm
 from patients.models import NotificationPreference
 
@@ -35,7 +36,7 @@ from patients.models import NotificationPreference
 def _page(
     request: HttpRequest, template: str, context: dict[str, Any], **kwargs: Any
 ) -> HttpResponse:
-    user = current_user(request)
+    user = acting_patient(request)
     box = selectors.patient_box(user)
     full = {
         "box": box,
@@ -49,7 +50,7 @@ def _page(
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """Conversations grouped by professional or establishment, newest first, unread marked."""
-    box = selectors.patient_box(current_user(request))
+    box = selectors.patient_box(acting_patient(request))
     groups = selectors.correspondents(box) if box else []
     return _page(request, "patients/home.html", {"groups": groups, "nav": "messages"})
 
@@ -62,7 +63,7 @@ def _conversation(
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
-    user = current_user(request)
+    user = acting_patient(request)
     entry = selectors.get_entry(user, entry_id)
     box = entry.mailbox
     items = selectors.thread(entry)
@@ -103,7 +104,7 @@ def conversation_view(request: HttpRequest, entry_id: int) -> HttpResponse:
 @require_POST
 def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     """The patient's answer; the service refuses it when the rules do (closed, not opened)."""
-    user = current_user(request)
+    user = acting_patient(request)
     entry = selectors.get_entry(user, entry_id)
     form = ReplyForm(request.POST)
     if not form.is_valid():
@@ -128,7 +129,7 @@ def reply_view(request: HttpRequest, entry_id: int) -> HttpResponse:
 
 
 def _part(request: HttpRequest, entry_id: int, index: int) -> mime.Attachment:
-    entry = selectors.get_entry(current_user(request), entry_id)
+    entry = selectors.get_entry(acting_patient(request), entry_id)
     if is_held(entry.message):
         # Quarantined by the antivirus: its files are not offered.
         raise Http404
@@ -149,7 +150,7 @@ def download_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespon
 @require_GET
 def source_view(request: HttpRequest, entry_id: int) -> HttpResponse:
     """The message as received (.eml), offered when it cannot be shown here."""
-    user = current_user(request)
+    user = acting_patient(request)
     entry = selectors.get_entry(user, entry_id)
     if is_held(entry.message):
         raise Http404
@@ -173,7 +174,7 @@ def preview_view(request: HttpRequest, entry_id: int, index: int) -> HttpRespons
 @require_GET
 def exchanges_view(request: HttpRequest) -> HttpResponse:
     """Mes échanges de données: who exchanged what kind of document about the patient, when."""
-    user = current_user(request)
+    user = acting_patient(request)
     box = selectors.patient_box(user)
     return _page(
         request,
@@ -186,10 +187,16 @@ def exchanges_view(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def preferences_view(request: HttpRequest) -> HttpResponse:
     """How often to be told a message waits, and the personal address (by confirmed link)."""
-    user = current_user(request)
-    email_step = email_change_step(request, user, page_url=reverse("patients:preferences"))
-    if email_step.response is not None:
-        return email_step.response
+    user = acting_patient(request)
+    # A guardian sets the child's notifications, not the child's personal address: it
+    # receives the child's own activation at majority, and only staff record it.
+    guardian_view = is_guardian_view(request)
+    email_context: dict[str, Any] = {"guardian_view": guardian_view}
+    if not guardian_view:
+        email_step = email_change_step(request, user, page_url=reverse("patients:preferences"))
+        if email_step.response is not None:
+            return email_step.response
+        email_context.update(email_step.context)
     pref = NotificationPreference.objects.filter(user=user).first()
     initial = {"frequency": pref.frequency if pref else NotificationPreference.Frequency.EACH}
     changing_frequency = request.method == "POST" and ACTION not in request.POST
@@ -201,7 +208,7 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
     return _page(
         request,
         "patients/preferences.html",
-        {"form": form, "nav": "preferences", "account": user, **email_step.context},
+        {"form": form, "nav": "preferences", "account": user, **email_context},
         status=400 if request.method == "POST" else 200,
     )
 

@@ -123,6 +123,7 @@ def test_the_patient_sees_her_conversation_with_her_doctor() -> None:
     assert "Claire Martin" in home
     entry = Entry.objects.get(
         mailbox__kind=Mailbox.Kind.PATIENT,
+        mailbox__owner=world["users"]["patient"],  # not her son Léo's box (family, issue 17)
         message__from_addr="claire.martin@hopital-demo.mssante.fr",
     )
     page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()

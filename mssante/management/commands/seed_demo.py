@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from mssante import demo, demo_mail
+from mssante import demo, demo_family, demo_mail
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         accounts = demo.seed()
         outcome = demo_mail.Outcome(0, []) if options["no_mail"] else self.populate(accounts)
+        demo_family.seed(accounts, mail=not options["no_mail"])  # Léo, Marie's son (issue 17)
         for reason in outcome.refused:
             self.stderr.write(f"Message de démonstration non envoyé : {reason}")
         if options["json"]:
