@@ -124,6 +124,12 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.notified": _("Patient prévenu d'un nouveau message"),
     "patient.preferences_changed": _("Préférences du patient changées"),
     "patient.conversation_closed": _("Conversation avec le patient close"),
+    "patient.appointment_received": _("Rendez-vous reçu dans l'agenda du patient"),
+    "patient.appointment_updated": _("Rendez-vous du patient modifié par le professionnel"),
+    "patient.appointment_cancelled": _("Rendez-vous du patient annulé par le professionnel"),
+    "patient.appointment_answered": _("Réponse du patient à un rendez-vous"),
+    "patient.appointment_reminded": _("Patient prévenu d'un rendez-vous proche"),
+    "patient.agenda_exported": _("Agenda du patient exporté (.ics)"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

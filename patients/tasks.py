@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients import services
+from patients import services, services_agenda
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def notify_patient(mailbox_id: int) -> bool:
     """Tell a patient at their personal address that a message waits (throttled)."""
     return services.notify(mailbox_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def record_invitations(mailbox_id: int, message_ids: list[int]) -> int:
+    """Mon agenda: apply the calendar invitations of messages delivered to a patient box."""
+    return services_agenda.record_invitations(mailbox_id, message_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_appointment_reminders() -> int:
+    """Mon agenda (beat): the content-free reminders of appointments coming soon."""
+    return services_agenda.send_reminders()
