@@ -338,3 +338,16 @@ def test_the_reminder_task_is_scheduled() -> None:
 
     entry = settings.CELERY_BEAT_SCHEDULE["patient-appointment-reminders"]
     assert entry["task"] == "patients.tasks.send_appointment_reminders"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_patient_has_one_appointment_to_answer_however_often_seeded() -> None:
+    from mssante import demo, demo_mail
+
+    for _ in range(2):
+        demo_mail.populate(demo.seed())
+    patient = demo.patient_identity().user
+    (appointment,) = Appointment.objects.filter(mailbox__owner=patient)
+    assert appointment.answer == Appointment.Answer.PENDING and not appointment.cancelled
+    assert appointment.start > timezone.now()
+    assert appointment.organizer_address == "claire.martin@hopital-demo.mssante.fr"
