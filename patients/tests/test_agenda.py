@@ -351,3 +351,23 @@ def test_the_demo_patient_has_one_appointment_to_answer_however_often_seeded() -
     assert appointment.answer == Appointment.Answer.PENDING and not appointment.cancelled
     assert appointment.start > timezone.now()
     assert appointment.organizer_address == "claire.martin@hopital-demo.mssante.fr"
+
+
+def test_the_agenda_page_costs_the_same_queries_for_one_or_many_appointments(
+    space: Space,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    doctor, patient = space.doctor_box.address, space.patient_box.address
+    client = login(space.patient)
+    invite(space)
+    client.get(reverse("patients:agenda"))
+    with CaptureQueriesContext(connection) as one:
+        client.get(reverse("patients:agenda"))
+    for n in range(4):
+        invite(space, ics(doctor, patient, uid=f"n{n}@x", start=SOON + timedelta(days=n)))
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(reverse("patients:agenda")).content.decode()
+    assert page.count("agenda-card__title") == 5
+    assert len(many.captured_queries) == len(one.captured_queries)
