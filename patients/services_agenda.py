@@ -259,7 +259,7 @@ def reminder_text() -> tuple[str, str]:
 def _remind(appointment_id: int, now: datetime) -> bool:
     with transaction.atomic():
         appointment = (
-            Appointment.objects.select_for_update(skip_locked=True)
+            Appointment.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("mailbox__owner")
             .filter(pk=appointment_id, reminded_at__isnull=True, cancelled=False)
             .first()
