@@ -371,3 +371,40 @@ def test_the_agenda_page_costs_the_same_queries_for_one_or_many_appointments(
         page = client.get(reverse("patients:agenda")).content.decode()
     assert page.count("agenda-card__title") == 5
     assert len(many.captured_queries) == len(one.captured_queries)
+
+
+def test_a_reminder_the_mail_server_refused_is_sent_at_the_next_run(space: Space) -> None:
+    from unittest import mock
+
+    doctor, patient = space.doctor_box.address, space.patient_box.address
+    invite(space, ics(doctor, patient, start=timezone.now() + timedelta(hours=3)))
+    mail.outbox.clear()
+    with mock.patch("patients.services_agenda.send_mail", side_effect=OSError("refusé")):
+        assert tasks.send_appointment_reminders() == 0
+    assert Appointment.objects.get().reminded_at is None
+    assert tasks.send_appointment_reminders() == 1
+    assert len(mail.outbox) == 1
+
+
+def test_recording_the_same_delivery_twice_changes_nothing(space: Space) -> None:
+    message = invite(space)
+    before = AuditEvent.objects.count()
+    assert tasks.record_invitations(space.patient_box.pk, [message.pk]) == 0
+    assert Appointment.objects.count() == 1 and AuditEvent.objects.count() == before
+
+
+def test_an_all_day_appointment_starts_at_local_midnight_and_exports_as_a_date(
+    space: Space,
+) -> None:
+    day = (timezone.localdate() + timedelta(days=4)).strftime("%Y%m%d")
+    data = ics(space.doctor_box.address, space.patient_box.address)
+    lines = [
+        line for line in data.decode().split("\r\n") if not line.startswith(("DTSTART", "DTEND"))
+    ]
+    lines.insert(lines.index("SEQUENCE:0") + 1, f"DTSTART;VALUE=DATE:{day}")
+    invite(space, "\r\n".join(lines).encode())
+    appointment = Appointment.objects.get()
+    assert appointment.all_day
+    assert timezone.localtime(appointment.start).strftime("%Y%m%d %H:%M") == f"{day} 00:00"
+    response = login(space.patient).get(reverse("patients:agenda_event_ics", args=[appointment.pk]))
+    assert f"DTSTART;VALUE=DATE:{day}" in response.content.decode()
