@@ -129,6 +129,12 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.family_link_ended": _("Rattachement familial terminé (majorité)"),
     "patient.family_switched": _("Changement d'espace (représentant légal)"),
     "patient.family_acted": _("Action du représentant légal dans l'espace de l'enfant"),
+    "patient.appointment_received": _("Rendez-vous reçu dans l'agenda du patient"),
+    "patient.appointment_updated": _("Rendez-vous du patient modifié par le professionnel"),
+    "patient.appointment_cancelled": _("Rendez-vous du patient annulé par le professionnel"),
+    "patient.appointment_answered": _("Réponse du patient à un rendez-vous"),
+    "patient.appointment_reminded": _("Patient prévenu d'un rendez-vous proche"),
+    "patient.agenda_exported": _("Agenda du patient exporté (.ics)"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

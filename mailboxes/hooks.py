@@ -13,7 +13,8 @@ point and the higher app plugs into it from its ``AppConfig.ready()``:
   returns for the message read (HTML, or "" for nothing). patients adds the professional's
   view of a conversation with a patient (who, read when, "Clore la conversation").
 - ``delivered``: a signal the delivery pipeline sends inside the transaction that creates
-  the recipients' entries, with ``mailboxes``: the boxes that received a message in it.
+  the recipients' entries, with ``mailboxes``: the boxes that received a message in it,
+  and ``received``: the (box, message) pairs delivered (the agenda reads invitations).
   A receiver enqueues its work with ``transaction.on_commit`` (nothing is enqueued for a
   delivery that rolls back). patients notifies its patients from it.
 

@@ -41,6 +41,7 @@ from mailboxes.services.peer import Peer
 from mssante import demo
 from mssante.lib import mime, xdm
 from mssante.lib.identifiers import INS_OID_DEMO, make_ins
+from patients import demo_agenda
 from patients import services as patient_services
 from trust import listeblanche
 from trust.models import ListedDomain
@@ -616,6 +617,29 @@ def _patient_reply(world: World, at: datetime, text: str) -> Step:
     return Step(at, (marie.address, doctor.address), run)
 
 
+def _appointment(world: World) -> Step:
+    """Mon agenda: Dr Martin invites the demo patient to a follow-up (not answered yet)."""
+    doctor, marie = world.boxes["doctor"], world.boxes["patient"]
+    at = demo_agenda.start(world.now)
+    return _web(
+        world,
+        _ago(2)(world.now),
+        "doctor",
+        "doctor",
+        "patient",
+        demo_agenda.SUBJECT.format(when=f"{at:%d/%m} à {at:%H:%M}"),
+        demo_agenda.TEXT,
+        attachments=(
+            demo_agenda.attachment(
+                organizer=doctor.address,
+                organizer_name="Dr Claire Martin",
+                attendee=marie.address,
+                at=at,
+            ),
+        ),
+    )
+
+
 def _steps(world: World) -> list[Step]:
     now, patients = world.now, world.patients
     lefebvre, durand = patients["lefebvre"], patients["durand"]
@@ -679,6 +703,7 @@ def _steps(world: World) -> list[Step]:
             "Faut-il refaire une prise de sang avant le prochain rendez-vous ?\n\n"
             "Bonne journée,\nMarie Durand",
         ),
+        _appointment(world),
         _web(
             world,
             _day(1, "13:40")(now),

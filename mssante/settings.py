@@ -362,6 +362,14 @@ CELERY_BEAT_SCHEDULE["purge-empty-drafts"] = {
     "schedule": 3600,
 }
 
+# Mon agenda: a patient is reminded (content-free e-mail) of an appointment this many
+# hours before it; the scheduled task looks for the appointments due every 15 minutes.
+PATIENT_REMINDER_HOURS = conf.integer("PATIENT_REMINDER_HOURS", 24, minimum=1)
+CELERY_BEAT_SCHEDULE["patient-appointment-reminders"] = {
+    "task": "patients.tasks.send_appointment_reminders",
+    "schedule": 900,
+}
+
 # --- Directory ------------------------------------------------------------------------
 # A full import that would deactivate more than this share of entries stops (unless --force).
 DIRECTORY_MAX_DEACTIVATION = conf.integer("DIRECTORY_MAX_DEACTIVATION_PERCENT", 10, minimum=0) / 100

@@ -79,4 +79,5 @@ class Patient(PatientIdentity):
         verbose_name_plural = _("patients")
 
 
+from patients.models_agenda import Appointment  # noqa: E402, F401
 from patients.models_family import GuardianLink  # noqa: E402,F401

@@ -34,6 +34,7 @@ from mailboxes.services.errors import SubmissionError
 from mailboxes.services.rights import authorise, is_operator
 from mssante.lib import identifiers as ids
 from mssante.lib import mime
+from patients.agenda_rules import is_answering_appointment
 from patients.models import ConversationClosure, NotificationPreference
 from patients.models_family import GuardianLink
 from trust.policy import PolicyError, check_patient_reply
@@ -236,6 +237,8 @@ def check_submission(
             opened, closed = False, False
         else:
             opened, closed = conversation_state(mailbox, in_reply_to.thread_key)
+            # An appointment's Accepté / Refusé goes through a closed conversation (agenda_rules).
+            closed = closed and not is_answering_appointment()
         try:
             check_patient_reply(conversation_opened_by_professional=opened, closed=closed)
         except PolicyError as exc:

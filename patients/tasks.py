@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients import family, services
+from patients import family, services, services_agenda
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -17,3 +17,15 @@ def notify_patient(mailbox_id: int) -> bool:
 def end_family_links_at_majority() -> int:
     """Daily: end the guardians' links of children who turned 18, start their own activation."""
     return family.end_links_at_majority().ended
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def record_invitations(mailbox_id: int, message_ids: list[int]) -> int:
+    """Mon agenda: apply the calendar invitations of messages delivered to a patient box."""
+    return services_agenda.record_invitations(mailbox_id, message_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def send_appointment_reminders() -> int:
+    """Mon agenda (beat): the content-free reminders of appointments coming soon."""
+    return services_agenda.send_reminders()

@@ -1,6 +1,6 @@
 """Patient space URLs, under /patient/ (namespace ``patients``; the landing page is ``patient_home``)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from patients import views, views_family
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("echanges/", views.exchanges_view, name="exchanges"),
     path("notifications/", views.preferences_view, name="preferences"),
     path("famille/profil/", views_family.switch_view, name="family_switch"),
+    path("agenda/", include("patients.urls_agenda")),
     path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
     # Professional side: close a conversation with a patient.
     path("pro/message/<int:entry_id>/clore/", views.close_conversation_view, name="close"),

@@ -436,7 +436,11 @@ def _deliver_claimed(
             updated_at=now,
         )
         # The apps above learn who received a message (patients: a content-free e-mail).
-        hooks.delivered.send(sender=Mailbox, mailboxes=[box for _d, box in delivered])
+        hooks.delivered.send(
+            sender=Mailbox,
+            mailboxes=[box for _d, box in delivered],
+            received=[(box, d.message) for d, box in delivered],
+        )
     for delivery in held:
         # Rare: each keeps its own reason.
         Delivery.objects.filter(pk=delivery.pk).update(

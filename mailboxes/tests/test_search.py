@@ -186,7 +186,12 @@ def test_the_sent_copy_is_indexed_once_by_the_worker_with_the_recipients(
     (user, box), nurse = claire, julien.box
     parsed: list[int] = []
     document = search.document
-    monkeypatch.setattr(search, "document", lambda raw: parsed.append(1) or document(raw))
+
+    def counted(raw: bytes) -> Any:
+        parsed.append(len(raw))
+        return document(raw)
+
+    monkeypatch.setattr(search, "document", counted)
     with after_commit():
         message = submit(box, [nurse.address], subject="Échographie", text="hépatomégalie")
         assert message.scan_status == Message.ScanStatus.PENDING
