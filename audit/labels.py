@@ -124,6 +124,10 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.notified": _("Patient prévenu d'un nouveau message"),
     "patient.preferences_changed": _("Préférences du patient changées"),
     "patient.conversation_closed": _("Conversation avec le patient close"),
+    "patient.service_allowed": _("Service connecté autorisé par le patient"),
+    "patient.service_revoked": _("Service connecté retiré par le patient"),
+    "patient.archive_downloaded": _("Archive de ses données téléchargée par le patient"),
+    "patient.space_closed": _("Espace fermé à la demande du patient"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from patients import views
+from patients import views, views_data, views_services
 
 app_name = "patients"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
     path("echanges/", views.exchanges_view, name="exchanges"),
     path("notifications/", views.preferences_view, name="preferences"),
+    path("services/", views_services.services_view, name="services"),
+    path("services/<int:service_id>/", views_services.service_change_view, name="service_change"),
+    path("mes-donnees/", views_data.my_data_view, name="my_data"),
+    path("mes-donnees/archive/", views_data.archive_view, name="archive"),
+    path("mes-donnees/fermer/", views_data.close_view, name="close_space"),
     path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
     # Professional side: close a conversation with a patient.
     path("pro/message/<int:entry_id>/clore/", views.close_conversation_view, name="close"),
