@@ -35,6 +35,7 @@ from audit import journal
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.services import quarantine
+from mssante.lib import crypto
 from patients import connected_services, selectors
 
 #: Temporary files stay in memory up to this size, then go to disk.
@@ -121,15 +122,23 @@ def write_messages(ctx: ArchiveContext) -> None:
     for n, entry in enumerate(entries, start=1):
         m = entry.message
         filename = ""
+        unreadable = False
         if m.pk not in held:
-            filename = f"messages/{n:05d}-{timezone.localtime(m.date):%Y%m%d-%H%M}.eml"
-            # One message in memory at a time (bounded by the store's size limit).
-            ctx.zip.writestr(filename, mailbox_services.read_raw(m))
+            try:
+                # One message in memory at a time (bounded by the store's size limit).
+                raw = mailbox_services.read_raw(m)
+            except crypto.BlobIntegrityError:
+                # Logged by read_raw; the rest of the archive is still the patient's.
+                unreadable = True
+            else:
+                filename = f"messages/{n:05d}-{timezone.localtime(m.date):%Y%m%d-%H%M}.eml"
+                ctx.zip.writestr(filename, raw)
         index.append(
             {
                 "numero": n,
                 "fichier": filename,
                 "retenu_par_antivirus": m.pk in held,
+                "illisible": unreadable,
                 "date": _stamp(m.date),
                 "sens": _direction(m, box),
                 "de": m.from_addr,
@@ -153,7 +162,7 @@ def write_messages(ctx: ArchiveContext) -> None:
         [
             [
                 i["numero"],
-                i["fichier"] or _("retenu par l'antivirus"),
+                i["fichier"] or (_("illisible") if i["illisible"] else _("retenu par l'antivirus")),
                 i["date"],
                 i["sens"],
                 i["de"],

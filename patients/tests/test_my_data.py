@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -16,7 +17,7 @@ from accounts.models import User
 from audit.models import AuditEvent
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Mailbox, Message
-from mssante.lib import mime
+from mssante.lib import crypto, mime
 from patients import archive
 from patients.archive import ArchiveContext, add_archive_section
 from patients.tests.conftest import PDF, Space
@@ -204,3 +205,20 @@ def test_a_get_of_the_close_url_changes_nothing(space: Space) -> None:
     assert client.get(reverse("patients:close_space")).status_code == 405
     page = client.get(reverse("patients:my_data"))
     assert page.status_code == 200 and "Fermer définitivement mon espace" in page.content.decode()
+
+
+def test_an_unreadable_message_is_listed_and_the_rest_is_still_given(space: Space) -> None:
+    mine = conversation(space)
+    broken = mine[1]
+    real = mailbox_services.read_raw
+
+    def read(message: Message) -> bytes:
+        if message.pk == broken.pk:
+            raise crypto.BlobIntegrityError("altered")
+        return real(message)
+
+    with mock.patch.object(mailbox_services, "read_raw", read):
+        zf = download(space.patient)
+    assert len([n for n in zf.namelist() if n.endswith(".eml")]) == 2
+    index = json.loads(zf.read("messages/index.json"))
+    assert [i["illisible"] for i in index] == [False, True, False]
