@@ -222,3 +222,20 @@ def test_an_unreadable_message_is_listed_and_the_rest_is_still_given(space: Spac
     assert len([n for n in zf.namelist() if n.endswith(".eml")]) == 2
     index = json.loads(zf.read("messages/index.json"))
     assert [i["illisible"] for i in index] == [False, True, False]
+
+
+def test_seeding_the_demo_again_gives_the_demo_patient_her_space_back() -> None:
+    from mssante import demo
+    from patients import closing, connected_services
+
+    demo.seed()
+    patient = demo.patient_identity().user
+    box = Mailbox.objects.get(owner=patient, kind=Mailbox.Kind.PATIENT)
+    lab = Mailbox.objects.get(address="laboratoire@hopital-demo.mssante.fr")
+    connected_services.set_allowed(box, lab, allowed=False, by=patient)
+    closing.close_space(patient, by=patient)
+    demo.seed()
+    patient.refresh_from_db()
+    box.refresh_from_db()
+    assert patient.status == User.Status.ACTIVE and box.status == Mailbox.Status.ACTIVE
+    assert all(s.allowed for s in connected_services.catalogue(box))
