@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -15,6 +17,7 @@ from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.tests.test_views import open_compose
 from patients.models_services import ServiceChange, ServiceRevocation
 from patients.tests.conftest import PDF, Space
+from tests import factories
 from tests.personas import Lab, after_commit, committed, login
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +167,25 @@ def test_each_change_is_journaled_and_shown_in_mes_echanges(space: Space, labora
     # The other patient sees none of it.
     other = login(space.other).get(reverse("patients:exchanges")).content.decode()
     assert "Vos choix de services connectés" not in other
+
+
+def _queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured.captured_queries)
+
+
+def test_the_catalogue_and_the_exchanges_page_cost_the_same_for_one_service_or_six(
+    space: Space, laboratoire: Lab
+) -> None:
+    client = login(space.patient)
+    api_send(laboratoire, space.patient_box.address)
+    choose(client, laboratoire.box, allow=False)
+    pages = [reverse("patients:services"), reverse("patients:exchanges")]
+    one = [_queries(client, url) for url in pages]
+    for n in range(5):
+        other = factories.shared_mailbox(
+            laboratoire.responsible, kind=Mailbox.Kind.APPLICATIVE, local=f"app{n}"
+        )
+        choose(client, other, allow=False)
+    assert [_queries(client, url) for url in pages] == one
