@@ -1,5 +1,5 @@
-"""Services connectés and Mes données on a phone: the demo patient revokes the lab, downloads
-her archive; the lab's next message to her is refused with the reason."""
+"""Services connectés and Mes données on a phone: the demo patient revokes the lab (whose next
+message to her is refused with the reason), downloads her archive, then closes her space."""
 
 from __future__ import annotations
 
@@ -98,3 +98,15 @@ def test_the_demo_patient_revokes_the_lab_and_downloads_her_archive(
     assert len(json.loads(archive.read("messages/index.json"))) == before
     assert LAB in archive.read("echanges/services-connectes.csv").decode("utf-8-sig")
     assert AuditEvent.objects.filter(action="patient.archive_downloaded").count() == 1
+
+    # She closes her space: her password again, the checkbox; she is signed out.
+    page.get_by_label("Votre mot de passe").fill(seeded["patient"]["password"])
+    page.locator("label[for=id_confirm]").click()
+    page.get_by_role("button", name="Fermer définitivement mon espace").click()
+    expect(page.get_by_role("heading", name="Votre espace est fermé")).to_be_visible()
+    assert_accessible(page)
+    shoot(page, "space-closed")
+    patient_box.refresh_from_db()
+    assert patient_box.status == Mailbox.Status.CLOSED
+    page.goto(base + "/patient/")
+    assert "/connexion/" in page.url
