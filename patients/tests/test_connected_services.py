@@ -85,6 +85,32 @@ def test_a_revoked_lab_is_refused_through_the_api_with_the_reason(
     assert api_send(laboratoire, space.doctor_box.address, key="k2").status_code == 201
 
 
+def test_in_a_batch_only_the_message_to_the_refusing_patient_is_refused(
+    space: Space, laboratoire: Lab
+) -> None:
+    choose(login(space.patient), laboratoire.box, allow=False)
+    item = {"subject": "Résultats", "text": "Bonjour."}
+    body = {
+        "messages": [
+            {**item, "to": [space.other_box.address]},
+            {**item, "to": [space.patient_box.address]},
+        ]
+    }
+    with after_commit():
+        response = Client().post(
+            "/api/v1/messages/batch",
+            data=json.dumps(body),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {laboratoire.raw}"},
+        )
+    assert response.status_code == 200, response.content
+    answers = response.json()["results"]
+    assert [a["status"] for a in answers] == [201, 422]
+    assert REASON in answers[1]["error"]["message"]
+    assert Entry.objects.filter(mailbox=space.other_box).count() == 1
+    assert not Entry.objects.filter(mailbox=space.patient_box).exists()
+
+
 def test_a_revoked_lab_is_refused_in_the_web_compose_of_its_member(
     space: Space, laboratoire: Lab
 ) -> None:
