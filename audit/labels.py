@@ -135,6 +135,10 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.appointment_answered": _("Réponse du patient à un rendez-vous"),
     "patient.appointment_reminded": _("Patient prévenu d'un rendez-vous proche"),
     "patient.agenda_exported": _("Agenda du patient exporté (.ics)"),
+    "patient.service_allowed": _("Service connecté autorisé par le patient"),
+    "patient.service_revoked": _("Service connecté retiré par le patient"),
+    "patient.archive_downloaded": _("Archive de ses données téléchargée par le patient"),
+    "patient.space_closed": _("Espace fermé à la demande du patient"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

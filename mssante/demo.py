@@ -21,6 +21,7 @@ from directory.models import Organisation
 from mailboxes import services as mailbox_services
 from mailboxes.models import ApiToken, HostedDomain, Mailbox, Membership
 from mssante.lib.identifiers import INS_OID_DEMO, make_ins, make_rpps
+from patients import demo_services
 
 DOMAINS = [
     (
@@ -196,6 +197,7 @@ def seed() -> list[dict[str, Any]]:
         )
         if account.kind == "patient":
             out[-1].update(_patient_space(user))
+            demo_services.seed(user)
     shared = _shared_mailboxes({a["key"]: a for a in out})
     for entry in out:
         entry["shared_mailboxes"] = shared.get(entry["key"], [])

@@ -13,9 +13,11 @@ class PatientsConfig(AppConfig):
         # Imported here: models are not loaded when apps.py is.
         from mailboxes import hooks
         from mailboxes.models import Mailbox
-        from patients import panels, receivers, services
+        from patients import connected_services, panels, receivers, services
 
         hooks.add_submission_rule(services.check_submission)
+        # Services connectés: an application the patient revoked may not write to them.
+        hooks.add_submission_rule(connected_services.check_submission)
         hooks.add_reading_panel(panels.patient_thread)
         hooks.delivered.connect(
             receivers.on_delivered, sender=Mailbox, dispatch_uid="patients.notify_on_delivery"

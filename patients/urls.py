@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from patients import views, views_family
+from patients import views, views_data, views_family, views_services
 
 app_name = "patients"
 
@@ -17,6 +17,11 @@ urlpatterns = [
     path("notifications/", views.preferences_view, name="preferences"),
     path("famille/profil/", views_family.switch_view, name="family_switch"),
     path("agenda/", include("patients.urls_agenda")),
+    path("services/", views_services.services_view, name="services"),
+    path("services/<int:service_id>/", views_services.service_change_view, name="service_change"),
+    path("mes-donnees/", views_data.my_data_view, name="my_data"),
+    path("mes-donnees/archive/", views_data.archive_view, name="archive"),
+    path("mes-donnees/fermer/", views_data.close_view, name="close_space"),
     path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
     # Professional side: close a conversation with a patient.
     path("pro/message/<int:entry_id>/clore/", views.close_conversation_view, name="close"),

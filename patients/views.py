@@ -27,7 +27,7 @@ from mailboxes import services as mailbox_services
 from mailboxes.views.attachments import SOURCE_PART, download_response, inline_response
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
 from mssante.lib import mime
-from patients import selectors, services
+from patients import connected_services, selectors, services
 from patients.access import acting_patient, is_guardian_view
 from patients.forms import EmailActivationForm, PreferencesForm, ReplyForm
 from patients.models import NotificationPreference
@@ -179,7 +179,11 @@ def exchanges_view(request: HttpRequest) -> HttpResponse:
     return _page(
         request,
         "patients/exchanges.html",
-        {"exchanges": selectors.exchanges(user, box), "nav": "exchanges"},
+        {
+            "exchanges": selectors.exchanges(user, box),
+            "service_changes": connected_services.changes(box),
+            "nav": "exchanges",
+        },
     )
 
 

@@ -49,7 +49,7 @@ from charter import inactivity
 from charter.models import InactivityWarning
 from clients import services as client_services
 from mailboxes import services
-from mailboxes.models import Delivery, Entry, Folder, Membership
+from mailboxes.models import Delivery, Entry, Folder, Mailbox, Membership
 from mailboxes.selectors import Access
 from mssante.celery import app as celery_app
 from mssante.lib import mime, xdm
@@ -370,6 +370,14 @@ def _patient_part(w: World, b: str) -> dict[str, Any]:
     return {"entry_id": w.patient_entry.pk, "index": w.patient_pdf}
 
 
+def _connected_service(w: World, b: str) -> dict[str, Any]:
+    # An applicative box of the operator: in every patient's "Services connectés".
+    box = Mailbox.objects.filter(kind=Mailbox.Kind.APPLICATIVE).first()
+    if box is None:
+        box = factories.shared_mailbox(w.p.owner, kind=Mailbox.Kind.APPLICATIVE, local="labo")
+    return {"service_id": box.pk}
+
+
 @dataclass(frozen=True)
 class Rule:
     """Who may GET and who may POST a URL (None: that method is refused with 405)."""
@@ -653,6 +661,14 @@ RULES: dict[str, Rule] = {
     "patients:download": Rule(get=PATIENT, kwargs=_patient_part),
     "patients:source": Rule(get=PATIENT, kwargs=_patient_entry),
     "patients:preview": Rule(get=PATIENT, kwargs=_patient_part),
+    "patients:services": Rule(get=PATIENTS),
+    "patients:service_change": Rule(
+        post=PATIENTS, kwargs=_connected_service, data=lambda w, b: {"allow": "0"}
+    ),
+    "patients:my_data": Rule(get=PATIENTS),
+    "patients:archive": Rule(get=PATIENTS),
+    # Without the password the form is answered 400: the matrix never closes a space.
+    "patients:close_space": Rule(post=PATIENTS, data=lambda w, b: {"password": ""}),
 }
 
 # The API is token-only: a web session opens nothing. Needs are the token's scope.

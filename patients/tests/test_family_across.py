@@ -1,0 +1,50 @@
+"""Family across the other parts of the space: what a guardian may do in a child's space."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import User
+from mailboxes.models import Mailbox
+from patients import services
+from patients.tests.conftest import Space
+from patients.tests.test_family import child, link, switch
+from tests import factories
+from tests.personas import login
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_guardian_downloads_the_childs_archive_but_cannot_close_the_childs_space(
+    space: Space,
+) -> None:
+    kid = child()
+    kid_box = services.patient_mailbox(kid.user)
+    assert kid_box is not None
+    made = link(space.patient, kid)
+    space.send(space.doctor_box, [kid_box.address], subject="Vaccins", text="Le ROR.")
+    client = login(space.patient)
+    switch(client, made.pk)
+
+    page = client.get(reverse("patients:my_data")).content.decode()
+    assert "ne se ferme pas depuis le profil de son parent" in page
+    assert reverse("patients:close_space") not in page
+    archive = client.get(reverse("patients:archive"))
+    assert archive.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(b"".join(archive.streaming_content))).namelist()
+    assert any(n.endswith(".eml") for n in names)
+
+    # A forged POST with the guardian's own password closes nothing.
+    response = client.post(
+        reverse("patients:close_space"), {"password": factories.PASSWORD, "confirm": "on"}
+    )
+    assert response.status_code == 403
+    assert "ne se ferme pas depuis le profil de son parent" in response.content.decode()
+    kid_box.refresh_from_db()
+    kid.user.refresh_from_db()
+    assert kid_box.status == Mailbox.Status.ACTIVE
+    assert kid.user.status == User.Status.ACTIVE
