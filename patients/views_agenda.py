@@ -51,10 +51,13 @@ def agenda_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def answer_view(request: HttpRequest, appointment_id: int) -> HttpResponse:
     """Accepter or Refuser: the iTIP REPLY goes to the professional who sent it."""
-    appointment = selectors_agenda.get_appointment(acting_patient(request), appointment_id)
+    patient = acting_patient(request)
+    appointment = selectors_agenda.get_appointment(patient, appointment_id)
     choice = request.POST.get("answer", "")
     try:
-        services_agenda.answer(appointment, choice, by=current_user(request), request=request)
+        # The answer leaves the patient's box as theirs, even when a guardian gives it
+        # (the guardian is journaled by the family's own event, as for a reply).
+        services_agenda.answer(appointment, choice, by=patient, request=request)
     except (PatientError, mailbox_services.SubmissionError) as exc:
         messages.error(request, str(exc))
     except mailbox_services.BlobStoreUnavailable:

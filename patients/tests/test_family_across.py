@@ -9,9 +9,12 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from mailboxes.models import Mailbox
+from mailboxes.models import Entry, Mailbox, Message
+from mssante.lib import mime
 from patients import services
+from patients.models_agenda import Appointment
 from patients.tests.conftest import Space
+from patients.tests.test_agenda import ics
 from patients.tests.test_family import child, link, switch
 from tests import factories
 from tests.personas import login
@@ -48,3 +51,35 @@ def test_a_guardian_downloads_the_childs_archive_but_cannot_close_the_childs_spa
     kid.user.refresh_from_db()
     assert kid_box.status == Mailbox.Status.ACTIVE
     assert kid.user.status == User.Status.ACTIVE
+
+
+def test_a_guardian_accepts_an_appointment_in_the_childs_space(space: Space) -> None:
+    kid = child()
+    kid_box = services.patient_mailbox(kid.user)
+    assert kid_box is not None
+    made = link(space.patient, kid)
+    space.send(
+        space.doctor_box,
+        [kid_box.address],
+        subject="Rendez-vous de Léo",
+        text="Je vous propose un rendez-vous.",
+        attachments=[
+            mime.Attachment(
+                "invitation.ics", "text/calendar", ics(space.doctor_box.address, kid_box.address)
+            )
+        ],
+    )
+    appointment = Appointment.objects.get(mailbox=kid_box)
+    client = login(space.patient)
+    # From her own profile, the child's appointment does not exist.
+    url = reverse("patients:agenda_answer", args=[appointment.pk])
+    assert space.run(client.post, url, {"answer": "ACCEPTED"}).status_code == 404
+    switch(client, made.pk)
+    response = space.run(client.post, url, {"answer": "ACCEPTED"}, follow=True)
+    assert "Rendez-vous accepté" in response.content.decode()
+    # The answer leaves the child's box, to the professional who invited him.
+    reply = Message.objects.get(sender_mailbox=kid_box)
+    assert reply.to_addrs == [space.doctor_box.address]
+    assert Entry.objects.filter(mailbox=space.doctor_box, message=reply).exists()
+    appointment.refresh_from_db()
+    assert appointment.answer == Appointment.Answer.ACCEPTED
