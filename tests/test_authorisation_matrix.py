@@ -53,6 +53,8 @@ from mailboxes.models import Delivery, Entry, Folder, Mailbox, Membership
 from mailboxes.selectors import Access
 from mssante.celery import app as celery_app
 from mssante.lib import mime, xdm
+from patients.models_agenda import Appointment
+from patients.tests.test_agenda import ics
 from tests import factories, personas
 from tests.personas import Personas, send
 
@@ -153,6 +155,7 @@ class World:
     grants: dict[str, Membership] = field(default_factory=dict)
     patient_entry: Entry = field(init=False)  # the patient's copy of the owner's message
     patient_pdf: int = 0
+    patient_appointment: Appointment = field(init=False)
     foreign_thread: Entry = field(init=False)  # owner's copy in the outsider's patient thread
     activation: str = ""
     objection: str = ""
@@ -243,6 +246,20 @@ def build_world() -> World:
         if key == "per":
             w.patient_entry = Entry.objects.get(mailbox=p.patient_box, message=to_patient)
             w.patient_pdf = to_patient.attachments[0]["index"]
+            # An appointment in the patient's agenda (Mon agenda: an invitation received).
+            send(
+                box,
+                [p.patient_box.address],
+                author=p.owner,
+                subject="Rendez-vous",
+                text=".",
+                attachments=[
+                    mime.Attachment(
+                        "invitation.ics", "text/calendar", ics(box.address, p.patient_box.address)
+                    )
+                ],
+            )
+            w.patient_appointment = Appointment.objects.get(mailbox=p.patient_box)
     # The outsider's conversation with the other patient, which the owner was later copied in.
     theirs = send(
         outsider,
@@ -368,6 +385,10 @@ def _patient_entry(w: World, b: str) -> dict[str, Any]:
 
 def _patient_part(w: World, b: str) -> dict[str, Any]:
     return {"entry_id": w.patient_entry.pk, "index": w.patient_pdf}
+
+
+def _patient_appointment(w: World, b: str) -> dict[str, Any]:
+    return {"appointment_id": w.patient_appointment.pk}
 
 
 def _connected_service(w: World, b: str) -> dict[str, Any]:
@@ -665,6 +686,14 @@ RULES: dict[str, Rule] = {
     "patients:service_change": Rule(
         post=PATIENTS, kwargs=_connected_service, data=lambda w, b: {"allow": "0"}
     ),
+    "patients:agenda": Rule(get=PATIENTS),
+    "patients:agenda_ics": Rule(get=PATIENTS),
+    "patients:agenda_event_ics": Rule(get=PATIENT, kwargs=_patient_appointment),
+    "patients:agenda_answer": Rule(
+        post=PATIENT, kwargs=_patient_appointment, data=lambda w, b: {"answer": "ACCEPTED"}
+    ),
+    # Any patient may come back to their own profile; a child's needs a guardian's link.
+    "patients:family_switch": Rule(post=PATIENTS, data=lambda w, b: {"profile": "moi"}),
     "patients:my_data": Rule(get=PATIENTS),
     "patients:archive": Rule(get=PATIENTS),
     # Without the password the form is answered 400: the matrix never closes a space.
