@@ -124,6 +124,11 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.notified": _("Patient prévenu d'un nouveau message"),
     "patient.preferences_changed": _("Préférences du patient changées"),
     "patient.conversation_closed": _("Conversation avec le patient close"),
+    "patient.documents_filed": _("Documents reçus classés dans « Mes documents »"),
+    "patient.document_added": _("Document ajouté par le patient"),
+    "patient.document_refused": _("Document du patient refusé par l'antivirus"),
+    "patient.document_hidden": _("Document masqué par le patient"),
+    "patient.document_shown": _("Document de nouveau affiché par le patient"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

@@ -13,10 +13,15 @@ class PatientsConfig(AppConfig):
         # Imported here: models are not loaded when apps.py is.
         from mailboxes import hooks
         from mailboxes.models import Mailbox
-        from patients import panels, receivers, services
+        from patients import panels, receivers, receivers_documents, services
 
         hooks.add_submission_rule(services.check_submission)
         hooks.add_reading_panel(panels.patient_thread)
         hooks.delivered.connect(
             receivers.on_delivered, sender=Mailbox, dispatch_uid="patients.notify_on_delivery"
+        )
+        hooks.delivered.connect(
+            receivers_documents.on_delivered,
+            sender=Mailbox,
+            dispatch_uid="patients.file_documents_on_delivery",
         )

@@ -77,3 +77,6 @@ class Patient(PatientIdentity):
         proxy = True
         verbose_name = _("patient")
         verbose_name_plural = _("patients")
+
+
+from patients.models_documents import FiledMessage, PatientDocument  # noqa: E402, F401

@@ -1,6 +1,6 @@
 """Patient space URLs, under /patient/ (namespace ``patients``; the landing page is ``patient_home``)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from patients import views
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path("message/<int:entry_id>/source/", views.source_view, name="source"),
     path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
     path("echanges/", views.exchanges_view, name="exchanges"),
+    path("documents/", include("patients.urls_documents")),
     path("notifications/", views.preferences_view, name="preferences"),
     path("activation/<str:token>/e-mail/", views.activation_email_view, name="activation_email"),
     # Professional side: close a conversation with a patient.
