@@ -147,6 +147,13 @@ def _codes(message: Message) -> list[str]:
     return [c.strip() for c in value.split(",") if c.strip()][:20]
 
 
+def _title_of(filename: str) -> str:
+    """A title from a file name: "ordonnance-mars.pdf" gives "Ordonnance mars"."""
+    stem = os.path.splitext(filename)[0].replace("_", " ").replace("-", " ")
+    stem = " ".join(stem.split())
+    return (stem[:1].upper() + stem[1:]) if stem else filename
+
+
 def _documents_of(user: User, message: Message) -> list[PatientDocument]:
     """The documents a received message carries (unsaved), read from its metadata."""
     parts = [a for a in (message.attachments or []) if isinstance(a, dict)]
@@ -202,7 +209,7 @@ def _documents_of(user: User, message: Message) -> list[PatientDocument]:
                 **common,
                 family=by_name if by_name != Family.OTHER else family_of(code),
                 type_code=code,
-                title=os.path.splitext(filename)[0] or filename,
+                title=_title_of(filename),
                 filename=filename,
                 author=sender,
                 content_type=content_type,
@@ -372,7 +379,7 @@ def add_document(
                 patient=user,
                 source=PatientDocument.Source.ADDED,
                 family=upload.family,
-                title=(upload.title or os.path.splitext(filename)[0])[:200],
+                title=(upload.title.strip() or _title_of(filename))[:200],
                 filename=filename,
                 author=by.get_full_name() or "",
                 content_type=_sniffed_type(upload.data),

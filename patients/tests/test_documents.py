@@ -75,13 +75,13 @@ def _list(client: Client, **params: str) -> str:
 def test_a_delivery_files_each_document_by_type_with_its_xdm_metadata(space: Space) -> None:
     _send_documents(space)
     docs = _docs(space)
-    assert set(docs) == {"Bilan sanguin", "Lettre de liaison", "ordonnance-mars"}
+    assert set(docs) == {"Bilan sanguin", "Lettre de liaison", "Ordonnance mars"}
     assert docs["Bilan sanguin"].family == PatientDocument.Family.RESULTS
     assert docs["Bilan sanguin"].type_code == "11502-2"
     assert docs["Bilan sanguin"].filename == "DOC0001.XML"
     assert docs["Bilan sanguin"].author == "Paul MARTIN"
     assert docs["Lettre de liaison"].family == PatientDocument.Family.LETTER
-    assert docs["ordonnance-mars"].family == PatientDocument.Family.PRESCRIPTION
+    assert docs["Ordonnance mars"].family == PatientDocument.Family.PRESCRIPTION
     assert AuditEvent.objects.filter(action="patient.documents_filed").count() == 1
 
 
@@ -154,7 +154,7 @@ def test_a_professional_cannot_open_the_patient_space_documents(space: Space) ->
 
 def test_hiding_moves_a_document_under_documents_masques_and_back(space: Space) -> None:
     _send_documents(space)
-    doc = _docs(space)["ordonnance-mars"]
+    doc = _docs(space)["Ordonnance mars"]
     client = login(space.patient)
     response = client.post(reverse("patients:document_hide", args=[doc.pk]))
     assert response.status_code == 302
@@ -172,7 +172,7 @@ def test_hiding_moves_a_document_under_documents_masques_and_back(space: Space) 
 
 def test_hiding_needs_a_post_with_the_csrf_token(space: Space) -> None:
     _send_documents(space)
-    doc = _docs(space)["ordonnance-mars"]
+    doc = _docs(space)["Ordonnance mars"]
     client = login(space.patient, enforce_csrf_checks=True)
     assert client.get(reverse("patients:document_hide", args=[doc.pk])).status_code == 405
     assert client.post(reverse("patients:document_hide", args=[doc.pk])).status_code == 403
