@@ -121,9 +121,14 @@ def test_the_patient_sees_her_conversation_with_her_doctor() -> None:
     client = login(world["users"]["patient"])
     home = client.get(reverse("patients:home")).content.decode()
     assert "Claire Martin" in home
-    entry = Entry.objects.get(
-        mailbox__kind=Mailbox.Kind.PATIENT,
-        message__from_addr="claire.martin@hopital-demo.mssante.fr",
+    # Her doctor also sent her documents (Mes documents): the conversation is the other one.
+    entry = next(
+        e
+        for e in Entry.objects.filter(
+            mailbox__kind=Mailbox.Kind.PATIENT,
+            message__from_addr="claire.martin@hopital-demo.mssante.fr",
+        )
+        if e.message.subject == "Vos résultats de bilan sanguin"
     )
     page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()
     assert "Le cholestérol LDL est un peu élevé" in page

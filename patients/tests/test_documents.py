@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -285,3 +287,23 @@ def test_a_message_held_by_the_antivirus_files_nothing(space: Space) -> None:
         attachments=[mime.Attachment("resultats.txt", "text/plain", EICAR)],
     )
     assert not PatientDocument.objects.filter(patient=space.patient).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_patient_finds_her_documents_filed_once_however_often_seeded() -> None:
+    from mssante import demo
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    patient = demo.patient_identity().user
+    docs = list(PatientDocument.objects.filter(patient=patient))
+    assert {d.family for d in docs} == {
+        PatientDocument.Family.REPORT,
+        PatientDocument.Family.RESULTS,
+        PatientDocument.Family.IMAGING,
+        PatientDocument.Family.PRESCRIPTION,
+    }
+    assert len(docs) == 5
+    assert sum(d.source == PatientDocument.Source.ADDED for d in docs) == 1
+    page = _list(login(patient))
+    assert "Compte rendu de consultation" in page and "Radiographie thoracique" in page
