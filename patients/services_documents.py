@@ -34,7 +34,7 @@ from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.services import quarantine
 from mailboxes.services.messages import header_bytes
-from mssante.lib import mime, xdm
+from mssante.lib import crypto, mime, xdm
 from mssante.lib.mime import human_size
 from patients.models_documents import FiledMessage, PatientDocument
 from trust import scanning
@@ -175,12 +175,14 @@ def _documents_of(user: User, message: Message) -> list[PatientDocument]:
             "part_index": index,
         }
         if filename.strip().upper() == xdm.FILENAME:
-            if raw is None:
-                raw = mailbox_services.read_raw(message)
             try:
+                if raw is None:
+                    raw = mailbox_services.read_raw(message)
                 package = xdm.read(mime.get_part(raw, index).data)
-            except (xdm.XdmError, mime.PartNotFoundError):
-                package = None  # filed as the archive itself, never unpacked
+            except (xdm.XdmError, mime.PartNotFoundError, crypto.BlobIntegrityError):
+                # Filed as the archive itself, never unpacked (an altered blob is logged
+                # by read_raw; downloading it later says it is unavailable).
+                package = None
             if package is not None and package.documents:
                 for number, entry in enumerate(package.documents, start=1):
                     code = entry.type_code or entry.class_code
@@ -440,14 +442,20 @@ class DocumentUnavailable(Exception):
 def read_document(document: PatientDocument) -> DocumentFile:
     """The document's bytes, decrypted, with the type to serve them as."""
     if document.source == PatientDocument.Source.ADDED:
-        data = blobs.read(document.blob_name, document.key_id, bytes(document.wrapped_key or b""))
+        try:
+            data = blobs.read(
+                document.blob_name, document.key_id, bytes(document.wrapped_key or b"")
+            )
+        except crypto.BlobIntegrityError:
+            log.error("patient document %s: stored blob cannot be opened", document.pk)
+            raise DocumentUnavailable from None
         return DocumentFile(data, document.content_type, document.filename)
     message = document.message
     if message is None or document.part_index is None:
         raise DocumentUnavailable
     try:
         part = mime.get_part(mailbox_services.read_raw(message), document.part_index)
-    except mime.PartNotFoundError:
+    except (mime.PartNotFoundError, crypto.BlobIntegrityError):
         raise DocumentUnavailable from None
     if not document.package_number:
         return DocumentFile(part.data, part.content_type.lower(), part.filename)

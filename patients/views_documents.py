@@ -6,6 +6,8 @@ every write is a POST (CSRF) calling one service, which journals it.
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +26,8 @@ from patients import services_documents as documents_services
 from patients.access import acting_patient
 from patients.forms_documents import AddDocumentForm
 from patients.models_documents import PatientDocument
+
+log = logging.getLogger(__name__)
 
 
 def _previewable(document: PatientDocument) -> bool:
@@ -56,7 +60,12 @@ def documents_view(request: HttpRequest) -> HttpResponse:
     box = selectors.patient_box(patient)
     if box is not None:
         # Whatever the delivery task has not filed yet (or what came before it existed).
-        documents_services.file_received_documents(box.pk)
+        try:
+            documents_services.file_received_documents(box.pk)
+        except Exception:
+            # The blob store unreachable, say: the list shows what is filed already, and
+            # the next visit (or the next delivery's task) files the rest.
+            log.exception("filing the documents of box %s failed", box.pk)
     family = request.GET.get("type", "")
     if family not in PatientDocument.Family.values:
         family = ""

@@ -307,3 +307,43 @@ def test_the_demo_patient_finds_her_documents_filed_once_however_often_seeded() 
     assert sum(d.source == PatientDocument.Source.ADDED for d in docs) == 1
     page = _list(login(patient))
     assert "Compte rendu de consultation" in page and "Radiographie thoracique" in page
+
+
+def test_without_the_antivirus_an_upload_waits_and_nothing_is_stored(
+    space: Space, settings: Any
+) -> None:
+    settings.CLAMD_ADDRESS = "127.0.0.1:9"  # nothing listens: clamd unavailable
+    settings.CLAMD_TIMEOUT = 1
+    response = _add(login(space.patient), "scan.png", PNG, "image/png")
+    assert response.status_code == 400
+    assert "momentanément indisponible" in response.content.decode()
+    assert not PatientDocument.objects.exists()
+
+
+def test_an_altered_blob_is_unavailable_not_an_error(space: Space) -> None:
+    client = login(space.patient)
+    _add(client, "scan.png", PNG, "image/png")
+    doc = PatientDocument.objects.get(patient=space.patient)
+    path = blobs.storage().path(doc.blob_name)
+    with open(path, "r+b") as handle:
+        handle.seek(40)
+        handle.write(b"\x00\x01\x02\x03")
+    assert client.get(reverse("patients:document_download", args=[doc.pk])).status_code == 404
+
+
+def test_the_list_reads_in_a_fixed_number_of_queries(space: Space) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = login(space.patient)
+    _send_documents(space)
+    _list(client)
+    with CaptureQueriesContext(connection) as few:
+        _list(client)
+    _send_documents(space)
+    _add(client, "scan.png", PNG, "image/png")
+    _list(client)
+    with CaptureQueriesContext(connection) as more:
+        _list(client)
+    assert PatientDocument.objects.filter(patient=space.patient).count() == 7
+    assert len(more) == len(few)
