@@ -355,7 +355,7 @@ def add_document(
         ) from None
     if verdict.infected:
         # Journaled in its own transaction: the refusal itself writes nothing else.
-        with transaction.atomic(durable=True):
+        with transaction.atomic():
             journal.record(
                 "patient.document_refused", actor=by, obj=user, reason="infected", request=request
             )
@@ -376,7 +376,7 @@ def add_document(
     name = blobs.new_name(BLOB_KIND)
     sealed = blobs.write(name, upload.data)
     try:
-        with transaction.atomic(durable=True):
+        with transaction.atomic():
             document = PatientDocument.objects.create(
                 patient=user,
                 source=PatientDocument.Source.ADDED,
@@ -406,7 +406,7 @@ def add_document(
     return document
 
 
-@transaction.atomic(durable=True)
+@transaction.atomic()
 def set_hidden(
     document: PatientDocument, hidden: bool, *, by: User, request: HttpRequest | None = None
 ) -> None:
