@@ -19,6 +19,7 @@ from mssante.lib import mime, xdm
 from patients import services_documents
 from patients.models_documents import FiledMessage, PatientDocument
 from patients.tests.conftest import PDF, Space
+from tests import factories
 from tests.personas import login
 from trust.scanning import EICAR
 
@@ -347,3 +348,20 @@ def test_the_list_reads_in_a_fixed_number_of_queries(space: Space) -> None:
         _list(client)
     assert PatientDocument.objects.filter(patient=space.patient).count() == 7
     assert len(more) == len(few)
+
+
+def test_a_result_sent_through_the_api_is_filed_as_well(space: Space) -> None:
+    token, _raw = factories.api_token(space.doctor_box, scope="send")
+    space.run(
+        mailbox_services.send_api_message,
+        token,
+        to=[space.patient_box.address],
+        cc=[],
+        subject="Résultats",
+        text="Ci-joint.",
+        html=None,
+        attachments=[mime.Attachment(xdm.FILENAME, "application/zip", _package())],
+        idempotency_key="resultat-1",
+    )
+    titles = {d.title for d in PatientDocument.objects.filter(patient=space.patient)}
+    assert titles == {"Bilan sanguin", "Lettre de liaison"}
