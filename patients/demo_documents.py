@@ -26,19 +26,22 @@ SUBJECT = "Vos documents de consultation"
 SCANNED = "Ordonnance de l'ophtalmologiste (scan)"
 
 
-def _cda(identity: PatientIdentity, type_code: str, title: str, lines: list[str]) -> bytes:
-    body = "".join(f"<paragraph>{escape(line)}</paragraph>" for line in lines)
+def _cda(identity: PatientIdentity, type_code: str, lines: list[str]) -> bytes:
+    """A CDA document with one section per "Name : value" line (read as text in the page)."""
+    sections = "".join(
+        f"<component><section><title>{escape(name)}</title><text>{escape(value)}</text>"
+        "</section></component>"
+        for name, _sep, value in (line.partition(" : ") for line in lines)
+    )
     return (
         "<?xml version='1.0' encoding='UTF-8'?>"
         "<ClinicalDocument xmlns='urn:hl7-org:v3'>"
         f"<code code='{type_code}' codeSystem='{xdm.LOINC}'/>"
-        f"<title>{escape(title)}</title>"
         "<recordTarget><patientRole>"
         f"<id root='{identity.oid}' extension='{identity.ins}'/>"
         "</patientRole></recordTarget>"
-        "<component><structuredBody><component><section>"
-        f"<title>{escape(title)}</title><text>{body}</text>"
-        "</section></component></structuredBody></component></ClinicalDocument>"
+        f"<component><structuredBody>{sections}</structuredBody></component>"
+        "</ClinicalDocument>"
     ).encode()
 
 
@@ -125,7 +128,7 @@ def _send(
         xdm.Document(
             "bilan.xml",
             "text/xml",
-            _cda(identity, "11502-2", "Bilan sanguin", results),
+            _cda(identity, "11502-2", results),
             "11502-2",
             "Bilan sanguin",
         ),
