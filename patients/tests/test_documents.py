@@ -14,7 +14,8 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from mailboxes import blobs
 from mailboxes import services as mailbox_services
-from mailboxes.models import Message
+from mailboxes.models import Message, Quarantine
+from mailboxes.services import quarantine
 from mssante.lib import mime, xdm
 from patients import services_documents
 from patients.models_documents import FiledMessage, PatientDocument
@@ -281,13 +282,21 @@ def test_an_added_document_declared_pdf_but_not_one_is_only_downloadable(space: 
     assert client.get(reverse("patients:document_preview", args=[doc.pk])).status_code == 404
 
 
-def test_a_message_held_by_the_antivirus_files_nothing(space: Space) -> None:
-    space.send(
+def test_a_message_held_by_the_antivirus_is_filed_only_once_staff_release_it(
+    space: Space,
+) -> None:
+    message = space.send(
         space.doctor_box,
         [space.patient_box.address],
         attachments=[mime.Attachment("resultats.txt", "text/plain", EICAR)],
     )
     assert not PatientDocument.objects.filter(patient=space.patient).exists()
+    record = Quarantine.objects.get(message=message)
+    space.run(
+        quarantine.release_quarantined, record, reason="Faux positif vérifié", by=factories.staff()
+    )
+    (doc,) = PatientDocument.objects.filter(patient=space.patient)
+    assert doc.family == PatientDocument.Family.RESULTS
 
 
 @pytest.mark.django_db(transaction=True)
