@@ -374,3 +374,14 @@ def test_a_result_sent_through_the_api_is_filed_as_well(space: Space) -> None:
     )
     titles = {d.title for d in PatientDocument.objects.filter(patient=space.patient)}
     assert titles == {"Bilan sanguin", "Lettre de liaison"}
+
+
+def test_titles_names_and_authors_are_sealed_in_the_database(space: Space) -> None:
+    from django.db import connection
+
+    _send_documents(space)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT title, filename, author FROM patients_patientdocument")
+        stored = b"".join(bytes(value) for row in cursor.fetchall() for value in row)
+    for clear in (b"Bilan sanguin", b"Lettre de liaison", b"ordonnance-mars", b"MARTIN"):
+        assert clear not in stored
