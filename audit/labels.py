@@ -139,6 +139,11 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.service_revoked": _("Service connecté retiré par le patient"),
     "patient.archive_downloaded": _("Archive de ses données téléchargée par le patient"),
     "patient.space_closed": _("Espace fermé à la demande du patient"),
+    "patient.documents_filed": _("Documents reçus classés dans « Mes documents »"),
+    "patient.document_added": _("Document ajouté par le patient"),
+    "patient.document_refused": _("Document du patient refusé par l'antivirus"),
+    "patient.document_hidden": _("Document masqué par le patient"),
+    "patient.document_shown": _("Document de nouveau affiché par le patient"),
     # Trust space, directory, charter
     "listeblanche.imported": _("Liste blanche importée"),
     "listeblanche.refused": _("Import de la liste blanche refusé"),

@@ -41,7 +41,7 @@ from mailboxes.services.peer import Peer
 from mssante import demo
 from mssante.lib import mime, xdm
 from mssante.lib.identifiers import INS_OID_DEMO, make_ins
-from patients import demo_agenda
+from patients import demo_agenda, demo_documents
 from patients import services as patient_services
 from trust import listeblanche
 from trust.models import ListedDomain
@@ -832,4 +832,11 @@ def populate(accounts: list[dict[str, Any]]) -> Outcome:
             sent += step.run(rank)
         except REFUSALS as exc:
             refused.append(str(exc))
+    sent += demo_documents.seed_demo_documents(
+        doctor=world.users["doctor"],
+        doctor_box=world.boxes["doctor"],
+        patient=world.users["patient"],
+        patient_box=world.boxes["patient"],
+        pdf=_pdf,
+    )
     return Outcome(sent, refused)

@@ -13,7 +13,7 @@ class PatientsConfig(AppConfig):
         # Imported here: models are not loaded when apps.py is.
         from mailboxes import hooks
         from mailboxes.models import Mailbox
-        from patients import connected_services, panels, receivers, services
+        from patients import connected_services, panels, receivers, receivers_documents, services
 
         hooks.add_submission_rule(services.check_submission)
         # Services connectés: an application the patient revoked may not write to them.
@@ -21,4 +21,9 @@ class PatientsConfig(AppConfig):
         hooks.add_reading_panel(panels.patient_thread)
         hooks.delivered.connect(
             receivers.on_delivered, sender=Mailbox, dispatch_uid="patients.notify_on_delivery"
+        )
+        hooks.delivered.connect(
+            receivers_documents.on_delivered,
+            sender=Mailbox,
+            dispatch_uid="patients.file_documents_on_delivery",
         )

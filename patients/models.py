@@ -80,5 +80,6 @@ class Patient(PatientIdentity):
 
 
 from patients.models_agenda import Appointment  # noqa: E402, F401
+from patients.models_documents import FiledMessage, PatientDocument  # noqa: E402, F401
 from patients.models_family import GuardianLink  # noqa: E402,F401
 from patients.models_services import ServiceChange, ServiceRevocation  # noqa: E402,F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients import family, services, services_agenda
+from patients import family, services, services_agenda, services_documents
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -29,3 +29,9 @@ def record_invitations(mailbox_id: int, message_ids: list[int]) -> int:
 def send_appointment_reminders() -> int:
     """Mon agenda (beat): the content-free reminders of appointments coming soon."""
     return services_agenda.send_reminders()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def file_patient_documents(mailbox_id: int) -> int:
+    """File in "Mes documents" the documents of what a patient box received (once each)."""
+    return services_documents.file_received_documents(mailbox_id)

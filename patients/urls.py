@@ -14,6 +14,7 @@ urlpatterns = [
     path("message/<int:entry_id>/source/", views.source_view, name="source"),
     path("message/<int:entry_id>/pj/<int:index>/apercu/", views.preview_view, name="preview"),
     path("echanges/", views.exchanges_view, name="exchanges"),
+    path("documents/", include("patients.urls_documents")),
     path("notifications/", views.preferences_view, name="preferences"),
     path("famille/profil/", views_family.switch_view, name="family_switch"),
     path("agenda/", include("patients.urls_agenda")),

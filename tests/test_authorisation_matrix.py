@@ -54,6 +54,7 @@ from mailboxes.selectors import Access
 from mssante.celery import app as celery_app
 from mssante.lib import mime, xdm
 from patients.models_agenda import Appointment
+from patients.models_documents import PatientDocument
 from patients.tests.test_agenda import ics
 from tests import factories, personas
 from tests.personas import Personas, send
@@ -190,6 +191,16 @@ def _xdm_package(p: Personas) -> bytes:
     )
 
 
+def _cda_package(p: Personas) -> bytes:
+    cda = b"<ClinicalDocument xmlns='urn:hl7-org:v3'><title>Bilan</title></ClinicalDocument>"
+    return xdm.build(
+        [xdm.Document("cr.xml", "text/xml", cda, "11502-2", "Bilan sanguin")],
+        patient=xdm.Patient(ins=p.patient.patient.ins, oid=p.patient.patient.oid),
+        author=xdm.Author(p.owner.professional.national_id, "MARTIN", "Claire"),
+        source_oid="2.25.1",
+    )
+
+
 def build_world() -> World:
     p = personas.build()
     w = World(p)
@@ -260,6 +271,15 @@ def build_world() -> World:
                 ],
             )
             w.patient_appointment = Appointment.objects.get(mailbox=p.patient_box)
+    # Mes documents: a structured (CDA) document filed in the patient's documents.
+    send(
+        p.per,
+        [p.patient_box.address],
+        author=p.owner,
+        subject="Compte rendu structuré",
+        text=".",
+        attachments=[mime.Attachment(xdm.FILENAME, "application/zip", _cda_package(p))],
+    )
     # The outsider's conversation with the other patient, which the owner was later copied in.
     theirs = send(
         outsider,
@@ -397,6 +417,12 @@ def _connected_service(w: World, b: str) -> dict[str, Any]:
     if box is None:
         box = factories.shared_mailbox(w.p.owner, kind=Mailbox.Kind.APPLICATIVE, local="labo")
     return {"service_id": box.pk}
+
+
+def _patient_document(w: World, b: str, content_type: str = "application/pdf") -> dict[str, Any]:
+    """One of the patient's documents in "Mes documents" (filed when the message arrived)."""
+    found = PatientDocument.objects.filter(patient=w.p.patient, content_type=content_type)
+    return {"document_id": found.order_by("pk").values_list("pk", flat=True)[0]}
 
 
 @dataclass(frozen=True)
@@ -698,6 +724,24 @@ RULES: dict[str, Rule] = {
     "patients:archive": Rule(get=PATIENTS),
     # Without the password the form is answered 400: the matrix never closes a space.
     "patients:close_space": Rule(post=PATIENTS, data=lambda w, b: {"password": ""}),
+    # Mes documents: the list and adding are any patient's, in their own space; a document
+    # is its patient's alone (another patient's: 404).
+    "patients:documents": Rule(get=PATIENTS),
+    "patients:document_add": Rule(
+        get=PATIENTS,
+        post=PATIENTS,
+        data=lambda w, b: {
+            "file": SimpleUploadedFile("scan.pdf", PDF, "application/pdf"),
+            "family": "ordonnance",
+        },
+    ),
+    "patients:document_download": Rule(get=PATIENT, kwargs=_patient_document),
+    "patients:document_preview": Rule(get=PATIENT, kwargs=_patient_document),
+    "patients:document_read": Rule(
+        get=PATIENT, kwargs=lambda w, b: _patient_document(w, b, "text/xml")
+    ),
+    "patients:document_hide": Rule(post=PATIENT, kwargs=_patient_document),
+    "patients:document_show": Rule(post=PATIENT, kwargs=_patient_document),
 }
 
 # The API is token-only: a web session opens nothing. Needs are the token's scope.
@@ -1116,6 +1160,19 @@ MISMATCHES = [
         "patients:download",
         "get",
         lambda w: {"entry_id": w.patient_entry.pk, "index": w.patient_pdf},
+        persona="other_patient",
+    ),
+    # Another patient's document, under the other patient's session.
+    Mismatch(
+        "patients:document_download",
+        "get",
+        lambda w: _patient_document(w, "-"),
+        persona="other_patient",
+    ),
+    Mismatch(
+        "patients:document_hide",
+        "post",
+        lambda w: _patient_document(w, "-"),
         persona="other_patient",
     ),
 ]

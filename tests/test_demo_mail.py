@@ -121,15 +121,15 @@ def test_the_patient_sees_her_conversation_with_her_doctor() -> None:
     client = login(world["users"]["patient"])
     home = client.get(reverse("patients:home")).content.decode()
     assert "Claire Martin" in home
-    # Her doctor's first message (the second is an appointment, issue 17's Mon agenda).
-    entry = (
-        Entry.objects.filter(
+    # Her doctor also sent her documents (Mes documents): the conversation is the other one.
+    entry = next(
+        e
+        for e in Entry.objects.filter(
             mailbox__kind=Mailbox.Kind.PATIENT,
             mailbox__owner=world["users"]["patient"],  # not her son Léo's box (family)
             message__from_addr="claire.martin@hopital-demo.mssante.fr",
         )
-        .order_by("message__date")
-        .first()
+        if e.message.subject == "Vos résultats de bilan sanguin"
     )
     assert entry is not None
     page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()

@@ -22,7 +22,14 @@ from django.utils.translation import gettext_lazy as _
 from mssante.lib import mime
 from mssante.lib.clamd import ClamdClient, ClamdError, ClamdUnavailable
 
-__all__ = ["ClamdUnavailable", "ScanStatus", "ScanVerdict", "scan_raw_message", "scanning_enabled"]
+__all__ = [
+    "ClamdUnavailable",
+    "ScanStatus",
+    "ScanVerdict",
+    "scan_file",
+    "scan_raw_message",
+    "scanning_enabled",
+]
 
 # The EICAR test file (eicar.org), kept in two halves so that no scanner flags this file.
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
@@ -150,3 +157,22 @@ def scan_raw_message(raw: bytes) -> ScanVerdict:
     if error:
         return ScanVerdict(ScanStatus.UNSCANNABLE, (), scanned, error)
     return ScanVerdict(ScanStatus.CLEAN, (), scanned)
+
+
+def scan_file(data: bytes) -> ScanVerdict:
+    """Scan one file as uploaded (not a message): raises ClamdUnavailable to retry later."""
+    if not scanning_enabled():
+        if EICAR in data:
+            return ScanVerdict(
+                ScanStatus.INFECTED,
+                (EICAR_SIGNATURE,),
+                detail="fichier de test EICAR reconnu sans clamd",
+            )
+        return ScanVerdict(ScanStatus.NOT_SCANNED)
+    try:
+        result = _client().scan_bytes(data)
+    except ClamdError as exc:
+        return ScanVerdict(ScanStatus.UNSCANNABLE, detail=str(exc))
+    if not result.clean:
+        return ScanVerdict(ScanStatus.INFECTED, (result.signature or "?",), 1)
+    return ScanVerdict(ScanStatus.CLEAN, (), 1)

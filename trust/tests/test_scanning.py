@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.clamd import ADDRESS, EICAR, needs_clamd
-from trust.scanning import ClamdUnavailable, ScanStatus, scan_raw_message
+from trust.scanning import ClamdUnavailable, ScanStatus, scan_file, scan_raw_message
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) * 40 + b"\n%%EOF\n"
 
@@ -132,3 +132,25 @@ def test_without_clamd_the_eicar_test_file_is_still_held(
     verdict = scan_raw_message(message(attachment))
     assert verdict.status == ScanStatus.INFECTED and not verdict.clean
     assert verdict.signatures == ("EICAR-Test-File",)
+
+
+# --- One uploaded file (a patient's own document, issue 17) -------------------------------
+
+
+@needs_clamd
+def test_scan_file_finds_eicar_in_an_uploaded_file_and_passes_a_pdf(clamd: None) -> None:
+    assert scan_file(b"scan de l'ordonnance\n" + EICAR).infected
+    assert scan_file(PDF).status == ScanStatus.CLEAN
+
+
+def test_scan_file_without_clamd_says_not_scanned_but_still_knows_eicar(settings: Any) -> None:
+    settings.CLAMD_ADDRESS = ""
+    assert scan_file(PDF).status == ScanStatus.NOT_SCANNED
+    assert scan_file(EICAR).infected
+
+
+def test_scan_file_with_clamd_down_raises_to_try_later(settings: Any) -> None:
+    settings.CLAMD_ADDRESS = "127.0.0.1:9"
+    settings.CLAMD_TIMEOUT = 1
+    with pytest.raises(ClamdUnavailable):
+        scan_file(PDF)
