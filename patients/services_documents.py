@@ -33,6 +33,7 @@ from mailboxes import blobs
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Folder, Mailbox, Message
 from mailboxes.services import quarantine
+from mailboxes.services import reading as mail_reading
 from mailboxes.services.messages import header_bytes
 from mssante.lib import crypto, mime, xdm
 from mssante.lib.mime import human_size
@@ -156,7 +157,13 @@ def _title_of(filename: str) -> str:
 
 def _documents_of(user: User, message: Message) -> list[PatientDocument]:
     """The documents a received message carries (unsaved), read from its metadata."""
-    parts = [a for a in (message.attachments or []) if isinstance(a, dict)]
+    # A calendar invitation is an appointment (Mon agenda), not a document to file.
+    parts = [
+        a
+        for a in (message.attachments or [])
+        if isinstance(a, dict)
+        and str(a.get("content_type", "")).lower() not in mail_reading.CALENDAR_TYPES
+    ]
     if not parts:
         return []
     codes = _codes(message)

@@ -1,4 +1,4 @@
-"""Family across the other parts of the space: what a guardian may do in a child's space."""
+"""The parts of the patient space together: family, agenda, documents, my data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib import mime
 from patients import services
 from patients.models_agenda import Appointment
-from patients.tests.conftest import Space
+from patients.models_documents import PatientDocument
+from patients.tests.conftest import PDF, Space
 from patients.tests.test_agenda import ics
 from patients.tests.test_family import child, link, switch
 from tests import factories
@@ -83,3 +84,23 @@ def test_a_guardian_accepts_an_appointment_in_the_childs_space(space: Space) -> 
     assert Entry.objects.filter(mailbox=space.doctor_box, message=reply).exists()
     appointment.refresh_from_db()
     assert appointment.answer == Appointment.Answer.ACCEPTED
+
+
+def test_an_invitation_is_an_appointment_not_a_document(space: Space) -> None:
+    space.send(
+        space.doctor_box,
+        [space.patient_box.address],
+        subject="Votre rendez-vous",
+        text="Je vous propose un rendez-vous.",
+        attachments=[
+            mime.Attachment(
+                "invitation.ics",
+                "text/calendar",
+                ics(space.doctor_box.address, space.patient_box.address),
+            ),
+            mime.Attachment("ordonnance.pdf", "application/pdf", PDF),
+        ],
+    )
+    assert Appointment.objects.filter(mailbox=space.patient_box).count() == 1
+    documents = PatientDocument.objects.filter(patient=space.patient)
+    assert [d.filename for d in documents] == ["ordonnance.pdf"]
