@@ -119,6 +119,7 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "entries.trashed": _("Messages mis à la corbeille"),
     "entries.restored": _("Messages restaurés de la corbeille"),
     "trash.emptied": _("Corbeille vidée"),
+    "mailbox.erased": _("Contenu d'une boîte fermée effacé"),
     # Patients
     "patient.auto_created": _("Espace patient créé"),
     "patient.notified": _("Patient prévenu d'un nouveau message"),
@@ -139,6 +140,7 @@ ACTION_LABELS: Final[dict[str, Promise]] = {
     "patient.service_revoked": _("Service connecté retiré par le patient"),
     "patient.archive_downloaded": _("Archive de ses données téléchargée par le patient"),
     "patient.space_closed": _("Espace fermé à la demande du patient"),
+    "patient.space_erased": _("Espace fermé effacé (fin de la durée de conservation)"),
     "patient.documents_filed": _("Documents reçus classés dans « Mes documents »"),
     "patient.document_added": _("Document ajouté par le patient"),
     "patient.document_refused": _("Document du patient refusé par l'antivirus"),

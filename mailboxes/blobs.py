@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -36,10 +36,11 @@ from mssante.lib import crypto
 log = logging.getLogger(__name__)
 
 _FILESYSTEM = "django.core.files.storage.FileSystemStorage"
-# The kinds of blob and the shape of their names (``new_name``); only such files, and
-# our temporary files, are ever considered by the orphan collector.
-KINDS = ("messages", "drafts")
-_NAME_RE = re.compile(r"^(?:messages|drafts)/\d{4}/\d{2}/[0-9a-f]{32}\.bin$")
+# The kinds of blob mailboxes writes (the apps above add theirs through mailboxes.hooks)
+# and the shape of their names (``new_name``); only such files, and our temporary files,
+# are ever considered by the orphan collector.
+KINDS: Final = ("messages", "drafts")
+_NAME_RE = re.compile(r"^(?P<kind>[a-z]+)/\d{4}/\d{2}/[0-9a-f]{32}\.bin$")
 _TEMP_PREFIX = ".tmp-"
 _TEMP_RE = re.compile(r"^\.tmp-[0-9a-f]{32}$")
 
@@ -208,11 +209,11 @@ def delete_many(names: list[str]) -> None:
 # --------------------------------------------------------------------------- orphans
 
 
-def _stored(store: Storage) -> Iterator[tuple[str, datetime]]:
-    """Every file under the blob kinds' folders with its modification time (UTC)."""
+def _stored(store: Storage, kinds: Iterable[str] = KINDS) -> Iterator[tuple[str, datetime]]:
+    """Every file under the folders of ``kinds`` with its modification time (UTC)."""
     if isinstance(store, FileSystemStorage):
         root = Path(store.location)
-        for kind in KINDS:
+        for kind in kinds:
             for folder, _dirs, files in os.walk(root / kind):
                 for filename in files:
                     path = Path(folder) / filename
@@ -230,7 +231,7 @@ def _stored(store: Storage) -> Iterator[tuple[str, datetime]]:
         for sub in dirs:
             yield from walk(f"{folder}/{sub}")
 
-    for kind in KINDS:
+    for kind in kinds:
         if not store.exists(kind):
             continue
         for name in walk(kind):
@@ -243,9 +244,11 @@ def collect_orphans(
     grace: timedelta,
     now: datetime | None = None,
     batch: int = 1000,
+    kinds: Iterable[str] = KINDS,
 ) -> dict[str, int]:
     """Delete blob files older than ``grace`` that no row names, and stale temporary files.
 
+    Only blobs of ``kinds`` are judged (a kind nobody vouches for is never deleted).
     ``referenced(names)`` returns those of ``names`` that a row still points to. The
     grace period covers the moment between writing a blob and committing its row
     (and any row being committed elsewhere right now): only older files are judged.
@@ -254,6 +257,7 @@ def collect_orphans(
     cutoff = (now or timezone.now()) - grace
     counts = {"orphans": 0, "temporary": 0, "kept": 0}
     candidates: list[str] = []
+    judged = set(kinds)
 
     def judge(names: list[str]) -> None:
         keep = set(referenced(names))
@@ -263,14 +267,14 @@ def collect_orphans(
                 delete(name)
                 counts["orphans"] += 1
 
-    for name, modified in _stored(store):
+    for name, modified in _stored(store, judged):
         if modified > cutoff:
             continue
         basename = name.rpartition("/")[2]
         if _TEMP_RE.match(basename):
             delete(name)
             counts["temporary"] += 1
-        elif _NAME_RE.match(name):
+        elif (match := _NAME_RE.match(name)) and match["kind"] in judged:
             candidates.append(name)
             if len(candidates) >= batch:
                 judge(candidates)

@@ -12,6 +12,10 @@ point and the higher app plugs into it from its ``AppConfig.ready()``:
 - ``add_reading_panel(panel)``: the reading page of the webmail shows what every panel
   returns for the message read (HTML, or "" for nothing). patients adds the professional's
   view of a conversation with a patient (who, read when, "Clore la conversation").
+- ``add_blob_kind(kind, referenced)``: an app that writes its own blobs (under
+  ``<kind>/`` in the blob store) says which of a list of names its rows still point to;
+  the scheduled orphan collection then judges that kind too (a kind nobody registered is
+  never deleted). patients registers its patients' own documents.
 - ``delivered``: a signal the delivery pipeline sends inside the transaction that creates
   the recipients' entries, with ``mailboxes``: the boxes that received a message in it,
   and ``received``: the (box, message) pairs delivered (the agenda reads invitations).
@@ -24,7 +28,7 @@ signal is sent with ``send``, not ``send_robust``): a failure is never silently 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from django.dispatch import Signal
@@ -83,3 +87,17 @@ def reading_panels() -> tuple[ReadingPanel, ...]:
 #: Sent by ``pipeline.deliver_many`` with ``mailboxes`` (a list of ``Mailbox``): the boxes
 #: that received a message in this transaction. ``sender`` is ``Mailbox``.
 delivered = Signal()
+
+
+_blob_kinds: dict[str, Callable[[list[str]], Iterable[str]]] = {}
+
+
+def add_blob_kind(kind: str, referenced: Callable[[list[str]], Iterable[str]]) -> None:
+    """Have the orphan collection judge blobs of ``kind``: ``referenced(names)`` returns
+    those of ``names`` a row still points to (anything else older than the grace goes)."""
+    _blob_kinds[kind] = referenced
+
+
+def blob_kinds() -> dict[str, Callable[[list[str]], Iterable[str]]]:
+    """The blob kinds the apps above registered, with who vouches for their names."""
+    return dict(_blob_kinds)

@@ -538,6 +538,13 @@ PATIENT_AUTO_CREATE = conf.boolean("PATIENT_AUTO_CREATE", False)
 PATIENT_NOTIFY_MINUTES = conf.integer("PATIENT_NOTIFY_MINUTES", 60, minimum=1)
 # Family (issue 17): each night, a child who turned 18 leaves their guardians' care and
 # gets their own activation link.
+# A space its patient closed is erased after this many days (Mon Espace Santé keeps a
+# closed profile three months); until then it is sealed and unreachable (docs/decisions.md).
+PATIENT_CLOSED_RETENTION_DAYS = conf.integer("PATIENT_CLOSED_RETENTION_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE["patient-closed-erasure"] = {
+    "task": "patients.tasks.erase_closed_spaces",
+    "schedule": crontab(hour=2, minute=45),
+}
 CELERY_BEAT_SCHEDULE["family-majority"] = {
     "task": "patients.tasks.end_family_links_at_majority",
     "schedule": crontab(hour=2, minute=30),

@@ -13,7 +13,14 @@ class PatientsConfig(AppConfig):
         # Imported here: models are not loaded when apps.py is.
         from mailboxes import hooks
         from mailboxes.models import Mailbox
-        from patients import connected_services, panels, receivers, receivers_documents, services
+        from patients import (
+            connected_services,
+            panels,
+            receivers,
+            receivers_documents,
+            services,
+            services_documents,
+        )
 
         hooks.add_submission_rule(services.check_submission)
         # Services connectés: an application the patient revoked may not write to them.
@@ -27,3 +34,5 @@ class PatientsConfig(AppConfig):
             sender=Mailbox,
             dispatch_uid="patients.file_documents_on_delivery",
         )
+        # The patients' own documents are blobs of theirs: the orphan collection judges them.
+        hooks.add_blob_kind(services_documents.BLOB_KIND, services_documents.referenced_blobs)

@@ -51,6 +51,14 @@ MAX_ADDED = 200
 FILING_BATCH = 200
 BLOB_KIND = "documents"
 
+
+def referenced_blobs(names: list[str]) -> list[str]:
+    """Those of ``names`` a patient's own document still points to (the orphan collection)."""
+    return list(
+        PatientDocument.objects.filter(blob_name__in=names).values_list("blob_name", flat=True)
+    )
+
+
 # LOINC document types (XDM typeCode / classCode, X-MSS-CODECDA) by family.
 LOINC_FAMILIES: dict[str, str] = {
     # Résultats (biologie, examens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from patients import family, services, services_agenda, services_documents
+from patients import closing, family, services, services_agenda, services_documents
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -35,3 +35,9 @@ def send_appointment_reminders() -> int:
 def file_patient_documents(mailbox_id: int) -> int:
     """File in "Mes documents" the documents of what a patient box received (once each)."""
     return services_documents.file_received_documents(mailbox_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def erase_closed_spaces() -> int:
+    """Daily: erase the patient spaces closed longer than their retention period."""
+    return closing.erase_closed_spaces()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import logout
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -30,6 +31,7 @@ def _page(request: HttpRequest, form: CloseSpaceForm, *, status: int = 200) -> H
             "form": form,
             "nav": "my_data",
             "guardian_view": is_guardian_view(request),
+            "retention_days": settings.PATIENT_CLOSED_RETENTION_DAYS,
         },
         status=status,
     )
@@ -87,4 +89,8 @@ def close_view(request: HttpRequest) -> HttpResponse:
         form.add_error(None, str(exc))
         return _page(request, form, status=400)
     logout(request)
-    return render(request, "patients/space_closed.html")
+    return render(
+        request,
+        "patients/space_closed.html",
+        {"retention_days": settings.PATIENT_CLOSED_RETENTION_DAYS},
+    )

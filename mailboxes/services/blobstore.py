@@ -8,17 +8,21 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from mailboxes import blobs
+from mailboxes import blobs, hooks
 from mailboxes.models import DraftAttachment, Message
 
 log = logging.getLogger(__name__)
 
 
 def _referenced(names: list[str]) -> set[str]:
-    """Those of ``names`` that a message or a draft's file still points to."""
-    return set(
+    """Those of ``names`` that a message, a draft's file or a row of an app above (its
+    blob kind registered in ``hooks``) still points to."""
+    found = set(
         Message.objects.filter(blob_name__in=names).values_list("blob_name", flat=True)
     ) | set(DraftAttachment.objects.filter(blob_name__in=names).values_list("blob_name", flat=True))
+    for referenced in hooks.blob_kinds().values():
+        found.update(referenced(names))
+    return found
 
 
 def collect_orphan_blobs(now: datetime | None = None) -> dict[str, int]:
@@ -27,6 +31,7 @@ def collect_orphan_blobs(now: datetime | None = None) -> dict[str, int]:
         _referenced,
         grace=timedelta(seconds=settings.BLOB_ORPHAN_GRACE_SECONDS),
         now=now or timezone.now(),
+        kinds=(*blobs.KINDS, *hooks.blob_kinds()),
     )
     if counts["orphans"] or counts["temporary"]:
         log.info(

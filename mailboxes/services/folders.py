@@ -179,6 +179,21 @@ def empty_trash(mailbox: Mailbox, *, by: User | None) -> int:
         return delete_entries(mailbox, trashed, by=by, event="trash.emptied")
 
 
+def erase_closed_mailbox(mailbox: Mailbox) -> int:
+    """Delete every entry of a closed box for good (the platform, once its retention ends).
+
+    Messages nobody else holds go with their blob; a correspondent's own copy stays theirs.
+    Refused for a box that is not closed. Returns how many entries were deleted.
+    """
+    with transaction.atomic():
+        box = Mailbox.objects.select_for_update().get(pk=mailbox.pk)
+        if box.status != Mailbox.Status.CLOSED:
+            raise FolderError(_("Seule une boîte fermée peut être effacée."))
+        return delete_entries(
+            box, Entry.objects.filter(mailbox=box), by=None, event="mailbox.erased"
+        )
+
+
 def delete_entries(
     mailbox: Mailbox, entries: QuerySet[Entry], *, by: User | None, event: str
 ) -> int:

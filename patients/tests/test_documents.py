@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
@@ -14,6 +18,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from mailboxes import blobs
 from mailboxes import services as mailbox_services
+from mailboxes import tasks as mailbox_tasks
 from mailboxes.models import Message, Quarantine
 from mailboxes.services import quarantine
 from mssante.lib import mime, xdm
@@ -241,12 +246,18 @@ def test_the_patient_adds_a_scanned_prescription_sealed_at_rest(space: Space) ->
 
 def test_a_forged_upload_of_eicar_is_refused_and_nothing_is_stored(space: Space) -> None:
     client = login(space.patient)
-    before = {name for name, _m in blobs._stored(blobs.storage())}
+    before = {
+        name
+        for name, _m in blobs._stored(blobs.storage(), [*blobs.KINDS, services_documents.BLOB_KIND])
+    }
     response = _add(client, "ordonnance.pdf", EICAR, "application/pdf")
     assert response.status_code == 400
     assert "antivirus" in response.content.decode()
     assert not PatientDocument.objects.exists()
-    assert {name for name, _m in blobs._stored(blobs.storage())} == before
+    assert {
+        name
+        for name, _m in blobs._stored(blobs.storage(), [*blobs.KINDS, services_documents.BLOB_KIND])
+    } == before
     assert AuditEvent.objects.filter(action="patient.document_refused").count() == 1
 
 
@@ -385,3 +396,27 @@ def test_titles_names_and_authors_are_sealed_in_the_database(space: Space) -> No
         stored = b"".join(bytes(value) for row in cursor.fetchall() for value in row)
     for clear in (b"Bilan sanguin", b"Lettre de liaison", b"ordonnance-mars", b"MARTIN"):
         assert clear not in stored
+
+
+def test_the_scheduled_collection_judges_the_patients_own_files_too(space: Space) -> None:
+    """A file written for an upload whose row never committed (a process killed between the
+    two) is collected once past the grace period; the documents' files stay; a kind of blob
+    nobody vouches for is never deleted."""
+    client = login(space.patient)
+    assert _add(client, "scan.png", PNG, "image/png").status_code == 302
+    kept = PatientDocument.objects.get(patient=space.patient).blob_name
+    root = Path(blobs.storage().path(""))
+    orphan = root / blobs.new_name(services_documents.BLOB_KIND)
+    unknown = root / blobs.new_name("inconnu")
+    for path in (orphan, unknown):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"cut off before its row")
+    past = time.time() - settings.BLOB_ORPHAN_GRACE_SECONDS - 60
+    for path in (orphan, unknown, root / kept):
+        os.utime(path, (past, past))
+
+    mailbox_tasks.collect_orphan_blobs.delay()
+
+    assert not orphan.exists()
+    assert (root / kept).exists() and unknown.exists()
+    assert "scan.png" in _list(client)

@@ -7,20 +7,26 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent
+from mailboxes import blobs
 from mailboxes import services as mailbox_services
 from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib import crypto, mime
-from patients import archive
+from patients import archive, tasks
 from patients.archive import ArchiveContext, add_archive_section
+from patients.models_documents import PatientDocument
 from patients.tests.conftest import PDF, Space
+from patients.tests.test_documents import PNG, _add
 from tests import factories
 from tests.personas import Lab, login
 
@@ -239,3 +245,41 @@ def test_seeding_the_demo_again_gives_the_demo_patient_her_space_back() -> None:
     box.refresh_from_db()
     assert patient.status == User.Status.ACTIVE and box.status == Mailbox.Status.ACTIVE
     assert all(s.allowed for s in connected_services.catalogue(box))
+
+
+def test_a_closed_space_is_erased_once_its_retention_period_ends(space: Space) -> None:
+    first, second, answer = conversation(space)
+    client = login(space.patient)
+    added = _add(client, "scan.png", PNG, "image/png", title="Ordonnance du Dr Petit")
+    assert added.status_code == 302
+    document = PatientDocument.objects.get(patient=space.patient, message__isnull=True)
+    assert blobs.storage().exists(document.blob_name)
+    assert PatientDocument.objects.filter(patient=space.patient, message=first).exists()
+    close(client)
+
+    # Within the period nothing goes: the space is sealed and unreachable, not erased.
+    with time_machine.travel(timezone.now() + timedelta(days=89)):
+        assert space.run(tasks.erase_closed_spaces) == 0
+    assert Entry.objects.filter(mailbox=space.patient_box).count() == 3
+
+    with time_machine.travel(timezone.now() + timedelta(days=91)):
+        assert space.run(tasks.erase_closed_spaces) == 1
+        # Run again (tomorrow's beat): nothing left to find.
+        assert space.run(tasks.erase_closed_spaces) == 0
+    assert not Entry.objects.filter(mailbox=space.patient_box).exists()
+    assert not PatientDocument.objects.filter(patient=space.patient).exists()
+    assert not blobs.storage().exists(document.blob_name)
+    # The professionals' own copies stay theirs; the patient's answer was only hers.
+    assert Entry.objects.filter(mailbox=space.doctor_box, message=first).exists()
+    assert Entry.objects.filter(mailbox=space.nurse_box, message=second).exists()
+    assert Entry.objects.filter(mailbox=space.doctor_box, message=answer).exists()
+    event = AuditEvent.objects.get(action="patient.space_erased")
+    assert event.data["entries"] == 3 and event.data["retention_days"] == 90
+    # The address is never handed to another patient: the closed box and account remain.
+    space.patient_box.refresh_from_db()
+    assert space.patient_box.status == Mailbox.Status.CLOSED
+
+
+def test_an_open_box_is_never_erased(space: Space) -> None:
+    with pytest.raises(mailbox_services.FolderError):
+        mailbox_services.erase_closed_mailbox(space.patient_box)
