@@ -375,14 +375,28 @@ def _period(pref: NotificationPreference) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def notification_text() -> tuple[str, str]:
-    """The fixed subject and body: no sender, no subject, no content, ever."""
+def notification_text(child: str = "") -> tuple[str, str]:
+    """The fixed subject and body: no sender, no subject, no content, ever.
+
+    ``child``: to a guardian, the first name of the child whose space holds the message
+    (a guardian of two children must know which space to open; a first name says nothing
+    of anyone's health).
+    """
     subject = _("Un nouveau message vous attend")
     body = render_to_string(
         "patients/emails/notification.txt",
-        {"url": settings.SITE_URL + reverse("patient_home"), "operator": settings.OPERATOR_NAME},
+        {
+            "url": settings.SITE_URL + reverse("patient_home"),
+            "operator": settings.OPERATOR_NAME,
+            "child": child,
+        },
     )
     return subject, body
+
+
+def _first_name(user: User) -> str:
+    identity = PatientIdentity.objects.filter(user=user).only("first_names").first()
+    return identity.first_names.split()[0] if identity and identity.first_names.split() else ""
 
 
 def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
@@ -397,9 +411,8 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
         return False
     user = box.owner
     # A minor's guardians are told too (issue 17, family), each in their own e-mail.
-    recipients = ([user.email] if user.email else []) + [
-        a for a in GuardianLink.guardian_addresses(user) if a != user.email
-    ]
+    guardians = [a for a in GuardianLink.guardian_addresses(user) if a != user.email]
+    recipients = ([user.email] if user.email else []) + guardians
     if not recipients or not user.is_open:
         return False
     with transaction.atomic():
@@ -408,10 +421,10 @@ def notify(mailbox_id: int, *, now: datetime | None = None) -> bool:
             return False
         if pref.last_notified_at is not None and now - pref.last_notified_at < _period(pref):
             return False
-        subject, body = notification_text()
         # Sent inside the transaction: if the mail server refuses, the time is not
         # recorded and a later delivery (or the task's retry) tries again.
         for recipient in recipients:
+            subject, body = notification_text(_first_name(user) if recipient in guardians else "")
             send_mail(subject, body, None, [recipient], fail_silently=False)
         pref.last_notified_at = now
         pref.save(update_fields=["last_notified_at", "updated_at"])

@@ -385,6 +385,8 @@ def test_a_message_in_the_childs_box_tells_the_guardian_without_content(space: S
     notice = mail.outbox[0]
     for secret in ("vaccination", "ROR", "Martin", space.doctor_box.address):
         assert secret.lower() not in f"{notice.subject} {notice.body}".lower()
+    # Which child's space to open: the first name only.
+    assert "l'espace de Léo, que vous gérez" in notice.body
     # Revoked: no longer told.
     family.revoke_link(GuardianLink.objects.get(), by=None, reason="Décision du juge")
     NotificationPreference.objects.filter(user=kid.user).update(last_notified_at=None)
