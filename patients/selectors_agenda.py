@@ -53,3 +53,10 @@ def agenda(box: Mailbox | None, *, now: datetime | None = None) -> Agenda:
         # The entry of its message in the box: a link to the conversation.
         a.conversation_entry = by_message.get(a.message_id)  # type: ignore[attr-defined]
     return Agenda(upcoming, past)
+
+
+def of_messages(box: Mailbox, message_ids: list[int]) -> list[Appointment]:
+    """The appointments these messages of the box brought (a conversation links to them)."""
+    return list(
+        Appointment.objects.filter(mailbox=box, message_id__in=message_ids).order_by("start")
+    )

@@ -27,7 +27,7 @@ from mailboxes import services as mailbox_services
 from mailboxes.views.attachments import SOURCE_PART, download_response, inline_response
 from mailboxes.views.messages import PREVIEWABLE, _shown, is_held
 from mssante.lib import mime
-from patients import connected_services, selectors, services
+from patients import connected_services, selectors, selectors_agenda, services
 from patients.access import acting_patient, is_guardian_view
 from patients.forms import EmailActivationForm, PreferencesForm, ReplyForm
 from patients.models import NotificationPreference
@@ -86,6 +86,7 @@ def _conversation(
             "can_reply": opened and not closed,
             "closed": closed,
             "reply_to_entry": last_received,
+            "appointments": selectors_agenda.of_messages(box, [e.message_id for e in items]),
             "form": form or ReplyForm(),
             "error": error,
             "nav": "messages",

@@ -408,3 +408,16 @@ def test_an_all_day_appointment_starts_at_local_midnight_and_exports_as_a_date(
     assert timezone.localtime(appointment.start).strftime("%Y%m%d %H:%M") == f"{day} 00:00"
     response = login(space.patient).get(reverse("patients:agenda_event_ics", args=[appointment.pk]))
     assert f"DTSTART;VALUE=DATE:{day}" in response.content.decode()
+
+
+def test_the_conversation_links_to_the_appointment_and_says_its_answer(space: Space) -> None:
+    message = invite(space)
+    appointment = Appointment.objects.get()
+    entry = Entry.objects.get(mailbox=space.patient_box, message=message)
+    client = login(space.patient)
+    page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()
+    assert "qui attend votre réponse" in page
+    assert f"{reverse('patients:agenda')}#rdv-{appointment.pk}" in page
+    answer(space, appointment, "ACCEPTED")
+    page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()
+    assert "vous l&#x27;avez accepté" in page or "vous l'avez accepté" in page
