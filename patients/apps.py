@@ -13,7 +13,8 @@ class PatientsConfig(AppConfig):
         # Imported here: models are not loaded when apps.py is.
         from mailboxes import hooks
         from mailboxes.models import Mailbox
-        from patients import (
+        from patients import (  # noqa: F401 - archive_sections adds its archive sections
+            archive_sections,
             connected_services,
             panels,
             receivers,

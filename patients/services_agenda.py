@@ -226,8 +226,8 @@ def _event(appointment: Appointment) -> icalendar.Event:
     return event
 
 
-def export(appointments: list[Appointment], *, by: User, box: Mailbox) -> bytes:
-    """An iCalendar file (METHOD:PUBLISH) of these appointments, for the patient's calendar."""
+def calendar_of(appointments: list[Appointment]) -> bytes:
+    """An iCalendar file (METHOD:PUBLISH) of these appointments (nothing journaled)."""
     calendar = icalendar.Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
@@ -235,8 +235,13 @@ def export(appointments: list[Appointment], *, by: User, box: Mailbox) -> bytes:
     calendar.add("x-wr-calname", _("Mon agenda santé"))
     for appointment in appointments:
         calendar.add_component(_event(appointment))
-    journal.record("patient.agenda_exported", actor=by, obj=box, count=len(appointments))
     return bytes(calendar.to_ical())
+
+
+def export(appointments: list[Appointment], *, by: User, box: Mailbox) -> bytes:
+    """An iCalendar file (METHOD:PUBLISH) of these appointments, for the patient's calendar."""
+    journal.record("patient.agenda_exported", actor=by, obj=box, count=len(appointments))
+    return calendar_of(appointments)
 
 
 # --- Reminders ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from unittest import mock
 
+import icalendar
 import pytest
 import time_machine
 from django.test import Client
@@ -26,6 +27,7 @@ from patients import archive, tasks
 from patients.archive import ArchiveContext, add_archive_section
 from patients.models_documents import PatientDocument
 from patients.tests.conftest import PDF, Space
+from patients.tests.test_agenda import ics
 from patients.tests.test_documents import PNG, _add
 from tests import factories
 from tests.personas import Lab, login
@@ -114,19 +116,51 @@ def test_the_services_choices_are_in_the_archive(space: Space, laboratoire: Lab)
 
 
 @pytest.fixture
-def agenda_section() -> Iterator[None]:
+def extra_section() -> Iterator[None]:
     def write(ctx: ArchiveContext) -> None:
-        ctx.write_text("agenda/agenda.ics", f"BEGIN:VCALENDAR\nX-OWNER:{ctx.patient.pk}\n")
+        ctx.write_text("essai/essai.txt", f"X-OWNER:{ctx.patient.pk}\n")
 
-    add_archive_section("agenda", write, readme="agenda/ : vos rendez-vous.")
+    add_archive_section("essai", write, readme="essai/ : une partie de plus.")
     yield
-    archive._sections.pop("agenda")
+    archive._sections.pop("essai")
 
 
-def test_another_part_of_the_space_plugs_its_section_in(space: Space, agenda_section: None) -> None:
+def test_another_part_of_the_space_plugs_its_section_in(space: Space, extra_section: None) -> None:
     zf = download(space.patient)
-    assert zf.read("agenda/agenda.ics").decode().endswith(f"X-OWNER:{space.patient.pk}\n")
-    assert "agenda/ : vos rendez-vous." in zf.read("README.txt").decode()
+    assert zf.read("essai/essai.txt").decode() == f"X-OWNER:{space.patient.pk}\n"
+    assert "essai/ : une partie de plus." in zf.read("README.txt").decode()
+
+
+def test_the_archive_holds_the_documents_and_the_agenda(space: Space) -> None:
+    invitation = ics(space.doctor_box.address, space.patient_box.address)
+    space.send(
+        space.doctor_box,
+        [space.patient_box.address],
+        subject="Votre rendez-vous et votre compte rendu",
+        attachments=[
+            mime.Attachment("invitation.ics", "text/calendar", invitation),
+            mime.Attachment("compte-rendu.pdf", "application/pdf", PDF),
+        ],
+    )
+    client = login(space.patient)
+    assert _add(client, "../scan?.png", PNG, "image/png", title="Mon ordonnance").status_code == 302
+    hidden = PatientDocument.objects.get(patient=space.patient, message__isnull=False)
+    hidden.hidden_at = timezone.now()
+    hidden.save(update_fields=["hidden_at"])
+
+    zf = download(space.patient)
+    names = zf.namelist()
+    files = sorted(n for n in names if n.startswith("documents/") and n != "documents/index.csv")
+    assert len(files) == 2 and all("/" not in n.removeprefix("documents/") for n in files)
+    assert {zf.read(n) for n in files} == {PDF, PNG}
+    index = zf.read("documents/index.csv").decode("utf-8-sig")
+    assert "Mon ordonnance" in index and "Ajouté par vous" in index and ";oui;" in index
+    calendar = icalendar.Calendar.from_ical(zf.read("agenda/agenda.ics"))
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["UID"]) == "rdv-17@cabinet-martin"
+    assert "Consultation de suivi diabète" in zf.read("agenda/index.csv").decode("utf-8-sig")
+    readme = zf.read("README.txt").decode()
+    assert "documents/" in readme and "agenda/" in readme
 
 
 def test_only_a_patient_gets_an_archive(space: Space) -> None:
