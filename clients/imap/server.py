@@ -54,15 +54,9 @@ from pysasl.mechanism.login import LoginMechanism
 from pysasl.mechanism.plain import PlainMechanism
 
 from clients.imap import commands as imap_commands
-from clients.imap.backend import (
-    FETCH_NEEDS,
-    FETCH_OPENS,
-    Config,
-    Login,
-    fetch_needs,
-    imap_text,
-    opens_a_body,
-)
+from clients.imap import speedups
+from clients.imap.backend import Config, Login, imap_text
+from clients.imap.planning import FETCH_NEEDS, FETCH_OPENS, fetch_needs, opens_a_body
 from mailboxes.transport.inbound import ThreadedDatabase
 
 log = logging.getLogger(__name__)
@@ -301,6 +295,10 @@ class Server(IMAPServer):
 def make_config(
     *, host: str, port: int, tls_context: ssl.SSLContext, db: ThreadedDatabase | None = None
 ) -> OurConfig:
+    if not speedups.apply():
+        log.warning(
+            "imap: pymap is not %s: its byte formatting is left as it is", speedups.PYMAP_VERSION
+        )
     args = Namespace(passlib_cfg=None, proxy_protocol=None, debug=False)
     return OurConfig(
         args,

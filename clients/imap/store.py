@@ -24,7 +24,6 @@ from django.http import Http404
 from django.utils.translation import gettext as _
 
 from clients.services import ClientLogin
-from clients.submission import _content as submission_content
 from mailboxes import search, selectors
 from mailboxes.models import AccessEvent, Entry, Folder, FolderCounter, Mailbox, Message
 from mailboxes.selectors import Access
@@ -40,7 +39,7 @@ from mailboxes.services import folders as folder_services
 from mailboxes.services.messages import header_bytes
 from mailboxes.services.rights import authorise
 from mailboxes.services.sharing import record_access
-from mssante.lib import searchindex
+from mssante.lib import mime, searchindex
 
 # The shared namespace (RFC 2342): the other boxes the password opens, under this prefix.
 SHARED_PREFIX = "Partagés"
@@ -181,6 +180,35 @@ def folder_state(login: ClientLogin, folder_id: int) -> tuple[int, int, list[Row
             .values_list("uid", "pk", "seen", "flagged", "answered", "received_at", "message__size")
         ]
     return int(seq), int(uid_next), rows
+
+
+def folder_changes(
+    login: ClientLogin, folder_id: int, since: int
+) -> tuple[int, int, int, list[Row]]:
+    """The folder's modification sequence, next UID, message count and the messages
+    changed after modseq ``since`` (arrived, moved in, flags changed), in UID order.
+
+    The counter is read first: a change committed after it has a higher modseq and is
+    read again at the next refresh; one that left shows as a count below the rows known.
+    """
+    _folder(login, folder_id)
+    counter = FolderCounter.objects.filter(folder_id=folder_id).values_list(
+        "modseq", "uid_next", "total"
+    )
+    seq, uid_next, total = counter.first() or (0, 1, 0)
+    rows = [
+        Row(*values)
+        for values in Entry.objects.filter(folder_id=folder_id, modseq__gt=since)
+        .order_by("uid")
+        .values_list("uid", "pk", "seen", "flagged", "answered", "received_at", "message__size")
+    ]
+    return int(seq), int(uid_next), int(total), rows
+
+
+def folder_uids(login: ClientLogin, folder_id: int) -> list[int]:
+    """The UIDs of the folder's messages (what is left when some went away)."""
+    _folder(login, folder_id)
+    return list(Entry.objects.filter(folder_id=folder_id).values_list("uid", flat=True))
 
 
 def _entries(login: ClientLogin, folder_id: int, entry_ids: list[int]) -> list[Entry]:
@@ -485,7 +513,7 @@ def append_draft(login: ClientLogin, folder_id: int, raw: bytes) -> None:
     if not isinstance(parsed, EmailMessage):
         raise StoreRefusal(_("Message illisible : structure MIME invalide."))
     try:
-        text, html, files = submission_content(parsed)
+        text, html, files = mime.client_content(parsed)
     except (LookupError, ValueError, TypeError):
         raise StoreRefusal(_("Message illisible : structure MIME invalide.")) from None
 

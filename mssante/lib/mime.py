@@ -54,6 +54,7 @@ __all__ = [
     "SanitizedHtml",
     "build_message",
     "check_limits",
+    "client_content",
     "get_part",
     "get_parts",
     "html_too_large",
@@ -140,6 +141,27 @@ class OutgoingMessage:
 # the header would become the body. Longer words are cut (found by tests/lib/test_reports).
 _MAX_NAME_WORD: Final = 40
 _LONG_WORD_RE: Final = re.compile(r"\S{41,}")  # longer than _MAX_NAME_WORD
+
+
+def client_content(msg: EmailMessage) -> tuple[str, str | None, list[Attachment]]:
+    """The text, the HTML (None) and the attachments of a message a mail client composed
+    (what the SMTP submission sends and an IMAP APPEND to Drafts saves)."""
+    text_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    text = str(text_part.get_content()) if text_part is not None else ""
+    html = str(html_part.get_content()) if html_part is not None else None
+    files = []
+    for part in msg.iter_attachments():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            files.append(
+                Attachment(
+                    filename=part.get_filename() or "piece-jointe",
+                    content_type=part.get_content_type(),
+                    data=payload,
+                )
+            )
+    return text, html, files
 
 
 def safe_display_name(value: str) -> str:
