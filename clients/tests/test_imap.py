@@ -696,3 +696,60 @@ def test_connections_to_one_folder_share_its_view_and_see_each_other_s_changes(
         second.noop()
         assert b"\\Flagged" in second.get_flags([uids[2]])[uids[2]]
         assert set(first.search(["FLAGGED"])) == {uids[2]}
+
+
+def test_an_expunge_seen_during_a_sequence_number_fetch_is_told_after_it(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    entries = [
+        Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject=s))
+        for s in ("Un", "Deux", "Trois")
+    ]
+    secret = password_for(box)
+    with client(imap, here, box, secret) as first, client(imap, here, box, secret) as second:
+        first.select_folder("INBOX")
+        second.select_folder("INBOX")
+        first.add_flags([entries[1].uid], [b"\\Deleted"])
+        first.expunge()
+        # A FETCH by sequence numbers must not renumber under the client: no EXPUNGE
+        # during it, the three numbers it knew still answered.
+        second.use_uid = False
+        fetched = second.fetch([1, 2, 3], ["UID"])
+        assert sorted(fetched) == [1, 2, 3]
+        # Told at the next command that may renumber (and only then: it was kept back).
+        heard = second.noop()[1]
+        assert (2, b"EXPUNGE") in heard
+        assert sorted(second.fetch([1, 2, 3], ["UID"])) == [1, 2]
+        second.use_uid = True
+        assert second.search(["ALL"]) == [entries[0].uid, entries[2].uid]
+
+
+def test_the_byte_formatting_shortcuts_answer_as_pymap_does() -> None:
+    from pymap.bytes import BytesFormat
+    from pymap.parsing.primitives import List, Number
+    from pymap.parsing.specials import DateTime
+
+    from clients.imap import speedups
+
+    values: list[Any] = [
+        (b"a", b"b"),
+        (b"UID", Number(7)),
+        b"x",
+        Number(3),
+        [b"a", b"b"],
+        (DateTime(timezone.now()), List([b"\\Seen"])),
+    ]
+    formats = [BytesFormat(b"%b %b"), BytesFormat(b"%b %b"), BytesFormat(b"%b")]
+
+    def formatted() -> list[bytes]:
+        out = []
+        for value in values:
+            count = len(value) if isinstance(value, tuple | list) else 1
+            out.append(formats[0 if count == 2 else 2] % value)
+        return out
+
+    before = formatted()
+    assert speedups.apply()
+    assert formatted() == before
+    with pytest.raises(NotImplementedError):
+        BytesFormat(b"%b") % object()  # pymap's refusal, kept
