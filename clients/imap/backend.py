@@ -317,8 +317,12 @@ class FolderData:
         """The messages the client knows that pass ``test`` (a SEARCH the view answers)."""
         messages = self._messages
         known = selected.messages
+        view = self._view
+        if view is not None and getattr(known, "_shared", None) is view.index:
+            # The client knows the view as it is: its messages in order are the answer's.
+            return [(seq, msg) for seq, msg in enumerate(messages.values(), 1) if test(seq, msg)]
         out = []
-        # pymap's list of the client's UIDs in order (SharedMessages: usually the view's).
+        # pymap's list of the client's UIDs in order (its own copy, or an older view).
         for seq, uid in enumerate(known._sorted, 1):
             msg = messages.get(uid)
             if msg is None:

@@ -11,10 +11,11 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pymap.bytes import Writeable
 from pymap.message import BaseLoadedMessage
 from pymap.mime import MessageBody, MessageContent, MessageHeader
 from pymap.parsing.specials import FetchRequirement
@@ -97,12 +98,46 @@ def shallow_content(raw: bytes) -> MessageContent:
 
 
 class HeaderOnly(BaseLoadedMessage):
-    """A message loaded from its header block: its size is the stored message's."""
+    """A message loaded from its header block: its size is the stored message's, its
+    header block handed out as it is stored (BODY.PEEK[HEADER], RFC822.HEADER) and parsed
+    only when a header is asked by name (ENVELOPE, HEADER.FIELDS)."""
+
+    __slots__ = ["_raw"]
+
+    def __init__(self, message: Any, requirement: FetchRequirement, raw: bytes) -> None:
+        super().__init__(message, requirement, None)
+        self._raw = raw
+
+    @property
+    def content(self) -> MessageContent:
+        if self._content is None:
+            self._content = shallow_content(self._raw)
+        return self._content
+
+    def get_message_headers(
+        self,
+        section: Sequence[int] | None = None,
+        subset: Collection[bytes] | None = None,
+        inverse: bool = False,
+    ) -> Writeable:
+        if not section and subset is None and _is_header_block(self._raw):
+            return Writeable.wrap(self._raw)
+        return super().get_message_headers(section, subset, inverse)
 
     def get_size(self, section: Sequence[int] | None = None) -> int:
         if not section:
             return int(getattr(self.message, "size"))  # noqa: B009 (our Message)
         return super().get_size(section)
+
+
+def _is_header_block(raw: bytes) -> bool:
+    """Whether ``raw`` is a header block and nothing else (its first blank line ends it):
+    then it is its own header, as pymap's parse would give it back."""
+    for blank in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(blank)
+        if end >= 0:
+            return end + len(blank) == len(raw)
+    return False
 
 
 class Loader:
@@ -165,7 +200,7 @@ async def load_content(msg: Message, requirement: FetchRequirement) -> BaseLoade
         return BaseLoadedMessage(msg, requirement, MessageContent.parse(raw))
     # A header block has no body to structure: its Content-Type is not parsed (the
     # email package's header parser was a quarter of a 1,000-header FETCH).
-    return HeaderOnly(msg, requirement, shallow_content(raw))
+    return HeaderOnly(msg, requirement, raw)
 
 
 # --------------------------------------------------------------------------- SEARCH

@@ -172,23 +172,22 @@ class _Buffered:
 
     def __init__(self, writer: Any) -> None:
         self.writer = writer
-        self.parts: list[bytes] = []
-        self.size = 0
+        self.buffer = bytearray()
 
     def write(self, data: bytes) -> None:
-        self.parts.append(bytes(data))
-        self.size += len(data)
+        # (About 80 pieces per message of a FETCH: this is kept to the least.)
+        buffer = self.buffer
+        buffer += data
         # Only at the end of a line: pymap writes a line by pieces ("* 3 FETCH ", then
         # "(FLAGS ())"), and a client reading lines without blocking (IMAPClient's IDLE)
         # takes a line cut across two TLS records for a broken one.
-        if self.size >= 65536 and self.parts[-1].endswith(b"\r\n"):
+        if len(buffer) >= 65536 and buffer.endswith(b"\r\n"):
             self.flush()
 
     def flush(self) -> None:
-        if self.parts:
-            self.writer.write(b"".join(self.parts))
-            self.parts.clear()
-            self.size = 0
+        if self.buffer:
+            self.writer.write(bytes(self.buffer))
+            self.buffer = bytearray()
 
 
 class Connection(IMAPConnection):

@@ -1,4 +1,4 @@
-"""Two shortcuts in pymap 0.36.7's byte formatting, the same answers in a fraction of the time.
+"""Shortcuts in pymap 0.36.7's byte formatting, the same answers in a fraction of the time.
 
 Every value of every FETCH response goes through ``BytesFormat.__mod__``, which first asks
 ``isinstance(other, SupportsIndex)`` and ``isinstance(other, SupportsBytes)``: runtime
