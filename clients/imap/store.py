@@ -254,6 +254,8 @@ def load_many(
     journaled once for the batch. A message held by the antivirus gives the notice.
     """
     folder = _folder(login, folder_id)
+    if not body:
+        return _headers(login, folder, entry_ids[:BATCH])
     # Only what is read: an entry's search tokens and a message's other sealed columns
     # (subject, preview, attachments) would each be parsed or opened for nothing.
     entries = list(
@@ -280,6 +282,33 @@ def load_many(
             out[entry.pk] = header_bytes(message)
     if opening and opened:
         record_access(folder.mailbox, AccessEvent.Action.OPEN, actor=login.user, messages=opened)
+    return out
+
+
+def _headers(login: ClientLogin, folder: Folder, entry_ids: list[int]) -> dict[int, bytes]:
+    """The header blocks of these entries: the sealed column opened, no model instance
+    made (a 1,000-header FETCH made 2,000); a message stored before the column existed
+    goes the way of ``header_bytes`` (its block filled now)."""
+    rows = list(
+        Entry.objects.filter(pk__in=entry_ids, folder=folder)
+        .order_by("pk")
+        .values_list("pk", "message_id", "message__scan_status", "message__header_block")
+    )
+    infected = [m for _e, m, status, _h in rows if status == Message.ScanStatus.INFECTED]
+    released = set(quarantine.released_ids(infected)) if infected else set()
+    held = _("Ce message est retenu par l'antivirus : son contenu n'est pas remis.")
+    out: dict[int, bytes] = {}
+    unfilled: list[int] = []
+    for entry_id, message_id, _status, block in rows:
+        if message_id in infected and message_id not in released:
+            out[entry_id] = (HELD_NOTICE + held + "\r\n").encode("utf-8")
+        elif block is None:
+            unfilled.append(entry_id)
+        else:
+            out[entry_id] = str(block).encode("latin-1")
+    if unfilled:
+        for entry in Entry.objects.select_related("message").filter(pk__in=unfilled):
+            out[entry.pk] = header_bytes(entry.message)
     return out
 
 
