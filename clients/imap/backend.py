@@ -233,9 +233,13 @@ class FolderData:
         LOADER.set(Loader(self, messages, body=body))
 
     async def update_selected(
-        self, selected: SelectedMailbox, *, wait_on: Event | None = None
+        self, selected: SelectedMailbox, *, wait_on: Event | None = None, fresh: bool = False
     ) -> SelectedMailbox:
-        if wait_on is not None:
+        """The client's state moved to the folder's (``fresh``: the command just refreshed)."""
+        view: FolderView | None
+        if fresh and self._view is not None:
+            view = self._view
+        elif wait_on is not None:
             # IDLE: until the folder moves or the client is done (the process's watcher
             # looks at every watched folder once a second, in one query).
             while not wait_on.is_set():
@@ -615,7 +619,8 @@ class Session:
         params = SearchParams(selected, disabled=self.config.disable_search_keys)
         test = view_search(keys, params)
         if test is not None:
-            return folder.matching(selected, test), await folder.update_selected(selected)
+            found = folder.matching(selected, test)
+            return found, await folder.update_selected(selected, fresh=True)
         specs, rest = [], []
         for key in keys:
             spec = search_spec(key)
