@@ -103,26 +103,6 @@ def _split_recipients(msg: EmailMessage, rcpt: list[str]) -> tuple[list[str], li
     return to, cc, bcc
 
 
-def _content(msg: EmailMessage) -> tuple[str, str | None, list[mime.Attachment]]:
-    """The text, the HTML (None) and the attachments of a client's message."""
-    text_part = msg.get_body(preferencelist=("plain",))
-    html_part = msg.get_body(preferencelist=("html",))
-    text = str(text_part.get_content()) if text_part is not None else ""
-    html = str(html_part.get_content()) if html_part is not None else None
-    files = []
-    for part in msg.iter_attachments():
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            files.append(
-                mime.Attachment(
-                    filename=part.get_filename() or "piece-jointe",
-                    content_type=part.get_content_type(),
-                    data=payload,
-                )
-            )
-    return text, html, files
-
-
 class SubmissionHandler(ThreadedDatabase):
     """aiosmtpd handler of the submission server (one instance serves every connection)."""
 
@@ -248,7 +228,7 @@ def _submit(login: services.ClientLogin, sender: str, rcpt: list[str], raw: Any)
     assert isinstance(msg, EmailMessage)
     to, cc, bcc = _split_recipients(msg, rcpt)
     try:
-        text, html, files = _content(msg)
+        text, html, files = mime.client_content(msg)
     except (LookupError, ValueError, TypeError):
         return _Submitted(
             "554 5.6.0 " + smtp_text(_("Message illisible : structure MIME invalide."))

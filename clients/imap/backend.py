@@ -5,8 +5,11 @@ pymap parses the commands and keeps each connection's view of its selected folde
 from the store (``clients.imap.store``, run in worker threads: the event loop never
 waits on the database):
 
-- a folder's state is its entries in UID order, re-read only when the folder's
-  modification sequence moved (one small query per NOOP, per second in IDLE);
+- a folder's state is a view of its entries in UID order shared by the process's
+  connections (``clients.imap.folderview``), moved forward only when the folder's
+  modification sequence moved (one small query per NOOP, per second in IDLE), by the
+  entries changed since;
+- what a FETCH or a SEARCH reads is planned in ``clients.imap.planning``;
 - \\Seen, \\Flagged and \\Answered are the entry's flags; \\Deleted lives in this process
   until EXPUNGE, which moves to the trash (in the trash: the webmail's delete);
 - a body is read as the webmail's "source" serves it and, in a shared box, journaled.
@@ -16,10 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
@@ -40,8 +42,7 @@ from pymap.flags import FlagOp, PermanentFlags, SessionFlags
 from pymap.interfaces.message import CachedMessage
 from pymap.listtree import ListTree
 from pymap.mailbox import MailboxSnapshot
-from pymap.message import BaseLoadedMessage, BaseMessage
-from pymap.mime import MessageBody, MessageContent, MessageHeader
+from pymap.message import BaseLoadedMessage
 from pymap.parsing.message import AppendMessage
 from pymap.parsing.response.code import AppendUid, CopyUid
 from pymap.parsing.specials import FetchRequirement, ObjectId, SequenceSet
@@ -52,8 +53,27 @@ from pysasl.creds.server import ServerCredentials
 
 from clients import services
 from clients.imap import store
+from clients.imap.folderview import (
+    FolderView,
+    Message,
+    Selected,
+    Views,
+    build,
+    interned,
+    remark,
+)
 from clients.imap.idle import Watcher
 from clients.imap.patterns import MAX_PATTERN, MAX_WILDCARDS, glob_matches
+from clients.imap.planning import (
+    FETCH_NEEDS,
+    FETCH_OPENS,
+    LOADER,
+    SEARCH_OPENS,
+    Loader,
+    Predicate,
+    search_spec,
+    view_search,
+)
 from clients.models import AppPassword
 from mailboxes.models import Folder
 from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
@@ -61,85 +81,6 @@ from mailboxes.transport.inbound import ThreadedDatabase, smtp_text
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-# Whether the FETCH being answered asks for a message's body (not only its headers): set
-# by the connection's state for each FETCH (pymap's own requirement counts a
-# BODY.PEEK[HEADER] as the whole content), read when a message is loaded.
-FETCH_OPENS: contextvars.ContextVar[bool] = contextvars.ContextVar("imap_fetch_opens", default=True)
-HEADER_ONLY = frozenset({b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT", b"MIME"})
-
-
-def opens_a_body(attributes: Iterable[Any]) -> bool:
-    """Whether these FETCH attributes hand out a body (an opening for the access journal)."""
-    for attr in attributes:
-        name = bytes(attr.value).upper()
-        if name in (b"RFC822", b"RFC822.TEXT"):
-            return True
-        if name in (b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK") and attr.section is not None:
-            section = attr.section
-            if section.parts or section.specifier not in HEADER_ONLY:
-                return True
-    return False
-
-
-# What the FETCH being answered needs of each message's content: "none" (UID, FLAGS,
-# INTERNALDATE), "headers" (headers, envelope, size: the sealed header column, no blob
-# opened), "whole" (its bytes, no MIME structure) or "body". Set by the connection's
-# state for each FETCH, like FETCH_OPENS.
-FETCH_NEEDS: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "imap_fetch_needs", default="body"
-)
-
-
-def fetch_needs(attributes: Iterable[Any]) -> str:
-    """What these FETCH attributes need: "none", "headers", "whole" (the bytes, no MIME
-    structure) or "body" (see FETCH_NEEDS)."""
-    rank = {"none": 0, "headers": 1, "whole": 2, "body": 3}
-    need = "none"
-    for attr in attributes:
-        name = bytes(attr.value).upper()
-        section = attr.section
-        if name in (b"UID", b"FLAGS", b"INTERNALDATE", b"MODSEQ"):
-            this = "none"
-        elif name in (b"ENVELOPE", b"RFC822.HEADER", b"RFC822.SIZE"):
-            this = "headers"
-        elif name in (b"RFC822", b"RFC822.TEXT"):
-            this = "whole"
-        elif name in (b"BODY", b"BODY.PEEK") and section is not None and not section.parts:
-            # (pymap's own requirement counts a BODY.PEEK[HEADER] as the whole content.)
-            if section.specifier in (b"HEADER", b"HEADER.FIELDS", b"HEADER.FIELDS.NOT"):
-                this = "headers"
-            elif section.specifier in (None, b"TEXT"):
-                this = "whole"
-            else:
-                this = "body"
-        else:
-            this = "body"
-        if rank[this] > rank[need]:
-            need = this
-    return need
-
-
-def shallow_content(raw: bytes) -> MessageContent:
-    """The message for a FETCH of its bytes only: its header parsed, its body one flat part
-    (a multipart's MIME structure is parsed only when BODYSTRUCTURE or a part is asked)."""
-    view = memoryview(raw)
-    lines = MessageContent._find_lines(raw)
-    header_lines, body_lines = MessageContent._split_lines(raw, lines)
-    header = MessageHeader._parse(raw, view, header_lines)
-    body = MessageBody._parse(raw, view, body_lines, None)
-    return MessageContent(raw, header, body)
-
-
-class HeaderOnly(BaseLoadedMessage):
-    """A message loaded from its header block: its size is the stored message's."""
-
-    def get_size(self, section: Sequence[int] | None = None) -> int:
-        if not section:
-            assert isinstance(self.message, Message)
-            return self.message.size
-        return super().get_size(section)
-
 
 PERMANENT = frozenset({Seen, Flagged, Answered, Deleted})
 
@@ -176,8 +117,8 @@ class Config(IMAPConfig):
         self.store = StoreAccess(db)
         self.watcher = Watcher(self.store.db)
         self.selected_sets: dict[int, SelectedSet] = {}
-        # \Deleted marks awaiting EXPUNGE: folder id → UIDs.
-        self.deleted: dict[int, set[int]] = {}
+        # The folders' messages, shared by the connections (and the \Deleted marks).
+        self.views = Views()
 
     @property
     def backend_capability(self) -> BackendCapability:
@@ -190,70 +131,15 @@ class Config(IMAPConfig):
         return b"Messagerie MSSante prete"
 
 
-class Message(BaseMessage):
-    """A message of a folder: its entry, flags and date; its bytes read on demand."""
-
-    __slots__ = ["_folder", "entry_id", "size"]
-
-    def __init__(
-        self,
-        uid: int,
-        internal_date: datetime,
-        permanent_flags: Iterable[Flag],
-        *,
-        folder: FolderData,
-        entry_id: int,
-        size: int,
-        expunged: bool = False,
-    ) -> None:
-        super().__init__(uid, internal_date, permanent_flags, expunged=expunged)
-        self._folder = folder
-        self.entry_id = entry_id
-        self.size = size
-
-    def copy_with(self, flags: Iterable[Flag] | None = None, *, expunged: bool = False) -> Message:
-        return Message(
-            self.uid,
-            self.internal_date,
-            self.permanent_flags if flags is None else flags,
-            folder=self._folder,
-            entry_id=self.entry_id,
-            size=self.size,
-            expunged=expunged,
-        )
-
-    async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
-        if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
-            return BaseLoadedMessage(self, requirement, None)
-        # Headers, envelope and size come from the header column; anything else reads
-        # the message (a SEARCH sets "body" when it needs more than the headers).
-        needs = FETCH_NEEDS.get()
-        body = requirement.has_all(FetchRequirement.BODY) and needs != "headers"
-        raw = await self._folder.loaded(self.entry_id, body=body, opening=FETCH_OPENS.get())
-        if raw is None:  # gone meanwhile
-            return BaseLoadedMessage(self, requirement, None)
-        if body and needs == "whole":
-            return BaseLoadedMessage(self, requirement, shallow_content(raw))
-        if body:
-            return BaseLoadedMessage(self, requirement, MessageContent.parse(raw))
-        return HeaderOnly(self, requirement, MessageContent.parse(raw))
-
-
 class FolderData:
-    """One folder of the store, as pymap's ``MailboxDataInterface`` wants it."""
+    """One folder of the store, as pymap's ``MailboxDataInterface`` wants it: this
+    connection's handle on the process's shared view of the folder."""
 
     def __init__(self, session: Session, ref: store.FolderRef) -> None:
         self.session = session
         self.ref = ref
         self.config = session.config
-        self._messages: dict[int, Message] = {}
-        self._modseq: int | None = None
-        self._uid_next = 1
-        # The FETCH being answered: its entries in order, loaded a batch at a time.
-        self._plan: dict[int, int] = {}
-        self._plan_ids: list[int] = []
-        self._plan_body = False
-        self._loaded: dict[int, bytes] = {}
+        self._view: FolderView | None = None
 
     # --- what pymap reads
 
@@ -283,65 +169,77 @@ class FolderData:
 
     @property
     def _deleted(self) -> set[int]:
-        return self.config.deleted.setdefault(self.ref.folder_id, set())
+        return self.config.views.deleted_of(self.ref.folder_id)
+
+    @property
+    def _messages(self) -> dict[int, Message]:
+        return self._view.messages if self._view is not None else {}
+
+    @property
+    def _modseq(self) -> int | None:
+        return self._view.modseq if self._view is not None else None
 
     # --- the store
 
-    async def _refresh(self, *, force: bool = False) -> None:
+    async def _refresh(self, *, force: bool = False) -> FolderView:
+        """The folder's current view: the process's when the folder has not moved (one
+        small query), else moved forward by the entries changed since (rights asked)."""
+        views = self.config.views
+        folder_id = self.ref.folder_id
         login = self.session.login
-        if not force and self._modseq is not None:
-            seq = await self.config.store(store.modseq, login, self.ref.folder_id)
-            if seq == self._modseq:
-                return
-        seq, uid_next, rows = await self.config.store(store.folder_state, login, self.ref.folder_id)
-        self._uid_next = uid_next
+        seq = await self.config.store(store.modseq, login, folder_id)
+        view = views.current.get(folder_id)
+        if not force and _current(view, seq, views.deleted_version(folder_id)):
+            assert view is not None
+            self._view = view
+            return view
+        async with views.lock(folder_id):
+            # Another connection may have read it while this one waited.
+            view = views.current.get(folder_id)
+            version = views.deleted_version(folder_id)
+            if force or not _current(view, seq, version):
+                view = await self._read(view if not force else None, version)
+                views.current[folder_id] = view
+        assert view is not None
+        self._view = view
+        return view
+
+    async def _read(self, base: FolderView | None, version: int) -> FolderView:
+        login = self.session.login
+        folder_id = self.ref.folder_id
         deleted = self._deleted
-        live = {row.uid for row in rows}
-        deleted &= live
-        self._messages = {
-            row.uid: Message(
-                row.uid,
-                row.received_at.astimezone(UTC),
-                _flags(row.seen, row.flagged, row.answered, row.uid in deleted),
-                folder=self,
-                entry_id=row.entry_id,
-                size=row.size,
-            )
-            for row in rows
-        }
-        self._modseq = seq
+        if base is None:
+            seq, uid_next, rows = await self.config.store(store.folder_state, login, folder_id)
+            view = build(folder_id, seq, uid_next, rows, deleted, deleted_version=version)
+            deleted.intersection_update(view.messages)
+            return view
+        seq, uid_next, total, rows = await self.config.store(
+            store.folder_changes, login, folder_id, base.modseq
+        )
+        new = sum(1 for row in rows if row.uid not in base.messages)
+        keep = None
+        if len(base.messages) + new != total:
+            # Some left (moved, deleted): the UIDs still there.
+            keep = set(await self.config.store(store.folder_uids, login, folder_id))
+            deleted.intersection_update(keep)
+        if base.deleted_version != version:
+            base = remark(base, deleted, version)
+        return build(
+            folder_id, seq, uid_next, rows, deleted, base=base, keep=keep, deleted_version=version
+        )
 
     def plan(self, messages: Sequence[Message], *, body: bool) -> None:
-        """The messages the FETCH will load, in order: read by batches of ``store.BATCH``."""
-        self._plan_ids = [m.entry_id for m in messages if not m.expunged]
-        self._plan = {entry_id: i for i, entry_id in enumerate(self._plan_ids)}
-        self._plan_body = body
-        self._loaded = {}
-
-    async def loaded(self, entry_id: int, *, body: bool, opening: bool) -> bytes | None:
-        """One message's bytes (its header block when not ``body``), from the batch."""
-        if entry_id in self._loaded:
-            return self._loaded.pop(entry_id)
-        ids = [entry_id]
-        start = self._plan.get(entry_id)
-        if start is not None and body == self._plan_body:
-            sizes = {m.entry_id: m.size for m in self._messages.values()}
-            ids, total = [], 0
-            for other in self._plan_ids[start : start + store.BATCH]:
-                total += sizes.get(other, 0) if body else 0
-                if ids and total > store.BATCH_BYTES:
-                    break
-                ids.append(other)
-        found = await self.config.store(
-            store.load_many, self.session.login, self.ref.folder_id, ids, body=body, opening=opening
-        )
-        self._loaded = found
-        return self._loaded.pop(entry_id, None)
+        """The messages the command will load, in order (read by batches of ``store.BATCH``)."""
+        LOADER.set(Loader(self, messages, body=body))
 
     async def update_selected(
-        self, selected: SelectedMailbox, *, wait_on: Event | None = None
+        self, selected: SelectedMailbox, *, wait_on: Event | None = None, fresh: bool = False
     ) -> SelectedMailbox:
-        if wait_on is not None:
+        """The client's state moved to the folder's (``fresh``: the command just refreshed)."""
+        view: FolderView | None
+        if fresh and self._view is not None:
+            view = self._view
+        elif wait_on is not None:
             # IDLE: until the folder moves or the client is done (the process's watcher
             # looks at every watched folder once a second, in one query).
             while not wait_on.is_set():
@@ -350,34 +248,29 @@ class FolderData:
                 if self._modseq != before:
                     break
                 await self.config.watcher.wait(self.ref.folder_id, self._modseq, wait_on)
+            view = self._view
         else:
-            await self._refresh()
-        selected.set_messages(list(self._messages.values()))
+            view = await self._refresh()
+        assert view is not None
+        if isinstance(selected, Selected):
+            selected.follow(view)
+        else:
+            selected.set_messages(list(view.messages.values()))
         return selected
 
     async def snapshot(self) -> MailboxSnapshot:
-        await self._refresh()
-        exists = len(self._messages)
-        unseen = 0
-        first_unseen = None
-        for seq, uid in enumerate(sorted(self._messages), 1):
-            if Seen not in self._messages[uid].permanent_flags:
-                unseen += 1
-                if first_unseen is None:
-                    first_unseen = seq
-        # The counter's: above every UID the folder ever gave, moved-away ones included.
-        next_uid = max(self._uid_next, max(self._messages, default=0) + 1)
+        view = await self._refresh()
         return MailboxSnapshot(
             self.mailbox_id,
             self.readonly,
             self.uid_validity,
             self.permanent_flags,
             self.session_flags,
-            exists,
+            len(view.messages),
             0,
-            unseen,
-            first_unseen,
-            next_uid,
+            len(view.unseen),
+            view.first_unseen(),
+            view.next_uid,
         )
 
     async def get(self, uid: int, cached_msg: CachedMessage) -> Message:
@@ -391,13 +284,64 @@ class FolderData:
     async def find(
         self, seq_set: SequenceSet, selected: SelectedMailbox
     ) -> AsyncIterator[tuple[int, Message]]:
+        for seq, msg in self.found(seq_set, selected):
+            yield seq, msg
+
+    def found(self, seq_set: SequenceSet, selected: SelectedMailbox) -> list[tuple[int, Message]]:
+        """The messages of ``seq_set`` as the view has them now (expunged: as the client knew them)."""
+        messages = self._messages
+        out = []
         for seq, cached_msg in selected.messages.get_all(seq_set):
-            yield seq, await self.get(cached_msg.uid, cached_msg)
+            msg = messages.get(cached_msg.uid)
+            if msg is None:
+                if not isinstance(cached_msg, Message):
+                    raise IndexError(cached_msg.uid)
+                msg = cached_msg.copy_with(expunged=True)
+            out.append((seq, msg))
+        return out
+
+    def known(self, selected: SelectedMailbox, uids: Iterable[int]) -> list[tuple[int, Message]]:
+        """These UIDs' messages, those the client knows, with their sequence numbers."""
+        messages = self._messages
+        known = selected.messages
+        out = []
+        for uid in uids:
+            cached = known.get(uid)
+            if cached is None:
+                continue
+            msg = messages.get(uid)
+            if msg is None:
+                if not isinstance(cached, Message):
+                    continue
+                msg = cached.copy_with(expunged=True)
+            out.append((known._seqs_cache[uid], msg))
+        return out
+
+    def matching(self, selected: SelectedMailbox, test: Predicate) -> list[tuple[int, Message]]:
+        """The messages the client knows that pass ``test`` (a SEARCH the view answers)."""
+        messages = self._messages
+        known = selected.messages
+        view = self._view
+        if view is not None and getattr(known, "_shared", None) is view.index:
+            # The client knows the view as it is: its messages in order are the answer's.
+            return [(seq, msg) for seq, msg in enumerate(messages.values(), 1) if test(seq, msg)]
+        out = []
+        # pymap's list of the client's UIDs in order (its own copy, or an older view).
+        for seq, uid in enumerate(known._sorted, 1):
+            msg = messages.get(uid)
+            if msg is None:
+                cached = known.get(uid)
+                if not isinstance(cached, Message):
+                    continue
+                msg = cached.copy_with(expunged=True)
+            if test(seq, msg):
+                out.append((seq, msg))
+        return out
 
     async def find_deleted(self, seq_set: SequenceSet, selected: SelectedMailbox) -> Sequence[int]:
         return [
             msg.uid
-            async for _, msg in self.find(seq_set, selected)
+            for _, msg in self.found(seq_set, selected)
             if not msg.expunged and Deleted in msg.permanent_flags
         ]
 
@@ -407,25 +351,42 @@ class FolderData:
         """Apply a STORE to these messages: one write per flag value, not one per message."""
         changes: dict[tuple[str, bool], list[int]] = {}
         updated = []
+        fresh_ones = []
+        deleted = self._deleted
+        marks = False
         for msg in messages:
             if msg.expunged:
                 updated.append(msg)
                 continue
-            new = mode.apply(msg.permanent_flags, flag_set & PERMANENT)
+            new = interned(mode.apply(msg.permanent_flags, flag_set & PERMANENT))
             for flag, field in ((Seen, "seen"), (Flagged, "flagged"), (Answered, "answered")):
                 if (flag in new) != (flag in msg.permanent_flags):
                     changes.setdefault((field, flag in new), []).append(msg.entry_id)
-            if Deleted in new:
-                self._deleted.add(msg.uid)
-            else:
-                self._deleted.discard(msg.uid)
-            fresh = msg.copy_with(new)
-            self._messages[msg.uid] = fresh
+            if (Deleted in new) != (msg.uid in deleted):
+                marks = True
+                if Deleted in new:
+                    deleted.add(msg.uid)
+                else:
+                    deleted.discard(msg.uid)
+            fresh = msg.copy_with(new) if new is not msg.permanent_flags else msg
+            fresh_ones.append(fresh)
             updated.append(fresh)
         for (field, value), ids in changes.items():
             await self.config.store(
                 store.set_flags, self.session.login, self.ref.folder_id, ids, **{field: value}
             )
+        view = self._view
+        if view is not None and (marks or changes):
+            # The process's view at once (the written flags also move the folder's modseq:
+            # the next refresh reads them back from the store).
+            views = self.config.views
+            folder_id = self.ref.folder_id
+            version = views.marks_changed(folder_id) if marks else views.deleted_version(folder_id)
+            current = views.current.get(folder_id, view)
+            view = current.with_messages(fresh_ones, deleted_version=version)
+            if not changes:
+                views.current[folder_id] = view
+            self._view = view
         return updated
 
     async def update(
@@ -435,11 +396,13 @@ class FolderData:
         return (await self.update_many([msg], flag_set, mode))[0]
 
     async def delete(self, uids: Iterable[int]) -> None:
+        uids = list(uids)
         ids = [self._messages[uid].entry_id for uid in uids if uid in self._messages]
         if ids:
             await self.config.store(store.expunge, self.session.login, self.ref.folder_id, ids)
         self._deleted.difference_update(uids)
-        await self._refresh(force=True)
+        self.config.views.marks_changed(self.ref.folder_id)
+        await self._refresh()
 
     async def append(self, append_msg: AppendMessage, *, recent: bool = False) -> Message:
         raise NotSupportedError()  # the session's append_messages answers APPEND
@@ -457,17 +420,9 @@ class FolderData:
         return None
 
 
-def _flags(seen: bool, flagged: bool, answered: bool, deleted: bool) -> frozenset[Flag]:
-    flags = set()
-    if seen:
-        flags.add(Seen)
-    if flagged:
-        flags.add(Flagged)
-    if answered:
-        flags.add(Answered)
-    if deleted:
-        flags.add(Deleted)
-    return frozenset(flags)
+def _current(view: FolderView | None, seq: int, version: int) -> bool:
+    r"""Whether ``view`` shows the folder at modseq ``seq`` with the current \Deleted marks."""
+    return view is not None and view.modseq >= seq and view.deleted_version == version
 
 
 class Session:
@@ -623,7 +578,7 @@ class Session:
         self, name: str, readonly: bool = False
     ) -> tuple[MailboxSnapshot, SelectedMailbox]:
         folder = await self._folder(name)
-        selected = SelectedMailbox(
+        selected = Selected(
             folder.mailbox_id,
             readonly or folder.readonly,
             PermanentFlags(folder.permanent_flags),
@@ -644,7 +599,7 @@ class Session:
         self, selected: SelectedMailbox, sequence_set: SequenceSet, set_seen: bool
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
         folder = await self._selected_folder(selected)
-        found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
+        found = folder.found(sequence_set, selected)
         folder.plan([m for _s, m in found], body=FETCH_NEEDS.get() in ("whole", "body"))
         if set_seen:
             unseen = [m for _s, m in found if not m.expunged and Seen not in m.permanent_flags]
@@ -656,14 +611,19 @@ class Session:
     async def search_mailbox(
         self, selected: SelectedMailbox, keys: frozenset[Any]
     ) -> tuple[Iterable[tuple[int, Message]], SelectedMailbox]:
-        """SEARCH: people, words and sizes from the columns and the search index (no message
-        opened); flags, dates and UID sets on the folder's rows; anything else reads the
-        messages left, at most SEARCH_OPENS of them."""
+        """SEARCH: flags, dates, sizes and UID sets on the folder's view; people and words
+        from the columns and the search index (no message opened); anything else reads
+        the messages left, at most SEARCH_OPENS of them."""
         folder = await self._selected_folder(selected)
         await folder._refresh()
+        params = SearchParams(selected, disabled=self.config.disable_search_keys)
+        test = view_search(keys, params)
+        if test is not None:
+            found = folder.matching(selected, test)
+            return found, await folder.update_selected(selected, fresh=True)
         specs, rest = [], []
         for key in keys:
-            spec = _search_spec(key)
+            spec = search_spec(key)
             if spec is None:
                 rest.append(key)
             else:
@@ -674,13 +634,13 @@ class Session:
                 store.search_uids, self.login, folder.ref.folder_id, specs
             )
         req = FetchRequirement.reduce(key.requirement for key in rest)
-        params = SearchParams(selected, disabled=self.config.disable_search_keys)
         search = SearchCriteriaSet(rest, params)
-        candidates = [
-            (seq, msg)
-            async for seq, msg in folder.find(search.sequence_set, selected)
-            if served is None or msg.uid in served
-        ]
+        if served is None:
+            candidates = folder.found(search.sequence_set, selected)
+        else:
+            # The store's few, not the folder's thousands (a sequence set among the
+            # keys is still tested below, with the others).
+            candidates = folder.known(selected, sorted(served))
         opens = not req.has_none(FetchRequirement.CONTENT)
         if opens and len(candidates) > SEARCH_OPENS:
             raise NotAllowedError(
@@ -752,6 +712,7 @@ class Session:
         )
         moved = [(uid, new_uids[e]) for uid, e in pairs if e in new_uids]
         folder._deleted.difference_update(uid for uid, _e in pairs)
+        self.config.views.marks_changed(folder.ref.folder_id)
         copy_uid = CopyUid(dest.uid_validity, moved) if moved else None
         return copy_uid, await folder.update_selected(selected)
 
@@ -766,7 +727,7 @@ class Session:
             raise MailboxReadOnly()
         folder = await self._selected_folder(selected)
         await folder._refresh()
-        found = [(seq, msg) async for seq, msg in folder.find(sequence_set, selected)]
+        found = folder.found(sequence_set, selected)
         updated = await folder.update_many([m for _s, m in found], flag_set, mode)
         for msg in updated:
             if not msg.expunged:
@@ -774,35 +735,6 @@ class Session:
         return list(
             zip([s for s, _m in found], updated, strict=True)
         ), await folder.update_selected(selected)
-
-
-# A SEARCH key that no column nor the index answers reads at most this many messages.
-SEARCH_OPENS = 500
-_PEOPLE = {b"FROM": "from", b"TO": "to", b"CC": "cc"}
-_WORDS = {b"SUBJECT": "subject", b"BODY": "body", b"TEXT": "text"}
-
-
-def _search_spec(key: Any) -> store.Spec | None:
-    """The store's spec for a SEARCH key the columns and index answer, else None."""
-    name = bytes(key.value).upper()
-    spec: store.Spec | None
-    if name in _PEOPLE:
-        spec = (_PEOPLE[name], str(key.filter))
-    elif name in _WORDS:
-        spec = (_WORDS[name], str(key.filter))
-    elif name in (b"LARGER", b"SMALLER"):
-        spec = (name.decode().lower(), int(key.filter))
-    elif name == b"OR":
-        left, right = (_search_spec(k) for k in key.filter)
-        spec = None if left is None or right is None else ("or", left, right)
-    elif name == b"KEYSET":
-        parts = [_search_spec(k) for k in key.filter]
-        spec = None if any(p is None for p in parts) else ("and", parts)
-    else:
-        return None
-    if spec is not None and key.inverse:
-        return ("not", spec)
-    return spec
 
 
 def _key(name: str) -> str:

@@ -640,3 +640,116 @@ def test_a_response_leaves_in_one_write_whatever_pymap_cuts_it_into() -> None:
     connection.writer = recorder  # type: ignore[assignment]
     asyncio.run(connection.write_response(response))
     assert recorder.writes == [b"* 3 FETCH (FLAGS ())\r\na1 OK IDLE terminated\r\n"]
+
+
+# --------------------------------------------------------------------------- shared views
+
+
+def test_connections_to_one_folder_share_its_view_and_see_each_other_s_changes(
+    imap: Any, here: Operator, claire: Person, box: Mailbox, colleague: Mailbox, monkeypatch: Any
+) -> None:
+    from clients.imap import store
+
+    calls: list[str] = []
+    for name in ("folder_state", "folder_changes", "search_uids", "load_many"):
+        real = getattr(store, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+    entries = [
+        Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject=s))
+        for s in ("Un", "Deux", "Trois")
+    ]
+    uids = [e.uid for e in entries]
+    secret = password_for(box)
+    with client(imap, here, box, secret) as first, client(imap, here, box, secret) as second:
+        first.select_folder("INBOX")
+        assert second.select_folder("INBOX")[b"EXISTS"] == 3
+        # The second SELECT read no row: the first one's view serves both.
+        assert calls.count("folder_state") == 1
+        first.add_flags([uids[0]], [b"\\Seen"])
+        first.add_flags([uids[1]], [b"\\Deleted"])
+        second.noop()
+        flags = second.get_flags(uids)
+        assert b"\\Seen" in flags[uids[0]] and b"\\Deleted" in flags[uids[1]]
+        # Flags, dates and sizes are the view's: no query, no message opened.
+        before = len(calls)
+        assert second.search(["UNSEEN"]) == uids[1:]
+        assert second.search(["SEEN", "LARGER", "10"]) == [uids[0]]
+        assert second.search(["DELETED"]) == [uids[1]]
+        assert second.search(["SINCE", timezone.now().date()]) == uids
+        assert second.search(["NOT", "SEEN", "UID", f"{uids[2]}:*"]) == [uids[2]]
+        assert calls[before:] == []
+        # A delivery and an expunge: what changed is read, not the folder again.
+        fourth = send(colleague, [box.address], subject="Quatre")
+        first.expunge()
+        heard = second.noop()[1]
+        assert (2, b"EXPUNGE") in heard and (3, b"EXISTS") in heard
+        assert calls.count("folder_state") == 1 and "folder_changes" in calls
+        new_uid = Entry.objects.get(mailbox=box, message=fourth).uid
+        assert second.search(["UNSEEN"]) == [uids[2], new_uid]
+        # The webmail's change shows too.
+        login(claire.user).post(reverse("webmail_flag", args=[entries[2].pk]), {"flagged": "1"})
+        second.noop()
+        assert b"\\Flagged" in second.get_flags([uids[2]])[uids[2]]
+        assert set(first.search(["FLAGGED"])) == {uids[2]}
+
+
+def test_an_expunge_seen_during_a_sequence_number_fetch_is_told_after_it(
+    imap: Any, here: Operator, box: Mailbox, colleague: Mailbox
+) -> None:
+    entries = [
+        Entry.objects.get(mailbox=box, message=send(colleague, [box.address], subject=s))
+        for s in ("Un", "Deux", "Trois")
+    ]
+    secret = password_for(box)
+    with client(imap, here, box, secret) as first, client(imap, here, box, secret) as second:
+        first.select_folder("INBOX")
+        second.select_folder("INBOX")
+        first.add_flags([entries[1].uid], [b"\\Deleted"])
+        first.expunge()
+        # A FETCH by sequence numbers must not renumber under the client: no EXPUNGE
+        # during it, the three numbers it knew still answered.
+        second.use_uid = False
+        fetched = second.fetch([1, 2, 3], ["UID"])
+        assert sorted(fetched) == [1, 2, 3]
+        # Told at the next command that may renumber (and only then: it was kept back).
+        heard = second.noop()[1]
+        assert (2, b"EXPUNGE") in heard
+        assert sorted(second.fetch([1, 2, 3], ["UID"])) == [1, 2]
+        second.use_uid = True
+        assert second.search(["ALL"]) == [entries[0].uid, entries[2].uid]
+
+
+def test_the_byte_formatting_shortcuts_answer_as_pymap_does() -> None:
+    from pymap.bytes import BytesFormat
+    from pymap.parsing.primitives import List, Number
+    from pymap.parsing.specials import DateTime
+
+    from clients.imap import speedups
+
+    values: list[Any] = [
+        (b"a", b"b"),
+        (b"UID", Number(7)),
+        b"x",
+        Number(3),
+        [b"a", b"b"],
+        (DateTime(timezone.now()), List([b"\\Seen"])),
+    ]
+    formats = [BytesFormat(b"%b %b"), BytesFormat(b"%b %b"), BytesFormat(b"%b")]
+
+    def formatted() -> list[bytes]:
+        out = []
+        for value in values:
+            count = len(value) if isinstance(value, tuple | list) else 1
+            out.append(formats[0 if count == 2 else 2] % value)
+        return out
+
+    before = formatted()
+    assert speedups.apply()
+    assert formatted() == before
+    with pytest.raises(NotImplementedError):
+        BytesFormat(b"%b") % object()  # type: ignore[operator]  # refused, as pymap does

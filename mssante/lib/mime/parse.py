@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.utils import getaddresses
 from typing import Any, Final
 
@@ -603,3 +603,24 @@ def thread_key(message_id: str, in_reply_to: str | None, references: list[str] |
         if bare:
             return bare.lower()
     return ""
+
+
+def client_content(msg: EmailMessage) -> tuple[str, str | None, list[Attachment]]:
+    """The text, the HTML (None) and the attachments of a message a mail client composed
+    (what the SMTP submission sends and an IMAP APPEND to Drafts saves)."""
+    text_part = msg.get_body(preferencelist=("plain",))
+    html_part = msg.get_body(preferencelist=("html",))
+    text = str(text_part.get_content()) if text_part is not None else ""
+    html = str(html_part.get_content()) if html_part is not None else None
+    files = []
+    for part in msg.iter_attachments():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            files.append(
+                Attachment(
+                    filename=part.get_filename() or "piece-jointe",
+                    content_type=part.get_content_type(),
+                    data=payload,
+                )
+            )
+    return text, html, files
