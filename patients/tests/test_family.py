@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from accounts.models import PatientIdentity, User
 from audit.models import AuditEvent
-from mailboxes.models import Entry, Message
+from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib.identifiers import make_ins
 from patients import family, services, tasks
 from patients.models import NotificationPreference
@@ -49,6 +49,14 @@ def link(guardian: User, kid: PatientIdentity) -> GuardianLink:
     return family.provision_link(
         guardian=guardian, child=kid, reason="Livret de famille présenté au guichet", by=None
     )
+
+
+def linked_child(space: Space) -> tuple[PatientIdentity, Mailbox, GuardianLink]:
+    """A minor child with their own box, linked by staff to the space's patient."""
+    kid = child()
+    kid_box = services.patient_mailbox(kid.user)
+    assert kid_box is not None
+    return kid, kid_box, link(space.patient, kid)
 
 
 def switch(client: Client, profile: str | int) -> None:
@@ -145,10 +153,7 @@ def test_staff_revoke_a_link_with_a_reason_in_the_admin(space: Space) -> None:
 def test_the_guardian_switches_reads_replies_and_sets_preferences_as_the_child(
     space: Space,
 ) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    kid, kid_box, made = linked_child(space)
     message = space.send(
         space.doctor_box, [kid_box.address], subject="Rappel de vaccination", text="Le ROR."
     )
@@ -193,10 +198,7 @@ def test_the_guardian_switches_reads_replies_and_sets_preferences_as_the_child(
 def test_what_the_guardian_does_in_the_childs_space_is_journaled_with_the_guardian_as_actor(
     space: Space,
 ) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    kid, kid_box, made = linked_child(space)
     message = space.send(space.doctor_box, [kid_box.address], subject="Rappel de vaccination")
     entry = Entry.objects.get(mailbox=kid_box, message=message)
     client = login(space.patient)
@@ -217,10 +219,7 @@ def test_what_the_guardian_does_in_the_childs_space_is_journaled_with_the_guardi
 
 
 def test_a_patient_without_a_link_cannot_switch_to_someone_elses_child(space: Space) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    _kid, kid_box, made = linked_child(space)
     message = space.send(space.doctor_box, [kid_box.address], subject="Rappel de vaccination")
     entry = Entry.objects.get(mailbox=kid_box, message=message)
     intruder = login(space.other)
@@ -266,10 +265,7 @@ def test_the_switch_needs_a_post_with_the_csrf_token(space: Space) -> None:
 def test_after_revocation_the_guardian_is_back_in_her_space_and_the_childs_ids_answer_404(
     space: Space,
 ) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    _kid, kid_box, made = linked_child(space)
     message = space.send(space.doctor_box, [kid_box.address], subject="Rappel de vaccination")
     entry = Entry.objects.get(mailbox=kid_box, message=message)
     client = login(space.patient)

@@ -11,12 +11,11 @@ from django.urls import reverse
 from accounts.models import User
 from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib import mime
-from patients import services
 from patients.models_agenda import Appointment
 from patients.models_documents import PatientDocument
 from patients.tests.conftest import PDF, Space
 from patients.tests.test_agenda import ics
-from patients.tests.test_family import child, link, switch
+from patients.tests.test_family import linked_child, switch
 from tests import factories
 from tests.personas import login
 
@@ -26,10 +25,7 @@ pytestmark = pytest.mark.django_db
 def test_a_guardian_downloads_the_childs_archive_but_cannot_close_the_childs_space(
     space: Space,
 ) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    kid, kid_box, made = linked_child(space)
     space.send(space.doctor_box, [kid_box.address], subject="Vaccins", text="Le ROR.")
     client = login(space.patient)
     switch(client, made.pk)
@@ -55,10 +51,7 @@ def test_a_guardian_downloads_the_childs_archive_but_cannot_close_the_childs_spa
 
 
 def test_a_guardian_accepts_an_appointment_in_the_childs_space(space: Space) -> None:
-    kid = child()
-    kid_box = services.patient_mailbox(kid.user)
-    assert kid_box is not None
-    made = link(space.patient, kid)
+    _kid, kid_box, made = linked_child(space)
     space.send(
         space.doctor_box,
         [kid_box.address],
