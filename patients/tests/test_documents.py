@@ -25,6 +25,7 @@ from mssante.lib import mime, xdm
 from patients import services_documents
 from patients.models_documents import FiledMessage, PatientDocument
 from patients.tests.conftest import PDF, Space
+from patients.tests.test_structured_documents import package
 from tests import factories
 from tests.personas import login
 from trust.scanning import EICAR
@@ -41,21 +42,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _package() -> bytes:
-    return xdm.build(
+    return package(
         [
             xdm.Document("cr.xml", "text/xml", CDA, "11502-2", "Bilan sanguin"),
             xdm.Document("lettre.pdf", "application/pdf", PDF, "11490-0", "Lettre de liaison"),
         ],
-        patient=xdm.Patient(
-            ins="279035121518989",
-            oid="1.2.250.1.213.1.4.10",
-            birth_name="MOREAU",
-            first_names="Lucie",
-            birth_date="19900502",
-            sex="F",
-        ),
-        author=xdm.Author(rpps="810000000001", last_name="MARTIN", first_name="Paul"),
-        source_oid="1.2.250.1.999.1",
+        first_names="Lucie",
     )
 
 

@@ -193,22 +193,29 @@ def _received(space: Space, data: bytes) -> int:
     return space.entry(space.nurse_box, message).pk
 
 
-def _package() -> bytes:
+def package(documents: list[xdm.Document], first_names: str = "Lucie Anne") -> bytes:
+    """An IHE_XDM.ZIP for the test patient Lucie MOREAU, written by Dr Paul MARTIN."""
     return xdm.build(
-        [
-            xdm.Document("cr.xml", "text/xml", CDA, "11502-2", "Bilan sanguin"),
-            xdm.Document("cr.pdf", "application/pdf", PDF, "11502-2", "Bilan sanguin (PDF)"),
-        ],
+        documents,
         patient=xdm.Patient(
             ins="279035121518989",
             oid="1.2.250.1.213.1.4.10",
             birth_name="MOREAU",
-            first_names="Lucie Anne",
+            first_names=first_names,
             birth_date="19900502",
             sex="F",
         ),
         author=xdm.Author(rpps="810000000001", last_name="MARTIN", first_name="Paul"),
         source_oid="1.2.250.1.999.1",
+    )
+
+
+def _package() -> bytes:
+    return package(
+        [
+            xdm.Document("cr.xml", "text/xml", CDA, "11502-2", "Bilan sanguin"),
+            xdm.Document("cr.pdf", "application/pdf", PDF, "11502-2", "Bilan sanguin (PDF)"),
+        ]
     )
 
 
