@@ -202,4 +202,7 @@ def test_postgresql_starts_a_deep_page_at_its_cursor_in_the_index(claire) -> Non
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using entry_folder_page" in plan, plan
     assert re.search(r"Index Cond: .*ROW\(received_at, id\) < ROW\(", plan), plan
-    assert "Filter" not in plan and "Sort" not in plan, plan
+    # No row of the page's index scan is filtered out, and nothing is sorted. (A "Join
+    # Filter" of the join to the message table, which the planner may pick on a tiny
+    # table, filters no entry.)
+    assert not re.search(r"^\s*Filter:", plan, re.M) and "Sort" not in plan, plan
