@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mssante.celery import app as celery_app
-from tests import db_roles
+from tests import db_roles, flush
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -27,8 +27,12 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None) -> Iterator[None]:
-    """Then every test runs as the application's restricted role (tests/db_roles.py)."""
-    with db_roles.as_app_role():
+    """Then every test runs as the application's restricted role (tests/db_roles.py).
+
+    Transactional tests are emptied between them without rebuilding the content types and
+    permissions (tests/flush.py).
+    """
+    with db_roles.as_app_role(), flush.keeping_content_types():
         yield
 
 

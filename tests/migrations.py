@@ -16,11 +16,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from tests import db_roles
+from tests import db_roles, flush
 
 
 def migrate(targets: list[tuple[str, str]]) -> Any:
     """Migrate to ``targets``; the models as they were at that point."""
+    flush.full_next()
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)
@@ -31,6 +32,7 @@ def migrate(targets: list[tuple[str, str]]) -> Any:
 @contextmanager
 def schema_at(targets: list[tuple[str, str]]) -> Iterator[Any]:
     """The schema at ``targets`` for the block (as its owner), then today's."""
+    flush.full_next()
     with db_roles.as_owner():
         try:
             yield migrate(targets)
