@@ -60,6 +60,14 @@ def _redis(url: str) -> redis.Redis:
 
 def _wake_client() -> redis.Redis | None:
     """The broker's Redis when the pipeline drains (a worker, a Redis broker), else None."""
+    return broker_redis()
+
+
+def broker_redis() -> redis.Redis | None:
+    """The broker's Redis when tasks go to workers through one, else None (embedded default).
+
+    Shared by every process of the deployment: the drain's wake, the API's rate counter.
+    """
     conf = tasks.drain.app.conf
     if conf.task_always_eager:
         return None
