@@ -314,9 +314,15 @@ def email_activation_link(user: User, *, by: User | None) -> None:
     transaction.on_commit(lambda: send_mail(subject, body, None, [recipient], fail_silently=False))
 
 
-def _cancel_links(user: User) -> None:
-    """A password or an address that changed ends the links issued before (reset links too)."""
-    ActivationLink.objects.filter(user=user, used_at__isnull=True).update(used_at=timezone.now())
+def cancel_activation_links(user: User) -> int:
+    """End the user's unused activation and reset links; how many were ended.
+
+    A password or an address that changed ends the links issued before; so does a
+    guardian's link to a minor (issue 17: the child's own login waits for majority).
+    """
+    return ActivationLink.objects.filter(user=user, used_at__isnull=True).update(
+        used_at=timezone.now()
+    )
 
 
 def find_activation_link(token: str) -> ActivationLink:
@@ -496,7 +502,7 @@ def _finish_activation(
     user.save(update_fields=["password"])
     link.used_at = timezone.now()
     link.save(update_fields=["used_at"])
-    _cancel_links(user)
+    cancel_activation_links(user)
     journal.record("account.activated", actor=user, obj=user, request=request)
     if had_password:
         _notify(user, "password_changed")
@@ -525,7 +531,7 @@ def change_password(user: User, *, new_password: str, request: HttpRequest | Non
     """Change the password of a logged-in user (old password checked by the form)."""
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    _cancel_links(user)
+    cancel_activation_links(user)
     journal.record("account.password_changed", actor=user, obj=user, request=request)
     _notify(user, "password_changed")
 
@@ -747,7 +753,7 @@ def confirm_email_change(token: str, *, request: HttpRequest | None = None) -> U
     change.used_at = timezone.now()
     change.save(update_fields=["used_at"])
     # A reset link e-mailed to the old address must not outlive it.
-    _cancel_links(user)
+    cancel_activation_links(user)
     journal.record("account.email_changed", actor=user, obj=user, request=request)
     if old:
         _notify(user, "email_changed", to=old)

@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts import services as account_services
 from accounts.models import PatientIdentity, User
 from audit import journal
 from patients import services
@@ -108,6 +109,8 @@ def provision_link(
             )
     except IntegrityError:
         raise FamilyError(_("Ce représentant légal est déjà rattaché à cet enfant.")) from None
+    # The child's own login waits for their majority: a link sent to them before ends now.
+    withdrawn = account_services.cancel_activation_links(child.user)
     journal.record(
         "patient.family_link_created",
         actor=by,
@@ -116,6 +119,7 @@ def provision_link(
         child=child.user_id,
         role=role,
         reason=reason,
+        activation_links_ended=withdrawn,
     )
     return link
 

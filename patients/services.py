@@ -36,7 +36,7 @@ from mssante.lib import identifiers as ids
 from mssante.lib import mime
 from patients.agenda_rules import is_answering_appointment
 from patients.models import ConversationClosure, NotificationPreference
-from patients.models_family import GuardianLink
+from patients.models_family import GuardianLink, majority_date
 from trust.policy import PolicyError, check_patient_reply
 
 if TYPE_CHECKING:
@@ -128,6 +128,13 @@ def send_activation_link(user: User, *, by: User | None) -> None:
     """Issue an activation link and e-mail it to the patient's personal address (after commit)."""
     if not user.email:
         raise PatientError(_("Ce patient n'a pas d'adresse e-mail personnelle."))
+    if _guarded_minor(user):
+        raise PatientError(
+            _(
+                "Espace d'un mineur géré par son représentant légal : son propre accès "
+                "s'ouvre à sa majorité, et le lien d'activation lui est alors envoyé."
+            )
+        )
     path = account_services.issue_activation_link(user, by=by)
     recipient = user.email
     body = render_to_string(
@@ -140,6 +147,16 @@ def send_activation_link(user: User, *, by: User | None) -> None:
     )
     subject = _("Activez votre espace de messagerie santé")
     transaction.on_commit(lambda: send_mail(subject, body, None, [recipient], fail_silently=False))
+
+
+def _guarded_minor(user: User) -> bool:
+    """A minor whose space a guardian manages (issue 17): no login of their own until 18."""
+    identity = PatientIdentity.objects.filter(user=user).first()
+    return (
+        identity is not None
+        and majority_date(identity.birth_date) > timezone.localdate()
+        and GuardianLink.objects.filter(child=identity, ended_at__isnull=True).exists()
+    )
 
 
 def _provisional_traits(matricule: str) -> tuple[str, date]:

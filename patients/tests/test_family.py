@@ -11,7 +11,7 @@ from django.core import mail
 from django.test import Client
 from django.urls import reverse
 
-from accounts.models import PatientIdentity, User
+from accounts.models import ActivationLink, PatientIdentity, User
 from audit.models import AuditEvent
 from mailboxes.models import Entry, Mailbox, Message
 from mssante.lib.identifiers import make_ins
@@ -145,6 +145,36 @@ def test_staff_revoke_a_link_with_a_reason_in_the_admin(space: Space) -> None:
         reverse("admin:patients_guardianlink_delete", args=[made.pk]), {"post": "yes"}
     ).status_code in (403, 302)
     assert GuardianLink.objects.filter(pk=made.pk).exists()
+
+
+def test_a_managed_minor_gets_no_activation_link_of_their_own_until_majority(
+    space: Space, django_capture_on_commit_callbacks
+) -> None:
+    staff = login(factories.staff())
+    kid = child(email="leo.moreau@example.org")
+    changelist = reverse("admin:patients_patient_changelist")
+    # Before any link, staff may send one (a minor may hold their own space)...
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(changelist, {"action": "send_activation", "_selected_action": [kid.pk]})
+    assert [m.to for m in mail.outbox] == [["leo.moreau@example.org"]]
+    pending = ActivationLink.objects.get(user=kid.user, used_at__isnull=True)
+
+    # ...but once a guardian manages the space, that link stops working...
+    made = link(space.patient, kid)
+    pending.refresh_from_db()
+    assert pending.used_at is not None
+    event = AuditEvent.objects.get(action="patient.family_link_created", object_id=str(made.pk))
+    assert event.data["activation_links_ended"] == 1
+
+    # ...and staff cannot send another: the admin says why, nothing is issued or sent.
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(
+            changelist, {"action": "send_activation", "_selected_action": [kid.pk]}, follow=True
+        )
+    assert "géré par son représentant légal" in response.content.decode()
+    assert mail.outbox == []
+    assert not ActivationLink.objects.filter(user=kid.user, used_at__isnull=True).exists()
 
 
 # --- The guardian in the child's space ------------------------------------------------------
