@@ -312,7 +312,21 @@ def read_only(folder: Path) -> Iterator[bool]:
             yield False
             return
         try:
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(folder), str(folder)], check=True)
+            # The remount fails ("mount point is busy", exit 32) while a writer has a file
+            # open for writing under the new bind mount: try again until a gap between
+            # two writes lets it through.
+            for _ in range(100):
+                done = subprocess.run(
+                    ["mount", "-o", "remount,bind,ro", str(folder), str(folder)],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode == 0:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError(f"the blob store could not be made read-only: {done.stderr}")
             yield True
         finally:
             unmount(folder)
