@@ -7,8 +7,10 @@ answer goes back the same way to the professional's box.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,13 +18,19 @@ from mailboxes.models import Entry, Message
 from mssante.lib import mime
 from patients.models_agenda import Appointment
 from patients.tests.test_agenda import ics
-from tests import markers
 from tests.personas import Person, login, submit
 from tests.test_pipeline_services import _no_wake_left, wait_for, worker
 
 __all__ = ["_no_wake_left", "worker"]
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 
 def test_the_worker_records_the_invitation_and_delivers_the_acceptance(

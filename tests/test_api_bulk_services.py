@@ -7,14 +7,24 @@ worker on PostgreSQL (the worker fixture of ``test_pipeline_services``), and eac
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from mailboxes.models import Delivery, Entry, Message
-from tests import factories, markers
+from tests import factories
 from tests.personas import Lab, api_post
 from tests.test_pipeline_services import wait_for, worker  # noqa: F401 - the worker fixture
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 RESULTS = 1000
 DOCTORS = 40

@@ -29,10 +29,16 @@ from mailboxes import services, tasks
 from mailboxes.models import Delivery, Entry, Mailbox, Message
 from mailboxes.services import pipeline, queue
 from mssante.celery import app as celery_app
-from tests import markers
 from tests.personas import person
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 N = 20
 TIMEOUT = 60.0

@@ -28,9 +28,15 @@ from django.db import connection, connections, transaction
 from audit import journal, positions, seals, tasks
 from audit.models import AuditEvent, AuditSeal
 from audit.tests.conftest import database_superuser
-from tests import markers
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 WRITE = """
 import time

@@ -24,9 +24,15 @@ from audit import journal, tasks
 from audit.models import AuditEvent, AuditSeal
 from audit.tests.conftest import database_superuser
 from audit.tests.test_audit import rewrite_from
-from tests import markers
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 
 @pytest.fixture

@@ -23,11 +23,12 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from tests import markers
-
 pytestmark = [
     pytest.mark.services,
-    markers.NEEDS_SERVICES,
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
 ]
 
 BEFORE_THE_MOVE = ("charter", "0008_audit_keys_seal_and_restricted_role")

@@ -7,6 +7,7 @@ door: the count falls back to the token's row. Either way every use is journaled
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +19,16 @@ from audit.models import AuditEvent
 from mailboxes.models import ApiToken
 from mailboxes.services import queue
 from mssante.celery import app as celery_app
-from tests import markers
 from tests.personas import Lab
 
-pytestmark = markers.SERVICES
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not os.environ.get("MSSANTE_TEST_SERVICES"),
+        reason="needs scripts/services (MSSANTE_TEST_SERVICES=1)",
+    ),
+]
 
 
 def _list(lab: Lab) -> int:
